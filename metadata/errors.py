@@ -1,0 +1,29 @@
+"""Exceptions of the `metadata` package: one root, subclassing the natural built-in.
+
+These are failures to *process* an input. The validator turns each into a finding with
+a stable code; the `kind` attribute is what it keys on, so messages may change freely.
+"""
+
+from __future__ import annotations
+
+
+class MetadataError(Exception):
+    """Root of every error raised by the `metadata` package."""
+
+
+class UnsafeXML(MetadataError, ValueError):
+    """Untrusted XML was refused: malformed, unsafe or over a limit.
+
+    `kind` is one of: ``empty``, ``too-large``, ``encoding``, ``html``, ``malformed``,
+    ``doctype``, ``too-deep``, ``too-many-elements``.
+    """
+
+    def __init__(self, kind: str, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.line = line
+
+
+class SchemaUnavailable(MetadataError, OSError):
+    """The XML schemas shipped with the package could not be loaded."""

@@ -1,0 +1,163 @@
+"""The one parser for untrusted XML (SECURITY.md §1).
+
+Every byte that a partner sends — metadata, responses, AuthnRequests — enters through
+:func:`parse_untrusted`. lxml is configured to never load a DTD, resolve an entity or touch
+the network; a document with any DOCTYPE is refused outright, and size, depth and element
+count are bounded. Values are read with :func:`text_of`, never with ``.text``: a comment
+splits ``.text`` (``admin@example.com<!---->.evil.com``), and canonicalisation without
+comments — what a signature covers — joins the pieces again.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+
+from lxml import etree
+
+from metadata.errors import UnsafeXML
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True)
+class XMLLimits:
+    """Bounds applied before and while parsing one document."""
+
+    max_bytes: int
+    """Largest input accepted, in bytes, checked before parsing starts."""
+    max_depth: int = 64
+    """Deepest element nesting accepted (the root is depth 1)."""
+    max_elements: int = 20_000
+    """Most elements accepted in one document."""
+
+
+# A SAML protocol message (a decoded SAMLResponse): SECURITY.md §1.
+MESSAGE_LIMITS = XMLLimits(max_bytes=192 * KiB)
+# An inflated HTTP-Redirect SAMLRequest.
+REQUEST_LIMITS = XMLLimits(max_bytes=64 * KiB)
+# Pasted XML in the web app.
+PASTED_LIMITS = XMLLimits(max_bytes=1 * MiB)
+
+
+def metadata_limits(max_bytes: int = 5 * MiB) -> XMLLimits:
+    """Limits for a metadata document of at most `max_bytes`.
+
+    Federation aggregates are large but regular: the element cap grows with the byte cap
+    (one element per 32 bytes, a density no real metadata reaches) and never drops below
+    the message cap.
+    """
+    return XMLLimits(max_bytes=max_bytes, max_elements=max(20_000, max_bytes // 32))
+
+
+METADATA_LIMITS = metadata_limits()
+
+_DECL_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_ALLOWED_ENCODINGS = {"utf-8", "utf-16", "utf-16le", "utf-16be"}
+_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S)
+
+
+def _declared_encoding(data: bytes) -> str:
+    """The document's encoding, from its BOM or XML declaration (UTF-8 when neither)."""
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if data[:4] in (b"<\x00?\x00", b"\x00<\x00?"):
+        return "utf-16"
+    match = _DECL_ENCODING.match(data[:256])
+    return match.group(1).decode("ascii").lower() if match else "utf-8"
+
+
+def looks_like_html(data: bytes) -> bool:
+    """True when the bytes start like an HTML page (a login or error page, typically)."""
+    return _HTML_START.match(data[:4096].lstrip(codecs.BOM_UTF8)) is not None
+
+
+def _parser() -> etree.XMLParser:
+    # A fresh parser per call: lxml parsers are not thread-safe.
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=False,
+        remove_pis=False,
+        collect_ids=False,
+    )
+
+
+def parse_untrusted(data: bytes, limits: XMLLimits = METADATA_LIMITS) -> etree._ElementTree:
+    """Parse untrusted bytes into a tree, or raise :class:`UnsafeXML` saying why not.
+
+    Refused: empty input; more than ``limits.max_bytes``; an encoding other than UTF-8 or
+    UTF-16; an HTML page; anything not well-formed; any DOCTYPE (internal or external
+    subset, so no entity can be declared); nesting deeper than ``limits.max_depth``; more
+    than ``limits.max_elements`` elements.
+    """
+    if not data.strip():
+        raise UnsafeXML("empty", "the input is empty")
+    if len(data) > limits.max_bytes:
+        raise UnsafeXML(
+            "too-large", f"the input is {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes"
+        )
+    encoding = _declared_encoding(data)
+    if encoding not in _ALLOWED_ENCODINGS:
+        raise UnsafeXML("encoding", f"the document declares encoding {encoding!r}; only UTF-8 and UTF-16 are accepted")
+    if looks_like_html(data):
+        raise UnsafeXML("html", "an HTML page was given where XML was expected: " + _first_bytes(data))
+    try:
+        tree = etree.ElementTree(etree.fromstring(data, _parser()))
+    except etree.XMLSyntaxError as exc:
+        line = exc.lineno if isinstance(exc.lineno, int) and exc.lineno > 0 else None
+        if "internal subset" in str(exc) or "Entity" in str(exc):
+            raise UnsafeXML("doctype", f"the document declares a DTD or entities, which are refused: {exc.msg}",
+                            line=line) from exc
+        raise UnsafeXML("malformed", f"the document is not well-formed XML: {exc.msg}", line=line) from exc
+    docinfo = tree.docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise UnsafeXML("doctype", "the document has a DOCTYPE; DTDs and entity declarations are refused", line=1)
+    root = tree.getroot()
+    count = int(root.xpath("count(//*)"))
+    if count > limits.max_elements:
+        raise UnsafeXML(
+            "too-many-elements", f"the document has {count:,} elements; the limit is {limits.max_elements:,}"
+        )
+    too_deep = root.xpath("/*" * (limits.max_depth + 1))
+    if too_deep:
+        raise UnsafeXML(
+            "too-deep",
+            f"elements are nested more than {limits.max_depth} deep",
+            line=too_deep[0].sourceline,
+        )
+    return tree
+
+
+def _first_bytes(data: bytes, n: int = 80) -> str:
+    head = data[:n].decode("utf-8", "replace")
+    return visible(head) + ("…" if len(data) > n else "")
+
+
+def text_of(element: etree._Element) -> str:
+    """All text of `element` and its descendants, comments and processing instructions left out."""
+    return "".join(element.itertext())
+
+
+def exc_c14n(element: etree._Element) -> bytes:
+    """Exclusive canonical XML 1.0 of `element`, without comments."""
+    return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+
+
+_INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def visible(value: str) -> str:
+    """`value` with control, zero-width and bidi characters shown as ``\\uXXXX``.
+
+    Used wherever a value from a partner is shown to a person, so that ``admin\\u202e``
+    cannot pass for ``admin``.
+    """
+    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
