@@ -1,0 +1,1 @@
+"""The bundled demo partner: IdP metadata and its CRM record."""
