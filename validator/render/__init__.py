@@ -1,1 +1,103 @@
-"""Report renderers."""
+"""Report renderers: one `Report`, four formats.
+
+    text    terminal report, colour on request        `render.text.render_text`
+    json    the contract for automation               `render.json.render_json` (docs/report-json.md)
+    junit   one testcase per rule, for CI             `render.junit.render_junit`
+    html    self-contained, printable go-live report  `render.html.render_html`
+
+Renderers for people show every value from a partner through `shown`, so control, zero-width
+and bidi characters appear as ``\\uXXXX`` instead of acting on the terminal or the page. The
+JSON report carries values exactly (ASCII-escaped); its consumers must do the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import TypeAlias
+
+from metadata.xml import visible
+from validator.errors import UsageError
+from validator.findings import Rule
+from validator.findings import rules as registered_rules
+from validator.report import Report
+
+FORMATS = ("text", "json", "junit", "html")
+
+Plain: TypeAlias = "bool | int | float | str | list[Plain] | dict[str, Plain] | None"
+"""JSON-compatible data: what facts become before any renderer looks at them."""
+
+# Beyond what `visible` covers: soft hyphen, invisible operators, line/paragraph separators,
+# lone surrogates and the two non-characters XML refuses.
+_ALSO_INVISIBLE = re.compile("[\u00ad\u2028\u2029\u2060-\u2064\ud800-\udfff\ufffe\uffff]")
+
+
+def render(report: Report, fmt: str, *, rules: Iterable[Rule] | None = None, color: bool = False) -> str:
+    """`report` in format `fmt`.
+
+    `rules`: for JUnit, one testcase each (by default the registered rules of the subjects
+    that ran); for HTML, where each finding's *why* comes from (by default the registry).
+    `color` matters to text only.
+    """
+    from validator.render.html import render_html
+    from validator.render.json import render_json
+    from validator.render.junit import render_junit
+    from validator.render.text import render_text
+
+    if fmt == "text":
+        return render_text(report, color=color)
+    if fmt == "json":
+        return render_json(report)
+    if fmt == "junit":
+        if rules is None:
+            rules = [r for r in registered_rules() if r.subject in report.subjects_run]
+        return render_junit(report, rules)
+    if fmt == "html":
+        return render_html(report, rules=rules)
+    raise UsageError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def shown(value: str) -> str:
+    """`value` as a person may safely see it: invisible and controlling characters as ``\\uXXXX``."""
+    return _ALSO_INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", visible(value))
+
+
+def iso_z(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``; a naive datetime is taken to be UTC already."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def plain(value: object) -> Plain:
+    """`value` as JSON-compatible data, deterministically.
+
+    Datetimes become ISO 8601 UTC with ``Z``; dates ISO; enums their value; dataclasses and
+    mappings dicts with string keys; tuples lists; sets sorted lists; bytes hex; anything
+    else (a path, a name) ``str()``. Non-finite floats become strings, which JSON cannot hold.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, enum.Enum):
+        return plain(value.value)
+    if isinstance(value, datetime):
+        return iso_z(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return sorted((plain(v) for v in value), key=repr)
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    return str(value)

@@ -1,0 +1,302 @@
+"""XML-Signature signing and verification with python-xmlsec, in process (SECURITY.md §2).
+
+One signer, one verifier. The verifier checks the signature's *shape* before any crypto
+(SAML Core §5.4: one Reference whose URI is ``#`` + the signed element's ID; only the
+enveloped-signature and exclusive-c14n transforms), verifies with trusted certificates
+only — never with a key found in KeyInfo — and hands back the exclusive canonical bytes of
+the signed element without its signature: what was signed, and the only thing a caller may
+read claims from (after re-parsing them with :func:`metadata.xml.parse_untrusted`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import xmlsec
+from lxml import etree
+
+from metadata.errors import MetadataError
+from metadata.read import DS
+from metadata.xml import line_of, text_of
+
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+EXC_C14N_COMMENTS = "http://www.w3.org/2001/10/xml-exc-c14n#WithComments"
+ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+
+RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+RSA_SHA384 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384"
+RSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
+ECDSA_SHA1 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1"
+ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+ECDSA_SHA384 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384"
+ECDSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"
+SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
+SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+SHA384 = "http://www.w3.org/2001/04/xmldsig-more#sha384"
+SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
+
+STRONG_SIGNATURE_METHODS = {RSA_SHA256, RSA_SHA384, RSA_SHA512, ECDSA_SHA256, ECDSA_SHA384, ECDSA_SHA512}
+SHA1_SIGNATURE_METHODS = {RSA_SHA1, ECDSA_SHA1}
+STRONG_DIGESTS = {SHA256, SHA384, SHA512}
+
+_XMLSEC_SIGNATURE = {
+    RSA_SHA1: xmlsec.constants.TransformRsaSha1,
+    RSA_SHA256: xmlsec.constants.TransformRsaSha256,
+    RSA_SHA384: xmlsec.constants.TransformRsaSha384,
+    RSA_SHA512: xmlsec.constants.TransformRsaSha512,
+    ECDSA_SHA1: xmlsec.constants.TransformEcdsaSha1,
+    ECDSA_SHA256: xmlsec.constants.TransformEcdsaSha256,
+    ECDSA_SHA384: xmlsec.constants.TransformEcdsaSha384,
+    ECDSA_SHA512: xmlsec.constants.TransformEcdsaSha512,
+}
+_XMLSEC_DIGEST = {
+    SHA1: xmlsec.constants.TransformSha1,
+    SHA256: xmlsec.constants.TransformSha256,
+    SHA384: xmlsec.constants.TransformSha384,
+    SHA512: xmlsec.constants.TransformSha512,
+}
+_NS = {"ds": DS}
+
+
+def algorithm_name(uri: str) -> str:
+    """``rsa-sha256`` for a signature or digest method URI; the URI itself when unknown."""
+    return uri.rsplit("#", 1)[-1] if "#" in uri else uri
+
+
+class SignatureError(MetadataError, ValueError):
+    """A signature that is missing, malformed, of a forbidden shape, or that does not verify.
+
+    `kind` is one of: ``missing``, ``several``, ``duplicate-id``, ``profile``, ``weak``,
+    ``invalid``, ``no-trusted-key``.
+    """
+
+    def __init__(self, kind: str, message: str, *, profile: SignatureProfile | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.profile = profile
+
+
+@dataclass(frozen=True)
+class SignatureProfile:
+    """What a ds:Signature says about itself, read by position (never with ``//``)."""
+
+    signature_method: str
+    c14n_method: str
+    reference_uri: str
+    transforms: tuple[str, ...]
+    digest_method: str
+    inclusive_prefixes: tuple[str, ...]
+    embedded_certificates: tuple[bytes, ...]
+    line: int | None
+
+    @property
+    def uses_sha1(self) -> bool:
+        return self.signature_method in SHA1_SIGNATURE_METHODS or self.digest_method == SHA1
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    profile: SignatureProfile
+    certificate: bytes
+    """DER of the trusted certificate whose key verified the signature."""
+    signed_bytes: bytes
+    """Exclusive c14n of the signed element without its signature: what was signed."""
+
+
+def signature_of(element: etree._Element) -> etree._Element:
+    """The one ds:Signature that is a direct child of `element`."""
+    signatures = element.findall(f"{{{DS}}}Signature")
+    if not signatures:
+        raise SignatureError("missing", f"{etree.QName(element).localname} has no ds:Signature child")
+    if len(signatures) > 1:
+        raise SignatureError(
+            "several", f"{etree.QName(element).localname} has {len(signatures)} ds:Signature children; one is allowed"
+        )
+    return signatures[0]
+
+
+def read_profile(signature: etree._Element) -> SignatureProfile:
+    """Read a signature's algorithms and reference, or raise ``profile`` when its shape is wrong."""
+    children = [c for c in signature.iterchildren(etree.Element)]
+    if not children or children[0].tag != f"{{{DS}}}SignedInfo":
+        raise SignatureError("profile", "the first child of ds:Signature is not ds:SignedInfo")
+    if signature.find(f"{{{DS}}}Object") is not None:
+        raise SignatureError("profile", "ds:Signature carries a ds:Object, which SAML signatures never need")
+    signed_info = children[0]
+    parts = [c for c in signed_info.iterchildren(etree.Element)]
+    tags = [etree.QName(c).localname for c in parts]
+    if tags[:2] != ["CanonicalizationMethod", "SignatureMethod"] or tags[2:] != ["Reference"]:
+        raise SignatureError(
+            "profile",
+            "ds:SignedInfo must hold CanonicalizationMethod, SignatureMethod and exactly one Reference; "
+            f"it holds {', '.join(tags) or 'nothing'}",
+        )
+    reference = parts[2]
+    transforms_el = reference.find("ds:Transforms", _NS)
+    transforms = tuple(t.get("Algorithm", "") for t in transforms_el.iterfind("ds:Transform", _NS)) if (
+        transforms_el is not None
+    ) else ()
+    prefixes: tuple[str, ...] = ()
+    if transforms_el is not None:
+        for inclusive in transforms_el.iterfind("ds:Transform/{*}InclusiveNamespaces", _NS):
+            prefixes = tuple(inclusive.get("PrefixList", "").split())
+    digest = reference.find("ds:DigestMethod", _NS)
+    certificates = []
+    for cert in signature.iterfind("ds:KeyInfo/ds:X509Data/ds:X509Certificate", _NS):
+        try:
+            certificates.append(base64.b64decode("".join(text_of(cert).split()), validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    return SignatureProfile(
+        signature_method=parts[1].get("Algorithm", ""),
+        c14n_method=parts[0].get("Algorithm", ""),
+        reference_uri=reference.get("URI", ""),
+        transforms=transforms,
+        digest_method=digest.get("Algorithm", "") if digest is not None else "",
+        inclusive_prefixes=prefixes,
+        embedded_certificates=tuple(certificates),
+        line=line_of(signature),
+    )
+
+
+def profile_problems(profile: SignatureProfile, element: etree._Element, *, id_attribute: str = "ID") -> list[str]:
+    """Every way the signature departs from SAML Core §5.4 (SHA-1 is not one; see ``uses_sha1``)."""
+    problems = []
+    element_id = element.get(id_attribute)
+    if not element_id:
+        problems.append(f"the signed element has no {id_attribute} attribute for the Reference to point at")
+    elif profile.reference_uri != f"#{element_id}":
+        problems.append(
+            f"the Reference URI is {profile.reference_uri!r}; it must be '#{element_id}', the ID of the signed element"
+        )
+    if profile.c14n_method != EXC_C14N:
+        problems.append(f"SignedInfo is canonicalised with {profile.c14n_method!r}; exclusive c14n without "
+                        "comments is required")
+    allowed_transforms = {ENVELOPED, EXC_C14N}
+    for transform in profile.transforms:
+        if transform not in allowed_transforms:
+            problems.append(f"the transform {transform!r} is not allowed (only enveloped-signature and exclusive c14n)")
+    if ENVELOPED not in profile.transforms:
+        problems.append("the Reference lacks the enveloped-signature transform")
+    if profile.signature_method not in STRONG_SIGNATURE_METHODS | SHA1_SIGNATURE_METHODS:
+        problems.append(f"the signature method {profile.signature_method!r} is not allowed")
+    if profile.digest_method not in STRONG_DIGESTS | {SHA1}:
+        problems.append(f"the digest method {profile.digest_method!r} is not allowed")
+    return problems
+
+
+def _context(der: bytes, profile: SignatureProfile) -> xmlsec.SignatureContext:
+    ctx = xmlsec.SignatureContext()
+    ctx.key = xmlsec.Key.from_memory(der, xmlsec.constants.KeyDataFormatCertDer, None)
+    ctx.set_enabled_key_data([xmlsec.constants.KeyDataX509])
+    for transform in (xmlsec.constants.TransformEnveloped, xmlsec.constants.TransformExclC14N, *_XMLSEC_DIGEST.values()):
+        ctx.enable_reference_transform(transform)
+    ctx.enable_signature_transform(xmlsec.constants.TransformExclC14N)
+    ctx.enable_signature_transform(_XMLSEC_SIGNATURE[profile.signature_method])
+    return ctx
+
+
+def verify(
+    element: etree._Element,
+    trusted: Sequence[bytes],
+    *,
+    id_attribute: str = "ID",
+    allow_sha1: bool = False,
+) -> VerifiedSignature:
+    """Verify the enveloped signature of `element` with one of the `trusted` DER certificates.
+
+    Raises :class:`SignatureError` unless a trusted key explicitly verifies the one expected
+    signature. On success the signed bytes are returned; read nothing else.
+    """
+    signature = signature_of(element)
+    profile = read_profile(signature)
+    problems = profile_problems(profile, element, id_attribute=id_attribute)
+    if problems:
+        raise SignatureError("profile", "; ".join(problems), profile=profile)
+    if profile.uses_sha1 and not allow_sha1:
+        raise SignatureError("weak", "the signature uses SHA-1, which is refused here", profile=profile)
+    element_id = element.get(id_attribute, "")
+    tree = element.getroottree()
+    same_id = cast(float, tree.xpath("count(//@*[local-name()='ID' or local-name()='Id'][. = $v])", v=element_id))
+    if same_id != 1:
+        raise SignatureError(
+            "duplicate-id", f"the ID {element_id!r} occurs {int(same_id)} times in the document", profile=profile
+        )
+    if not trusted:
+        raise SignatureError("no-trusted-key", "no trusted certificate was given", profile=profile)
+    for der in trusted:
+        # A fresh context per certificate (SECURITY.md §2: rollover).
+        try:
+            ctx = _context(der, profile)
+            ctx.register_id(element, id_attribute)
+            ctx.verify(signature)
+        except (xmlsec.Error, xmlsec.VerificationError, xmlsec.InternalError):
+            continue
+        signed = _signed_bytes(element, signature, profile)
+        if not signed.strip():
+            raise SignatureError("invalid", "the signed content canonicalises to nothing", profile=profile)
+        return VerifiedSignature(profile=profile, certificate=der, signed_bytes=signed)
+    keys = "the trusted certificate" if len(trusted) == 1 else f"any of the {len(trusted)} trusted certificates"
+    raise SignatureError("invalid", f"the signature does not verify with {keys}", profile=profile)
+
+
+def _signed_bytes(element: etree._Element, signature: etree._Element, profile: SignatureProfile) -> bytes:
+    # The enveloped transform removes the signature; exclusive c14n then gives the digested
+    # octets. Detach it for the canonicalisation, then put it back where it was.
+    parent = signature.getparent()
+    assert parent is not None
+    index = parent.index(signature)
+    tail = signature.tail
+    parent.remove(signature)
+    try:
+        return etree.tostring(
+            element,
+            method="c14n",
+            exclusive=True,
+            with_comments=False,
+            inclusive_ns_prefixes=list(profile.inclusive_prefixes) or None,
+        )
+    finally:
+        signature.tail = tail
+        parent.insert(index, signature)
+
+
+def sign(
+    element: etree._Element,
+    key_pem: bytes,
+    cert_pem: bytes,
+    *,
+    signature_method: str = RSA_SHA256,
+    digest_method: str = SHA256,
+    after: str | None = None,
+    id_attribute: str = "ID",
+) -> etree._Element:
+    """Sign `element` in place with an enveloped, exclusive-c14n signature; return the signature.
+
+    The signature goes right after the first child whose tag is `after` (SAML puts it after
+    saml:Issuer), or first when `after` is None (metadata).
+    """
+    element_id = element.get(id_attribute)
+    if not element_id:
+        raise SignatureError("profile", f"the element to sign has no {id_attribute} attribute")
+    signature = xmlsec.template.create(element, xmlsec.constants.TransformExclC14N, _XMLSEC_SIGNATURE[signature_method])
+    anchor = element.find(after) if after else None
+    element.insert(element.index(anchor) + 1 if anchor is not None else 0, signature)
+    reference = xmlsec.template.add_reference(signature, _XMLSEC_DIGEST[digest_method], uri=f"#{element_id}")
+    xmlsec.template.add_transform(reference, xmlsec.constants.TransformEnveloped)
+    xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
+    key_info = xmlsec.template.ensure_key_info(signature)
+    xmlsec.template.add_x509_data(key_info)
+    ctx = xmlsec.SignatureContext()
+    key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem, None)
+    key.load_cert_from_memory(cert_pem, xmlsec.constants.KeyDataFormatCertPem)
+    ctx.key = key
+    ctx.register_id(element, id_attribute)
+    ctx.sign(signature)
+    return signature

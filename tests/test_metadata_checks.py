@@ -1,0 +1,384 @@
+"""A pass case and a fail case for every metadata rule (MD, KEY, SIG, CRM match, XML)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from metadata.signing import RSA_SHA1, SHA1
+from tests.factory import NOW, IdPSpec, KeyPair, idp_metadata, make_keypair, make_sha1_signed_keypair
+from tests.helpers import codes, crm, inspect, only
+
+KEY = make_keypair("idp.example.com")
+SIGNER = make_keypair("metadata signer")
+
+
+def spec(**changes: object) -> IdPSpec:
+    base = IdPSpec(keys=[("signing", KEY.cert_b64)])
+    for name, value in changes.items():
+        setattr(base, name, value)
+    return base
+
+
+def good() -> bytes:
+    return idp_metadata(spec())
+
+
+ERROR_FREE_NOTES = {"MD013", "SIG007"}
+
+
+def test_clean_metadata_has_only_notes() -> None:
+    report = inspect(good(), record=crm())
+    assert codes(report) == ERROR_FREE_NOTES
+    assert report.exit_code(strict=True) == 0
+    assert report.facts["entity_id"] == "https://idp.example.com/saml"
+
+
+# --- XML ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("data", "code"), [
+    (b"", "XML001"),
+    (b"<md:EntityDescriptor", "XML002"),
+    (b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', "XML003"),
+    (b'<?xml version="1.0" encoding="ISO-8859-1"?><x/>', "XML006"),
+    (b"<!DOCTYPE html><html><body>Sign in to Okta</body></html>", "XML007"),
+    (b'<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"/>', "XML008"),
+])
+def test_input_refusals(data: bytes, code: str) -> None:
+    report = inspect(data)
+    assert codes(report) == {code}
+    assert report.exit_code() == 1
+
+
+def test_oversized_metadata() -> None:
+    report = inspect(good(), max_bytes=100)
+    assert codes(report) == {"XML004"}
+
+
+def test_too_deep() -> None:
+    report = inspect(b"<a>" * 80 + b"</a>" * 80)
+    assert codes(report) == {"XML005"}
+
+
+# --- MD ------------------------------------------------------------------------------------
+
+def test_schema_errors_all_reported_with_lines() -> None:
+    data = good().replace(b"<md:NameIDFormat>", b"<md:Bogus/><md:NameIDFormat>", 1)
+    data = data.replace(b'protocolSupportEnumeration="urn', b'protocolSupportEnumeration="" x="urn', 1)
+    report = inspect(data)
+    schema = [f for f in report.findings if f.code == "MD001"]
+    assert len(schema) >= 2
+    assert all(f.where and ", line " in f.where for f in schema)
+    assert "MD001" not in codes(inspect(good()))
+
+
+def test_no_idp_role() -> None:
+    data = good().replace(b"IDPSSODescriptor", b"SPSSODescriptor")
+    assert "MD005" in codes(inspect(data))
+
+
+def test_saml1_only() -> None:
+    report = inspect(idp_metadata(spec(protocols="urn:oasis:names:tc:SAML:1.1:protocol")))
+    assert only(report, "MD006").actual == "urn:oasis:names:tc:SAML:1.1:protocol"
+
+
+@pytest.mark.parametrize("entity_id", ["IdP Entity ID", "exkkwurohcOew6P411d7", " https://idp.example.com/saml"])
+def test_entity_id_not_absolute_uri(entity_id: str) -> None:
+    assert "MD007" in codes(inspect(idp_metadata(spec(entity_id=entity_id))))
+
+
+@pytest.mark.parametrize("entity_id", ["urn:example:idp", "https://idp.example.com/saml"])
+def test_entity_id_uri_forms_pass(entity_id: str) -> None:
+    assert "MD007" not in codes(inspect(idp_metadata(spec(entity_id=entity_id))))
+
+
+def test_entity_id_too_long() -> None:
+    assert "MD008" in codes(inspect(idp_metadata(spec(entity_id="https://idp.example.com/" + "a" * 1010))))
+    assert "MD008" not in codes(inspect(idp_metadata(spec(entity_id="https://idp.example.com/" + "a" * 900))))
+
+
+def test_no_browser_sso_binding() -> None:
+    report = inspect(idp_metadata(spec(sso=[("SOAP", "https://idp.example.com/soap")])))
+    assert only(report, "MD009").actual == "SOAP"
+
+
+@pytest.mark.parametrize("location", ["http://idp.example.com/sso", "", "/relative/sso", "https:///nohost"])
+def test_endpoint_not_https(location: str) -> None:
+    assert "MD010" in codes(inspect(idp_metadata(spec(sso=[("HTTP-POST", location)]))))
+
+
+@pytest.mark.parametrize("location", ["javascript:alert(document.domain)", "data:text/html,<script>x</script>",
+                                      "JavaScript:alert(1)"])
+def test_endpoint_script_scheme(location: str) -> None:
+    report = inspect(idp_metadata(spec(slo=[("HTTP-Redirect", location)])))
+    assert "MD011" in codes(report)
+    assert "MD010" not in codes(report)
+
+
+def test_valid_until_past_and_future() -> None:
+    past = (NOW - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    future = (NOW + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert "MD012" in codes(inspect(idp_metadata(spec(valid_until=past))))
+    assert "MD012" not in codes(inspect(idp_metadata(spec(valid_until=future))))
+
+
+def test_valid_until_unreadable() -> None:
+    assert "MD015" in codes(inspect(idp_metadata(spec(valid_until="2030-01-01"))))  # no time zone
+
+
+def test_nameid_formats_note_lists_formats() -> None:
+    assert "emailAddress" in only(inspect(good()), "MD013").message
+    assert "none declared" in only(inspect(idp_metadata(spec(nameid_formats=[]))), "MD013").message
+
+
+def test_wants_signed_requests_noted() -> None:
+    assert "MD014" in codes(inspect(idp_metadata(spec(want_signed_requests=True))))
+    assert "MD014" not in codes(inspect(idp_metadata(spec(want_signed_requests=False))))
+
+
+# --- entity choice in aggregates -----------------------------------------------------------
+
+def aggregate(*entity_ids: str, sp_ids: tuple[str, ...] = ()) -> bytes:
+    parts = [idp_metadata(spec(entity_id=e, entity_xml_id=f"_e{i}")).split(b"?>", 1)[1]
+             for i, e in enumerate(entity_ids)]
+    for j, sp in enumerate(sp_ids):
+        parts.append(idp_metadata(spec(entity_id=sp, entity_xml_id=f"_s{j}")).split(b"?>", 1)[1]
+                     .replace(b"IDPSSODescriptor", b"SPSSODescriptor"))
+    return (b'<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">'
+            + b"".join(parts) + b"</md:EntitiesDescriptor>")
+
+
+def test_aggregate_needs_a_choice() -> None:
+    report = inspect(aggregate("https://a.example/idp", "https://b.example/idp"))
+    assert codes(report) == {"MD002"}
+
+
+def test_aggregate_choice_by_entity_id() -> None:
+    report = inspect(aggregate("https://a.example/idp", "https://b.example/idp"), entity_id="https://b.example/idp")
+    assert "MD003" in codes(report)
+    assert report.facts["entity_id"] == "https://b.example/idp"
+
+
+def test_aggregate_single_idp_chosen_automatically() -> None:
+    report = inspect(aggregate("https://a.example/idp", sp_ids=("https://sp.example/sp",)))
+    assert "MD003" in codes(report)
+    assert "MD002" not in codes(report)
+
+
+def test_aggregate_entity_not_found_names_near_miss() -> None:
+    report = inspect(aggregate("https://a.example/idp", "https://b.example/idp"), entity_id="https://a.example/idp/")
+    finding = only(report, "MD004")
+    assert "trailing slash" in finding.message
+
+
+def test_single_entity_with_other_entity_id() -> None:
+    assert "MD004" in codes(inspect(good(), entity_id="https://other.example/idp"))
+    assert "MD004" not in codes(inspect(good(), entity_id="https://idp.example.com/saml"))
+
+
+def test_all_entities_mode_checks_each() -> None:
+    data = aggregate("https://a.example/idp", "http://b.example/idp")
+    report = inspect(data.replace(b"https://idp.example.com/sso/post", b"http://idp.example.com/sso/post"),
+                     all_entities=True)
+    md010 = [f for f in report.findings if f.code == "MD010"]
+    assert len(md010) == 2
+    assert {"[https://a.example/idp]" in (f.where or "") for f in md010} == {True, False}
+
+
+# --- KEY -----------------------------------------------------------------------------------
+
+def test_no_signing_key() -> None:
+    assert "KEY001" in codes(inspect(idp_metadata(spec(keys=[("encryption", KEY.cert_b64)]))))
+
+
+def test_key_without_use_counts_as_signing() -> None:
+    report = inspect(idp_metadata(spec(keys=[(None, KEY.cert_b64)])))
+    assert "KEY002" in codes(report)
+    assert "KEY001" not in codes(report)
+    assert "KEY002" not in codes(inspect(good()))
+
+
+def test_keyinfo_in_wrong_namespace() -> None:
+    data = good().replace(b'xmlns:ds="http://www.w3.org/2000/09/xmldsig#"',
+                          b'xmlns:ds="https://www.w3.org/2000/09/xmldsig#"')
+    report = inspect(data)
+    assert {"KEY003", "KEY001"} <= codes(report)
+
+
+def test_unparseable_certificate() -> None:
+    report = inspect(idp_metadata(spec(keys=[("signing", "bm90IGEgY2VydGlmaWNhdGU="), ("signing", "%%%")])))
+    assert len([f for f in report.findings if f.code == "KEY004"]) == 2
+
+
+def test_expired_and_expiring_certificates() -> None:
+    expired = make_keypair(not_before=NOW - timedelta(days=800), not_after=NOW - timedelta(days=1))
+    soon = make_keypair(not_before=NOW - timedelta(days=800), not_after=NOW + timedelta(days=10))
+    assert "KEY005" in codes(inspect(idp_metadata(spec(keys=[("signing", expired.cert_b64)]))))
+    report = inspect(idp_metadata(spec(keys=[("signing", soon.cert_b64)])))
+    assert "KEY006" in codes(report)
+    assert "KEY006" not in codes(inspect(idp_metadata(spec(keys=[("signing", soon.cert_b64)])), warn_days=5))
+    assert not {"KEY005", "KEY006"} & codes(inspect(good()))
+
+
+def test_not_yet_valid_certificate() -> None:
+    future = make_keypair(not_before=NOW + timedelta(days=2), not_after=NOW + timedelta(days=900))
+    assert "KEY011" in codes(inspect(idp_metadata(spec(keys=[("signing", future.cert_b64)]))))
+
+
+@pytest.mark.parametrize(("pair", "weak"), [
+    (lambda: make_keypair(bits=1024), True),
+    (lambda: make_keypair(curve=ec.SECP192R1()), True),
+    (lambda: make_keypair(curve=ec.SECP256R1()), False),
+    (lambda: make_keypair(bits=3072), False),
+])
+def test_weak_keys(pair: object, weak: bool) -> None:
+    keypair: KeyPair = pair()  # type: ignore[operator]
+    assert ("KEY007" in codes(inspect(idp_metadata(spec(keys=[("signing", keypair.cert_b64)]))))) is weak
+
+
+def test_sha1_signed_certificate_is_a_note() -> None:
+    sha1_cert = make_sha1_signed_keypair()
+    finding = only(inspect(idp_metadata(spec(keys=[("signing", sha1_cert.cert_b64)]))), "KEY008")
+    assert finding.severity == "info"
+    assert "KEY008" not in codes(inspect(good()))
+
+
+def test_duplicate_and_rollover() -> None:
+    other = make_keypair("next key")
+    duplicated = inspect(idp_metadata(spec(keys=[("signing", KEY.cert_b64), ("signing", KEY.cert_b64)])))
+    assert "KEY009" in codes(duplicated)
+    assert "KEY010" not in codes(duplicated)
+    rollover = inspect(idp_metadata(spec(keys=[("signing", KEY.cert_b64), ("signing", other.cert_b64)])))
+    assert "KEY010" in codes(rollover)
+    assert len(rollover.facts["certificates"]) == 2
+
+
+# --- SIG -----------------------------------------------------------------------------------
+
+def signed(**kwargs: str) -> bytes:
+    return idp_metadata(spec(), signer=SIGNER, **kwargs)
+
+
+def test_signed_and_verified() -> None:
+    report = inspect(signed(), trusted=(SIGNER.cert_der,))
+    assert "SIG001" in codes(report)
+    assert report.facts["signature"]["status"] == "verified"
+
+
+def test_signed_but_no_trusted_key() -> None:
+    report = inspect(signed())
+    assert "SIG002" in codes(report)
+    assert "SIG008" not in codes(report)
+    assert "SIG001" not in codes(report)
+
+
+def test_signature_invalid_after_change() -> None:
+    tampered = signed().replace(b"https://idp.example.com/sso/post", b"https://evil.example.com/sso/post")
+    assert "SIG003" in codes(inspect(tampered, trusted=(SIGNER.cert_der,)))
+    assert "SIG008" in codes(inspect(tampered))
+
+
+def test_signature_by_other_key_is_invalid() -> None:
+    assert "SIG003" in codes(inspect(signed(), trusted=(make_keypair().cert_der,)))
+
+
+def test_rollover_trust_accepts_either_key() -> None:
+    report = inspect(signed(), trusted=(make_keypair().cert_der, SIGNER.cert_der))
+    assert "SIG001" in codes(report)
+
+
+def test_signature_profile_violation() -> None:
+    data = signed()
+    wrong_ref = data.replace(b'URI="#_m0a1', b'URI="#_x0a1', 1)
+    assert "SIG004" in codes(inspect(wrong_ref, trusted=(SIGNER.cert_der,)))
+    xslt = data.replace(b"http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+                        b"http://www.w3.org/TR/1999/REC-xslt-19991116", 1)
+    assert "SIG004" in codes(inspect(xslt, trusted=(SIGNER.cert_der,)))
+
+
+def test_sha1_signature_warned() -> None:
+    report = inspect(signed(signature_method=RSA_SHA1, digest_method=SHA1), trusted=(SIGNER.cert_der,))
+    assert {"SIG005", "SIG001"} <= codes(report)
+    assert "SIG005" not in codes(inspect(signed(), trusted=(SIGNER.cert_der,)))
+
+
+def test_unsigned_while_trust_given() -> None:
+    assert "SIG006" in codes(inspect(good(), trusted=(SIGNER.cert_der,)))
+    assert "SIG007" in codes(inspect(good()))
+
+
+def test_values_read_from_signed_bytes() -> None:
+    # A comment inside a signed value: the model must hold what the signature covers.
+    data = signed().replace(b"https://idp.example.com/saml", b"https://idp.example.com/saml", 1)
+    report = inspect(data, trusted=(SIGNER.cert_der,))
+    assert report.facts["entity_id"] == "https://idp.example.com/saml"
+
+
+# --- CRM match -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("actual", "reason"), [
+    ("https://idp.example.com/saml/", "trailing slash"),
+    ("http://idp.example.com/saml", "http instead of https"),
+    ("https://IDP.example.com/saml", "letter case"),
+])
+def test_entity_id_near_misses(actual: str, reason: str) -> None:
+    finding = only(inspect(idp_metadata(spec(entity_id=actual)), record=crm()), "CRM001")
+    assert reason in finding.message
+    assert finding.expected == "https://idp.example.com/saml"
+    assert finding.actual == actual
+
+
+def test_entity_id_match_passes() -> None:
+    assert "CRM001" not in codes(inspect(good(), record=crm()))
+
+
+def test_sso_url_not_offered() -> None:
+    finding = only(inspect(good(), record=crm(sso_url="https://idp.example.com/sso/redirect/")), "CRM002")
+    assert "trailing slash" in finding.message
+    assert "CRM002" not in codes(inspect(good(), record=crm(sso_url="https://idp.example.com/sso/post")))
+
+
+def test_sso_url_only_for_soap() -> None:
+    data = idp_metadata(spec(sso=[("SOAP", "https://idp.example.com/soap"),
+                                  ("HTTP-POST", "https://idp.example.com/sso/post")]))
+    finding = only(inspect(data, record=crm(sso_url="https://idp.example.com/soap")), "CRM002")
+    assert "SOAP" in finding.message
+
+
+def test_nameid_format_not_offered() -> None:
+    record = crm(nameid_format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent")
+    assert "CRM003" in codes(inspect(good(), record=record))
+    assert "CRM003" not in codes(inspect(good(), record=crm()))
+
+
+def test_claim_near_misses_in_offered_attributes() -> None:
+    data = idp_metadata(spec(attributes=[
+        ("accountnumber", None),
+        ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", None),
+        ("urn:oid:1.3.6.1.4.1.99", "LoginTypeId"),
+    ]))
+    findings = [f for f in inspect(data, record=crm()).findings if f.code == "CRM004"]
+    by_expected = {f.expected: f for f in findings}
+    assert set(by_expected) == {"AccountNumber", "Email", "LoginTypeId"}
+    assert "letter case" in by_expected["AccountNumber"].message
+    assert "URI form" in by_expected["Email"].message
+    assert "FriendlyName" in by_expected["LoginTypeId"].message
+
+
+def test_exact_claims_pass_and_missing_one_warns() -> None:
+    data = idp_metadata(spec(attributes=[("AccountNumber", None), ("Email", None), ("LoginTypeId", None)]))
+    assert not {"CRM004", "CRM005"} & codes(inspect(data, record=crm()))
+    data = idp_metadata(spec(attributes=[("AccountNumber", None), ("Email", None)]))
+    assert only(inspect(data, record=crm()), "CRM005").expected == "LoginTypeId"
+
+
+def test_vendor_words_in_fix() -> None:
+    data = idp_metadata(spec(entity_id="http://adfs.example.com/adfs/services/trust",
+                             attributes=[("accountnumber", None)]))
+    record = crm(entity_id="https://adfs.example.com/adfs/services/trust")
+    report = inspect(data, record=record)
+    assert "Federation Service Identifier" in (only(report, "CRM001").fix or "")
+    assert "Claim Issuance" in (only(report, "CRM004").fix or "")
+    assert report.facts["vendor"]["key"] == "adfs"

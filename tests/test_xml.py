@@ -1,0 +1,134 @@
+"""The one parser refuses what SECURITY.md §1 says, and reads values the safe way."""
+
+from __future__ import annotations
+
+import codecs
+
+import pytest
+
+from metadata.errors import UnsafeXML
+from metadata.xml import (
+    MESSAGE_LIMITS,
+    XMLLimits,
+    exc_c14n,
+    metadata_limits,
+    parse_untrusted,
+    text_of,
+    visible,
+)
+
+
+def refused(data: bytes, limits: XMLLimits = MESSAGE_LIMITS) -> UnsafeXML:
+    with pytest.raises(UnsafeXML) as caught:
+        parse_untrusted(data, limits)
+    return caught.value
+
+
+def test_parses_plain_document() -> None:
+    tree = parse_untrusted(b"<a><b>x</b></a>", MESSAGE_LIMITS)
+    assert tree.getroot().tag == "a"
+
+
+@pytest.mark.parametrize("data", [b"", b"   \n\t"])
+def test_empty_input(data: bytes) -> None:
+    assert refused(data).kind == "empty"
+
+
+def test_size_limit_checked_before_parsing() -> None:
+    error = refused(b"<a>" + b"x" * 200 + b"</a>", XMLLimits(max_bytes=100))
+    assert error.kind == "too-large"
+    assert "100" in error.message
+
+
+def test_malformed_reports_line() -> None:
+    error = refused(b"<a>\n<b>\n</a>")
+    assert error.kind == "malformed"
+    assert error.line == 3
+
+
+def test_xxe_external_entity_refused() -> None:
+    data = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>'
+    error = refused(data)
+    assert error.kind == "doctype"
+
+
+def test_billion_laughs_refused_quickly() -> None:
+    entities = "".join(f'<!ENTITY l{i} "&l{i - 1};&l{i - 1};&l{i - 1};&l{i - 1};">' for i in range(1, 10))
+    data = f'<!DOCTYPE a [<!ENTITY l0 "lol">{entities}]><a>&l9;</a>'.encode()
+    assert refused(data).kind == "doctype"
+
+
+def test_quadratic_blowup_refused() -> None:
+    data = b'<!DOCTYPE a [<!ENTITY big "' + b"A" * 50_000 + b'">]><a>' + b"&big;" * 2000 + b"</a>"
+    assert refused(data, metadata_limits()).kind == "doctype"
+
+
+def test_doctype_without_entities_refused() -> None:
+    assert refused(b'<!DOCTYPE a SYSTEM "http://evil.example/a.dtd"><a/>').kind == "doctype"
+
+
+def test_external_parameter_entity_never_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the parser touched the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    data = b'<!DOCTYPE a [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]><a/>'
+    assert refused(data).kind == "doctype"
+
+
+def test_depth_limit() -> None:
+    deep = b"<a>" * 70 + b"</a>" * 70
+    error = refused(deep, XMLLimits(max_bytes=10_000, max_depth=64))
+    assert error.kind == "too-deep"
+    shallow = b"<a>" * 64 + b"</a>" * 64
+    assert parse_untrusted(shallow, XMLLimits(max_bytes=10_000, max_depth=64)) is not None
+
+
+def test_element_limit() -> None:
+    data = b"<a>" + b"<b/>" * 30 + b"</a>"
+    assert refused(data, XMLLimits(max_bytes=10_000, max_elements=20)).kind == "too-many-elements"
+    assert parse_untrusted(data, XMLLimits(max_bytes=10_000, max_elements=31)) is not None
+
+
+def test_other_encodings_refused() -> None:
+    data = '<?xml version="1.0" encoding="ISO-8859-1"?><a>é</a>'.encode("latin-1")
+    assert refused(data).kind == "encoding"
+
+
+def test_utf16_and_bom_accepted() -> None:
+    assert parse_untrusted(codecs.BOM_UTF8 + b"<a/>", MESSAGE_LIMITS).getroot().tag == "a"
+    data = '<?xml version="1.0" encoding="UTF-16"?><a>x</a>'.encode("utf-16")
+    assert parse_untrusted(data, MESSAGE_LIMITS).getroot().tag == "a"
+
+
+@pytest.mark.parametrize("page", [
+    b"<!DOCTYPE html><html><body>Sign in</body></html>",
+    b"\n  <html lang='en'><head><title>Okta</title></head></html>",
+    b"<!-- login --><HTML><BODY>x</BODY></HTML>",
+])
+def test_html_page_named_as_such(page: bytes) -> None:
+    error = refused(page)
+    assert error.kind == "html"
+    assert "HTML" in error.message
+
+
+def test_text_of_joins_around_comments() -> None:
+    # .text would stop at the comment and give "admin@example.com"; the signed c14n joins it.
+    root = parse_untrusted(b"<n>admin@example.com<!---->.evil.com</n>", MESSAGE_LIMITS).getroot()
+    assert root.text == "admin@example.com"
+    assert text_of(root) == "admin@example.com.evil.com"
+    assert exc_c14n(root) == b"<n>admin@example.com.evil.com</n>"
+
+
+def test_visible_shows_bidi_and_controls() -> None:
+    assert visible("admin\u202eexe.pdf") == "admin\\u202eexe.pdf"
+    assert visible("a\x00b") == "a\\u0000b"
+    assert visible("plain ü") == "plain ü"
+
+
+def test_metadata_limits_scale_elements_with_size() -> None:
+    assert metadata_limits(64 * 1024 * 1024).max_elements > metadata_limits().max_elements
+    assert metadata_limits(1024).max_elements == 20_000

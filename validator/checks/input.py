@@ -1,0 +1,92 @@
+"""XML rules: is the input XML at all, and safe to read? (SECURITY.md §1)"""
+
+from __future__ import annotations
+
+from metadata.errors import UnsafeXML
+from metadata.read import NotMetadata
+from validator.findings import Finding, Severity, rule
+
+EMPTY = rule(
+    "XML001", "The input is empty", Severity.ERROR, "input",
+    what="The document has no content at all (zero bytes or only whitespace).",
+    why="An empty download usually means the metadata URL answered with an empty body, or the file was "
+        "saved before the export finished.",
+    fix="Download the metadata again from the IdP's admin console or metadata URL and check that the file "
+        "starts with <md:EntityDescriptor or <EntityDescriptor.",
+)
+MALFORMED = rule(
+    "XML002", "The input is not well-formed XML", Severity.ERROR, "input",
+    what="The document does not parse as XML 1.0: a tag is not closed, a character is illegal, text was "
+         "cut off, or something that is not XML was given.",
+    why="No SAML software can read a document that is not XML; the portal would reject it at upload.",
+    fix="Export the metadata again from the IdP instead of copying it by hand; if it was edited, fix the "
+        "line and column named in the message.",
+)
+DOCTYPE = rule(
+    "XML003", "A DOCTYPE or entity declaration is present", Severity.ERROR, "input",
+    what="The document carries a DOCTYPE, with or without an internal subset of entity declarations.",
+    why="SAML forbids DTDs (SAML Core §1.3, Bindings §3.4.4.1): they enable XML external entity (XXE) "
+        "and entity-expansion ('billion laughs') attacks. Real IdPs never emit one.",
+    fix="Remove the <!DOCTYPE …> declaration. If the IdP itself produced it, treat the file as suspect.",
+)
+TOO_LARGE = rule(
+    "XML004", "The input exceeds the size limit", Severity.ERROR, "input",
+    what="The document is larger than the byte limit for its kind (metadata: 5 MiB unless raised with "
+         "--max-size; a SAML message: 192 KiB).",
+    why="Limits stop memory-exhaustion attacks; partner IdP metadata is a few kilobytes.",
+    fix="Give the metadata of the one IdP entity rather than a whole federation feed, or raise the limit "
+        "with --max-size when checking an aggregate on purpose.",
+)
+TOO_COMPLEX = rule(
+    "XML005", "The document is nested too deep or has too many elements", Severity.ERROR, "input",
+    what="More than 64 levels of nesting, or more elements than the limit for the document's size.",
+    why="Deep or huge trees are a denial-of-service vector and never occur in real SAML documents.",
+    fix="Give the metadata as exported by the IdP; do not wrap or generate it.",
+)
+ENCODING = rule(
+    "XML006", "The document is not UTF-8 or UTF-16", Severity.ERROR, "input",
+    what="The XML declaration or byte-order mark names an encoding other than UTF-8 or UTF-16.",
+    why="Every SAML product emits UTF-8; other encodings are where parsers disagree, and disagreement "
+        "between parsers is how signature checks are fooled.",
+    fix="Re-export the metadata in UTF-8.",
+)
+HTML = rule(
+    "XML007", "An HTML page was given where XML was expected", Severity.ERROR, "input",
+    what="The content starts like an HTML page (<!DOCTYPE html>, <html>).",
+    why="A metadata URL that needs a login, or a wrong URL, returns a web page: typically a sign-in "
+        "page or an error page of the IdP's admin console.",
+    fix="Use the IdP's public metadata URL (Okta: 'Identity Provider metadata' link; Entra ID: 'App "
+        "Federation Metadata Url'; ADFS: /FederationMetadata/2007-06/FederationMetadata.xml) and open it "
+        "in a private browser window to check that it shows XML without a login.",
+)
+NOT_METADATA = rule(
+    "XML008", "The document is XML but not SAML metadata", Severity.ERROR, "input",
+    what="The root element is not md:EntityDescriptor or md:EntitiesDescriptor in the SAML 2.0 metadata "
+         "namespace (urn:oasis:names:tc:SAML:2.0:metadata).",
+    why="Another XML file was given: a SAML response, WS-Federation-only metadata, an eIDAS service list, "
+        "or metadata whose namespace was mistyped.",
+    fix="Give the IdP's SAML 2.0 metadata document.",
+)
+
+_BY_KIND = {
+    "empty": EMPTY,
+    "malformed": MALFORMED,
+    "doctype": DOCTYPE,
+    "too-large": TOO_LARGE,
+    "too-deep": TOO_COMPLEX,
+    "too-many-elements": TOO_COMPLEX,
+    "encoding": ENCODING,
+    "html": HTML,
+}
+
+
+def finding_for_unsafe_xml(error: UnsafeXML, source: str) -> Finding:
+    where = f"{source}, line {error.line}" if error.line else source
+    return _BY_KIND.get(error.kind, MALFORMED).finding(error.message, where=where)
+
+
+def finding_for_not_metadata(error: NotMetadata, source: str) -> Finding:
+    where = f"{source}, line {error.line}" if error.line else source
+    return NOT_METADATA.finding(
+        str(error), expected="md:EntityDescriptor or md:EntitiesDescriptor", where=where
+    )

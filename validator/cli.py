@@ -1,0 +1,238 @@
+"""`saml-validate`: the validator's command line.
+
+Exit codes (DESIGN.md): 0 no errors (warnings allowed unless --strict); 1 errors found —
+including a partner document that is unreachable or malformed, which is a finding; 2 usage
+error or failure of the tool itself, printed once as ``Name: message``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from metadata.certs import CertificateError, load_certificates
+from metadata.errors import MetadataError
+from metadata.xml import MiB
+from validator.checks.crm_record import check_record
+from validator.crm import CRMRecord, load_crm
+from validator.errors import ValidatorError
+from validator.findings import FAMILIES, Rule, get_rule, rules
+from validator.inspection import MetadataOptions, inspect_metadata
+from validator.render import render
+from validator.report import Report
+
+F = TypeVar("F", bound=Callable[..., Any])
+FORMATS = ("text", "json", "junit", "html")
+
+
+def parse_now(value: str | None) -> datetime:
+    """--now: an ISO 8601 date or date-time; without a zone it is UTC. Default: the real clock."""
+    if value is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date-time such as 2026-05-01T12:00:00Z") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def report_options(func: F) -> F:
+    for option in reversed([
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+                     help="Report format."),
+        click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write the report to this file instead of standard output."),
+        click.option("--strict", is_flag=True, help="Exit 1 on warnings too."),
+        click.option("--now", "now", metavar="ISO", help="Judge dates against this time instead of the clock."),
+    ]):
+        func = option(func)
+    return func
+
+
+def emit(report: Report, fmt: str, out: Path | None, strict: bool) -> None:
+    """Render, write and exit with the report's exit code."""
+    color = fmt == "text" and out is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    ran = [r for r in rules() if r.subject in report.subjects_run]
+    text = render(report, fmt, rules=ran, color=color)
+    if out is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        _write_atomically(out, text)
+        click.echo(f"{report.verdict}: report written to {out}", err=True)
+    sys.exit(report.exit_code(strict=strict))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A crash mid-write never leaves a half report in place of the previous one.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_crm(path: Path | None) -> CRMRecord | None:
+    return load_crm(path) if path is not None else None
+
+
+def _load_trust(paths: tuple[Path, ...]) -> tuple[bytes, ...]:
+    trusted: list[bytes] = []
+    for path in paths:
+        try:
+            trusted.extend(load_certificates(path.read_bytes()))
+        except CertificateError as exc:
+            raise click.BadParameter(f"{path}: {exc}", param_hint="--trust") from exc
+    return tuple(trusted)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="saml-preflight")
+def cli() -> None:
+    """Check a partner's SAML IdP setup against its CRM record before go-live."""
+
+
+@cli.command("metadata")
+@click.argument("source", metavar="FILE|URL")
+@click.option("--crm", "crm_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The partner's CRM record (TOML or JSON) to compare against.")
+@click.option("--entity-id", help="The entity to check in an aggregate (default: the CRM record's).")
+@click.option("--trust", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A certificate (PEM or DER) trusted to sign the metadata; repeat for a rollover.")
+@click.option("--warn-days", type=click.IntRange(0, 3650), default=30, show_default=True,
+              help="Warn when a signing certificate expires within this many days.")
+@click.option("--max-size", type=click.IntRange(1, 1024), default=5, show_default=True, metavar="MiB",
+              help="Largest metadata document accepted, in MiB (raise it for federation aggregates).")
+@click.option("--all-entities", is_flag=True, help="Check every IdP entity of an aggregate.")
+@click.option("--allow-http", is_flag=True, help="Allow fetching a metadata URL over plain http.")
+@report_options
+def metadata_command(
+    source: str, crm_path: Path | None, entity_id: str | None, trust: tuple[Path, ...], warn_days: int,
+    max_size: int, all_entities: bool, allow_http: bool, fmt: str, out: Path | None, strict: bool,
+    now: str | None,
+) -> None:
+    """Check IdP metadata from a FILE or an https URL."""
+    from dataclasses import replace
+
+    from metadata.fetch import FetchPolicy
+
+    is_url = "://" in source or source.lower().startswith(("file:", "data:"))
+    if not is_url and not Path(source).is_file():
+        raise click.BadParameter(f"{source!r} is neither a file nor a URL", param_hint="FILE|URL")
+    options = MetadataOptions(
+        now=parse_now(now), entity_id=entity_id, trusted=_load_trust(trust), warn_days=warn_days,
+        max_bytes=max_size * MiB, all_entities=all_entities,
+        fetch_policy=replace(FetchPolicy(), allow_http=allow_http),
+    )
+    crm = _load_crm(crm_path)
+    report = inspect_metadata(source, options, crm, crm_source=str(crm_path) if crm_path else None)
+    emit(report, fmt, out, strict)
+
+
+@cli.command("crm")
+@click.argument("record", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@report_options
+def crm_command(record: Path, fmt: str, out: Path | None, strict: bool, now: str | None) -> None:
+    """Check a CRM record itself: keys, claims, login types, URLs."""
+    loaded = load_crm(record)
+    report = Report(subject="crm-record", inputs={"crm": str(record)}, clock=parse_now(now),
+                    subjects_run=("crm-record",))
+    report.extend(check_record(loaded, str(record)))
+    report.facts["biller"] = {"id": loaded.biller.id, "name": loaded.biller.name}
+    report.facts["claims"] = [c.name for c in loaded.claims]
+    report.facts["login_types"] = [f"{i} {n}" for i, n in loaded.login_type_ids.items()]
+    emit(report, fmt, out, strict)
+
+
+@cli.command("checks")
+def checks_command() -> None:
+    """List every rule: code, default severity and title."""
+    family = None
+    for r in rules():
+        current = r.code.rstrip("0123456789")
+        if current != family:
+            family = current
+            click.echo(f"\n{current}  {FAMILIES[current]}")
+        retired = " (retired)" if r.retired else ""
+        click.echo(f"  {r.code}  {r.severity.value:<7}  {r.title}{retired}")
+
+
+@cli.command("explain")
+@click.argument("code")
+def explain_command(code: str) -> None:
+    """Explain one rule: what it checks, why it matters, the fix."""
+    found = get_rule(code)
+    if found is None:
+        codes = [r.code for r in rules()]
+        close = difflib.get_close_matches(code.upper(), codes, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else " Run `saml-validate checks` for the list."
+        raise click.BadParameter(f"no rule has the code {code!r}.{hint}", param_hint="CODE")
+    click.echo(explain_text(found))
+
+
+def explain_text(r: Rule) -> str:
+    lines = [f"{r.code}  {r.title}", f"default severity: {r.severity.value}    family: "
+             f"{FAMILIES[r.code.rstrip('0123456789')]}", ""]
+    for heading, body in (("What it checks", r.what), ("Why it matters", r.why), ("Fix", r.fix)):
+        lines += [heading, *_indent(body), ""]
+    if r.example:
+        lines += ["Example", *_indent(r.example), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _indent(text: str) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width=96, initial_indent="  ", subsequent_indent="  ")
+
+
+@cli.command("demo")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+def demo_command(fmt: str) -> None:
+    """Check the bundled demo partner (metadata, CRM record, signing certificate): a tour."""
+    demo = resources.files("validator.demo")
+    with resources.as_file(demo) as folder:
+        metadata_file = folder / "springfield-water-idp-metadata.xml"
+        crm_file = folder / "springfield-water.toml"
+        options = MetadataOptions(now=parse_now(None),
+                                  trusted=tuple(load_certificates((folder / "metadata-signer.pem").read_bytes())))
+        report = inspect_metadata(str(metadata_file), options, load_crm(crm_file), crm_source=str(crm_file))
+        color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        ran = [r for r in rules() if r.subject in report.subjects_run]
+        click.echo(render(report, fmt, rules=ran, color=color))
+        if fmt == "text":
+            click.echo(
+                f"This was the demo partner. `saml-validate metadata {metadata_file.name} --crm "
+                f"{crm_file.name} --trust metadata-signer.pem` would exit {report.exit_code()}.\n"
+                "Try your own: saml-validate metadata FILE|URL --crm RECORD.toml   "
+                "(saml-validate explain CODE tells more about a finding)", err=True,
+            )
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except (ValidatorError, MetadataError, OSError) as exc:
+        click.echo(f"{type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,282 @@
+"""Metadata inspection: bytes (or a URL) in, one :class:`Report` out.
+
+This is the edge where inputs are read and fetched; everything it calls to judge them is
+pure. A partner document that is unreachable, malformed or hostile becomes findings; only
+failures of the tool itself raise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from metadata.certs import CertificateError, certificate_facts
+from metadata.errors import UnsafeXML
+from metadata.fetch import FetchError, FetchPolicy, FetchResult, fetch
+from metadata.model import EntityDescriptor, MetadataDocument, binding_name
+from metadata.read import NotMetadata, read_metadata
+from metadata.schema import validate as validate_schema
+from metadata.signing import SignatureError, algorithm_name, read_profile, signature_of, verify
+from metadata.xml import MiB, metadata_limits, parse_untrusted
+from validator.checks import CRM_MATCH_CHECKS, METADATA_CHECKS, fetching
+from validator.checks.input import finding_for_not_metadata, finding_for_unsafe_xml
+from validator.checks.keys import signing_keys
+from validator.checks.metadata import AMBIGUOUS, CHOSEN, NO_IDP, NOT_FOUND, schema_findings
+from validator.context import MetadataContext, SignatureOutcome
+from validator.crm import CRMRecord
+from validator.findings import Finding
+from validator.nearmiss import uri_difference
+from validator.report import Report
+from validator.vendor import detect_vendor
+
+Check = Callable[[MetadataContext], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class MetadataOptions:
+    now: datetime
+    """The clock every date is judged against (UTC, aware)."""
+    entity_id: str | None = None
+    """The entity to judge in an aggregate; defaults to the CRM record's idp.entity_id."""
+    trusted: tuple[bytes, ...] = ()
+    """DER certificates trusted to sign the metadata (--trust)."""
+    warn_days: int = 30
+    """Warn when a signing certificate expires within this many days."""
+    max_bytes: int = 5 * MiB
+    """Largest metadata document accepted."""
+    all_entities: bool = False
+    """Judge every IdP entity of an aggregate (federation sweeps) instead of one."""
+    fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
+
+
+def inspect_metadata(
+    source: str, options: MetadataOptions, crm: CRMRecord | None = None, *, crm_source: str | None = None
+) -> Report:
+    """Judge the metadata at `source`: an https URL or a file path (``-`` is not supported here)."""
+    inputs = {"metadata": source}
+    if crm_source:
+        inputs["crm"] = crm_source
+    report = Report(subject="metadata", inputs=inputs, clock=options.now,
+                    subjects_run=("input", "metadata") + (("crm-match",) if crm else ()))
+    if source.lower().startswith(("http://", "https://", "ftp://", "file:", "data:")) or "://" in source:
+        report.subjects_run += ("fetch",)
+        policy = options.fetch_policy
+        try:
+            result = fetch(source, _with_max_bytes(policy, options.max_bytes))
+        except FetchError as exc:
+            report.findings.append(fetching.finding_for_fetch_error(exc))
+            report.facts["fetch"] = dict(exc.diagnostics)
+            return report
+        report.facts["fetch"] = _fetch_facts(result)
+        report.extend(fetching.content_type_findings(result))
+        data = result.body
+    else:
+        data = Path(source).read_bytes()
+    inspect_metadata_bytes(data, source, options, crm, report)
+    return report
+
+
+def _with_max_bytes(policy: FetchPolicy, max_bytes: int) -> FetchPolicy:
+    return replace(policy, max_bytes=max_bytes)
+
+
+def _fetch_facts(result: FetchResult) -> dict[str, Any]:
+    return {
+        "url": result.url,
+        "final_url": result.final_url,
+        "status": result.status,
+        "content_type": result.content_type,
+        "redirects": list(result.redirects),
+        "bytes": len(result.body),
+        "seconds": round(result.elapsed_seconds, 3),
+    }
+
+
+def inspect_metadata_bytes(
+    data: bytes, source: str, options: MetadataOptions, crm: CRMRecord | None, report: Report
+) -> None:
+    """Parse, schema-check, verify and judge `data`, adding findings and facts to `report`."""
+    try:
+        tree = parse_untrusted(data, metadata_limits(options.max_bytes))
+        document = read_metadata(tree)
+    except UnsafeXML as exc:
+        report.findings.append(finding_for_unsafe_xml(exc, source))
+        return
+    except NotMetadata as exc:
+        report.findings.append(finding_for_not_metadata(exc, source))
+        return
+    report.extend(schema_findings(validate_schema(tree, "metadata"), source))
+    outcome, signed_document = _signature(tree, document, options.trusted)
+    if signed_document is not None:
+        document = signed_document  # read every value from what was signed (SECURITY.md §2)
+    report.facts["document"] = {
+        "root": document.root, "entities": len(document.entities), "idp_entities": len(document.idp_entities),
+        **({"name": document.name} if document.name else {}),
+    }
+    report.facts["signature"] = _signature_facts(outcome)
+    wanted = options.entity_id or (crm.idp.entity_id if crm else None)
+    entities, choice = _choose(document, wanted, explicit=options.entity_id is not None, source=source,
+                               all_entities=options.all_entities)
+    report.extend(choice)
+    checks: tuple[Check, ...] = METADATA_CHECKS + (CRM_MATCH_CHECKS if crm else ())
+    for entity in entities:
+        label = source if len(entities) == 1 else f"{source} [{entity.entity_id}]"
+        ctx = MetadataContext(document=document, entity=entity, now=options.now, signature=outcome, crm=crm,
+                              warn_days=options.warn_days, source=label)
+        for check in checks:
+            report.extend(check(ctx))
+        if len(entities) == 1:
+            report.facts.update(entity_facts(entity, options.now))
+
+
+def _choose(
+    document: MetadataDocument, wanted: str | None, *, explicit: bool, source: str, all_entities: bool
+) -> tuple[list[EntityDescriptor], list[Finding]]:
+    """Which entities to judge, and the MD002–MD005 findings about that choice."""
+    if document.root == "EntityDescriptor":
+        entity = document.entities[0]
+        if explicit and wanted is not None and wanted != entity.entity_id:
+            return [entity], [_not_found(document, wanted, source)]
+        return [entity], []
+    idps = list(document.idp_entities)
+    if all_entities:
+        return idps, [CHOSEN.finding(f"all {len(idps)} IdP entities of the aggregate are checked",
+                                     where=source)]
+    if wanted is not None:
+        found = document.find(wanted)
+        if found is None:
+            return [], [_not_found(document, wanted, source)]
+        return [found], [CHOSEN.finding(f"checked {wanted!r}, one of {len(document.entities)} entities",
+                                        actual=wanted, where=f"{source}, line {found.line}")]
+    if len(idps) == 1:
+        return idps, [CHOSEN.finding(
+            f"checked {idps[0].entity_id!r}, the only IdP among {len(document.entities)} entities",
+            actual=idps[0].entity_id, where=f"{source}, line {idps[0].line}")]
+    if not idps:
+        return [], [NO_IDP.finding(f"none of the {len(document.entities)} entities is an IdP",
+                                   expected="an md:EntityDescriptor with an md:IDPSSODescriptor", where=source)]
+    listed = ", ".join(e.entity_id for e in idps[:8]) + (f" and {len(idps) - 8} more" if len(idps) > 8 else "")
+    return [], [AMBIGUOUS.finding(f"the aggregate holds {len(idps)} IdP entities: {listed}",
+                                  expected="one entity chosen with --entity-id", where=source)]
+
+
+def _not_found(document: MetadataDocument, wanted: str, source: str) -> Finding:
+    near = [(e.entity_id, uri_difference(wanted, e.entity_id)) for e in document.entities]
+    close = [f"{eid!r} (differs by {why})" for eid, why in near if why]
+    present = ", ".join(repr(e.entity_id) for e in document.entities[:5])
+    return NOT_FOUND.finding(
+        f"no entity {wanted!r} in the document" + (f"; near match: {'; '.join(close)}" if close else ""),
+        expected=wanted, actual=present + (" …" if len(document.entities) > 5 else ""), where=source,
+    )
+
+
+def _signature(
+    tree: etree._ElementTree, document: MetadataDocument, trusted: tuple[bytes, ...]
+) -> tuple[SignatureOutcome, MetadataDocument | None]:
+    root = tree.getroot()
+    if not document.signed:
+        return SignatureOutcome("unsigned", trusted_given=len(trusted)), None
+    try:
+        profile = read_profile(signature_of(root))
+    except SignatureError as exc:
+        return SignatureOutcome("profile", exc.message, trusted_given=len(trusted)), None
+    if not trusted:
+        return SignatureOutcome("untrusted", profile=profile, self_consistent=_self_consistent(root, profile),
+                                trusted_given=0), None
+    try:
+        verified = verify(root, trusted, allow_sha1=True)
+    except SignatureError as exc:
+        status = "invalid" if exc.kind in ("invalid", "duplicate-id") else "profile"
+        return SignatureOutcome(status, exc.message, profile=exc.profile or profile,
+                                trusted_given=len(trusted)), None
+    signed_tree = parse_untrusted(verified.signed_bytes, metadata_limits(max(len(verified.signed_bytes), 1)))
+    return (
+        SignatureOutcome("verified", profile=verified.profile, certificate=verified.certificate,
+                         trusted_given=len(trusted)),
+        read_metadata(signed_tree),
+    )
+
+
+def _self_consistent(root: etree._Element, profile: Any) -> bool | None:
+    if not profile.embedded_certificates:
+        return None
+    try:
+        verify(root, profile.embedded_certificates[:1], allow_sha1=True)
+    except SignatureError as exc:
+        return False if exc.kind == "invalid" else None
+    return True
+
+
+def _signature_facts(outcome: SignatureOutcome) -> dict[str, Any]:
+    facts: dict[str, Any] = {"status": outcome.status}
+    if outcome.profile:
+        facts["algorithm"] = algorithm_name(outcome.profile.signature_method)
+        facts["digest"] = algorithm_name(outcome.profile.digest_method)
+        signer = outcome.certificate or (outcome.profile.embedded_certificates[:1] or [None])[0]
+        if signer:
+            facts["signer"] = _certificate_summary(signer)
+    return facts
+
+
+def _certificate_summary(der: bytes) -> dict[str, Any]:
+    try:
+        c = certificate_facts(der)
+    except CertificateError as exc:
+        return {"error": str(exc)}
+    return {"subject": c.subject, "not_after": c.not_after, "sha256": c.sha256}
+
+
+def entity_facts(entity: EntityDescriptor, now: datetime) -> dict[str, Any]:
+    """What a reader wants to know about the judged entity, problems aside."""
+    facts: dict[str, Any] = {"entity_id": entity.entity_id}
+    detection = detect_vendor(entity)
+    facts["vendor"] = (
+        {"key": detection.vendor.key, "name": detection.vendor.name, "evidence": list(detection.evidence)}
+        if detection else {"key": None, "name": "not recognised", "evidence": []}
+    )
+    idp = entity.idp
+    if idp is None:
+        return facts
+    facts["sso"] = [{"binding": binding_name(e.binding), "location": e.location} for e in idp.sso]
+    if idp.slo:
+        facts["slo"] = [{"binding": binding_name(e.binding), "location": e.location} for e in idp.slo]
+    facts["nameid_formats"] = list(idp.nameid_formats)
+    facts["want_authn_requests_signed"] = bool(idp.want_authn_requests_signed)
+    if idp.attributes:
+        facts["offered_attributes"] = [a.name for a in idp.attributes]
+    facts["certificates"] = list(_certificates(entity, now))
+    return facts
+
+
+def _certificates(entity: EntityDescriptor, now: datetime) -> Iterator[dict[str, Any]]:
+    idp = entity.idp
+    if idp is None:
+        return
+    signing = {id(k) for k in signing_keys(idp.keys)}
+    seen: set[bytes] = set()
+    for key in idp.keys:
+        for cert in key.certificates:
+            if cert.der is None or cert.der in seen:
+                continue
+            seen.add(cert.der)
+            try:
+                c = certificate_facts(cert.der)
+            except CertificateError:
+                continue
+            yield {
+                "use": key.use or "signing and encryption",
+                "signing": id(key) in signing,
+                "subject": c.subject,
+                "not_before": c.not_before,
+                "not_after": c.not_after,
+                "days_left": c.days_left(now),
+                "key": f"{c.key_type} {c.key_bits}",
+                "signature_hash": c.signature_hash,
+                "sha256": c.sha256,
+                "sha1": c.sha1,
+            }

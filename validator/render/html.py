@@ -1,0 +1,112 @@
+"""The HTML report: one self-contained, printable go-live page for the partner.
+
+The page carries its own CSS and nothing else: no script, no font, no image, and a CSP
+meta tag that forbids loading any. The template (report.html, package data) autoescapes;
+every value from outside is also passed through `shown` first, and nothing is marked safe.
+Facts are turned into a small tree of `Node`s here, so the template only lays them out.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+
+import jinja2
+
+from validator.findings import Finding, Rule, Severity
+from validator.findings import rules as registered_rules
+from validator.render import Plain, iso_z, plain, shown
+from validator.render.text import fact_label, one_line, paragraphs, summary_line
+from validator.report import Report
+
+_LONG_CELL = 32
+_SECTION = {Severity.ERROR: "Errors", Severity.WARNING: "Warnings", Severity.INFO: "Notes"}
+
+
+@dataclass(frozen=True)
+class Node:
+    """A fact laid out: ``text``, ``list`` (items), ``fields`` (label, node) or ``table``."""
+
+    kind: str
+    text: str = ""
+    items: list[Node] = field(default_factory=list)
+    fields: list[tuple[str, Node]] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[tuple[str, bool]]] = field(default_factory=list)
+    """Each cell: its text, and whether it is long enough to wrap anywhere (a fingerprint)."""
+
+
+def render_html(report: Report, *, rules: Iterable[Rule] | None = None) -> str:
+    """The page; each finding's *why* comes from `rules`, by default the registry."""
+    why = {r.code: r.why for r in (registered_rules() if rules is None else rules)}
+    facts = plain(report.facts)
+    assert isinstance(facts, dict)  # plain() keeps a mapping a mapping
+    certificates = facts.pop("certificates") if _is_table(facts.get("certificates")) else None
+
+    found = report.sorted_findings
+    errors, warnings = report.count(Severity.ERROR), report.count(Severity.WARNING)
+    return _template().render(
+        subject=shown(report.subject),
+        verdict=report.verdict,
+        tone="fail" if errors else "warn" if warnings else "pass",
+        summary=summary_line(report),
+        any_findings=bool(report.findings),
+        counts=[(_SECTION[s], report.count(s), s.value) for s in Severity],
+        inputs=[(shown(k), shown(v)) for k, v in report.inputs.items()],
+        clock=iso_z(report.clock),
+        sections=[
+            (_SECTION[s], s.value, [_finding(f, why.get(f.code)) for f in found if f.severity is s])
+            for s in Severity
+        ],
+        certificates=_node(certificates) if certificates else None,
+        facts=_node(facts) if facts else None,
+    )
+
+
+@functools.cache
+def _template() -> jinja2.Template:
+    source = resources.files("validator.render").joinpath("report.html").read_text(encoding="utf-8")
+    environment = jinja2.Environment(
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
+    return environment.from_string(source)
+
+
+def _finding(finding: Finding, why: str | None) -> dict[str, object]:
+    return {
+        "code": shown(finding.code),
+        "title": shown(finding.title),
+        "message": list(paragraphs(shown(finding.message))),
+        "expected": None if finding.expected is None else shown(finding.expected),
+        "actual": None if finding.actual is None else shown(finding.actual),
+        "where": None if finding.where is None else shown(finding.where),
+        "fix": list(paragraphs(shown(finding.fix))) if finding.fix else [],
+        "why": list(paragraphs(shown(why))) if why else [],
+    }
+
+
+def _node(value: Plain) -> Node:
+    if isinstance(value, dict):
+        return Node("fields", fields=[(fact_label(k), _node(v)) for k, v in value.items()])
+    if _is_table(value):
+        assert isinstance(value, list)
+        rows = [row for row in value if isinstance(row, dict)]
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        return Node(
+            "table",
+            columns=[fact_label(c) for c in columns],
+            rows=[[_cell(one_line(row.get(c))) for c in columns] for row in rows],
+        )
+    if isinstance(value, list):
+        return Node("list", items=[_node(v) for v in value]) if value else Node("text", text="none")
+    return Node("text", text=one_line(value))
+
+
+def _cell(text: str) -> tuple[str, bool]:
+    return text, len(text) > _LONG_CELL
+
+
+def _is_table(value: Plain) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
