@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import ipaddress
+import re
 import socket
 import ssl
 import string
@@ -49,6 +50,7 @@ _CHUNK = 64 * 1024
 _PREVIEW_BYTES = 512
 _SHARED_ADDRESS_SPACE = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT, RFC 6598
 _UNIQUE_LOCAL = ipaddress.IPv6Network("fc00::/7")  # RFC 4193
+_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)[^/?#]*@")
 
 
 def _system_resolve(host: str, port: int) -> list[str]:
@@ -173,6 +175,7 @@ def fetch(url: str, policy: FetchPolicy = FetchPolicy()) -> FetchResult:
     tls.minimum_version = ssl.TLSVersion.TLSv1_2
     run = _Run(policy, started + policy.total_timeout, tls, requested_url=url, url=url)
     while True:
+        run.diagnostics = {}
         target = _target(run)
         reply = _exchange(target, _resolve(target, run), run)
         if reply.status in _REDIRECT_STATUSES:
@@ -204,30 +207,32 @@ def fetch(url: str, policy: FetchPolicy = FetchPolicy()) -> FetchResult:
 
 
 def _target(run: _Run) -> _Target:
-    """Check the shape, scheme and userinfo of the URL being fetched, before anything is resolved."""
+    """Check the shape, userinfo and scheme of the URL being fetched, before anything is resolved."""
     url = run.url
+    run.url = _USERINFO.sub(r"\1***@", url)  # never repeat a password in a message
+    shown = visible(run.url)
     if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
-        raise run.error("bad-url", f"the URL {visible(url)!r} contains a space or a control character")
+        raise run.error("bad-url", f"the URL {shown!r} contains a space or a control character")
     try:
         parts = urlsplit(url)
         explicit_port = parts.port
     except ValueError as exc:
-        raise run.error("bad-url", f"{visible(url)} is not a valid URL: {exc}") from exc
+        raise run.error("bad-url", f"{shown} is not a valid URL: {exc}") from exc
+    if "@" in parts.netloc:
+        raise run.error("userinfo", f"{shown} has a user name or password before the host (shown as ***)")
     scheme = parts.scheme.lower()
     if scheme not in (("https", "http") if run.policy.allow_http else ("https",)):
-        why = "plain http is refused: metadata must come over TLS" if scheme == "http" else "only https is"
-        raise run.error("scheme", f"{visible(url)} uses the scheme {scheme or '(none)'!r}; {why}")
-    if "@" in parts.netloc:
-        run.url = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
-        raise run.error("userinfo", f"{run.url} has a user name or password before the host (shown as ***)")
+        what = f"uses the scheme {scheme!r}" if scheme else "has no scheme"
+        why = "plain http is refused: metadata must come over TLS" if scheme == "http" else "only https is fetched"
+        raise run.error("scheme", f"{shown} {what}; {why}")
     if not parts.hostname:
-        raise run.error("bad-url", f"{visible(url)} has no host name")
+        raise run.error("bad-url", f"{shown} has no host name")
     host = parts.hostname
     if _literal(host) is None:
         try:
             host = host.encode("idna").decode("ascii")
         except UnicodeError as exc:
-            raise run.error("bad-url", f"the host name of {visible(url)} is not valid: {exc}") from exc
+            raise run.error("bad-url", f"the host name of {shown} is not valid: {exc}") from exc
     port = explicit_port or _DEFAULT_PORTS[scheme]
     host_header = f"[{host}]" if ":" in host else host
     if explicit_port is not None and explicit_port != _DEFAULT_PORTS[scheme]:
@@ -249,7 +254,7 @@ def _resolve(target: _Target, run: _Run) -> list[str]:
     """The host's addresses, every one of them publicly routable or allow-listed."""
     literal = _literal(target.host)
     addresses = [literal] if literal is not None else _lookup(target, run)
-    verb = "is" if literal is not None else "resolves to"
+    subject = f"{run.url} points at" if literal is not None else f"{target.host} in {run.url} resolves to"
     run.diagnostics["resolved"] = [str(a) for a in addresses]
     # One forbidden answer refuses them all: a mixed answer is how DNS rebinding starts.
     for address in addresses:
@@ -258,8 +263,7 @@ def _resolve(target: _Target, run: _Run) -> list[str]:
             run.diagnostics["address"] = str(address)
             raise run.error(
                 "forbidden-address",
-                f"{target.host} in {run.url} {verb} {address}, {reason}; only publicly routable "
-                "addresses are fetched",
+                f"{subject} {address}, {reason}; only publicly routable addresses are fetched",
             )
     return [str(a) for a in addresses]
 
@@ -329,17 +333,23 @@ def _exchange(target: _Target, addresses: list[str], run: _Run) -> _Reply:
         ok = 200 <= response.status < 300
         declared = reply_headers.get("content-length", "")
         if ok and declared.isdigit() and int(declared) > policy.max_bytes:
-            raise run.error("too-large", _too_large(run, f"declares a {int(declared):,}-byte body"))
+            raise run.error(
+                "too-large",
+                f"{run.url} declares a {int(declared):,}-byte body, over the limit of {policy.max_bytes:,} "
+                "bytes; none of it was read",
+            )
         body = b""
         if response.status not in _REDIRECT_STATUSES:
             body = _read_at_most(response, policy.max_bytes if ok else _PREVIEW_BYTES, run)
         if ok and len(body) > policy.max_bytes:
-            raise run.error("too-large", _too_large(run, f"sent more than {policy.max_bytes:,} bytes"))
+            raise run.error(
+                "too-large", f"{run.url} sent more than the limit of {policy.max_bytes:,} bytes; reading stopped there"
+            )
         if body and not ok:
             run.diagnostics["body_start"] = _preview(body)
         if cut.is_set():  # a read cut short can look like a complete, shorter response
             raise TimeoutError("the total time limit passed")
-        return _Reply(response.status, response.reason or "", reply_headers, body[: policy.max_bytes])
+        return _Reply(response.status, response.reason or "", reply_headers, body)
     except FetchError:
         raise
     except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
@@ -412,7 +422,9 @@ def _failure(exc: BaseException, where: str, run: _Run, *, cut: bool = False) ->
     if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
         return run.error("timeout", f"connecting to {where} took longer than {policy.connect_timeout:g} s")
     if cut or run.past_deadline() or isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError):
-        return run.error("timeout", f"{where} did not answer in full within {policy.total_timeout:g} s")
+        return run.error(
+            "timeout", f"{where} did not deliver a whole response within the {policy.total_timeout:g} s time limit"
+        )
     if isinstance(exc, ssl.SSLError | urllib3.exceptions.SSLError):
         return run.error("tls", f"the TLS connection to {where} failed: {_reason(exc)}")
     return run.error("connect", f"the connection to {where} failed: {_reason(exc)}")
@@ -437,10 +449,6 @@ def _status_message(reply: _Reply, run: _Run) -> str:
     elif reply.body:
         message += f"; the body starts: {_preview(reply.body, 120)}"
     return message
-
-
-def _too_large(run: _Run, what: str) -> str:
-    return f"{run.url} {what}; reading stopped there, the limit is {run.policy.max_bytes:,} bytes"
 
 
 def _preview(data: bytes, n: int = 200) -> str:

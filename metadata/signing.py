@@ -18,6 +18,7 @@ from typing import cast
 
 import xmlsec
 from lxml import etree
+from xmlsec import constants as xc
 
 from metadata.errors import MetadataError
 from metadata.read import DS
@@ -45,20 +46,20 @@ SHA1_SIGNATURE_METHODS = {RSA_SHA1, ECDSA_SHA1}
 STRONG_DIGESTS = {SHA256, SHA384, SHA512}
 
 _XMLSEC_SIGNATURE = {
-    RSA_SHA1: xmlsec.constants.TransformRsaSha1,
-    RSA_SHA256: xmlsec.constants.TransformRsaSha256,
-    RSA_SHA384: xmlsec.constants.TransformRsaSha384,
-    RSA_SHA512: xmlsec.constants.TransformRsaSha512,
-    ECDSA_SHA1: xmlsec.constants.TransformEcdsaSha1,
-    ECDSA_SHA256: xmlsec.constants.TransformEcdsaSha256,
-    ECDSA_SHA384: xmlsec.constants.TransformEcdsaSha384,
-    ECDSA_SHA512: xmlsec.constants.TransformEcdsaSha512,
+    RSA_SHA1: xc.TransformRsaSha1,
+    RSA_SHA256: xc.TransformRsaSha256,
+    RSA_SHA384: xc.TransformRsaSha384,
+    RSA_SHA512: xc.TransformRsaSha512,
+    ECDSA_SHA1: xc.TransformEcdsaSha1,
+    ECDSA_SHA256: xc.TransformEcdsaSha256,
+    ECDSA_SHA384: xc.TransformEcdsaSha384,
+    ECDSA_SHA512: xc.TransformEcdsaSha512,
 }
 _XMLSEC_DIGEST = {
-    SHA1: xmlsec.constants.TransformSha1,
-    SHA256: xmlsec.constants.TransformSha256,
-    SHA384: xmlsec.constants.TransformSha384,
-    SHA512: xmlsec.constants.TransformSha512,
+    SHA1: xc.TransformSha1,
+    SHA256: xc.TransformSha256,
+    SHA384: xc.TransformSha384,
+    SHA512: xc.TransformSha512,
 }
 _NS = {"ds": DS}
 
@@ -193,11 +194,11 @@ def profile_problems(profile: SignatureProfile, element: etree._Element, *, id_a
 
 def _context(der: bytes, profile: SignatureProfile) -> xmlsec.SignatureContext:
     ctx = xmlsec.SignatureContext()
-    ctx.key = xmlsec.Key.from_memory(der, xmlsec.constants.KeyDataFormatCertDer, None)
-    ctx.set_enabled_key_data([xmlsec.constants.KeyDataX509])
-    for transform in (xmlsec.constants.TransformEnveloped, xmlsec.constants.TransformExclC14N, *_XMLSEC_DIGEST.values()):
+    ctx.key = xmlsec.Key.from_memory(der, xc.KeyDataFormatCertDer, None)
+    ctx.set_enabled_key_data([xc.KeyDataX509])
+    for transform in (xc.TransformEnveloped, xc.TransformExclC14N, *_XMLSEC_DIGEST.values()):
         ctx.enable_reference_transform(transform)
-    ctx.enable_signature_transform(xmlsec.constants.TransformExclC14N)
+    ctx.enable_signature_transform(xc.TransformExclC14N)
     ctx.enable_signature_transform(_XMLSEC_SIGNATURE[profile.signature_method])
     return ctx
 
@@ -285,17 +286,17 @@ def sign(
     element_id = element.get(id_attribute)
     if not element_id:
         raise SignatureError("profile", f"the element to sign has no {id_attribute} attribute")
-    signature = xmlsec.template.create(element, xmlsec.constants.TransformExclC14N, _XMLSEC_SIGNATURE[signature_method])
+    signature = xmlsec.template.create(element, xc.TransformExclC14N, _XMLSEC_SIGNATURE[signature_method])
     anchor = element.find(after) if after else None
     element.insert(element.index(anchor) + 1 if anchor is not None else 0, signature)
     reference = xmlsec.template.add_reference(signature, _XMLSEC_DIGEST[digest_method], uri=f"#{element_id}")
-    xmlsec.template.add_transform(reference, xmlsec.constants.TransformEnveloped)
-    xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
+    xmlsec.template.add_transform(reference, xc.TransformEnveloped)
+    xmlsec.template.add_transform(reference, xc.TransformExclC14N)
     key_info = xmlsec.template.ensure_key_info(signature)
     xmlsec.template.add_x509_data(key_info)
     ctx = xmlsec.SignatureContext()
-    key = xmlsec.Key.from_memory(key_pem, xmlsec.constants.KeyDataFormatPem, None)
-    key.load_cert_from_memory(cert_pem, xmlsec.constants.KeyDataFormatCertPem)
+    key = xmlsec.Key.from_memory(key_pem, xc.KeyDataFormatPem, None)
+    key.load_cert_from_memory(cert_pem, xc.KeyDataFormatCertPem)
     ctx.key = key
     ctx.register_id(element, id_attribute)
     ctx.sign(signature)

@@ -175,7 +175,7 @@ class LocalServer(ThreadingHTTPServer):
         self.scheme = "https" if tls else "http"
         super().__init__(("127.0.0.1", 0), Handler)
         if tls:
-            tls.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)  # type: ignore[func-returns-value]
+            tls.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)
             self.socket = tls.wrap_socket(self.socket, server_side=True)
 
     def server_bind(self) -> None:
@@ -347,7 +347,12 @@ def test_schemes_other_than_https_are_refused(url: str, network: Network) -> Non
 
 
 @pytest.mark.parametrize(
-    "url", ["https://admin:s3cret@idp.partner.test/metadata", "https://idp.partner.test@169.254.169.254/"]
+    "url",
+    [
+        "https://admin:s3cret@idp.partner.test/metadata",
+        "http://admin:s3cret@idp.partner.test/metadata",
+        "https://idp.partner.test@169.254.169.254/",
+    ],
 )
 def test_userinfo_is_refused_without_echoing_it(url: str, network: Network) -> None:
     err = refused(url)

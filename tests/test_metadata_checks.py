@@ -152,7 +152,7 @@ def aggregate(*entity_ids: str, sp_ids: tuple[str, ...] = ()) -> bytes:
 
 def test_aggregate_needs_a_choice() -> None:
     report = inspect(aggregate("https://a.example/idp", "https://b.example/idp"))
-    assert codes(report) == {"MD002"}
+    assert codes(report) == {"MD002", "SIG007"}
 
 
 def test_aggregate_choice_by_entity_id() -> None:

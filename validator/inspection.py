@@ -21,9 +21,16 @@ from metadata.fetch import FetchError, FetchPolicy, FetchResult, fetch
 from metadata.model import EntityDescriptor, MetadataDocument, binding_name
 from metadata.read import NotMetadata, read_metadata
 from metadata.schema import validate as validate_schema
-from metadata.signing import SignatureError, algorithm_name, read_profile, signature_of, verify
+from metadata.signing import (
+    SignatureError,
+    algorithm_name,
+    profile_problems,
+    read_profile,
+    signature_of,
+    verify,
+)
 from metadata.xml import MiB, metadata_limits, parse_untrusted
-from validator.checks import CRM_MATCH_CHECKS, METADATA_CHECKS, fetching
+from validator.checks import CRM_MATCH_CHECKS, METADATA_CHECKS, fetching, signature
 from validator.checks.input import finding_for_not_metadata, finding_for_unsafe_xml
 from validator.checks.keys import signing_keys
 from validator.checks.metadata import AMBIGUOUS, CHOSEN, NO_IDP, NOT_FOUND, schema_findings
@@ -119,6 +126,7 @@ def inspect_metadata_bytes(
         **({"name": document.name} if document.name else {}),
     }
     report.facts["signature"] = _signature_facts(outcome)
+    report.extend(signature.check_signature(document, outcome, source))
     wanted = options.entity_id or (crm.idp.entity_id if crm else None)
     entities, choice = _choose(document, wanted, explicit=options.entity_id is not None, source=source,
                                all_entities=options.all_entities)
@@ -185,6 +193,10 @@ def _signature(
         profile = read_profile(signature_of(root))
     except SignatureError as exc:
         return SignatureOutcome("profile", exc.message, trusted_given=len(trusted)), None
+    problems = profile_problems(profile, root)
+    if problems:
+        # Outside the SAML profile: refused before any key is tried, trusted or not.
+        return SignatureOutcome("profile", "; ".join(problems), profile=profile, trusted_given=len(trusted)), None
     if not trusted:
         return SignatureOutcome("untrusted", profile=profile, self_consistent=_self_consistent(root, profile),
                                 trusted_given=0), None

@@ -2,7 +2,7 @@
 
 from . import crm_match, crm_record, fetching, input, keys, metadata, signature
 
-METADATA_CHECKS = (*metadata.CHECKS, *keys.CHECKS, *signature.CHECKS)
+METADATA_CHECKS = (*metadata.CHECKS, *keys.CHECKS)
 CRM_MATCH_CHECKS = crm_match.CHECKS
 
-__all__ = ["CRM_MATCH_CHECKS", "METADATA_CHECKS", "crm_record", "fetching", "input"]
+__all__ = ["CRM_MATCH_CHECKS", "METADATA_CHECKS", "crm_record", "fetching", "input", "signature"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from metadata.certs import CertificateError, certificate_facts
+from metadata.model import MetadataDocument
 from metadata.signing import algorithm_name
-from validator.context import MetadataContext
+from validator.context import SignatureOutcome
 from validator.findings import Finding, Severity, rule
 
 VERIFIED = rule(
@@ -74,11 +75,11 @@ BROKEN_SELF = rule(
 )
 
 
-def check_signature(ctx: MetadataContext) -> Iterator[Finding]:
-    outcome = ctx.signature
-    root = "md:EntitiesDescriptor" if ctx.document.root == "EntitiesDescriptor" else "md:EntityDescriptor"
+def check_signature(document: MetadataDocument, outcome: SignatureOutcome, source: str) -> Iterator[Finding]:
+    """The document's own signature: judged once per document, whatever entity is chosen."""
+    root = "md:EntitiesDescriptor" if document.root == "EntitiesDescriptor" else "md:EntityDescriptor"
     line = outcome.profile.line if outcome.profile else None
-    where = ctx.where(line, f"{root}/ds:Signature")
+    where = f"{source}, line {line}: {root}/ds:Signature" if line else f"{source}: {root}/ds:Signature"
     if outcome.status == "unsigned":
         if outcome.trusted_given:
             yield UNSIGNED_BUT_TRUSTED.finding("the document is not signed", expected="a signed document",
@@ -123,5 +124,3 @@ def _signer(der: bytes | None) -> str:
         return "an unreadable certificate"
     return f"{facts.subject} (SHA-256 {facts.sha256[:23]}…, until {facts.not_after:%Y-%m-%d})"
 
-
-CHECKS = (check_signature,)
