@@ -236,3 +236,7 @@ def main() -> None:
     except (ValidatorError, MetadataError, OSError) as exc:
         click.echo(f"{type(exc).__name__}: {exc}", err=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

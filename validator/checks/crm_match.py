@@ -69,17 +69,18 @@ _ENTITY_SETTING = {
     "google": "Google's 'Entity ID' (Admin console › Apps › Web and mobile apps › the app)",
 }
 _CLAIM_SETTING = {
-    "okta": "the Okta app's Attribute Statements (General › SAML Settings › Edit)",
-    "entra": "Entra ID's 'Attributes & Claims' (Enterprise app › Single sign-on): edit the claim name and "
-             "clear its Namespace",
-    "adfs": "the relying party trust's claim issuance rules (AD FS Management › Relying Party Trusts › "
-            "Edit Claim Issuance Policy): set 'Outgoing claim type' to the exact name",
-    "google": "the app's 'Attribute mapping' (Admin console › Apps › Web and mobile apps)",
-    "ping": "the application's Attribute Mapping (PingOne › Applications › the app)",
-    "onelogin": "the app's Parameters tab (OneLogin admin › Applications › the app)",
-    "keycloak": "the client's mappers (Keycloak › Clients › the client › Client scopes › Mappers): "
-                "'SAML Attribute Name'",
-    "shibboleth": "attribute-resolver.xml / attribute-filter.xml (the AttributeEncoder's name)",
+    "okta": "Okta admin console › Applications › the portal app › General › SAML Settings › Attribute "
+            "Statements: the statement's Name",
+    "entra": "Entra admin center › Enterprise applications › the portal app › Single sign-on › Attributes & "
+             "Claims: the claim's Name, with its Namespace left empty",
+    "adfs": "AD FS Management › Relying Party Trusts › the portal's trust › Edit Claim Issuance Policy: the "
+            "rule's 'Outgoing claim type'",
+    "google": "Google Admin console › Apps › Web and mobile apps › the portal app › SAML attribute mapping: "
+              "the App attribute",
+    "ping": "PingOne › Applications › the portal app › Attribute Mappings: the attribute name",
+    "onelogin": "OneLogin › Applications › the portal app › Parameters: the field name",
+    "keycloak": "Keycloak › Clients › the portal client › Client scopes › Mappers: 'SAML Attribute Name'",
+    "shibboleth": "attribute-resolver.xml: the SAML2 AttributeEncoder's name",
 }
 
 
@@ -156,7 +157,7 @@ def check_offered_claims(ctx: MetadataContext) -> Iterator[Finding]:
         return
     offered = [(a.name, a.friendly_name) for a in idp.attributes]
     names = {a.name for a in idp.attributes}
-    setting = _CLAIM_SETTING.get(_vendor_key(ctx) or "", "the IdP's attribute mapping for the portal")
+    setting = _CLAIM_SETTING.get(_vendor_key(ctx) or "", "the IdP's attribute mapping for the portal app")
     for claim in ctx.crm.claims:
         if claim.name in names:
             continue
@@ -166,7 +167,7 @@ def check_offered_claims(ctx: MetadataContext) -> Iterator[Finding]:
             yield CLAIM_NAME.finding(
                 f"the claim {claim.name!r} is offered as {miss.actual!r}: {miss.reason}",
                 expected=claim.name, actual=miss.actual, where=ctx.where(line, "saml:Attribute/@Name"),
-                fix=f"In {setting}, send the claim under the exact name {claim.name!r}.",
+                fix=f"Send the claim under exactly the name {claim.name!r}. Where: {setting}.",
             )
         if not misses and claim.required:
             yield CLAIM_NOT_OFFERED.finding(
@@ -174,7 +175,7 @@ def check_offered_claims(ctx: MetadataContext) -> Iterator[Finding]:
                 "metadata lists",
                 expected=claim.name, actual=f"{len(idp.attributes)} attributes, none named {claim.name!r}",
                 where=ctx.where(idp.line, "md:IDPSSODescriptor/saml:Attribute"),
-                fix=f"Add {claim.name!r} in {setting}.",
+                fix=f"Add the claim {claim.name!r}. Where: {setting}.",
             )
 
 

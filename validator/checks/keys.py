@@ -172,11 +172,11 @@ def _certificate_findings(
             yield WEAK_CERT_HASH.finding(f"{label} is signed with {facts.signature_hash.upper()}",
                                          actual=facts.signature_hash, where=where)
     if len(counts) > 1:
+        listed = "; ".join(sorted(f"{facts.subject} until {facts.not_after:%Y-%m-%d}"
+                                  for _, facts in {f.sha256: (c, f) for c, f in usable}.values()))
         yield ROLLOVER.finding(
-            f"{len(counts)} distinct signing certificates are listed; responses signed by any of them "
-            "must be accepted",
-            actual=", ".join(sorted(f"{facts.subject} (until {facts.not_after:%Y-%m-%d})"
-                                    for _, facts in {f.sha256: (c, f) for c, f in usable}.values())),
+            f"{len(counts)} distinct signing certificates are listed ({listed}); responses signed by any "
+            "of them must be accepted",
             where=ctx.where(ctx.entity.idp.line if ctx.entity.idp else None, "md:IDPSSODescriptor"),
         )
 

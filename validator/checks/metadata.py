@@ -237,7 +237,7 @@ def check_facts(ctx: MetadataContext) -> Iterator[Finding]:
     if idp is None:
         return
     formats = ", ".join(idp.nameid_formats) or "none declared"
-    yield NAMEID_FORMATS.finding(f"NameID formats offered: {formats}", actual=formats,
+    yield NAMEID_FORMATS.finding(f"NameID formats offered: {formats}",
                                  where=ctx.where(idp.line, "md:IDPSSODescriptor/md:NameIDFormat"))
     if idp.want_authn_requests_signed:
         yield WANTS_SIGNED_REQUESTS.finding(

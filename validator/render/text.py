@@ -129,6 +129,15 @@ def _table(rows: list[dict[str, Plain]], indent: str) -> Iterator[str]:
     columns = list(dict.fromkeys(k for row in rows for k in row))
     cells = [[fact_label(c) for c in columns]] + [[one_line(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    if len(indent) + sum(widths) + 2 * (len(widths) - 1) > WIDTH:
+        # Too wide for a terminal: one block per row, a field per line, rows apart.
+        label_width = max(len(c) for c in cells[0]) + 1
+        for n, row in enumerate(cells[1:]):
+            if n:
+                yield ""
+            for i, (label, cell) in enumerate(zip(cells[0], row, strict=True)):
+                yield f"{indent}{'- ' if i == 0 else '  '}{label + ':':<{label_width}} {cell}".rstrip()
+        return
     for line in cells:
         yield (indent + "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))).rstrip()
 

@@ -1,0 +1,211 @@
+"""`python -m bench [--entities 10000] [--runs 3] [--only aggregate|cli]`: run the benchmarks, print a table.
+
+Every measurement runs in a fresh process (bench.measure), one warm-up run first (not
+counted: it fills the page cache and the bytecode cache). Times are medians over the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import aggregate
+from bench.measure import ROOT, Run, machine, median, python, run
+
+AGGREGATE_SECONDS = 1.5
+AGGREGATE_MB = 250.0
+SPEEDUP = 2.0
+CLI_SECONDS = 0.5
+
+DEMO = ROOT / "validator" / "demo"
+CLI_ARGS = ["metadata", str(DEMO / "springfield-water-idp-metadata.xml"),
+            "--crm", str(DEMO / "springfield-water.toml"),
+            "--trust", str(DEMO / "metadata-signer.pem"), "--format", "json"]
+
+
+@dataclass
+class Row:
+    benchmark: str
+    measured: str
+    target: str
+    result: str
+    details: list[str] = field(default_factory=list)
+
+
+def child(kind: str, *args: str) -> tuple[Run, dict[str, Any]]:
+    """One fresh `python -m bench.child KIND ARGS…`: the process and the JSON it printed."""
+    proc = run([python(), "-m", "bench.child", kind, *args])
+    try:
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}, no output"])[-1]
+        result = {"error": tail[:300]}
+    return proc, result
+
+
+def repeat(kind: str, args: list[str], runs: int) -> tuple[list[tuple[Run, dict[str, Any]]], str | None]:
+    """A warm-up, then `runs` measured runs; stops at the first error and returns it."""
+    results = []
+    for i in range(runs + 1):
+        proc, result = child(kind, *args)
+        if "error" in result:
+            return results, result["error"]
+        if i:
+            results.append((proc, result))
+    return results, None
+
+
+def ensure_aggregate(entities: int) -> aggregate.Aggregate:
+    """The cached aggregate, or a new one checked with the project's own full check."""
+    found = aggregate.cached(entities)
+    if found is not None:
+        return found
+    print(f"generating a signed {entities:,}-entity aggregate under {aggregate.DATA_DIR} …", file=sys.stderr)
+    made = aggregate.generate(entities)
+    _, result = child("preflight", str(made.path), str(made.signer_pem))
+    problems = _validity_problems(result)
+    if problems:
+        made.path.unlink()  # never cache a file that does not validate
+        raise SystemExit(f"the generated aggregate does not validate: {problems}")
+    return made
+
+
+def _validity_problems(result: dict[str, Any]) -> str | None:
+    if "error" in result:
+        return str(result["error"])
+    if result["codes"].get("MD001"):
+        return f"{result['codes']['MD001']} schema findings (MD001)"
+    if result["signature"] != "verified":
+        return f"signature status {result['signature']!r}, not 'verified'"
+    return None
+
+
+def aggregate_rows(entities: int, runs: int) -> list[Row]:
+    made = ensure_aggregate(entities)
+    size = f"{made.size / 1e6:.1f} MB"
+    ours, error = repeat("preflight", [str(made.path), str(made.signer_pem)], runs)
+    rows = []
+    ours_seconds = None
+    name = f"Full check, signed {entities:,}-entity aggregate ({size})"
+    if error:
+        rows.append(Row(name, f"failed: {error}", _aggregate_target(), "not met"))
+    else:
+        ours_seconds = median([r["seconds"] for _, r in ours])
+        peak = max(r["peak_rss_mb"] for _, r in ours)
+        problems = [p for p in (_validity_problems(r) for _, r in ours) if p]
+        met_time, met_mb = ours_seconds <= AGGREGATE_SECONDS, peak <= AGGREGATE_MB
+        verdict = "met" if met_time and met_mb and not problems else "NOT MET (" + ", ".join(
+            [*([] if met_time else ["time"]), *([] if met_mb else ["memory"]), *problems]) + ")"
+        last = ours[-1][1]
+        rows.append(Row(name, f"{ours_seconds:.2f} s, {peak:.0f} MB peak RSS", _aggregate_target(), verdict, [
+            "runs: " + ", ".join(f"{r['seconds']:.2f} s / {r['peak_rss_mb']:.0f} MB" for _, r in ours),
+            f"whole process: {median([p.seconds for p, _ in ours]):.2f} s; RSS after imports "
+            f"{last['rss_before_mb']:.0f} MB",
+            f"signature {last['signature']}, {last['entities']:,} entities, {last['findings']:,} findings "
+            f"({', '.join(f'{k} ×{v}' for k, v in last['codes'].items())})",
+        ]))
+    theirs, error = repeat("pysaml2", [str(made.path)], runs)
+    pname = "pysaml2 MetadataStore.load, same file"
+    if error:
+        rows.append(Row(pname, f"could not load: {error}", "reference", "-"))
+        rows.append(Row("Speed-up over pysaml2", "n/a", f"≥ {SPEEDUP:g}×", "not measured"))
+        return rows
+    their_seconds = median([r["seconds"] for _, r in theirs])
+    their_peak = max(r["peak_rss_mb"] for _, r in theirs)
+    rows.append(Row(pname, f"{their_seconds:.2f} s, {their_peak:.0f} MB peak RSS", "reference", "-", [
+        "runs: " + ", ".join(f"{r['seconds']:.2f} s / {r['peak_rss_mb']:.0f} MB" for _, r in theirs),
+        f"{theirs[-1][1]['entities']:,} entities loaded; {theirs[-1][1]['note']}",
+    ]))
+    if ours_seconds is None:
+        rows.append(Row("Speed-up over pysaml2", "n/a", f"≥ {SPEEDUP:g}×", "not measured"))
+    else:
+        speedup = their_seconds / ours_seconds
+        rows.append(Row("Speed-up over pysaml2", f"{speedup:.2f}×", f"≥ {SPEEDUP:g}×",
+                        "met" if speedup >= SPEEDUP else "NOT MET"))
+    return rows
+
+
+def _aggregate_target() -> str:
+    return f"≤ {AGGREGATE_SECONDS:g} s, ≤ {AGGREGATE_MB:.0f} MB"
+
+
+def cli_rows(runs: int) -> list[Row]:
+    script = Path(python()).with_name("saml-validate")
+    name = "saml-validate metadata, one partner file (whole process)"
+    if not script.exists():
+        return [Row(name, f"{script} not found (pip install -e .)", f"≤ {CLI_SECONDS:g} s", "not measured")]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "report.json"
+        argv = [str(script), *CLI_ARGS, "--out", str(out)]
+        procs = []
+        for i in range(runs + 1):
+            out.unlink(missing_ok=True)
+            proc = run(argv)
+            problem = _cli_problem(proc, out)
+            if problem:
+                return [Row(name, f"failed: {problem}", f"≤ {CLI_SECONDS:g} s", "not met")]
+            if i:
+                procs.append(proc)
+    seconds = median([p.seconds for p in procs])
+    peak = max(p.peak_rss_mb for p in procs)
+    return [Row(name, f"{seconds:.2f} s, {peak:.0f} MB peak RSS", f"≤ {CLI_SECONDS:g} s",
+                "met" if seconds <= CLI_SECONDS else "NOT MET", [
+                    "runs: " + ", ".join(f"{p.seconds:.2f} s" for p in procs),
+                    f"exit {procs[-1].returncode} (1 expected: the demo has findings)",
+                ])]
+
+
+def _cli_problem(proc: Run, out: Path) -> str | None:
+    if proc.returncode != 1:
+        return f"exit {proc.returncode}, expected 1: {proc.stderr.strip()[-300:]}"
+    try:
+        report = json.loads(out.read_text())
+    except (OSError, ValueError) as exc:
+        return f"no JSON report written: {exc}"
+    if report.get("schema") != "saml-preflight/report/v1":
+        return f"unexpected report schema {report.get('schema')!r}"
+    return None
+
+
+def table(rows: list[Row]) -> str:
+    head = ("Benchmark", "Measured (median wall, peak RSS)", "Target", "Result")
+    cells = [head, *[(r.benchmark, r.measured, r.target, r.result) for r in rows]]
+    widths = [max(len(c[i]) for c in cells) for i in range(4)]
+    lines = ["| " + " | ".join(c[i].ljust(widths[i]) for i in range(4)) + " |" for c in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--entities", type=int, default=10_000, help="entities in the aggregate (default 10000)")
+    parser.add_argument("--runs", type=int, default=3, help="measured runs per benchmark (default 3)")
+    parser.add_argument("--only", choices=("aggregate", "cli"), help="run one benchmark only")
+    args = parser.parse_args(argv)
+    if args.entities < 1 or args.runs < 1:
+        parser.error("--entities and --runs must be at least 1")
+    info = machine()
+    print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()))
+    print(f"Runs: {args.runs} measured (median) after 1 warm-up, each in a fresh process\n")
+    rows: list[Row] = []
+    if args.only in (None, "aggregate"):
+        rows += aggregate_rows(args.entities, args.runs)
+    if args.only in (None, "cli"):
+        rows += cli_rows(args.runs)
+    print(table(rows))
+    print()
+    for row in rows:
+        for line in row.details:
+            print(f"  {row.benchmark}: {line}")
+    print("\nNote: pysaml2 only loads the file; it does not verify the signature (no cert is given to load),"
+          "\nwhile the full check verifies it, validates the schema and runs every per-entity check.")
+    return 0 if all(r.result in ("met", "-") for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Run one measurement in a fresh process and read its wall time and peak RSS.
+
+The parent starts the child, waits for exactly that child with :func:`os.wait4` and reads the
+child's own resource usage from it, so the peak RSS is that of the measured process alone
+(``ru_maxrss``, kB on Linux), whatever ran before it in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The project checkout; children run with it as the working directory."""
+
+
+@dataclass(frozen=True)
+class Run:
+    argv: tuple[str, ...]
+    seconds: float
+    """Wall time of the whole process, from start to exit."""
+    peak_rss_mb: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(argv: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None) -> Run:
+    """Run `argv` to completion in a fresh process; its output goes to files, never to a full pipe."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait again
+        out.seek(0)
+        err.seek(0)
+        return Run(tuple(argv), seconds, usage.ru_maxrss / 1024, proc.returncode,
+                   out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def python() -> str:
+    """The interpreter running the benchmarks (the project's venv when run as documented)."""
+    return sys.executable
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on."""
+    info = {
+        "cpus": f"{os.cpu_count()} (usable: {len(os.sched_getaffinity(0))})",
+        "cpu": _cpu_model(),
+        "memory": _memory(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_version()} ({sys.executable})",
+    }
+    try:
+        from lxml import etree
+
+        info["lxml"] = (f"{'.'.join(map(str, etree.LXML_VERSION[:3]))} "
+                        f"(libxml2 {'.'.join(map(str, etree.LIBXML_VERSION))})")
+    except ImportError:
+        info["lxml"] = "not installed"
+    try:
+        import xmlsec
+
+        info["xmlsec"] = f"{_version('xmlsec')} (libxmlsec1 {'.'.join(map(str, xmlsec.get_libxmlsec_version()))})"
+    except ImportError:
+        info["xmlsec"] = "not installed"
+    info["cryptography"] = _version("cryptography")
+    info["pysaml2"] = _version("pysaml2")
+    return info
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError):
+        pass
+    return "unknown"

@@ -1,0 +1,211 @@
+"""saml-validate as a user runs it: real processes, real exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import http.server
+import ipaddress
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from metadata.fetch import FetchPolicy
+from tests.factory import NOW, IdPSpec, idp_metadata, make_keypair
+from tests.helpers import CRM_TOML, IDP_DEFAULTS
+from validator.inspection import MetadataOptions, inspect_metadata
+
+DEMO = Path(__file__).resolve().parents[1] / "validator" / "demo"
+
+
+def run(*args: str | Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "validator.cli", *map(str, args)],
+        capture_output=True, text=True, timeout=60, input=stdin.decode() if stdin else None, check=False,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+@pytest.fixture
+def record(tmp_path: Path) -> Path:
+    lines = "\n".join(f'{k} = "{v}"' for k, v in IDP_DEFAULTS.items())
+    path = tmp_path / "biller.toml"
+    path.write_text(CRM_TOML.replace("{idp}", lines))
+    return path
+
+
+@pytest.fixture
+def good_metadata(tmp_path: Path) -> Path:
+    path = tmp_path / "idp.xml"
+    path.write_bytes(idp_metadata(IdPSpec(keys=[("signing", make_keypair().cert_b64)])))
+    return path
+
+
+def test_clean_metadata_exits_zero(good_metadata: Path, record: Path) -> None:
+    result = run("metadata", good_metadata, "--crm", record, "--now", "2026-06-01T12:00:00Z")
+    assert result.returncode == 0, result.stdout
+    assert "✓ ready" in result.stdout
+
+
+def test_findings_exit_one_and_strict_counts_warnings(tmp_path: Path, record: Path) -> None:
+    soon = make_keypair(not_after=NOW + timedelta(days=20))  # KEY006, a warning
+    path = tmp_path / "idp.xml"
+    path.write_bytes(idp_metadata(IdPSpec(keys=[("signing", soon.cert_b64)])))
+    assert run("metadata", path, "--now", "2026-06-01T12:00:00Z").returncode == 0
+    assert run("metadata", path, "--now", "2026-06-01T12:00:00Z", "--strict").returncode == 1
+    expired = run("metadata", path, "--now", "2026-07-01T12:00:00Z")  # KEY005, an error
+    assert expired.returncode == 1
+
+
+@pytest.mark.parametrize(("content", "code"), [
+    (b"this is not xml at all", "XML002"),
+    (b"", "XML001"),
+    (b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Okta</body></html>", "XML007"),
+    (b'<!DOCTYPE a [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><a>&b;</a>', "XML003"),
+    (b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>', "XML003"),
+])
+def test_bad_files_are_findings(tmp_path: Path, content: bytes, code: str) -> None:
+    path = tmp_path / "partner.xml"
+    path.write_bytes(content)
+    result = run("metadata", path, "--format", "json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert [f["code"] for f in report["findings"]] == [code]
+    assert report["findings"][0]["message"]
+
+
+def test_fifty_megabyte_file(tmp_path: Path) -> None:
+    path = tmp_path / "huge.xml"
+    with path.open("wb") as handle:
+        handle.write(b"<md:EntitiesDescriptor xmlns:md='urn:oasis:names:tc:SAML:2.0:metadata'>")
+        handle.write(b"<!-- padding -->" * (50 * 1024 * 1024 // 16))
+        handle.write(b"</md:EntitiesDescriptor>")
+    result = run("metadata", path, "--format", "json")
+    assert result.returncode == 1
+    finding = json.loads(result.stdout)["findings"][0]
+    assert finding["code"] == "XML004"
+    assert "5,242,880" in finding["message"]
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1/metadata", "https://[::1]/md", "https://169.254.169.254/latest",
+                                 "http://10.0.0.8/md", "file:///etc/passwd"])
+def test_forbidden_urls_are_net_findings(url: str) -> None:
+    result = run("metadata", url, "--format", "json")
+    assert result.returncode == 1
+    codes = [f["code"] for f in json.loads(result.stdout)["findings"]]
+    assert len(codes) == 1
+    assert codes[0].startswith("NET")
+
+
+class _HTMLHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        body = b"<!DOCTYPE html><html><body><form>Sign in with your organisational account</form></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def html_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HTMLHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/FederationMetadata.xml"
+    server.shutdown()
+    server.server_close()
+
+
+def test_html_login_page_served_as_metadata(html_server: str) -> None:
+    from datetime import UTC, datetime
+
+    policy = FetchPolicy(allow_http=True, allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
+    report = inspect_metadata(html_server, MetadataOptions(now=datetime.now(UTC), fetch_policy=policy))
+    found = {f.code for f in report.findings}
+    assert "XML007" in found
+    assert report.facts["fetch"]["content_type"].startswith("text/html")
+
+
+def test_crm_with_mistyped_key_is_a_usage_error(tmp_path: Path, good_metadata: Path) -> None:
+    path = tmp_path / "biller.toml"
+    path.write_text('[biller]\nid = "B-1"\nname = "x"\n[sp]\nentity_id = "urn:x"\nacs_url = "https://x/acs"\n'
+                    '[idp]\nentity_idd = "https://idp.example.com/saml"\n')
+    for args in (("crm", path), ("metadata", good_metadata, "--crm", path)):
+        result = run(*args)
+        assert result.returncode == 2
+        assert "idp.entity_idd" in result.stderr
+        assert 'did you mean "entity_id"' in result.stderr
+
+
+def test_crm_command_reports_record_findings(tmp_path: Path, record: Path) -> None:
+    assert run("crm", record).returncode == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(record.read_text().replace("login_type = true", "login_type = false"))
+    result = run("crm", bad, "--format", "json")
+    assert result.returncode == 1
+    assert "CRM105" in {f["code"] for f in json.loads(result.stdout)["findings"]}
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "junit", "html"])
+def test_every_format_and_out_file(fmt: str, tmp_path: Path, good_metadata: Path, record: Path) -> None:
+    out = tmp_path / "reports" / f"report.{fmt}"
+    result = run("metadata", good_metadata, "--crm", record, "--format", fmt, "--out", out,
+                 "--now", "2026-06-01T12:00:00Z")
+    assert result.returncode == 0
+    text = out.read_text()
+    if fmt == "json":
+        assert json.loads(text)["schema"] == "saml-preflight/report/v1"
+    elif fmt == "junit":
+        suite = etree.fromstring(text.encode())
+        assert int(suite.xpath("count(//testcase)")) > 20
+    elif fmt == "html":
+        assert "<script" not in text
+    assert "report written to" in result.stderr
+
+
+def test_bad_now_and_missing_file_are_usage_errors(good_metadata: Path) -> None:
+    assert run("metadata", good_metadata, "--now", "yesterday").returncode == 2
+    assert run("metadata", "no-such-file.xml").returncode == 2
+
+
+def test_checks_and_explain() -> None:
+    listing = run("checks").stdout
+    assert "MD007" in listing and "KEY005" in listing and "NET" in listing and "CRM101" in listing
+    explained = run("explain", "md007")
+    assert explained.returncode == 0
+    assert "What it checks" in explained.stdout and "Fix" in explained.stdout
+    unknown = run("explain", "MD999")
+    assert unknown.returncode == 2
+    assert "MD999" in unknown.stderr
+
+
+def test_demo_shows_a_real_report() -> None:
+    result = run("demo")
+    assert result.returncode == 0
+    assert "CRM001" in result.stdout  # the demo partner's http/https entity ID mix-up
+    assert "SIG001" in result.stdout
+    assert "would exit 1" in result.stderr
+
+
+def test_trust_certificate_must_be_readable(tmp_path: Path, good_metadata: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate")
+    result = run("metadata", good_metadata, "--trust", cert)
+    assert result.returncode == 2
+    assert "--trust" in result.stderr
+
+
+def test_demo_trust_verifies_demo_metadata() -> None:
+    result = run("metadata", DEMO / "springfield-water-idp-metadata.xml", "--trust", DEMO / "metadata-signer.pem",
+                 "--format", "json")
+    assert json.loads(result.stdout)["facts"]["signature"]["status"] == "verified"
