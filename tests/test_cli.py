@@ -104,7 +104,7 @@ def test_forbidden_urls_are_net_findings(url: str) -> None:
 
 
 class _HTMLHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         body = b"<!DOCTYPE html><html><body><form>Sign in with your organisational account</form></body></html>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")

@@ -155,9 +155,20 @@ def test_text_escapes_terminal_control_from_partner_values() -> None:
         assert "\\u001b[2J" in out
 
 
+def test_text_wide_table_becomes_one_block_per_row() -> None:
+    out = render_text(_report([], certificates=CERTIFICATES))
+    lines = out.splitlines()
+    assert "    - use:       signing" in lines
+    assert "    - use:       encryption" in lines
+    assert f"      sha256:    {CERTIFICATES[0]['sha256']}" in lines
+    assert all(len(line) <= 120 for line in lines)
+
+
 def test_text_facts_scalars_nested_and_certificate_rows() -> None:
+    narrow = [{k: v for k, v in row.items() if k != "sha256"} for row in CERTIFICATES]
+    narrow[0]["sha256"] = "3F:A2:…"
     out = render_text(
-        _report([], vendor="okta", signed=False, sso={"HTTP-POST": LONG_URL}, certificates=CERTIFICATES)
+        _report([], vendor="okta", signed=False, sso={"HTTP-POST": LONG_URL}, certificates=narrow)
     )
     lines = out.splitlines()
     facts = lines[lines.index("Facts") :]
