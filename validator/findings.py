@@ -120,7 +120,8 @@ def rule(
 def rules() -> Iterator[Rule]:
     """Every registered rule, in code order."""
     _load_all()
-    yield from sorted(_REGISTRY.values(), key=lambda r: (r.code.rstrip("0123456789"), r.code))
+    order = list(FAMILIES)
+    yield from sorted(_REGISTRY.values(), key=lambda r: (order.index(r.code.rstrip("0123456789")), r.code))
 
 
 def get_rule(code: str) -> Rule | None:
