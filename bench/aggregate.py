@@ -21,7 +21,11 @@ import textwrap
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 GENERATOR_VERSION = 1
 """Bump whenever the generated document changes: cached files of another version are rebuilt."""
@@ -118,7 +122,7 @@ def generate(entities: int, now: dt.datetime | None = None) -> Aggregate:
     return Aggregate(xml_path, pem_path, entities, len(data))
 
 
-def _certificate(common_name: str, now: dt.datetime) -> tuple[bytes, object]:
+def _certificate(common_name: str, now: dt.datetime) -> tuple[bytes, rsa.RSAPrivateKey]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa

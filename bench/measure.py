@@ -41,6 +41,8 @@ class Run:
     argv: tuple[str, ...]
     seconds: float
     """Wall time of the whole process, from start to exit."""
+    cpu_seconds: float
+    """User + system CPU time of the process."""
     peak_rss_mb: float
     returncode: int
     stdout: str
@@ -58,7 +60,7 @@ def run(argv: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None)
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait again
         out.seek(0)
         err.seek(0)
-        return Run(tuple(argv), seconds, usage.ru_maxrss / 1024, proc.returncode,
+        return Run(tuple(argv), seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode,
                    out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
 
 
@@ -90,7 +92,8 @@ def machine() -> dict[str, str]:
     try:
         import xmlsec
 
-        info["xmlsec"] = f"{_version('xmlsec')} (libxmlsec1 {'.'.join(map(str, xmlsec.get_libxmlsec_version()))})"
+        libxmlsec = ".".join(map(str, xmlsec.get_libxmlsec_version()))  # type: ignore[attr-defined]
+        info["xmlsec"] = f"{_version('xmlsec')} (libxmlsec1 {libxmlsec})"
     except ImportError:
         info["xmlsec"] = "not installed"
     info["cryptography"] = _version("cryptography")

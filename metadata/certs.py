@@ -12,8 +12,8 @@ import base64
 import binascii
 import hashlib
 import warnings
-from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
@@ -27,80 +27,82 @@ class CertificateError(MetadataError, ValueError):
     """Bytes that are not a parseable X.509 certificate."""
 
 
-@dataclass(frozen=True)
 class CertificateFacts:
-    subject: str
-    issuer: str
-    serial: str
-    not_before: datetime
-    not_after: datetime
-    key_type: str
-    """``RSA``, ``EC``, ``Ed25519``, ``Ed448``, ``DSA`` or ``unknown``."""
-    key_bits: int
-    curve: str | None
-    signature_hash: str | None
-    """The hash of the certificate's own signature (``sha256``, ``sha1``, ``md5``), None for EdDSA."""
-    sha1: str
-    sha256: str
-    self_signed: bool
+    """Facts of one DER certificate, each read from it when first asked for.
+
+    Checking a federation aggregate reads tens of thousands of certificates and needs only
+    dates, key and fingerprint of most; the subject is formatted only for those that are
+    reported.
+    """
+
+    def __init__(self, der: bytes) -> None:
+        with warnings.catch_warnings():
+            # Old IdP certificates carry negative serial numbers (RFC 5280 forbids them; AD FS
+            # 2.0 issued them); they still hold a usable key, so the facts are read all the same.
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            try:
+                self._cert = x509.load_der_x509_certificate(der)
+                self.not_before: datetime = self._cert.not_valid_before_utc
+                self.not_after: datetime = self._cert.not_valid_after_utc
+                key = self._cert.public_key()
+            except (ValueError, TypeError) as exc:
+                raise CertificateError(f"not a parseable X.509 certificate: {exc}") from exc
+        self.der = der
+        self.key_type, self.key_bits, self.curve = _key_facts(key)
+
+    @cached_property
+    def subject(self) -> str:
+        return self._cert.subject.rfc4514_string()
+
+    @cached_property
+    def signature_hash(self) -> str | None:
+        """The hash of the certificate's own signature (``sha256``, ``sha1``, ``md5``), None for EdDSA."""
+        try:
+            algorithm = self._cert.signature_hash_algorithm
+        except Exception:
+            return None
+        return algorithm.name if algorithm is not None else None
+
+    @cached_property
+    def sha256(self) -> str:
+        return fingerprint(self.der, "sha256")
+
+    @cached_property
+    def sha1(self) -> str:
+        return fingerprint(self.der, "sha1")
+
+    @cached_property
+    def self_signed(self) -> bool:
+        return bool(self._cert.issuer == self._cert.subject)
 
     def days_left(self, now: datetime) -> int:
         """Whole days until `not_after` (negative once expired)."""
         return (self.not_after - now).days
 
 
+def _key_facts(key: object) -> tuple[str, int, str | None]:
+    """``(type, bits, curve)``: type is RSA, EC, Ed25519, Ed448, DSA or unknown."""
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size, None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.curve.key_size, key.curve.name
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256, None
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456, None
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size, None
+    return "unknown", 0, None
+
+
 def fingerprint(der: bytes, algorithm: str = "sha256") -> str:
     """The fingerprint as upper-case hex pairs joined by ``:``, as IdP admin consoles show it."""
-    digest = hashlib.new(algorithm, der).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    return hashlib.new(algorithm, der).digest().hex(":").upper()
 
 
 def certificate_facts(der: bytes) -> CertificateFacts:
-    with warnings.catch_warnings():
-        # Old IdP certificates carry negative serial numbers (RFC 5280 forbids them; ADFS 2.0
-        # issued them); they still hold a usable key, so the facts are read all the same.
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        return _facts(der)
-
-
-def _facts(der: bytes) -> CertificateFacts:
-    try:
-        cert = x509.load_der_x509_certificate(der)
-        key = cert.public_key()
-    except (ValueError, TypeError) as exc:
-        raise CertificateError(f"not a parseable X.509 certificate: {exc}") from exc
-    curve = None
-    if isinstance(key, rsa.RSAPublicKey):
-        key_type, bits = "RSA", key.key_size
-    elif isinstance(key, ec.EllipticCurvePublicKey):
-        key_type, bits, curve = "EC", key.curve.key_size, key.curve.name
-    elif isinstance(key, ed25519.Ed25519PublicKey):
-        key_type, bits = "Ed25519", 256
-    elif isinstance(key, ed448.Ed448PublicKey):
-        key_type, bits = "Ed448", 456
-    elif isinstance(key, dsa.DSAPublicKey):
-        key_type, bits = "DSA", key.key_size
-    else:
-        key_type, bits = "unknown", 0
-    try:
-        hash_algorithm = cert.signature_hash_algorithm
-        signature_hash = hash_algorithm.name if hash_algorithm is not None else None
-    except Exception:
-        signature_hash = None
-    return CertificateFacts(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        serial=format(cert.serial_number, "x"),
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        key_type=key_type,
-        key_bits=bits,
-        curve=curve,
-        signature_hash=signature_hash,
-        sha1=fingerprint(der, "sha1"),
-        sha256=fingerprint(der, "sha256"),
-        self_signed=cert.issuer == cert.subject,
-    )
+    """The facts of a DER certificate; :class:`CertificateError` when it cannot be read."""
+    return CertificateFacts(der)
 
 
 def load_certificates(data: bytes) -> list[bytes]:

@@ -224,7 +224,7 @@ def verify(
         raise SignatureError("weak", "the signature uses SHA-1, which is refused here", profile=profile)
     element_id = element.get(id_attribute, "")
     tree = element.getroottree()
-    same_id = cast(float, tree.xpath("count(//@*[local-name()='ID' or local-name()='Id'][. = $v])", v=element_id))
+    same_id = cast(float, tree.xpath("count(//@ID[. = $v]) + count(//@Id[. = $v])", v=element_id))
     if same_id != 1:
         raise SignatureError(
             "duplicate-id", f"the ID {element_id!r} occurs {int(same_id)} times in the document", profile=profile

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -29,6 +29,9 @@ from validator.findings import FAMILIES, Rule, get_rule, rules
 from validator.inspection import MetadataOptions, inspect_metadata
 from validator.render import render
 from validator.report import Report
+
+if TYPE_CHECKING:
+    from metadata.fetch import FetchPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("text", "json", "junit", "html")
@@ -125,21 +128,23 @@ def metadata_command(
     now: str | None,
 ) -> None:
     """Check IdP metadata from a FILE or an https URL."""
-    from dataclasses import replace
-
-    from metadata.fetch import FetchPolicy
-
     is_url = "://" in source or source.lower().startswith(("file:", "data:"))
     if not is_url and not Path(source).is_file():
         raise click.BadParameter(f"{source!r} is neither a file nor a URL", param_hint="FILE|URL")
     options = MetadataOptions(
         now=parse_now(now), entity_id=entity_id, trusted=_load_trust(trust), warn_days=warn_days,
         max_bytes=max_size * MiB, all_entities=all_entities,
-        fetch_policy=replace(FetchPolicy(), allow_http=allow_http),
+        fetch_policy=_http_policy() if allow_http else None,
     )
     crm = _load_crm(crm_path)
     report = inspect_metadata(source, options, crm, crm_source=str(crm_path) if crm_path else None)
     emit(report, fmt, out, strict)
+
+
+def _http_policy() -> FetchPolicy:
+    from metadata.fetch import FetchPolicy
+
+    return FetchPolicy(allow_http=True)
 
 
 @cli.command("crm")

@@ -8,18 +8,17 @@ failures of the tool itself raise.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
 from metadata.certs import CertificateError, certificate_facts
 from metadata.errors import UnsafeXML
-from metadata.fetch import FetchError, FetchPolicy, FetchResult, fetch
 from metadata.model import EntityDescriptor, MetadataDocument, binding_name
-from metadata.read import NotMetadata, read_metadata
+from metadata.read import DS, NotMetadata, check_root, collector_paused, read_metadata
 from metadata.schema import validate as validate_schema
 from metadata.signing import (
     SignatureError,
@@ -41,6 +40,9 @@ from validator.nearmiss import uri_difference
 from validator.report import Report
 from validator.vendor import detect_vendor
 
+if TYPE_CHECKING:  # urllib3 is imported only when a URL is actually fetched
+    from metadata.fetch import FetchPolicy, FetchResult
+
 Check = Callable[[MetadataContext], Iterable[Finding]]
 
 
@@ -58,7 +60,8 @@ class MetadataOptions:
     """Largest metadata document accepted."""
     all_entities: bool = False
     """Judge every IdP entity of an aggregate (federation sweeps) instead of one."""
-    fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
+    fetch_policy: FetchPolicy | None = None
+    """How a metadata URL is fetched; None means FetchPolicy's secure defaults."""
 
 
 def inspect_metadata(
@@ -70,26 +73,23 @@ def inspect_metadata(
         inputs["crm"] = crm_source
     report = Report(subject="metadata", inputs=inputs, clock=options.now,
                     subjects_run=("input", "metadata") + (("crm-match",) if crm else ()))
-    if source.lower().startswith(("http://", "https://", "ftp://", "file:", "data:")) or "://" in source:
+    if "://" in source or source.lower().startswith(("file:", "data:")):
+        from metadata.fetch import FetchError, FetchPolicy, fetch
+
         report.subjects_run += ("fetch",)
-        policy = options.fetch_policy
+        policy = replace(options.fetch_policy or FetchPolicy(), max_bytes=options.max_bytes)
         try:
-            result = fetch(source, _with_max_bytes(policy, options.max_bytes))
+            result = fetch(source, policy)
         except FetchError as exc:
             report.findings.append(fetching.finding_for_fetch_error(exc))
             report.facts["fetch"] = dict(exc.diagnostics)
             return report
         report.facts["fetch"] = _fetch_facts(result)
         report.extend(fetching.content_type_findings(result))
-        data = result.body
+        inspect_metadata_bytes(result.body, source, options, crm, report)
     else:
-        data = Path(source).read_bytes()
-    inspect_metadata_bytes(data, source, options, crm, report)
+        inspect_metadata_bytes(Path(source).read_bytes(), source, options, crm, report)
     return report
-
-
-def _with_max_bytes(policy: FetchPolicy, max_bytes: int) -> FetchPolicy:
-    return replace(policy, max_bytes=max_bytes)
 
 
 def _fetch_facts(result: FetchResult) -> dict[str, Any]:
@@ -107,10 +107,16 @@ def _fetch_facts(result: FetchResult) -> dict[str, Any]:
 def inspect_metadata_bytes(
     data: bytes, source: str, options: MetadataOptions, crm: CRMRecord | None, report: Report
 ) -> None:
-    """Parse, schema-check, verify and judge `data`, adding findings and facts to `report`."""
+    """Parse, schema-check, verify and judge `data`, adding findings and facts to `report`.
+
+    Memory matters for federation aggregates: the input bytes are dropped once parsed, and
+    when the signature verifies the first tree is dropped before the signed bytes are
+    re-parsed; the model is read from one tree only.
+    """
     try:
         tree = parse_untrusted(data, metadata_limits(options.max_bytes))
-        document = read_metadata(tree)
+        del data
+        check_root(tree.getroot())
     except UnsafeXML as exc:
         report.findings.append(finding_for_unsafe_xml(exc, source))
         return
@@ -118,9 +124,14 @@ def inspect_metadata_bytes(
         report.findings.append(finding_for_not_metadata(exc, source))
         return
     report.extend(schema_findings(validate_schema(tree, "metadata"), source))
-    outcome, signed_document = _signature(tree, document, options.trusted)
-    if signed_document is not None:
-        document = signed_document  # read every value from what was signed (SECURITY.md §2)
+    outcome, signed_bytes = _signature(tree.getroot(), options.trusted)
+    if signed_bytes is not None:
+        # Read every value from what was signed (SECURITY.md §2), re-parsed with the one parser.
+        del tree
+        tree = parse_untrusted(signed_bytes, metadata_limits(max(len(signed_bytes), options.max_bytes)))
+        del signed_bytes
+    document = read_metadata(tree)
+    del tree
     report.facts["document"] = {
         "root": document.root, "entities": len(document.entities), "idp_entities": len(document.idp_entities),
         **({"name": document.name} if document.name else {}),
@@ -132,14 +143,15 @@ def inspect_metadata_bytes(
                                all_entities=options.all_entities)
     report.extend(choice)
     checks: tuple[Check, ...] = METADATA_CHECKS + (CRM_MATCH_CHECKS if crm else ())
-    for entity in entities:
-        label = source if len(entities) == 1 else f"{source} [{entity.entity_id}]"
-        ctx = MetadataContext(document=document, entity=entity, now=options.now, signature=outcome, crm=crm,
-                              warn_days=options.warn_days, source=label)
-        for check in checks:
-            report.extend(check(ctx))
-        if len(entities) == 1:
-            report.facts.update(entity_facts(entity, options.now))
+    with collector_paused():  # findings and facts are acyclic too; see collector_paused
+        for entity in entities:
+            label = source if len(entities) == 1 else f"{source} [{entity.entity_id}]"
+            ctx = MetadataContext(document=document, entity=entity, now=options.now, signature=outcome, crm=crm,
+                                  warn_days=options.warn_days, source=label)
+            for check in checks:
+                report.extend(check(ctx))
+            if len(entities) == 1:
+                report.facts.update(entity_facts(entity, options.now))
 
 
 def _choose(
@@ -183,11 +195,9 @@ def _not_found(document: MetadataDocument, wanted: str, source: str) -> Finding:
     )
 
 
-def _signature(
-    tree: etree._ElementTree, document: MetadataDocument, trusted: tuple[bytes, ...]
-) -> tuple[SignatureOutcome, MetadataDocument | None]:
-    root = tree.getroot()
-    if not document.signed:
+def _signature(root: etree._Element, trusted: tuple[bytes, ...]) -> tuple[SignatureOutcome, bytes | None]:
+    """How the root's signature fares, and the signed bytes when a trusted key verified it."""
+    if root.find(f"{{{DS}}}Signature") is None:
         return SignatureOutcome("unsigned", trusted_given=len(trusted)), None
     try:
         profile = read_profile(signature_of(root))
@@ -206,12 +216,9 @@ def _signature(
         status = "invalid" if exc.kind in ("invalid", "duplicate-id") else "profile"
         return SignatureOutcome(status, exc.message, profile=exc.profile or profile,
                                 trusted_given=len(trusted)), None
-    signed_tree = parse_untrusted(verified.signed_bytes, metadata_limits(max(len(verified.signed_bytes), 1)))
-    return (
-        SignatureOutcome("verified", profile=verified.profile, certificate=verified.certificate,
-                         trusted_given=len(trusted)),
-        read_metadata(signed_tree),
-    )
+    outcome = SignatureOutcome("verified", profile=verified.profile, certificate=verified.certificate,
+                               trusted_given=len(trusted))
+    return outcome, verified.signed_bytes
 
 
 def _self_consistent(root: etree._Element, profile: Any) -> bool | None:

@@ -8,11 +8,14 @@ of document: :func:`content_type_findings` looks at what the server said it sent
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from metadata.fetch import FetchError, FetchResult
 from metadata.xml import looks_like_html, visible
 from validator.findings import Finding, Severity, rule
+
+if TYPE_CHECKING:  # urllib3 is imported only when a URL is actually fetched
+    from metadata.fetch import FetchError, FetchResult
 
 SCHEME = rule(
     "NET001", "Metadata URL is not https", Severity.ERROR, "fetch",

@@ -88,6 +88,10 @@ NOT_YET_VALID = rule(
 )
 
 
+def _key_where(ctx: MetadataContext, key: KeyDescriptor) -> str:
+    return ctx.where(key.line, f"md:KeyDescriptor{f' use={key.use}' if key.use else ''}")
+
+
 def signing_keys(keys: tuple[KeyDescriptor, ...]) -> list[KeyDescriptor]:
     return [k for k in keys if k.use in (None, "signing")]
 
@@ -102,7 +106,7 @@ def check_keys(ctx: MetadataContext) -> Iterator[Finding]:
         return
     usable: list[tuple[Certificate, CertificateFacts]] = []
     for key in idp.keys:
-        where = ctx.where(key.line, f"md:KeyDescriptor{f' use={key.use}' if key.use else ''}")
+        where = _key_where(ctx, key)
         if key.foreign_keyinfo_namespace:
             yield FOREIGN_KEYINFO.finding(
                 "the KeyDescriptor's KeyInfo is in the wrong namespace, so SP libraries cannot see the key",
@@ -140,24 +144,23 @@ def _certificate_findings(
     reported: set[str] = set()
     for cert, facts in usable:
         where = ctx.where(cert.line, "ds:X509Certificate")
-        label = certificate_label(facts)
         if facts.sha256 in reported:
             continue
         reported.add(facts.sha256)
         if counts[facts.sha256] > 1:
-            yield DUPLICATE.finding(f"{label} is listed {counts[facts.sha256]} times", where=where)
+            yield DUPLICATE.finding(f"{certificate_label(facts)} is listed {counts[facts.sha256]} times", where=where)
         days = facts.days_left(ctx.now)
         not_after = f"{facts.not_after:%Y-%m-%d}"
         if facts.not_after < ctx.now:
-            yield EXPIRED.finding(f"{label} expired on {not_after} ({-days} days ago)",
+            yield EXPIRED.finding(f"{certificate_label(facts)} expired on {not_after} ({-days} days ago)",
                                   expected=f"valid on {ctx.now:%Y-%m-%d}", actual=f"notAfter {not_after}",
                                   where=where)
         elif days < ctx.warn_days:
-            yield EXPIRING.finding(f"{label} expires on {not_after}, in {days} days",
+            yield EXPIRING.finding(f"{certificate_label(facts)} expires on {not_after}, in {days} days",
                                    expected=f"valid for more than {ctx.warn_days} days",
                                    actual=f"notAfter {not_after}", where=where)
         if facts.not_before > ctx.now:
-            yield NOT_YET_VALID.finding(f"{label} becomes valid on {facts.not_before:%Y-%m-%d}",
+            yield NOT_YET_VALID.finding(f"{certificate_label(facts)} becomes valid on {facts.not_before:%Y-%m-%d}",
                                         actual=f"notBefore {facts.not_before:%Y-%m-%d}", where=where)
         weak = (
             (facts.key_type == "RSA" and facts.key_bits < 2048)
@@ -165,11 +168,11 @@ def _certificate_findings(
             or facts.key_type == "DSA"
         )
         if weak:
-            yield WEAK_KEY.finding(f"{label} has a {facts.key_type} {facts.key_bits}-bit key",
+            yield WEAK_KEY.finding(f"{certificate_label(facts)} has a {facts.key_type} {facts.key_bits}-bit key",
                                    expected="RSA ≥ 2048 bits or EC ≥ 256 bits",
                                    actual=f"{facts.key_type} {facts.key_bits} bits", where=where)
         if facts.signature_hash in ("md5", "sha1"):
-            yield WEAK_CERT_HASH.finding(f"{label} is signed with {facts.signature_hash.upper()}",
+            yield WEAK_CERT_HASH.finding(f"{certificate_label(facts)} is signed with {facts.signature_hash.upper()}",
                                          actual=facts.signature_hash, where=where)
     if len(counts) > 1:
         listed = "; ".join(sorted(f"{facts.subject} until {facts.not_after:%Y-%m-%d}"

@@ -43,20 +43,24 @@ def render(report: Report, fmt: str, *, rules: Iterable[Rule] | None = None, col
     that ran); for HTML, where each finding's *why* comes from (by default the registry).
     `color` matters to text only.
     """
-    from validator.render.html import render_html
-    from validator.render.json import render_json
-    from validator.render.junit import render_junit
-    from validator.render.text import render_text
-
+    # Each renderer is imported when asked for: a CLI run pays only for the one it uses.
     if fmt == "text":
+        from validator.render.text import render_text
+
         return render_text(report, color=color)
     if fmt == "json":
+        from validator.render.json import render_json
+
         return render_json(report)
     if fmt == "junit":
+        from validator.render.junit import render_junit
+
         if rules is None:
             rules = [r for r in registered_rules() if r.subject in report.subjects_run]
         return render_junit(report, rules)
     if fmt == "html":
+        from validator.render.html import render_html
+
         return render_html(report, rules=rules)
     raise UsageError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
