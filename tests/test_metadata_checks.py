@@ -382,3 +382,31 @@ def test_vendor_words_in_fix() -> None:
     assert "Federation Service Identifier" in (only(report, "CRM001").fix or "")
     assert "Claim Issuance" in (only(report, "CRM004").fix or "")
     assert report.facts["vendor"]["key"] == "adfs"
+
+
+def test_forged_certificate_in_keyinfo_is_not_trusted() -> None:
+    # Signed by an attacker whose own certificate rides in KeyInfo: only --trust counts.
+    attacker = make_keypair("metadata signer")
+    forged = idp_metadata(spec(), signer=attacker)
+    report = inspect(forged, trusted=(SIGNER.cert_der,))
+    assert "SIG003" in codes(report)
+    assert report.facts["signature"]["status"] == "invalid"
+
+
+def test_duplicate_id_makes_the_signature_invalid() -> None:
+    # A second element carrying the signed ID: which one did the signature cover?
+    same_id = b'<md:IDPSSODescriptor ID="_m0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"'
+    data = signed().replace(b"<md:IDPSSODescriptor", same_id, 1)
+    report = inspect(data, trusted=(SIGNER.cert_der,))
+    assert "SIG003" in codes(report)
+    assert "occurs 2 times" in only(report, "SIG003").message
+
+
+def test_unsigned_wrapper_around_signed_entity_is_unsigned() -> None:
+    # A signed EntityDescriptor wrapped in an unsigned aggregate: the document is not signed.
+    inner = signed().split(b"?>", 1)[1]
+    wrapped = (b'<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">' + inner
+               + b"</md:EntitiesDescriptor>")
+    report = inspect(wrapped, trusted=(SIGNER.cert_der,))
+    assert "SIG006" in codes(report)
+    assert report.facts["signature"]["status"] == "unsigned"
