@@ -1,0 +1,356 @@
+"""The SAML Response the test IdP sends: built with lxml elements, signed with the one signer.
+
+:func:`build_response` follows the Web Browser SSO profile (SAML Profiles §4.1.4.2): an
+Issuer, a Subject with a bearer SubjectConfirmation (Recipient, NotOnOrAfter, InResponseTo),
+Conditions with an AudienceRestriction, an AuthnStatement and the claims. The assertion is
+signed before the response, so that both signatures verify; an encrypted assertion is
+signed inside and encrypted after (SAML Core §6.2). Time and IDs are injected, so a test
+that pins both and signs nothing gets byte-stable output.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+import xmlsec
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from lxml import etree
+from xmlsec import constants as xc
+
+from idp import IdPError
+from metadata.read import DS, SAML
+from metadata.signing import RSA_SHA256, SHA256, sign
+from metadata.write import new_id, xs_datetime
+from metadata.xml import MESSAGE_LIMITS, parse_untrusted
+
+__all__ = [
+    "Claim", "ResponseError", "ResponseSpec", "SigningKey", "build_response", "decrypt_assertion",
+    "new_id", "serialize", "to_post_value", "valid_in_response_to",
+]
+
+SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
+XENC = "http://www.w3.org/2001/04/xmlenc#"
+XENC11 = "http://www.w3.org/2009/xmlenc11#"
+
+SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
+RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+AUTHN_FAILED = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
+NO_PASSIVE = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
+PASSWORD_PROTECTED_TRANSPORT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
+BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+ENTITY = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
+NAME_FORMATS = {
+    "unspecified": "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified",
+    "basic": "urn:oasis:names:tc:SAML:2.0:attrname-format:basic",
+    "uri": "urn:oasis:names:tc:SAML:2.0:attrname-format:uri",
+}
+# SAML Core §3.2.2.2: a top-level StatusCode is one of these four.
+_TOP_STATUS = {SUCCESS, REQUESTER, RESPONDER, "urn:oasis:names:tc:SAML:2.0:status:VersionMismatch"}
+
+# What decrypt_assertion accepts (SECURITY.md §2): RSA-OAEP key transport, AES-GCM or -CBC data.
+KEY_TRANSPORT_ALGORITHMS = {XENC + "rsa-oaep-mgf1p", XENC11 + "rsa-oaep"}
+DATA_ALGORITHMS = {XENC11 + f"aes{n}-gcm" for n in (128, 192, 256)} | {XENC + f"aes{n}-cbc" for n in (128, 192, 256)}
+
+SignWhat = Literal["assertion", "response", "both", "none"]
+
+# XML 1.0 (5th ed.) NameStartChar and NameChar without ":" — the NCName of Namespaces in XML.
+_START = (
+    "A-Z_a-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u037d\u037f-\u1fff\u200c-\u200d"
+    "\u2070-\u218f\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufffd\U00010000-\U000effff"
+)
+_NCNAME = re.compile(f"[{_START}][{_START}\\-.0-9\u00b7\u0300-\u036f\u203f-\u2040]*")
+MAX_IN_RESPONSE_TO = 256
+
+
+class ResponseError(IdPError, ValueError):
+    """A response that cannot be built, or an encrypted assertion that is refused."""
+
+
+class SigningKey(Protocol):
+    """Anything holding a PEM private key and its PEM certificate (``metadata.keys.KeyPair``)."""
+
+    @property
+    def key_pem(self) -> bytes: ...
+
+    @property
+    def cert_pem(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One saml:Attribute (SAML Core §2.7.3.1)."""
+
+    name: str
+    values: tuple[str, ...]
+    """Each value becomes one AttributeValue; several make the claim multi-valued."""
+    name_format: str = "unspecified"
+    """``unspecified``, ``basic``, ``uri`` or a full NameFormat URI."""
+    friendly_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.values, tuple) or not all(isinstance(v, str) for v in self.values):
+            raise ResponseError(f"the values of claim {self.name!r} must be a tuple of strings")
+
+    @property
+    def name_format_uri(self) -> str:
+        return NAME_FORMATS.get(self.name_format, self.name_format)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResponseSpec:
+    """Everything a response says, decided by the caller (SP registration, persona, request)."""
+
+    issuer: str
+    """The IdP's entity ID."""
+    destination: str
+    """The ACS URL the response is posted to: Response/@Destination and the bearer Recipient."""
+    audience: str
+    """The SP's entity ID."""
+    in_response_to: str | None
+    """The AuthnRequest's ID; left out unless it is an NCName of at most 256 characters."""
+    nameid: str
+    nameid_format: str
+    session_index: str
+    authn_context: str = PASSWORD_PROTECTED_TRANSPORT
+    claims: tuple[Claim, ...] = ()
+    lifetime_seconds: int = 300
+    """How long the assertion and the bearer confirmation stay valid after `now`."""
+    sign: SignWhat = "assertion"
+    """What to sign. An error response has no assertion; with ``assertion`` its Response is signed."""
+    signature_method: str = RSA_SHA256
+    digest_method: str = SHA256
+    status: tuple[str, str | None] = (SUCCESS, None)
+    """Top-level StatusCode and an optional second-level one. Only Success carries an assertion."""
+    status_message: str | None = None
+    authn_instant: datetime | None = None
+    """When the user logged in (an SSO session may be older than the response); `now` if None."""
+
+    def __post_init__(self) -> None:
+        if self.lifetime_seconds <= 0:
+            raise ResponseError(f"lifetime_seconds must be positive, not {self.lifetime_seconds}")
+        if self.sign not in ("assertion", "response", "both", "none"):
+            raise ResponseError(f"sign must be assertion, response, both or none, not {self.sign!r}")
+        if self.status[0] not in _TOP_STATUS:
+            raise ResponseError(f"{self.status[0]!r} is not a top-level SAML status code (SAML Core §3.2.2.2)")
+
+
+def valid_in_response_to(value: str | None) -> bool:
+    """True when `value` may be copied into InResponseTo: an NCName of at most 256 characters.
+
+    SAML Core §1.3.4 types IDs as xs:ID (an NCName); SECURITY.md §5 caps the length, so a
+    request cannot make the IdP echo arbitrary text into a signed response.
+    """
+    return value is not None and len(value) <= MAX_IN_RESPONSE_TO and _NCNAME.fullmatch(value) is not None
+
+
+def build_response(
+    spec: ResponseSpec,
+    *,
+    now: datetime,
+    new_id: Callable[[], str] = new_id,
+    key: SigningKey,
+    encrypt_for: bytes | None = None,
+) -> etree._Element:
+    """A samlp:Response for `spec`, signed with `key` as ``spec.sign`` says.
+
+    `encrypt_for` is the DER certificate of the SP's encryption key: the (signed) assertion
+    is then sent as a saml:EncryptedAssertion.
+    """
+    instant = xs_datetime(now)
+    expires = xs_datetime(now + timedelta(seconds=spec.lifetime_seconds))
+    in_response_to = spec.in_response_to if valid_in_response_to(spec.in_response_to) else None
+
+    response = etree.Element(f"{{{SAMLP}}}Response", nsmap={"samlp": SAMLP, "saml": SAML})
+    response.set("ID", new_id())
+    if in_response_to is not None:
+        response.set("InResponseTo", in_response_to)
+    response.set("Version", "2.0")
+    response.set("IssueInstant", instant)
+    response.set("Destination", spec.destination)
+    response.append(_issuer(spec.issuer))
+    response.append(_status(spec))
+
+    success = spec.status[0] == SUCCESS
+    if success:
+        assertion = _assertion(spec, instant, expires, in_response_to, new_id(), now)
+        response.append(assertion)
+        if spec.sign in ("assertion", "both"):
+            _sign(assertion, spec, key)
+        if encrypt_for is not None:
+            _encrypt(assertion, encrypt_for)
+    if spec.sign in ("response", "both") or (spec.sign == "assertion" and not success):
+        # An error response has no assertion to sign; its status is signed instead.
+        _sign(response, spec, key)
+    return response
+
+
+def _issuer(entity_id: str) -> etree._Element:
+    # SAML Profiles §4.1.4.2: the Issuer's Format is omitted or entity; stating it is clearer.
+    issuer = etree.Element(f"{{{SAML}}}Issuer", Format=ENTITY)
+    issuer.text = entity_id
+    return issuer
+
+
+def _status(spec: ResponseSpec) -> etree._Element:
+    status = etree.Element(f"{{{SAMLP}}}Status")
+    code = etree.SubElement(status, f"{{{SAMLP}}}StatusCode", Value=spec.status[0])
+    if spec.status[1] is not None:
+        etree.SubElement(code, f"{{{SAMLP}}}StatusCode", Value=spec.status[1])
+    if spec.status_message is not None:
+        etree.SubElement(status, f"{{{SAMLP}}}StatusMessage").text = spec.status_message
+    return status
+
+
+def _assertion(
+    spec: ResponseSpec, instant: str, expires: str, in_response_to: str | None, assertion_id: str, now: datetime
+) -> etree._Element:
+    assertion = etree.Element(f"{{{SAML}}}Assertion", nsmap={"saml": SAML})
+    assertion.set("ID", assertion_id)
+    assertion.set("Version", "2.0")
+    assertion.set("IssueInstant", instant)
+    assertion.append(_issuer(spec.issuer))
+
+    subject = etree.SubElement(assertion, f"{{{SAML}}}Subject")
+    etree.SubElement(subject, f"{{{SAML}}}NameID", Format=spec.nameid_format).text = spec.nameid
+    confirmation = etree.SubElement(subject, f"{{{SAML}}}SubjectConfirmation", Method=BEARER)
+    # Profiles §4.1.4.2: bearer data has Recipient and NotOnOrAfter, InResponseTo when solicited,
+    # and no NotBefore.
+    data = etree.SubElement(confirmation, f"{{{SAML}}}SubjectConfirmationData")
+    if in_response_to is not None:
+        data.set("InResponseTo", in_response_to)
+    data.set("NotOnOrAfter", expires)
+    data.set("Recipient", spec.destination)
+
+    # NotBefore is the issue instant: no back-dating, so an SP's clock skew shows up in tests.
+    conditions = etree.SubElement(assertion, f"{{{SAML}}}Conditions", NotBefore=instant, NotOnOrAfter=expires)
+    restriction = etree.SubElement(conditions, f"{{{SAML}}}AudienceRestriction")
+    etree.SubElement(restriction, f"{{{SAML}}}Audience").text = spec.audience
+
+    authn = etree.SubElement(assertion, f"{{{SAML}}}AuthnStatement")
+    authn.set("AuthnInstant", xs_datetime(spec.authn_instant or now))
+    authn.set("SessionIndex", spec.session_index)
+    context = etree.SubElement(authn, f"{{{SAML}}}AuthnContext")
+    etree.SubElement(context, f"{{{SAML}}}AuthnContextClassRef").text = spec.authn_context
+
+    if spec.claims:  # the schema wants at least one Attribute in an AttributeStatement
+        statement = etree.SubElement(assertion, f"{{{SAML}}}AttributeStatement")
+        for claim in spec.claims:
+            attribute = etree.SubElement(statement, f"{{{SAML}}}Attribute", Name=claim.name,
+                                         NameFormat=claim.name_format_uri)
+            if claim.friendly_name is not None:
+                attribute.set("FriendlyName", claim.friendly_name)
+            for value in claim.values:
+                # No xsi:type="xs:string": exclusive c14n would drop the xs prefix declaration
+                # (used only inside an attribute value), leaving the signed bytes unparseable
+                # as typed XML. AttributeValue is xs:anyType, so plain text is schema-valid.
+                etree.SubElement(attribute, f"{{{SAML}}}AttributeValue").text = value
+    return assertion
+
+
+def _sign(element: etree._Element, spec: ResponseSpec, key: SigningKey) -> None:
+    # SAML Core §5.4: enveloped, exclusive c14n, one Reference to the element's ID; the
+    # schemas of Core §2.3.3 and §3.2.1 put ds:Signature right after saml:Issuer.
+    sign(element, key.key_pem, key.cert_pem, signature_method=spec.signature_method,
+         digest_method=spec.digest_method, after=f"{{{SAML}}}Issuer")
+
+
+def _encrypt(assertion: etree._Element, certificate_der: bytes) -> etree._Element:
+    """Replace `assertion` with saml:EncryptedAssertion (SAML Core §2.3.4, §6.2).
+
+    AES-256-GCM for the data; the session key transported with RSA-OAEP to the SP's
+    certificate, as an EncryptedKey inside EncryptedData/KeyInfo (the layout python3-saml,
+    pysaml2 and Shibboleth read without a RetrievalMethod).
+    """
+    try:
+        public_key = x509.load_der_x509_certificate(certificate_der).public_key()
+    except ValueError as exc:
+        raise ResponseError(f"the SP encryption certificate cannot be read: {exc}") from exc
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise ResponseError("the SP encryption certificate must hold an RSA key (RSA-OAEP key transport)")
+    parent = assertion.getparent()
+    assert parent is not None
+    wrapper = etree.Element(f"{{{SAML}}}EncryptedAssertion")
+    parent.replace(assertion, wrapper)
+    template = xmlsec.template.encrypted_data_create(wrapper, xc.TransformAes256Gcm, type=xc.TypeEncElement, ns="xenc")
+    wrapper.append(template)
+    xmlsec.template.encrypted_data_ensure_cipher_value(template)
+    key_info = xmlsec.template.encrypted_data_ensure_key_info(template, ns="ds")
+    encrypted_key = xmlsec.template.add_encrypted_key(key_info, xc.TransformRsaOaep)
+    xmlsec.template.encrypted_data_ensure_cipher_value(encrypted_key)
+    manager = xmlsec.KeysManager()
+    manager.add_key(xmlsec.Key.from_memory(certificate_der, xc.KeyDataFormatCertDer, None))
+    ctx = xmlsec.EncryptionContext(manager)
+    ctx.key = xmlsec.Key.generate(xc.KeyDataAes, 256, xc.KeyDataTypeSession)
+    # The plaintext is the assertion serialised on its own, so it declares every prefix it
+    # uses: SPs that parse the decrypted bytes standalone (pysaml2) need xmlns:saml there,
+    # which encrypting the node in place would leave behind on the Response.
+    ctx.encrypt_binary(template, etree.tostring(assertion))
+    return wrapper
+
+
+def decrypt_assertion(encrypted_assertion: etree._Element, sp_key_pem: bytes) -> etree._Element:
+    """The saml:Assertion inside `encrypted_assertion`, decrypted with the SP key `sp_key_pem`.
+
+    Only the layout this module writes is accepted — one EncryptedData whose KeyInfo holds one
+    EncryptedKey, no RetrievalMethod — with RSA-OAEP and AES-GCM/CBC (SECURITY.md §2). The
+    plaintext is re-parsed with the one parser; the assertion's signature is the caller's to
+    verify. Raises :class:`ResponseError`.
+    """
+    if encrypted_assertion.tag != f"{{{SAML}}}EncryptedAssertion":
+        raise ResponseError(f"expected saml:EncryptedAssertion, got {encrypted_assertion.tag}")
+    children = list(encrypted_assertion.iterchildren(etree.Element))
+    if len(children) != 1 or children[0].tag != f"{{{XENC}}}EncryptedData":
+        raise ResponseError("saml:EncryptedAssertion must hold exactly one xenc:EncryptedData")
+    if len(etree.tostring(encrypted_assertion)) > MESSAGE_LIMITS.max_bytes:
+        raise ResponseError("the encrypted assertion is larger than a SAML message may be")
+    data = children[0]
+    _require_algorithm(data, DATA_ALGORITHMS, "data")
+    if encrypted_assertion.find(f".//{{{DS}}}RetrievalMethod") is not None:
+        raise ResponseError("a ds:RetrievalMethod is not followed; the EncryptedKey must be inline")
+    keys = data.findall(f"{{{DS}}}KeyInfo/{{{XENC}}}EncryptedKey")
+    if len(keys) != 1:
+        raise ResponseError(f"EncryptedData/KeyInfo must hold exactly one xenc:EncryptedKey, not {len(keys)}")
+    _require_algorithm(keys[0], KEY_TRANSPORT_ALGORITHMS, "key transport")
+
+    work = copy.deepcopy(encrypted_assertion)
+    manager = xmlsec.KeysManager()
+    try:
+        manager.add_key(xmlsec.Key.from_memory(sp_key_pem, xc.KeyDataFormatPem, None))
+        decrypted = xmlsec.EncryptionContext(manager).decrypt(work[0])
+    except (xmlsec.Error, xmlsec.InternalError) as exc:
+        raise ResponseError(f"the assertion cannot be decrypted with this SP key: {exc}") from exc
+    if not isinstance(decrypted, etree._Element):
+        raise ResponseError("the EncryptedData holds bytes, not an XML element")
+    root = parse_untrusted(etree.tostring(decrypted), MESSAGE_LIMITS).getroot()
+    if root.tag != f"{{{SAML}}}Assertion":
+        raise ResponseError(f"the decrypted element is {root.tag}, not saml:Assertion")
+    return root
+
+
+def _require_algorithm(element: etree._Element, allowed: set[str], what: str) -> None:
+    method = element.find(f"{{{XENC}}}EncryptionMethod")
+    algorithm = method.get("Algorithm", "") if method is not None else ""
+    if algorithm not in allowed:
+        raise ResponseError(f"the {what} algorithm {algorithm or '(none)'!r} is not allowed")
+
+
+def serialize(element: etree._Element) -> bytes:
+    """UTF-8 bytes of `element`, exactly as signed, without an XML declaration.
+
+    UTF-8 is XML's default encoding (XML 1.0 §4.3.3), so a declaration would add nothing; the
+    HTTP-POST binding (SAML Bindings §3.5.4) carries the bytes base64-encoded either way.
+    """
+    return etree.tostring(element, encoding="UTF-8", xml_declaration=False)
+
+
+def to_post_value(element: etree._Element) -> str:
+    """The SAMLResponse form value for the HTTP-POST binding: base64 of :func:`serialize`."""
+    return base64.b64encode(serialize(element)).decode("ascii")

@@ -1,0 +1,141 @@
+"""The test IdP's settings: ``idp.toml`` (or JSON), strict, with ``IDP_*`` environment
+overrides for containers, and defaults that start a working IdP with two demo personas.
+
+Every key is documented where it is declared. An unknown key is an error naming its path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from validator.config import StrictModel, load_config, validate_config
+from validator.errors import ConfigError
+
+from . import IdPError
+
+EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
+
+Signing = Literal["assertion", "response", "both", "none"]
+NameFormat = Literal["unspecified", "basic", "uri"]
+
+
+class SettingsError(ConfigError, IdPError):
+    what = "the IdP configuration"
+
+
+class Server(StrictModel):
+    base_url: str = "http://127.0.0.1:8080"
+    """Where SPs reach the IdP; endpoints and the default entity ID derive from it."""
+    entity_id: str | None = None
+    """The IdP's entity ID; default: ``<base_url>/metadata``."""
+    key_folder: str = "var/idp/keys"
+    """Where the signing key is generated on first start (mode 0600, never overwritten)."""
+    key_kind: Literal["rsa-2048", "rsa-3072", "rsa-4096", "ec-p256"] = "rsa-2048"
+    store: str | None = None
+    """``sqlite:///path`` (default: ``var/idp/state.sqlite3``) or ``redis://host:port/db``."""
+    dev_mode: bool = True
+    """Allow http ACS URLs on localhost / 127.0.0.1 (never elsewhere)."""
+    require_signed_requests: bool = False
+    """Refuse unsigned AuthnRequests from every SP, not only those whose metadata asks for it."""
+    sign_metadata: bool = False
+    clock_skew: int = Field(default=120, ge=0, le=300)
+    """Seconds of clock difference tolerated in IssueInstant checks (SECURITY.md §3: at most 300)."""
+    session_lifetime: int = Field(default=8 * 3600, gt=0)
+    assertion_lifetime: int = Field(default=300, gt=0, le=3600)
+    secret_key: str | None = None
+    """Flask's session key; default: generated and kept in the store."""
+
+    @property
+    def idp_entity_id(self) -> str:
+        return self.entity_id or f"{self.base_url.rstrip('/')}/metadata"
+
+
+class Persona(StrictModel):
+    id: str
+    """Chosen in the persona picker, or named by the automation API."""
+    display_name: str = ""
+    password: str | None = None
+    """Allows the password form for this persona (test passwords only)."""
+    nameid: str
+    nameid_format: str = EMAIL
+    auto_login: bool = False
+    """Signs in as this persona without any form (for an SP's CI)."""
+    claims: dict[str, str | list[str]] = Field(default_factory=dict, strict=False)
+    """Claim name → value (a list for several values). Names are sent exactly as written."""
+
+
+class ServiceProvider(StrictModel):
+    metadata: str | None = None
+    """SP metadata: a file path or an https URL (fetched with the safe fetcher)."""
+    entity_id: str | None = None
+    """For an inline SP (no metadata): its entity ID."""
+    acs: list[str] = Field(default_factory=list, strict=False)
+    """For an inline SP: its HTTP-POST ACS URLs, the first being the default."""
+    sign: Signing = "assertion"
+    nameid_format: str | None = None
+    name_format: NameFormat = "unspecified"
+    encrypt: bool = False
+    """Encrypt the assertion (AES-256-GCM, RSA-OAEP) with the SP's encryption certificate."""
+
+
+class Settings(StrictModel):
+    server: Server = Server()
+    personas: tuple[Persona, ...] = Field(default=(), strict=False)
+    sps: tuple[ServiceProvider, ...] = Field(default=(), strict=False)
+
+
+# Demo personas of a test IdP: their passwords are meant to be known.
+DEMO_PERSONAS = (
+    Persona(id="alice", display_name="Alice Customer", password="alice",  # noqa: S106 nameid="alice@example.com",
+            claims={"AccountNumber": "100200300", "Email": "alice@example.com", "LoginTypeId": "1"}),
+    Persona(id="bob", display_name="Bob Property Manager", password="bob",  # noqa: S106 nameid="bob@example.com",
+            claims={"AccountNumber": "100200301", "Email": "bob@example.com", "LoginTypeId": "2"}),
+)
+
+# IDP_<NAME> overrides [server].<name>; values are parsed by the field's type.
+_ENV_PREFIX = "IDP_"
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `path` (none: defaults), then ``IDP_*`` environment overrides."""
+    settings = load_config(path, Settings, SettingsError) if path else Settings()
+    overrides = _environment(environ if environ is not None else os.environ)
+    if overrides:
+        server = {**settings.server.model_dump(exclude_unset=True), **overrides}
+        data = {**settings.model_dump(exclude_unset=True, exclude={"server"}), "server": server}
+        settings = validate_config(data, "environment (IDP_*)", Settings, SettingsError)
+    if not settings.personas:
+        settings = settings.model_copy(update={"personas": DEMO_PERSONAS})
+    return settings
+
+
+def _environment(environ: Mapping[str, str]) -> dict[str, object]:
+    fields = Server.model_fields
+    found: dict[str, object] = {}
+    for name, raw in environ.items():
+        if not name.startswith(_ENV_PREFIX):
+            continue
+        key = name[len(_ENV_PREFIX):].lower()
+        if key not in fields:
+            known = ", ".join(f"{_ENV_PREFIX}{k.upper()}" for k in fields)
+            raise SettingsError("environment", [(name, f"unknown setting; known: {known}")])
+        annotation = str(fields[key].annotation)
+        if "bool" in annotation:
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise SettingsError("environment", [(name, f"must be true or false, got {raw!r}")])
+            found[key] = raw.lower() in ("1", "true", "yes")
+        elif "int" in annotation:
+            if not raw.strip().isdigit():
+                raise SettingsError("environment", [(name, f"must be a whole number, got {raw!r}")])
+            found[key] = int(raw)
+        else:
+            found[key] = raw
+    return found
