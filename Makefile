@@ -5,7 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean system-packages
+
+# Debian packages the tests use: redis-server (the Store's Redis tests), xmlsec1 (pysaml2 as
+# a real SP verifies signatures with it). Installed only when missing; needs root and apt.
+SYSTEM_PACKAGES := redis-server:redis-server xmlsec1:xmlsec1
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,7 +24,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check metadata idp validator tests bench
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+system-packages:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+		command -v "$${pair##*:}" >/dev/null 2>&1 || missing="$$missing $${pair%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+		else echo "cannot install$$missing (needs root and apt-get): the tests that need them will skip"; fi; \
+	fi
+
+test: $(STAMP) system-packages lint
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -94,9 +94,9 @@ class Settings(StrictModel):
 
 # Demo personas of a test IdP: their passwords are meant to be known.
 DEMO_PERSONAS = (
-    Persona(id="alice", display_name="Alice Customer", password="alice",  # noqa: S106 nameid="alice@example.com",
+    Persona(id="alice", display_name="Alice Customer", password="alice", nameid="alice@example.com",  # noqa: S106
             claims={"AccountNumber": "100200300", "Email": "alice@example.com", "LoginTypeId": "1"}),
-    Persona(id="bob", display_name="Bob Property Manager", password="bob",  # noqa: S106 nameid="bob@example.com",
+    Persona(id="bob", display_name="Bob Property Manager", password="bob", nameid="bob@example.com",  # noqa: S106
             claims={"AccountNumber": "100200301", "Email": "bob@example.com", "LoginTypeId": "2"}),
 )
 

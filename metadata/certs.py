@@ -45,14 +45,18 @@ class CertificateFacts:
                 self.not_before: datetime = self._cert.not_valid_before_utc
                 self.not_after: datetime = self._cert.not_valid_after_utc
                 key = self._cert.public_key()
-            except (ValueError, TypeError) as exc:
-                raise CertificateError(f"not a parseable X.509 certificate: {exc}") from exc
+            except Exception as exc:  # cryptography raises several kinds for bad input
+                raise CertificateError(f"not a usable X.509 certificate: {exc}") from exc
         self.der = der
         self.key_type, self.key_bits, self.curve = _key_facts(key)
 
     @cached_property
     def subject(self) -> str:
-        return self._cert.subject.rfc4514_string()
+        # Read lazily for speed, so a malformed Name must not escape as an exception here.
+        try:
+            return self._cert.subject.rfc4514_string()
+        except Exception:
+            return "(unreadable subject)"
 
     @cached_property
     def signature_hash(self) -> str | None:
@@ -73,7 +77,10 @@ class CertificateFacts:
 
     @cached_property
     def self_signed(self) -> bool:
-        return bool(self._cert.issuer == self._cert.subject)
+        try:
+            return bool(self._cert.issuer == self._cert.subject)
+        except Exception:
+            return False
 
     def days_left(self, now: datetime) -> int:
         """Whole days until `not_after` (negative once expired)."""

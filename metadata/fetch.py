@@ -37,7 +37,7 @@ from urllib3.response import HTTPResponse
 from metadata.errors import MetadataError
 from metadata.xml import MiB, looks_like_html, visible
 
-__all__ = ["FetchError", "FetchPolicy", "FetchResult", "fetch"]
+__all__ = ["FetchError", "FetchPolicy", "FetchResult", "fetch", "redact_url"]
 
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -51,6 +51,11 @@ _PREVIEW_BYTES = 512
 _SHARED_ADDRESS_SPACE = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT, RFC 6598
 _UNIQUE_LOCAL = ipaddress.IPv6Network("fc00::/7")  # RFC 4193
 _USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)[^/?#]*@")
+
+
+def redact_url(url: str) -> str:
+    """`url` with any user name and password replaced by ``***``: safe to show and to store."""
+    return _USERINFO.sub(r"\1***@", url)
 
 
 def _system_resolve(host: str, port: int) -> list[str]:
@@ -173,7 +178,7 @@ def fetch(url: str, policy: FetchPolicy = FetchPolicy()) -> FetchResult:
     started = time.monotonic()
     tls = ssl.create_default_context(cafile=policy.ca_bundle)
     tls.minimum_version = ssl.TLSVersion.TLSv1_2
-    run = _Run(policy, started + policy.total_timeout, tls, requested_url=url, url=url)
+    run = _Run(policy, started + policy.total_timeout, tls, requested_url=redact_url(url), url=url)
     while True:
         run.diagnostics = {}
         target = _target(run)
@@ -209,7 +214,7 @@ def fetch(url: str, policy: FetchPolicy = FetchPolicy()) -> FetchResult:
 def _target(run: _Run) -> _Target:
     """Check the shape, userinfo and scheme of the URL being fetched, before anything is resolved."""
     url = run.url
-    run.url = _USERINFO.sub(r"\1***@", url)  # never repeat a password in a message
+    run.url = redact_url(url)  # never repeat a password in a message
     shown = visible(run.url)
     if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
         raise run.error("bad-url", f"the URL {shown!r} contains a space or a control character")
@@ -294,6 +299,8 @@ def _forbidden(address: _Address, allowed: tuple[_Network, ...]) -> str | None:
         return "the unspecified address"
     if address.is_link_local:
         return "a link-local address (where cloud metadata services live)"
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return "a site-local IPv6 address (fec0::/10, deprecated but still routed inside some networks)"
     if address.is_multicast:
         return "a multicast address"
     if address in _SHARED_ADDRESS_SPACE:

@@ -81,6 +81,8 @@ class IdPRole:
     attributes: tuple[Attribute, ...]
     valid_until: str | None = None
     line: int | None = None
+    other_endpoints: tuple[Endpoint, ...] = ()
+    """ArtifactResolutionService, ManageNameIDService, NameIDMappingService, AssertionIDRequestService."""
 
     @property
     def supports_saml2(self) -> bool:

@@ -146,6 +146,12 @@ _SLO = f"{{{MD}}}SingleLogoutService"
 _NAMEID_FORMAT = f"{{{MD}}}NameIDFormat"
 _KEY_DESCRIPTOR = f"{{{MD}}}KeyDescriptor"
 _ATTRIBUTE = f"{{{SAML}}}Attribute"
+_OTHER_ENDPOINTS = tuple(
+    f"{{{MD}}}{kind}"
+    for kind in (
+        "ArtifactResolutionService", "ManageNameIDService", "NameIDMappingService", "AssertionIDRequestService"
+    )
+)
 
 
 def _idp_role(role: etree._Element) -> IdPRole:
@@ -155,7 +161,8 @@ def _idp_role(role: etree._Element) -> IdPRole:
     formats: list[str] = []
     keys: list[KeyDescriptor] = []
     attributes: list[Attribute] = []
-    for child in role.iterchildren(_SSO, _SLO, _NAMEID_FORMAT, _KEY_DESCRIPTOR, _ATTRIBUTE):
+    others: list[Endpoint] = []
+    for child in role.iterchildren(_SSO, _SLO, _NAMEID_FORMAT, _KEY_DESCRIPTOR, _ATTRIBUTE, *_OTHER_ENDPOINTS):
         tag = child.tag
         if tag == _SSO:
             sso.append(_endpoint(child, "SingleSignOnService"))
@@ -165,8 +172,10 @@ def _idp_role(role: etree._Element) -> IdPRole:
             formats.append(text_of(child).strip())
         elif tag == _KEY_DESCRIPTOR:
             keys.append(_key_descriptor(child))
-        else:
+        elif tag == _ATTRIBUTE:
             attributes.append(_attribute(child))
+        else:
+            others.append(_endpoint(child, _local(str(tag))))
     want = role.get("WantAuthnRequestsSigned")
     return IdPRole(
         protocols=tuple(role.get("protocolSupportEnumeration", "").split()),
@@ -178,6 +187,7 @@ def _idp_role(role: etree._Element) -> IdPRole:
         attributes=tuple(attributes),
         valid_until=role.get("validUntil"),
         line=line_of(role),
+        other_endpoints=tuple(others),
     )
 
 

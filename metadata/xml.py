@@ -14,7 +14,7 @@ import codecs
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from lxml import etree
 
@@ -56,34 +56,48 @@ def metadata_limits(max_bytes: int = 5 * MiB) -> XMLLimits:
 
 METADATA_LIMITS = metadata_limits()
 
-_DECL_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_DECL_ENCODING = re.compile(rb"""^<\?xml\s[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _ALLOWED_ENCODINGS = {"utf-8", "utf-16", "utf-16le", "utf-16be"}
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S)
 
 
 def _declared_encoding(data: bytes) -> str:
     """The document's encoding, from its BOM or XML declaration (UTF-8 when neither)."""
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) or data[:4] in (b"<\x00\x00\x00", b"\x00\x00\x00<"):
+        return "utf-32"
     if data.startswith(codecs.BOM_UTF8):
         return "utf-8"
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or data[:4] in (b"<\x00?\x00", b"\x00<\x00?"):
         return "utf-16"
-    if data[:4] in (b"<\x00?\x00", b"\x00<\x00?"):
-        return "utf-16"
-    match = _DECL_ENCODING.match(data[:256])
+    # The declaration may be padded with whitespace; it ends at the first "?>".
+    end = data.find(b"?>", 0, 4096)
+    match = _DECL_ENCODING.match(data[: end + 2] if end >= 0 else data[:4096])
     return match.group(1).decode("ascii").lower() if match else "utf-8"
 
 
-_ROOT_START = re.compile(r"<[A-Za-z_:]")
+_DECLARATION = re.compile(rb"<!(?i:doctype|entity)")
 
 
-def _has_doctype(data: bytes, encoding: str) -> bool:
-    # A DOCTYPE can only stand in the prolog, before the root element's start tag. Refusing it
-    # here, before libxml2 reads the internal subset, keeps entity tricks out of the parser.
-    head = data[: 64 * KiB]
-    text = head.decode("utf-16" if encoding.startswith("utf-16") else "utf-8", "replace")
-    root = _ROOT_START.search(text)
-    prolog = text[: root.start()] if root else text
-    return "<!doctype" in prolog.lower()
+def _declaration_line(data: bytes, encoding: str) -> int | None:
+    """The line of the first "<!DOCTYPE" or "<!ENTITY" anywhere in the document, or None.
+
+    Anywhere, not only where a prolog scan would look: a comment or a processing instruction
+    must not be able to hide one from this check. SAML never needs either, even in CDATA.
+    """
+    if encoding.startswith("utf-16"):
+        text = data.decode("utf-16", "replace")
+        found = re.search(r"<!(?i:doctype|entity)", text)
+        return text.count("\n", 0, found.start()) + 1 if found else None
+    match = _DECLARATION.search(data)
+    return data.count(b"\n", 0, match.start()) + 1 if match else None
+
+
+class _NoExternalResources(etree.Resolver):
+    """Refuses every external resource. lxml's load_dtd=False and no_network=True still let
+    libxml2 open ``file:`` DTDs and parameter entities; this closes that door too."""
+
+    def resolve(self, system_url: str, public_id: str, context: object = None) -> Any:
+        raise UnsafeXML("doctype", f"the document refers to an external resource ({system_url!r}), which is refused")
 
 
 def looks_like_html(data: bytes) -> bool:
@@ -93,7 +107,7 @@ def looks_like_html(data: bytes) -> bool:
 
 def _parser() -> etree.XMLParser:
     # A fresh parser per call: lxml parsers are not thread-safe.
-    return etree.XMLParser(
+    parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -103,6 +117,8 @@ def _parser() -> etree.XMLParser:
         remove_pis=False,
         collect_ids=False,
     )
+    parser.resolvers.add(_NoExternalResources())
+    return parser
 
 
 def parse_untrusted(data: bytes, limits: XMLLimits = METADATA_LIMITS) -> etree._ElementTree:
@@ -124,17 +140,25 @@ def parse_untrusted(data: bytes, limits: XMLLimits = METADATA_LIMITS) -> etree._
         raise UnsafeXML("encoding", f"the document declares encoding {encoding!r}; only UTF-8 and UTF-16 are accepted")
     if looks_like_html(data):
         raise UnsafeXML("html", "an HTML page was given where XML was expected: " + _first_bytes(data))
-    if _has_doctype(data, encoding):
-        raise UnsafeXML("doctype", "the document has a DOCTYPE; DTDs and entity declarations are refused",
-                        line=1)
+    declaration = _declaration_line(data, encoding)
+    if declaration is not None:
+        raise UnsafeXML("doctype", "the document has a DOCTYPE or an entity declaration; both are refused",
+                        line=declaration)
     try:
         tree = etree.ElementTree(etree.fromstring(data, _parser()))
+    except UnsafeXML:
+        raise
     except etree.XMLSyntaxError as exc:
         line = exc.lineno if isinstance(exc.lineno, int) and exc.lineno > 0 else None
         raise UnsafeXML("malformed", f"the document is not well-formed XML: {exc.msg}", line=line) from exc
     docinfo = tree.docinfo
     if getattr(docinfo, "doctype", "") or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise UnsafeXML("doctype", "the document has a DOCTYPE; DTDs and entity declarations are refused", line=1)
+    parsed_encoding = (docinfo.encoding or "utf-8").lower()
+    if parsed_encoding not in _ALLOWED_ENCODINGS:
+        raise UnsafeXML(
+            "encoding", f"the document is encoded as {parsed_encoding!r}; only UTF-8 and UTF-16 are accepted"
+        )
     root = tree.getroot()
     count = int(root.xpath("count(//*)"))
     if count > limits.max_elements:
@@ -172,13 +196,16 @@ def exc_c14n(element: etree._Element) -> bytes:
     return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
 
 
-_INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_INVISIBLE_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
-def visible(value: str) -> str:
+def visible(value: str, *, one_line: bool = False) -> str:
     """`value` with control, zero-width and bidi characters shown as ``\\uXXXX``.
 
     Used wherever a value from a partner is shown to a person, so that ``admin\\u202e``
-    cannot pass for ``admin``.
+    cannot pass for ``admin`` and a carriage return cannot overwrite what a terminal shows.
+    Line feeds are kept unless `one_line` (a value that must stay on one line: a URL, an ID).
     """
-    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+    pattern = _INVISIBLE_ONE_LINE if one_line else _INVISIBLE
+    return pattern.sub(lambda m: f"\\u{ord(m.group()):04x}", value)

@@ -93,14 +93,22 @@ def test_fifty_megabyte_file(tmp_path: Path) -> None:
     assert "5,242,880" in finding["message"]
 
 
-@pytest.mark.parametrize("url", ["https://127.0.0.1/metadata", "https://[::1]/md", "https://169.254.169.254/latest",
-                                 "http://10.0.0.8/md", "file:///etc/passwd"])
-def test_forbidden_urls_are_net_findings(url: str) -> None:
+@pytest.mark.parametrize(("url", "code"), [
+    ("https://127.0.0.1/metadata", "NET004"), ("https://[::1]/md", "NET004"),
+    ("https://169.254.169.254/latest", "NET004"), ("https://10.0.0.8/md", "NET004"),
+    ("https://[::ffff:127.0.0.1]/md", "NET004"), ("http://10.0.0.8/md", "NET001"), ("file:///etc/passwd", "NET001"),
+])
+def test_forbidden_urls_are_net_findings(url: str, code: str) -> None:
     result = run("metadata", url, "--format", "json")
     assert result.returncode == 1
-    codes = [f["code"] for f in json.loads(result.stdout)["findings"]]
-    assert len(codes) == 1
-    assert codes[0].startswith("NET")
+    assert [f["code"] for f in json.loads(result.stdout)["findings"]] == [code]
+
+
+def test_passwords_in_urls_never_reach_the_report() -> None:
+    result = run("metadata", "https://user:s3cret@example.com/md.xml", "--format", "json")
+    assert result.returncode == 1
+    assert "s3cret" not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["findings"][0]["code"] == "NET002"
 
 
 class _HTMLHandler(http.server.BaseHTTPRequestHandler):

@@ -41,7 +41,7 @@ def own_signature_certificate(path: Path) -> tuple[bytes, ...]:
 def test_every_file_is_judged_without_failure(path: Path, corpus: Path) -> None:
     report = judge(path)
     assert report.findings, "every real file yields at least one finding or note"
-    assert report.exit_code() in (0, 1)
+    assert "entity_id" in report.facts or {f.code for f in report.findings} & {"MD002", "XML008", "MD005"}
     signed = parse_untrusted(path.read_bytes(), metadata_limits(8 * MiB)).getroot().find(f"{{{DS}}}Signature")
     if signed is not None:
         assert report.facts["signature"]["status"] in ("untrusted", "profile")
@@ -140,19 +140,16 @@ def test_eidas_service_list_is_not_saml_metadata(corpus: Path) -> None:
     ("shibboleth/shibboleth-sphericalcowgroup-idp-metadata.xml", "MD009"),  # no SSO endpoint
     ("keycloak/keycloak-24-realm-master-metadata-2024.xml", "MD010"),  # http://localhost
     ("simplesamlphp/feide-openidp-simplesamlphp-metadata.xml", "KEY007"),  # RSA 1024
-    ("okta/okta-trial-102286-app-metadata-2024.xml", "KEY008"),  # no: sha256 cert (see below)
+    ("onelogin/onelogin-383123-metadata.xml", "KEY008"),  # SHA-1 signed certificate: a note
 ])
 def test_known_defects(name: str, code: str, corpus: Path) -> None:
-    found = codes(judge(corpus / "idp-metadata" / name))
-    if code == "KEY008":
-        assert code not in found
-    else:
-        assert code in found
+    assert code in codes(judge(corpus / "idp-metadata" / name))
 
 
 def test_clean_okta_app_metadata_has_no_errors(corpus: Path) -> None:
     report = judge(corpus / "idp-metadata" / "okta" / "okta-trial-102286-app-metadata-2024.xml")
     assert report.exit_code() == 0
+    assert "KEY008" not in codes(report)  # its certificate is signed with SHA-256
     assert report.facts["vendor"]["key"] == "okta"
 
 

@@ -257,8 +257,8 @@ def test_duplicate_and_rollover() -> None:
 
 # --- SIG -----------------------------------------------------------------------------------
 
-def signed(**kwargs: str) -> bytes:
-    return idp_metadata(spec(), signer=SIGNER, **kwargs)
+def signed(spec: IdPSpec | None = None, **kwargs: str) -> bytes:
+    return idp_metadata(spec or IdPSpec(keys=[("signing", KEY.cert_b64)]), signer=SIGNER, **kwargs)
 
 
 def test_signed_and_verified() -> None:
@@ -309,11 +309,56 @@ def test_unsigned_while_trust_given() -> None:
     assert "SIG007" in codes(inspect(good()))
 
 
-def test_values_read_from_signed_bytes() -> None:
-    # A comment inside a signed value: the model must hold what the signature covers.
-    data = signed().replace(b"https://idp.example.com/saml", b"https://idp.example.com/saml", 1)
+def test_values_read_from_signed_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A comment inside a signed value leaves the signature valid (c14n drops comments); the
+    # model must hold the joined value, read from the re-parsed signed bytes.
+    import validator.inspection as inspection
+
+    data = signed().replace(b"nameid-format:emailAddress<", b"nameid-format:email<!-- x -->Address<", 1)
+    seen: list[bool] = []
+    real = inspection.read_metadata
+
+    def spy(tree: object) -> object:
+        root = tree.getroot() if hasattr(tree, "getroot") else tree  # type: ignore[union-attr]
+        seen.append(root.find("{http://www.w3.org/2000/09/xmldsig#}Signature") is None)
+        return real(tree)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(inspection, "read_metadata", spy)
     report = inspect(data, trusted=(SIGNER.cert_der,))
-    assert report.facts["entity_id"] == "https://idp.example.com/saml"
+    assert report.facts["signature"]["status"] == "verified"
+    assert seen == [True]  # read once, from the tree without the signature: the signed bytes
+    assert report.facts["nameid_formats"] == ["urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"]
+
+
+def test_verified_report_keeps_the_partners_line_numbers() -> None:
+    data = signed(spec=spec(sso=[("HTTP-POST", "http://idp.example.com/sso/post")]))
+    untrusted = only(inspect(data), "MD010").where
+    verified = inspect(data, trusted=(SIGNER.cert_der,))
+    assert verified.facts["signature"]["status"] == "verified"
+    assert only(verified, "MD010").where == untrusted
+    line = int((untrusted or "").split("line ")[1].split(":")[0])
+    assert b"http://idp.example.com/sso/post" in data.splitlines()[line - 1]
+
+
+@pytest.mark.parametrize("transform", [
+    b"http://www.w3.org/TR/1999/REC-xpath-19991116",
+    b"http://www.w3.org/2002/06/xmldsig-filter2",
+])
+def test_xpath_transforms_are_refused(transform: bytes) -> None:
+    data = signed().replace(b"http://www.w3.org/2001/10/xml-exc-c14n#\"/>\n</ds:Transforms>",
+                            b"http://www.w3.org/2001/10/xml-exc-c14n#\"/><ds:Transform Algorithm=\"" + transform
+                            + b"\"/>\n</ds:Transforms>", 1)
+    assert transform in data
+    report = inspect(data, trusted=(SIGNER.cert_der,))
+    assert "SIG004" in codes(report)
+    assert report.facts["signature"]["status"] == "profile"
+
+
+def test_void_canonicalisation_relative_namespace_is_not_verified() -> None:
+    # A relative namespace URI makes canonical XML undefined ("void"): never "verified".
+    data = signed().replace(b"<md:IDPSSODescriptor", b'<md:IDPSSODescriptor xmlns:v="relative/ns"', 1)
+    report = inspect(data, trusted=(SIGNER.cert_der,))
+    assert report.facts["signature"]["status"] != "verified"
 
 
 # --- CRM match -----------------------------------------------------------------------------
@@ -410,3 +455,73 @@ def test_unsigned_wrapper_around_signed_entity_is_unsigned() -> None:
     report = inspect(wrapped, trusted=(SIGNER.cert_der,))
     assert "SIG006" in codes(report)
     assert report.facts["signature"]["status"] == "unsigned"
+
+
+@pytest.mark.parametrize(("attribute", "value", "code"), [
+    ("ResponseLocation", "javascript:alert(document.domain)", "MD011"),
+    ("Location", "java&#9;script:alert(1)", "MD011"),
+    ("Location", "https://evil.example/phish&#13;https://idp.example.com/slo", "MD010"),
+    ("Location", " https://idp.example.com/slo", "MD010"),
+])
+def test_every_location_and_response_location_is_checked(attribute: str, value: str, code: str) -> None:
+    data = idp_metadata(spec(slo=[("HTTP-Redirect", "https://idp.example.com/slo")]))
+    data = data.replace(b'Location="https://idp.example.com/slo"',
+                        f'{attribute}="{value}"'.encode() if attribute == "Location"
+                        else f'Location="https://idp.example.com/slo" {attribute}="{value}"'.encode(), 1)
+    assert code in codes(inspect(data))
+
+
+def test_other_endpoint_types_are_checked_and_upper_case_https_passes() -> None:
+    data = good().replace(b"<md:NameIDFormat>", b'<md:ArtifactResolutionService index="0" '
+                          b'Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" '
+                          b'Location="http://idp.example.com/ars"/><md:NameIDFormat>', 1)
+    assert "ArtifactResolutionService" in only(inspect(data), "MD010").message
+    upper = idp_metadata(spec(sso=[("HTTP-POST", "HTTPS://IDP.EXAMPLE.COM/sso")]))
+    assert "MD010" not in codes(inspect(upper))
+
+
+def test_vendor_disagreement_with_the_record() -> None:
+    okta = idp_metadata(spec(entity_id="http://www.okta.com/exk1", sso=[("HTTP-POST", "https://x.okta.com/app/a/exk1/sso/saml")]))
+    record = crm(entity_id="http://www.okta.com/exk1", sso_url=None, vendor="adfs")
+    finding = only(inspect(okta, record=record), "CRM006")
+    assert finding.expected == "adfs" and finding.actual == "okta"
+    assert "CRM006" not in codes(inspect(okta, record=crm(entity_id="http://www.okta.com/exk1", sso_url=None,
+                                                          vendor="okta")))
+
+
+def test_claim_near_miss_is_a_warning() -> None:
+    data = idp_metadata(spec(attributes=[("accountnumber", None)]))
+    assert only(inspect(data, record=crm()), "CRM004").severity == "warning"
+
+
+@pytest.mark.parametrize(("value", "ok"), [
+    ("2030-01-01T00:00:00Z", True), ("2030-01-01T00:00:00.5+02:00", True), ("2029-12-31T24:00:00Z", True),
+    ("20300101T000000Z", False), ("2030-W01-1T00:00:00Z", False), ("2030-01-01T00:00:00", False),
+])
+def test_valid_until_is_read_as_xs_datetime(value: str, ok: bool) -> None:
+    from validator.checks.metadata import parse_datetime
+
+    assert (parse_datetime(value) is not None) is ok
+
+
+def test_certificate_with_unknown_key_algorithm_is_unreadable_not_a_crash() -> None:
+    rsa_oid = bytes.fromhex("06092a864886f70d010101")
+    broken = KEY.cert_der.replace(rsa_oid, bytes.fromhex("06092a864886f70d010163"), 1)
+    import base64
+
+    report = inspect(idp_metadata(spec(keys=[("signing", base64.b64encode(broken).decode())])))
+    assert {"KEY004", "KEY001"} <= codes(report)
+
+
+def test_certificates_fuzzed_never_crash_the_inspection() -> None:
+    # Seeded byte mutations of a real certificate: every result is findings, never an exception.
+    import base64
+    import random
+
+    rng = random.Random(20261127)
+    for _ in range(300):
+        der = bytearray(KEY.cert_der)
+        for _ in range(rng.randint(1, 4)):
+            der[rng.randrange(len(der))] = rng.randrange(256)
+        report = inspect(idp_metadata(spec(keys=[("signing", base64.b64encode(bytes(der)).decode())])))
+        assert report.facts.get("certificates") is not None

@@ -132,3 +132,40 @@ def test_visible_shows_bidi_and_controls() -> None:
 def test_metadata_limits_scale_elements_with_size() -> None:
     assert metadata_limits(64 * 1024 * 1024).max_elements > metadata_limits().max_elements
     assert metadata_limits(1024).max_elements == 20_000
+
+
+@pytest.mark.parametrize("data", [
+    b'<!-- <x --><!DOCTYPE r [<!ENTITY % p SYSTEM "file:///dev/zero"> %p;]><r/>',
+    b'<?pi <x?><!DOCTYPE r SYSTEM "file:///etc/passwd"><r/>',
+    b"<!--" + b" " * 70_000 + b'--><!DOCTYPE r [<!ENTITY a "b">]><r>&a;</r>',
+    b'<r><![CDATA[ <!ENTITY a "b"> ]]></r>',
+])
+def test_declarations_cannot_hide_behind_comments_or_distance(data: bytes) -> None:
+    # A prolog scan stopped at the first "<x", even inside a comment: libxml2 then read the DTD.
+    assert refused(data, metadata_limits()).kind == "doctype"
+
+
+def test_parser_itself_opens_no_external_resource(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    # Even if the text scan missed a DOCTYPE, the parser's resolver refuses every file.
+    import metadata.xml as xml
+
+    monkeypatch.setattr(xml, "_declaration_line", lambda data, encoding: None)
+    for data in (b'<!DOCTYPE r SYSTEM "file:///etc/hostname"><r/>',
+                 b'<!DOCTYPE r [<!ENTITY % p SYSTEM "file:///etc/hostname"> %p;]><r/>'):
+        error = refused(data)
+        assert error.kind == "doctype"
+        assert "external resource" in error.message
+
+
+@pytest.mark.parametrize("data", [
+    b'<?xml version="1.0"\n' + b" " * 300 + b'encoding="ISO-8859-1"?><r>\xe9</r>',
+    '<?xml version="1.0" encoding="UTF-32"?><r>x</r>'.encode("utf-32"),
+])
+def test_encoding_cannot_be_hidden(data: bytes) -> None:
+    assert refused(data).kind == "encoding"
+
+
+def test_visible_one_line_escapes_line_breaks() -> None:
+    assert visible("https://evil\rhttps://good") == "https://evil\\u000dhttps://good"
+    assert visible("a\nb") == "a\nb"
+    assert visible("a\nb\tc", one_line=True) == "a\\u000ab\\u0009c"

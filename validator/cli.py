@@ -241,6 +241,10 @@ def main() -> None:
     except (ValidatorError, MetadataError, OSError) as exc:
         click.echo(f"{type(exc).__name__}: {exc}", err=True)
         sys.exit(2)
+    except Exception as exc:  # a bug of ours must never read as "errors found" (exit 1)
+        click.echo(f"InternalError: {type(exc).__name__}: {exc} (please report this with the input that caused it)",
+                   err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

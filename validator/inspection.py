@@ -7,6 +7,7 @@ failures of the tool itself raise.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -28,7 +29,7 @@ from metadata.signing import (
     signature_of,
     verify,
 )
-from metadata.xml import MiB, metadata_limits, parse_untrusted
+from metadata.xml import MiB, line_of, metadata_limits, parse_untrusted
 from validator.checks import CRM_MATCH_CHECKS, METADATA_CHECKS, fetching, signature
 from validator.checks.input import finding_for_not_metadata, finding_for_unsafe_xml
 from validator.checks.keys import signing_keys
@@ -74,8 +75,9 @@ def inspect_metadata(
     report = Report(subject="metadata", inputs=inputs, clock=options.now,
                     subjects_run=("input", "metadata") + (("crm-match",) if crm else ()))
     if "://" in source or source.lower().startswith(("file:", "data:")):
-        from metadata.fetch import FetchError, FetchPolicy, fetch
+        from metadata.fetch import FetchError, FetchPolicy, fetch, redact_url
 
+        report.inputs["metadata"] = redact_url(source)
         report.subjects_run += ("fetch",)
         policy = replace(options.fetch_policy or FetchPolicy(), max_bytes=options.max_bytes)
         try:
@@ -88,7 +90,15 @@ def inspect_metadata(
         report.extend(fetching.content_type_findings(result))
         inspect_metadata_bytes(result.body, source, options, crm, report)
     else:
-        inspect_metadata_bytes(Path(source).read_bytes(), source, options, crm, report)
+        path = Path(source)
+        size = path.stat().st_size
+        if size > options.max_bytes:  # refused before a byte of it is read into memory
+            too_large = UnsafeXML("too-large", f"the file is {size:,} bytes; the limit is {options.max_bytes:,} "
+                                  "bytes (raise it with --max-size for a federation aggregate)")
+            report.findings.append(finding_for_unsafe_xml(too_large, source))
+            return report
+        with path.open("rb") as handle:  # a pipe or device has no size: read one byte past the limit
+            inspect_metadata_bytes(handle.read(options.max_bytes + 1), source, options, crm, report)
     return report
 
 
@@ -126,10 +136,13 @@ def inspect_metadata_bytes(
     report.extend(schema_findings(validate_schema(tree, "metadata"), source))
     outcome, signed_bytes = _signature(tree.getroot(), options.trusted)
     if signed_bytes is not None:
-        # Read every value from what was signed (SECURITY.md §2), re-parsed with the one parser.
+        # Read every value from what was signed (SECURITY.md §2), re-parsed with the one parser;
+        # the partner's line numbers are carried over, since the canonical bytes have others.
+        lines = _element_lines(tree.getroot())
         del tree
         tree = parse_untrusted(signed_bytes, metadata_limits(max(len(signed_bytes), options.max_bytes)))
         del signed_bytes
+        _restore_lines(tree.getroot(), lines)
     document = read_metadata(tree)
     del tree
     report.facts["document"] = {
@@ -193,6 +206,24 @@ def _not_found(document: MetadataDocument, wanted: str, source: str) -> Finding:
         f"no entity {wanted!r} in the document" + (f"; near match: {'; '.join(close)}" if close else ""),
         expected=wanted, actual=present + (" …" if len(document.entities) > 5 else ""), where=source,
     )
+
+
+def _element_lines(root: etree._Element) -> array[int]:
+    """The source line of every element outside the root's signature, in document order:
+    exactly the elements of the signed bytes (the enveloped transform removes the signature)."""
+    signature = root.find(f"{{{DS}}}Signature")
+    if signature is not None:
+        root.remove(signature)  # the tree is about to be dropped
+    return array("i", (line_of(e) or 0 for e in root.iter(etree.Element)))
+
+
+def _restore_lines(root: etree._Element, lines: array[int]) -> None:
+    elements = list(root.iter(etree.Element))
+    if len(elements) != len(lines):  # cannot happen for a verified signature; keep c14n lines then
+        return
+    for element, line in zip(elements, lines, strict=True):
+        if line:
+            setattr(element, "sourceline", line)  # noqa: B010 - lxml-stubs type it read-only; it is not
 
 
 def _signature(root: etree._Element, trusted: tuple[bytes, ...]) -> tuple[SignatureOutcome, bytes | None]:

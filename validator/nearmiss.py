@@ -45,8 +45,10 @@ _SYNONYMS = [
     {"lastname", "surname", "sn", "familyname", "family_name", "2.5.4.4"},
     {"displayname", "fullname", "2.16.840.1.113730.3.1.241"},
     {"upn", "userprincipalname", "eduPersonPrincipalName".lower(), "1.3.6.1.4.1.5923.1.1.1.6"},
-    {"uid", "userid", "username", "0.9.2342.19200300.100.1.1"},
-    {"role", "roles", "groups", "group", "memberof"},
+    {"uid", "userid", "0.9.2342.19200300.100.1.1"},
+    {"username", "login"},
+    {"role", "roles"},
+    {"groups", "group", "memberof"},
 ]
 _SYNONYM_KEY = {name: min(group) for group in _SYNONYMS for name in group}
 

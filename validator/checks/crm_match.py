@@ -42,14 +42,26 @@ NAMEID_FORMAT = rule(
         "Identifier' claim; ADFS: a 'Transform an Incoming Claim' rule to Name ID), or correct the record.",
 )
 CLAIM_NAME = rule(
-    "CRM004", "A claim is offered under a different name than the CRM record's", Severity.ERROR,
+    "CRM004", "A claim is offered under a different name than the CRM record's", Severity.WARNING,
     "crm-match",
     what="Where the metadata lists saml:Attribute elements (ADFS, PingOne and vCenter do), each claim of "
          "the record must be offered under exactly its configured name; near misses are reported: case, "
          "spaces, a vendor URI or OID form, a FriendlyName.",
     why="The portal matches claim names exactly: 'accountnumber' is not 'AccountNumber', and Entra's "
-        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress is not 'Email'.",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress is not 'Email'. Metadata lists "
+        "the claims an IdP knows (AD FS and PingOne list their whole catalogue), not what a claim rule will "
+        "send to the portal, so this is a warning: the test login proves what is sent.",
     fix="Rename the claim in the IdP's attribute mapping to the exact name in the CRM record.",
+)
+VENDOR = rule(
+    "CRM006", "The metadata comes from another IdP product than the CRM record says", Severity.WARNING,
+    "crm-match",
+    what="Compares the record's idp.vendor with the vendor detected from the metadata's entity ID and "
+         "endpoints (reported with its evidence).",
+    why="The setup advice (which screen, which setting) depends on the product; a record naming the wrong "
+        "one sends the partner to settings that do not exist, and may mean the metadata of another system "
+        "was sent.",
+    fix="Correct idp.vendor in the CRM record, or ask the partner which system the metadata came from.",
 )
 CLAIM_NOT_OFFERED = rule(
     "CRM005", "A required claim is not among the attributes the metadata lists", Severity.WARNING,
@@ -85,10 +97,27 @@ _CLAIM_SETTING = {
 
 
 def _vendor_key(ctx: MetadataContext) -> str | None:
+    """The product whose words the fixes use: what the metadata shows, else what the record says."""
+    detection = detect_vendor(ctx.entity)
+    if detection is not None:
+        return detection.vendor.key
     if ctx.crm is not None and ctx.crm.idp.vendor not in (None, "other"):
         return str(ctx.crm.idp.vendor)
+    return None
+
+
+def check_vendor(ctx: MetadataContext) -> Iterator[Finding]:
+    if ctx.crm is None or ctx.crm.idp.vendor in (None, "other"):
+        return
     detection = detect_vendor(ctx.entity)
-    return detection.vendor.key if detection else None
+    if detection is None or detection.vendor.key == ctx.crm.idp.vendor:
+        return
+    yield VENDOR.finding(
+        f"the record says {ctx.crm.idp.vendor!r}, but the metadata looks like {detection.vendor.name} "
+        f"({'; '.join(detection.evidence)})",
+        expected=str(ctx.crm.idp.vendor), actual=detection.vendor.key,
+        where=ctx.where(ctx.entity.line, "md:EntityDescriptor"),
+    )
 
 
 def check_entity_id(ctx: MetadataContext) -> Iterator[Finding]:
@@ -179,4 +208,4 @@ def check_offered_claims(ctx: MetadataContext) -> Iterator[Finding]:
             )
 
 
-CHECKS = (check_entity_id, check_sso_url, check_nameid_format, check_offered_claims)
+CHECKS = (check_entity_id, check_sso_url, check_nameid_format, check_offered_claims, check_vendor)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from metadata.model import BROWSER_BINDINGS, binding_name
+from metadata.model import BROWSER_BINDINGS, Endpoint, binding_name
 from metadata.schema import SchemaIssue
 from validator.context import MetadataContext
 from validator.findings import Finding, Severity, rule
@@ -179,21 +179,35 @@ def check_endpoints(ctx: MetadataContext) -> Iterator[Finding]:
             expected="HTTP-Redirect or HTTP-POST", actual=offered,
             where=ctx.where(idp.line, "md:IDPSSODescriptor"),
         )
-    for endpoint in (*idp.sso, *idp.slo):
-        url = endpoint.location.strip()
-        if url.startswith("https://") and _has_host(url):
-            continue
-        where = ctx.where(endpoint.line, f"md:{endpoint.kind} ({binding_name(endpoint.binding)})")
-        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-        if scheme in _DANGEROUS:
-            yield DANGEROUS_SCHEME.finding(
-                f"the {endpoint.kind} Location uses the {scheme}: scheme", actual=endpoint.location, where=where
-            )
-        else:
-            yield NOT_HTTPS.finding(
-                f"the {endpoint.kind} Location is not an absolute https URL",
-                expected="https://…", actual=endpoint.location, where=where,
-            )
+    for endpoint in (*idp.sso, *idp.slo, *idp.other_endpoints):
+        yield from _location_findings(ctx, endpoint, "Location", endpoint.location)
+        if endpoint.response_location is not None:
+            yield from _location_findings(ctx, endpoint, "ResponseLocation", endpoint.response_location)
+
+
+# Browsers drop tabs and line feeds anywhere in a URL and C0 controls and spaces around it
+# (WHATWG URL): "java\tscript:" runs as "javascript:".
+_URL_IGNORED = re.compile(r"[\x00-\x20\x7f]")
+
+
+def _location_findings(ctx: MetadataContext, endpoint: Endpoint, attribute: str, value: str) -> Iterator[Finding]:
+    clean = _URL_IGNORED.search(value) is None
+    # The scheme is case-insensitive (RFC 3986 §3.1): HTTPS://IDP.EXAMPLE.COM/ is fine.
+    if clean and value[:8].lower() == "https://" and _has_host(value):
+        return
+    where = ctx.where(endpoint.line, f"md:{endpoint.kind}/@{attribute} ({binding_name(endpoint.binding)})")
+    squashed = _URL_IGNORED.sub("", value)
+    scheme = squashed.split(":", 1)[0].lower() if ":" in squashed else ""
+    if scheme in _DANGEROUS:
+        yield DANGEROUS_SCHEME.finding(f"the {endpoint.kind} {attribute} uses the {scheme}: scheme",
+                                       actual=value, where=where)
+    elif not clean:
+        yield NOT_HTTPS.finding(f"the {endpoint.kind} {attribute} contains whitespace or control characters",
+                                expected="an https URL without spaces or control characters", actual=value,
+                                where=where)
+    else:
+        yield NOT_HTTPS.finding(f"the {endpoint.kind} {attribute} is not an absolute https URL",
+                                expected="https://…", actual=value, where=where)
 
 
 def _has_host(url: str) -> bool:
@@ -204,16 +218,29 @@ def _has_host(url: str) -> bool:
     return bool(host)
 
 
+_XS_DATETIME = re.compile(
+    r"-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})"
+)
+
+
 def parse_datetime(value: str) -> datetime | None:
-    """An xs:dateTime with a time zone (Z or ±hh:mm), or None when it is not one."""
+    """An xs:dateTime with a time zone (``Z`` or ``±hh:mm``), or None when it is not one.
+
+    Only the lexical form of XML Schema §3.2.7 is accepted (not ISO 8601's other forms, such
+    as ``20300101T000000Z``); ``24:00:00`` is the first instant of the next day.
+    """
     text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
+    if not _XS_DATETIME.fullmatch(text):
+        return None
+    next_day = text[11:19] == "24:00:00"
+    if next_day:
+        text = text[:11] + "00:00:00" + text[19:]
+    text = text[:-1] + "+00:00" if text.endswith("Z") else text
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else None
+    return parsed + timedelta(days=1) if next_day else parsed
 
 
 def check_valid_until(ctx: MetadataContext) -> Iterator[Finding]:

@@ -99,7 +99,9 @@ def check_signature(document: MetadataDocument, outcome: SignatureOutcome, sourc
         signer = _signer(outcome.certificate)
         yield VERIFIED.finding(f"the signature verifies with the trusted certificate {signer}", where=where)
     elif outcome.status == "profile":
-        yield PROFILE.finding(outcome.message, where=where)
+        # Without a trusted key nothing was going to be verified: the shape is a warning then.
+        severity = Severity.ERROR if outcome.trusted_given else Severity.WARNING
+        yield PROFILE.finding(outcome.message, where=where, severity=severity)
     elif outcome.status == "invalid":
         yield INVALID.finding(outcome.message, where=where)
     elif outcome.status == "untrusted":

@@ -65,9 +65,10 @@ def render(report: Report, fmt: str, *, rules: Iterable[Rule] | None = None, col
     raise UsageError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def shown(value: str) -> str:
-    """`value` as a person may safely see it: invisible and controlling characters as ``\\uXXXX``."""
-    return _ALSO_INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", visible(value))
+def shown(value: str, *, one_line: bool = False) -> str:
+    """`value` as a person may safely see it: invisible and controlling characters as ``\\uXXXX``
+    (line feeds and tabs too when `one_line`: expected and actual values, where, table cells)."""
+    return _ALSO_INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", visible(value, one_line=one_line))
 
 
 def iso_z(moment: datetime) -> str:

@@ -79,9 +79,9 @@ def _finding(finding: Finding, why: str | None) -> dict[str, object]:
         "code": shown(finding.code),
         "title": shown(finding.title),
         "message": list(paragraphs(shown(finding.message))),
-        "expected": None if finding.expected is None else shown(finding.expected),
-        "actual": None if finding.actual is None else shown(finding.actual),
-        "where": None if finding.where is None else shown(finding.where),
+        "expected": None if finding.expected is None else shown(finding.expected, one_line=True),
+        "actual": None if finding.actual is None else shown(finding.actual, one_line=True),
+        "where": None if finding.where is None else shown(finding.where, one_line=True),
         "fix": list(paragraphs(shown(finding.fix))) if finding.fix else [],
         "why": list(paragraphs(shown(why))) if why else [],
     }

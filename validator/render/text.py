@@ -66,7 +66,7 @@ def finding_lines(finding: Finding, *, code_width: int = 0, paint: _Paint | None
     labelled = [("expected", finding.expected), ("actual", finding.actual), ("where", finding.where)]
     for label, value in labelled:
         if value is not None:
-            lines += _value_lines(f"{INDENT}{label + ':':<10}", shown(value))
+            lines += _value_lines(f"{INDENT}{label + ':':<10}", shown(value, one_line=True))
     if finding.fix:
         lead = f"{INDENT}{'fix:':<10}"
         lines += _wrap(shown(finding.fix), lead, " " * len(lead))
@@ -161,7 +161,7 @@ def one_line(value: Plain) -> str:
         return ", ".join(one_line(v) for v in value) or "—"
     if isinstance(value, dict):
         return ", ".join(f"{shown(k)}={one_line(v)}" for k, v in value.items()) or "—"
-    return shown(str(value))
+    return shown(str(value), one_line=True)
 
 
 def _value_lines(lead: str, value: str) -> list[str]:
