@@ -525,3 +525,18 @@ def test_certificates_fuzzed_never_crash_the_inspection() -> None:
             der[rng.randrange(len(der))] = rng.randrange(256)
         report = inspect(idp_metadata(spec(keys=[("signing", base64.b64encode(bytes(der)).decode())])))
         assert report.facts.get("certificates") is not None
+
+
+def test_verified_document_longer_than_65535_lines() -> None:
+    from lxml import etree
+
+    from metadata.signing import sign
+
+    entity = idp_metadata(spec(sso=[("HTTP-POST", "http://idp.example.com/sso/post")])).split(b"?>", 1)[1]
+    text = (b'<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" ID="_agg">'
+            + b"\n" * 70_000 + entity + b"</md:EntitiesDescriptor>")
+    root = etree.fromstring(text)
+    sign(root, SIGNER.key_pem, SIGNER.cert_pem)
+    report = inspect(etree.tostring(root), trusted=(SIGNER.cert_der,))
+    assert report.facts["signature"]["status"] == "verified"
+    assert "MD010" in codes(report)

@@ -222,7 +222,7 @@ def _restore_lines(root: etree._Element, lines: array[int]) -> None:
     if len(elements) != len(lines):  # cannot happen for a verified signature; keep c14n lines then
         return
     for element, line in zip(elements, lines, strict=True):
-        if line:
+        if 0 < line <= 65535:  # libxml2 keeps lines as unsigned short; beyond, keep what it has
             setattr(element, "sourceline", line)  # noqa: B010 - lxml-stubs type it read-only; it is not
 
 
