@@ -34,6 +34,8 @@ class Endpoint:
     response_location: str | None = None
     index: int | None = None
     line: int | None = None
+    is_default: bool | None = None
+    """isDefault of an indexed endpoint (an SP's AssertionConsumerService)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,24 @@ class IdPRole:
 
 
 @dataclass(frozen=True)
+class SPRole:
+    """An SPSSODescriptor: where a test IdP may send responses, and with which keys."""
+
+    protocols: tuple[str, ...]
+    acs: tuple[Endpoint, ...]
+    slo: tuple[Endpoint, ...]
+    authn_requests_signed: bool | None
+    want_assertions_signed: bool | None
+    nameid_formats: tuple[str, ...]
+    keys: tuple[KeyDescriptor, ...]
+    line: int | None = None
+
+    @property
+    def supports_saml2(self) -> bool:
+        return SAML2_PROTOCOL in self.protocols
+
+
+@dataclass(frozen=True)
 class EntityDescriptor:
     entity_id: str
     idp_roles: tuple[IdPRole, ...]
@@ -100,6 +120,12 @@ class EntityDescriptor:
     signed: bool = False
     """Has a ds:Signature as a direct child."""
     line: int | None = None
+    sp_roles: tuple[SPRole, ...] = ()
+
+    @property
+    def sp(self) -> SPRole | None:
+        """The first SAML 2.0 SPSSODescriptor, if any."""
+        return next((role for role in self.sp_roles if role.supports_saml2), None)
 
     @property
     def idp(self) -> IdPRole | None:

@@ -24,6 +24,7 @@ from metadata.model import (
     IdPRole,
     KeyDescriptor,
     MetadataDocument,
+    SPRole,
 )
 from metadata.xml import line_of, text_of
 
@@ -35,6 +36,7 @@ NS = {"md": MD, "saml": SAML, "ds": DS}
 _ENTITY = f"{{{MD}}}EntityDescriptor"
 _ENTITIES = f"{{{MD}}}EntitiesDescriptor"
 _IDP = f"{{{MD}}}IDPSSODescriptor"
+_SP = f"{{{MD}}}SPSSODescriptor"
 _SIGNATURE = f"{{{DS}}}Signature"
 
 
@@ -123,6 +125,7 @@ def _local(tag: str) -> str:
 
 def _entity(element: etree._Element) -> EntityDescriptor:
     idp_roles = []
+    sp_roles = []
     others = []
     for child in element.iterchildren(etree.Element):
         tag = str(child.tag)
@@ -130,6 +133,8 @@ def _entity(element: etree._Element) -> EntityDescriptor:
             idp_roles.append(_idp_role(child))
         elif tag.endswith("Descriptor"):
             others.append(_local(tag))
+            if tag == _SP:
+                sp_roles.append(_sp_role(child))
     return EntityDescriptor(
         entity_id=element.get("entityID", ""),
         idp_roles=tuple(idp_roles),
@@ -138,6 +143,27 @@ def _entity(element: etree._Element) -> EntityDescriptor:
         id=element.get("ID"),
         signed=_has_signature(element),
         line=line_of(element),
+        sp_roles=tuple(sp_roles),
+    )
+
+
+_ACS = f"{{{MD}}}AssertionConsumerService"
+
+
+def _flag(value: str | None) -> bool | None:
+    return None if value is None else value.strip() in ("true", "1")
+
+
+def _sp_role(role: etree._Element) -> SPRole:
+    return SPRole(
+        protocols=tuple(role.get("protocolSupportEnumeration", "").split()),
+        acs=tuple(_endpoint(e, "AssertionConsumerService") for e in role.iterchildren(_ACS)),
+        slo=tuple(_endpoint(e, "SingleLogoutService") for e in role.iterchildren(_SLO)),
+        authn_requests_signed=_flag(role.get("AuthnRequestsSigned")),
+        want_assertions_signed=_flag(role.get("WantAssertionsSigned")),
+        nameid_formats=tuple(text_of(e).strip() for e in role.iterchildren(_NAMEID_FORMAT)),
+        keys=tuple(_key_descriptor(k) for k in role.iterchildren(_KEY_DESCRIPTOR)),
+        line=line_of(role),
     )
 
 
@@ -176,10 +202,9 @@ def _idp_role(role: etree._Element) -> IdPRole:
             attributes.append(_attribute(child))
         else:
             others.append(_endpoint(child, _local(str(tag))))
-    want = role.get("WantAuthnRequestsSigned")
     return IdPRole(
         protocols=tuple(role.get("protocolSupportEnumeration", "").split()),
-        want_authn_requests_signed=None if want is None else want.strip() in ("true", "1"),
+        want_authn_requests_signed=_flag(role.get("WantAuthnRequestsSigned")),
         sso=tuple(sso),
         slo=tuple(slo),
         nameid_formats=tuple(formats),
@@ -200,6 +225,7 @@ def _endpoint(element: etree._Element, kind: str) -> Endpoint:
         response_location=element.get("ResponseLocation"),
         index=int(index) if index is not None and index.isdigit() else None,
         line=line_of(element),
+        is_default=_flag(element.get("isDefault")),
     )
 
 
