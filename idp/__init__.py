@@ -1,5 +1,86 @@
-"""The Flask test IdP (issue 3). Its one root exception is :class:`IdPError`."""
+"""The Flask test IdP: plays a partner's identity provider for SP-initiated SAML logins.
+
+Endpoints (one blueprint per module):
+
+=====================  =======================================================================
+``/``                  index: the IdP's entity ID, metadata link, registered SPs, personas
+``/metadata``          IdP metadata (IDPSSODescriptor, signing certificates, SSO, SLO)
+``/sso``               SingleSignOnService, HTTP-Redirect (GET) and HTTP-POST (POST)
+``/login``             persona picker and password form for a pending AuthnRequest
+``/slo``               SingleLogoutService, HTTP-Redirect and HTTP-POST
+``/unsolicited``       an IdP-initiated response, only so an SP can prove it rejects them
+``/debug``             the last responses issued to this browser, decoded
+``/api/v1/next-login`` POST: sign in as a persona at the next AuthnRequest (no form; for CI)
+``/api/v1/personas``   GET: the personas
+``/healthz``           liveness and store check
+=====================  =======================================================================
+
+The one root exception is :class:`IdPError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from metadata.store import Store
+
+    from .settings import Settings
 
 
 class IdPError(Exception):
     """Root of the test IdP's exceptions."""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    base: Path | None = None,
+    store: Store | None = None,
+    clock: Callable[[], datetime] | None = None,
+    new_id: Callable[[], str] | None = None,
+) -> Flask:
+    """The test IdP as a Flask app. Without `settings`: ``$IDP_CONFIG`` (a TOML file) or the
+    defaults, with ``IDP_*`` overrides — a working IdP with two demo personas."""
+    import os
+
+    from flask import Flask
+
+    from . import api, login, pages, slo, sso
+    from .pages import security_headers
+    from .settings import load_settings
+    from .state import build_state
+
+    if settings is None:
+        config = os.environ.get("IDP_CONFIG")
+        settings = load_settings(Path(config) if config else None)
+    root = base or Path.cwd()
+    idp_state = build_state(settings, base=root, store=store, clock=clock, new_id=new_id)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.server.secret_key or _session_secret(idp_state.store),
+        MAX_CONTENT_LENGTH=256 * 1024,  # SECURITY.md §1: POST body
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.server.base_url.startswith("https://"),
+    )
+    app.extensions["saml_idp"] = idp_state
+    for module in (pages, sso, login, slo, api):
+        app.register_blueprint(module.blueprint)
+    app.after_request(security_headers)
+    return app
+
+
+def _session_secret(store: Store) -> str:
+    # One secret for every worker and restart: created once, kept in the store.
+    import secrets
+
+    store.add("idp-config", "session-secret", secrets.token_hex(32).encode())
+    value = store.get("idp-config", "session-secret")
+    assert value is not None
+    return value.decode()

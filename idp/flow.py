@@ -1,0 +1,183 @@
+"""The SP-initiated flow between the blueprints: pending requests, IdP sessions, responses.
+
+A *pending request* is an accepted AuthnRequest waiting for a login; it is taken from the
+store exactly once, so a login started in one gunicorn worker completes in another and can
+never be completed twice. An *IdP session* (cookie ``idp_session``) gives SSO across SPs
+until logout or ForceAuthn.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Response, render_template, request
+
+from metadata.model import BINDING_POST
+
+from .assertion import (
+    NO_PASSIVE,
+    REQUESTER,
+    ResponseSpec,
+    build_response,
+    serialize,
+)
+from .assertion import Claim as ClaimValue
+from .registry import RegisteredSP
+from .settings import EMAIL, Persona
+from .state import IdPState, secret_token
+
+log = logging.getLogger("idp")
+
+SESSION_COOKIE = "idp_session"
+PENDING_TTL = 600.0
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An accepted AuthnRequest: where to answer, and what was asked."""
+
+    sp: str
+    acs: str
+    request_id: str | None
+    relay_state: str | None
+    nameid_format: str | None
+    force_authn: bool
+    is_passive: bool
+
+
+def save_pending(idp: IdPState, pending: Pending) -> str:
+    token = secret_token()
+    idp.put_json("pending", token, asdict(pending), PENDING_TTL)
+    return token
+
+
+def take_pending(idp: IdPState, token: str) -> Pending | None:
+    record = idp.get_json("pending", token, take=True) if token else None
+    return Pending(**record) if record else None
+
+
+def peek_pending(idp: IdPState, token: str) -> Pending | None:
+    record = idp.get_json("pending", token) if token else None
+    return Pending(**record) if record else None
+
+
+def current_session(idp: IdPState) -> tuple[str, dict[str, Any]] | None:
+    sid = request.cookies.get(SESSION_COOKIE, "")
+    record = idp.get_json("session", sid) if sid else None
+    return (sid, record) if record else None
+
+
+def start_session(idp: IdPState, persona: Persona) -> tuple[str, dict[str, Any]]:
+    sid = secret_token()
+    record = {"persona": persona.id, "authn_instant": idp.clock().isoformat(), "session_index": idp.new_id()}
+    idp.put_json("session", sid, record, idp.settings.server.session_lifetime)
+    return sid, record
+
+
+def end_session(idp: IdPState, sid: str) -> None:
+    idp.store.delete("session", sid)
+
+
+def persona_response(
+    idp: IdPState, sp: RegisteredSP, pending: Pending, persona: Persona, session: dict[str, Any]
+) -> bytes:
+    """The signed (and, if the SP wants it, encrypted) response for a signed-in persona."""
+    from datetime import datetime
+
+    options = sp.options
+    nameid_format = pending.nameid_format if pending.nameid_format not in (None, UNSPECIFIED) else (
+        options.nameid_format or persona.nameid_format or EMAIL
+    )
+    claims = tuple(
+        ClaimValue(name, tuple(value) if isinstance(value, list) else (value,), name_format=options.name_format)
+        for name, value in persona.claims.items()
+    )
+    spec = ResponseSpec(
+        issuer=idp.entity_id,
+        destination=pending.acs,
+        audience=sp.entity_id,
+        in_response_to=pending.request_id,
+        nameid=persona.nameid,
+        nameid_format=nameid_format,
+        session_index=session["session_index"],
+        claims=claims,
+        lifetime_seconds=idp.settings.server.assertion_lifetime,
+        sign=options.sign,
+        authn_instant=datetime.fromisoformat(session["authn_instant"]),
+    )
+    element = build_response(spec, now=idp.clock(), new_id=idp.new_id, key=idp.key,
+                             encrypt_for=sp.encryption_certificate if options.encrypt else None)
+    return serialize(element)
+
+
+def status_response(idp: IdPState, sp: RegisteredSP, pending: Pending, status: str, message: str) -> bytes:
+    """A signed response carrying only a status (NoPassive, AuthnFailed …), no assertion."""
+    top = REQUESTER
+    spec = ResponseSpec(
+        issuer=idp.entity_id, destination=pending.acs, audience=sp.entity_id, in_response_to=pending.request_id,
+        nameid="-", nameid_format=EMAIL, session_index="-", sign=sp.options.sign,
+        status=(top, status), status_message=message,
+    )
+    return serialize(build_response(spec, now=idp.clock(), new_id=idp.new_id, key=idp.key))
+
+
+def no_passive(idp: IdPState, sp: RegisteredSP, pending: Pending) -> bytes:
+    return status_response(idp, sp, pending, NO_PASSIVE, "IsPassive was requested and nobody is signed in")
+
+
+def post_form(idp: IdPState, sid: str | None, pending: Pending, sp: RegisteredSP, xml: bytes,
+              *, label: str = "SAML response", param: str = "SAMLResponse") -> Response:
+    """The auto-POST form that carries the response to the registered ACS (SECURITY.md §5)."""
+    if sid:
+        record = {"at": idp.clock().isoformat(), "sp": sp.entity_id, "acs": pending.acs, "label": label,
+                  "xml": xml.decode()}
+        idp.store.append("debug", sid, json.dumps(record).encode(), max_items=10)
+    log.info("response to %s at %s (InResponseTo %s)", sp.entity_id, pending.acs, pending.request_id)
+    parts = urlsplit(pending.acs)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    html = render_template(
+        "post.html", acs=pending.acs, param=param, saml_response=base64.b64encode(xml).decode("ascii"),
+        relay_state=pending.relay_state, label=label, sp=sp.entity_id,
+    )
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; style-src 'unsafe-inline'; script-src '{AUTO_SUBMIT_HASH}'; form-action {origin}; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def acs_allowed(idp: IdPState, url: str) -> bool:
+    """https, or http on localhost in dev mode (SECURITY.md §5)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    return (idp.settings.server.dev_mode and parts.scheme == "http"
+            and parts.hostname in ("localhost", "127.0.0.1", "::1"))
+
+
+def default_acs(sp: RegisteredSP) -> str:
+    posts = [a for a in sp.sp.acs if a.binding == BINDING_POST]
+    chosen = next((a for a in posts if a.is_default), posts[0])
+    return chosen.location
+
+
+UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+
+# The only script on any IdP page: submit the one form. Allowed by its hash in the CSP.
+AUTO_SUBMIT_SCRIPT = "document.forms[0].submit();"
+
+
+def _script_hash(script: str) -> str:
+    import hashlib
+
+    return "sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+
+
+AUTO_SUBMIT_HASH = _script_hash(AUTO_SUBMIT_SCRIPT)

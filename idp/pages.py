@@ -1,0 +1,108 @@
+"""The IdP's own pages: index, ``/metadata``, ``/healthz``, ``/debug``, ``/unsolicited``."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, jsonify, request
+from lxml import etree
+
+from metadata.signing import sign
+from metadata.store import StoreUnavailable
+from metadata.write import idp_metadata_xml
+
+from . import flow
+from .settings import EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED
+from .sso import _signed_in, render_page, request_error
+from .state import IdPState, state
+
+blueprint = Blueprint("pages", __name__)
+
+REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+
+
+def security_headers(response: Response) -> Response:
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+@blueprint.get("/")
+def index() -> Response:
+    idp = state()
+    return render_page("index.html", idp=idp, sps=list(idp.registry), personas=list(idp.personas.values()))
+
+
+def metadata_document(idp: IdPState) -> bytes:
+    server = idp.settings.server
+    element = idp_metadata_xml(
+        idp.entity_id,
+        sso_urls={REDIRECT: idp.url("/sso"), POST: idp.url("/sso")},
+        slo_urls={REDIRECT: idp.url("/slo"), POST: idp.url("/slo")},
+        certificates=idp.keys.all_certificates(),
+        nameid_formats=[EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED],
+        want_authn_requests_signed=server.require_signed_requests,
+        document_id=idp.new_id(),
+    )
+    if server.sign_metadata:
+        sign(element, idp.key.key_pem, idp.key.cert_pem)
+    return etree.tostring(element, xml_declaration=True, encoding="UTF-8")
+
+
+@blueprint.get("/metadata")
+def metadata() -> Response:
+    return Response(metadata_document(state()), mimetype="application/samlmetadata+xml")
+
+
+@blueprint.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    idp = state()
+    try:
+        idp.store.get("idp-config", "session-secret")
+    except StoreUnavailable as exc:
+        return jsonify(status="unavailable", store=str(exc)), 503
+    return jsonify(status="ok", entity_id=idp.entity_id, sps=len(idp.registry)), 200
+
+
+@blueprint.get("/debug")
+def debug() -> Response:
+    idp = state()
+    existing = flow.current_session(idp)
+    records = [json.loads(r) for r in idp.store.recent("debug", existing[0], 10)] if existing else []
+    for record in records:
+        record["pretty"] = _pretty(record["xml"])
+    return render_page("debug.html", records=records)
+
+
+def _pretty(xml: str) -> str:
+    from metadata.xml import MESSAGE_LIMITS, parse_untrusted
+
+    # Our own response, but shown back: parsed the one way, re-indented, escaped by the template.
+    tree = parse_untrusted(xml.encode(), MESSAGE_LIMITS)
+    etree.indent(tree)
+    return etree.tostring(tree, encoding="unicode")
+
+
+@blueprint.route("/unsolicited", methods=["GET", "POST"])
+def unsolicited() -> Response:
+    """An IdP-initiated response (no InResponseTo). The portal accepts only SP-initiated logins:
+    this exists so that an SP can prove it rejects such a response."""
+    idp = state()
+    if request.method == "GET":
+        return render_page("unsolicited.html", sps=list(idp.registry), personas=list(idp.personas.values()))
+    sp = idp.registry.get(request.form.get("sp"))
+    persona = idp.personas.get(request.form.get("persona", ""))
+    if sp is None or persona is None:
+        return request_error([], status=400)
+    pending = flow.Pending(sp=sp.entity_id, acs=flow.default_acs(sp), request_id=None, relay_state=None,
+                           nameid_format=None, force_authn=False, is_passive=False)
+    if not flow.acs_allowed(idp, pending.acs):
+        return request_error([], status=400)
+    sid, session = flow.start_session(idp, persona)
+    return _signed_in(idp, sid, session, sp, pending, persona)

@@ -1,0 +1,77 @@
+"""``/slo``: SP-initiated single logout (SAML Core §3.7), HTTP-Redirect and HTTP-POST.
+
+The IdP session ends; a signed LogoutResponse goes back to the SP's SingleLogoutService.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+from lxml import etree
+
+from metadata.bindings import BindingError, decode_post, decode_redirect, encode_redirect
+from metadata.errors import UnsafeXML
+from metadata.model import BINDING_POST, BINDING_REDIRECT
+from metadata.read import SAML
+from metadata.signing import sign
+from metadata.write import xs_datetime
+from metadata.xml import text_of
+from validator.checks.request import finding_for_binding_error, finding_for_unsafe_request
+
+from . import flow
+from .assertion import SAMLP, SUCCESS, serialize, valid_in_response_to
+from .sso import render_page, request_error
+from .state import IdPState, state
+
+blueprint = Blueprint("slo", __name__)
+
+
+@blueprint.route("/slo", methods=["GET", "POST"])
+def slo() -> Response:
+    idp = state()
+    try:
+        message = (decode_redirect(request.query_string, "SAMLRequest") if request.method == "GET"
+                   else decode_post(request.get_data(cache=False), "SAMLRequest"))
+    except BindingError as exc:
+        return request_error([finding_for_binding_error(exc)])
+    except UnsafeXML as exc:
+        return request_error([finding_for_unsafe_request(exc)])
+    root = message.tree.getroot()
+    if root.tag != f"{{{SAMLP}}}LogoutRequest":
+        return render_page("expired.html", status=400)
+    issuer_element = root.find(f"{{{SAML}}}Issuer")
+    sp = idp.registry.get(text_of(issuer_element).strip() if issuer_element is not None else None)
+    existing = flow.current_session(idp)
+    if existing:
+        flow.end_session(idp, existing[0])
+    if sp is None or not sp.slo:
+        response = render_page("signed_out.html")
+    else:
+        binding, location = next(((b, u) for b, u in sp.slo if b == BINDING_REDIRECT), sp.slo[0])
+        xml = _logout_response(idp, location, root.get("ID"))
+        if binding == BINDING_REDIRECT:
+            url = encode_redirect(xml, param="SAMLResponse", destination=location, relay_state=message.relay_state,
+                                  key_pem=idp.key.key_pem)
+            response = Response(status=302, headers={"Location": url})
+        elif binding == BINDING_POST:
+            pending = flow.Pending(sp=sp.entity_id, acs=location, request_id=None, relay_state=message.relay_state,
+                                   nameid_format=None, force_authn=False, is_passive=False)
+            response = flow.post_form(idp, None, pending, sp, xml, label="LogoutResponse", param="SAMLResponse")
+        else:
+            response = render_page("signed_out.html")
+    response.delete_cookie(flow.SESSION_COOKIE)
+    return response
+
+
+def _logout_response(idp: IdPState, destination: str, in_response_to: str | None) -> bytes:
+    response = etree.Element(f"{{{SAMLP}}}LogoutResponse", nsmap={"samlp": SAMLP, "saml": SAML})
+    response.set("ID", idp.new_id())
+    response.set("Version", "2.0")
+    response.set("IssueInstant", xs_datetime(idp.clock()))
+    response.set("Destination", destination)
+    if valid_in_response_to(in_response_to):
+        response.set("InResponseTo", in_response_to or "")
+    etree.SubElement(response, f"{{{SAML}}}Issuer").text = idp.entity_id
+    status = etree.SubElement(response, f"{{{SAMLP}}}Status")
+    etree.SubElement(status, f"{{{SAMLP}}}StatusCode").set("Value", SUCCESS)
+    sign(response, idp.key.key_pem, idp.key.cert_pem, after=f"{{{SAML}}}Issuer")
+    return serialize(response)

@@ -1,0 +1,144 @@
+"""``/sso``: the SingleSignOnService, HTTP-Redirect (GET) and HTTP-POST (POST).
+
+The AuthnRequest is decoded with the size caps, parsed with the one parser and judged by the
+validator's REQ rules; any error is shown to the SP developer (HTTP 400) with its code.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, render_template, request
+
+from metadata.bindings import BindingError, PostMessage, RedirectMessage, decode_post, decode_redirect
+from metadata.errors import UnsafeXML
+from metadata.xml import REQUEST_LIMITS, parse_untrusted
+from validator.checks.request import (
+    AuthnRequest,
+    NotAnAuthnRequest,
+    RequestContext,
+    ServiceProvider,
+    SignatureCheck,
+    check_authn_request,
+    finding_for_binding_error,
+    finding_for_not_authn_request,
+    finding_for_unsafe_request,
+    read_authn_request,
+    request_signature,
+    resolve_acs,
+)
+from validator.findings import Finding, Severity
+
+from . import flow
+from .registry import RegisteredSP
+from .settings import EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED, Persona
+from .state import IdPState, state
+
+blueprint = Blueprint("sso", __name__)
+log = logging.getLogger("idp")
+
+SUPPORTED_NAMEID_FORMATS = (EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED)
+
+
+def request_error(findings: list[Finding], status: int = 400) -> Response:
+    """The page an SP developer sees: every finding with its code, expected, actual and fix."""
+    for finding in findings:
+        log.warning("AuthnRequest refused: %s %s", finding.code, finding.message)
+    ordered = sorted(findings, key=lambda f: (f.severity.rank, f.code))
+    html = render_template("request_error.html", findings=ordered)
+    return Response(html, status=status, mimetype="text/html")
+
+
+@blueprint.route("/sso", methods=["GET", "POST"])
+def sso() -> Response:
+    idp = state()
+    try:
+        message: RedirectMessage | PostMessage = (
+            decode_redirect(request.query_string, "SAMLRequest") if request.method == "GET"
+            else decode_post(request.get_data(cache=False), "SAMLRequest")
+        )
+    except BindingError as exc:
+        return request_error([finding_for_binding_error(exc)])
+    except UnsafeXML as exc:
+        return request_error([finding_for_unsafe_request(exc)])
+    try:
+        authn = read_authn_request(message.tree)
+    except NotAnAuthnRequest as exc:
+        return request_error([finding_for_not_authn_request(exc)])
+    registered = idp.registry.get(authn.issuer)
+    signature = request_signature(message, registered.sp if registered else None)
+    if signature.signed_xml is not None:
+        # A verified POST signature: judge what was signed (SECURITY.md §2).
+        authn = read_authn_request(parse_untrusted(signature.signed_xml, REQUEST_LIMITS))
+    findings = check_authn_request(_context(idp, authn, registered.sp if registered else None, signature))
+    acs = resolve_acs(authn, registered.sp) if registered else None
+    if any(f.severity is Severity.ERROR for f in findings) or registered is None or acs is None:
+        return request_error(findings)
+    if not flow.acs_allowed(idp, acs.location):
+        return request_error(findings)  # the REQ rules already name the non-https ACS
+    pending = flow.Pending(
+        sp=registered.entity_id, acs=acs.location, request_id=authn.id, relay_state=message.relay_state,
+        nameid_format=authn.nameid_format, force_authn=authn.force_authn, is_passive=authn.is_passive,
+    )
+    return _continue(idp, registered, pending)
+
+
+def _context(
+    idp: IdPState, authn: AuthnRequest, sp: ServiceProvider | None, signature: SignatureCheck
+) -> RequestContext:
+    server = idp.settings.server
+    return RequestContext(
+        request=authn,
+        sp=sp,
+        idp_entity_id=idp.entity_id,
+        sso_urls=idp.sso_urls,
+        now=idp.clock(),
+        signature=signature,
+        skew_seconds=server.clock_skew,
+        supported_nameid_formats=SUPPORTED_NAMEID_FORMATS,
+        idp_requires_signed=server.require_signed_requests,
+        allow_http_localhost=server.dev_mode,
+        registered_entity_ids=idp.registry.entity_ids,
+    )
+
+
+def _continue(idp: IdPState, sp: RegisteredSP, pending: flow.Pending) -> Response:
+    # Automation first: a persona armed through the API for this SP, or an auto_login persona.
+    armed = idp.store.take("armed", sp.entity_id) or idp.store.take("armed", "*")
+    auto = next((p for p in idp.personas.values() if p.auto_login), None)
+    chosen = idp.personas.get(armed.decode()) if armed else auto
+    existing = flow.current_session(idp)
+    if chosen is not None and not pending.is_passive:
+        sid, session = flow.start_session(idp, chosen)
+        return _signed_in(idp, sid, session, sp, pending, chosen)
+    if existing and not pending.force_authn:
+        sid, session = existing
+        persona = idp.personas.get(session["persona"])
+        if persona is not None:
+            return _signed_in(idp, sid, session, sp, pending, persona, new_cookie=False)
+    if pending.is_passive:
+        return flow.post_form(idp, existing[0] if existing else None, pending, sp, flow.no_passive(idp, sp, pending),
+                              label="NoPassive status")
+    token = flow.save_pending(idp, pending)
+    return Response(status=303, headers={"Location": f"/login?request={token}"})
+
+
+def _signed_in(idp: IdPState, sid: str, session: dict[str, Any], sp: RegisteredSP, pending: flow.Pending,
+               persona: Persona, *, new_cookie: bool = True) -> Response:
+    xml = flow.persona_response(idp, sp, pending, persona, session)
+    response = flow.post_form(idp, sid, pending, sp, xml, label=f"signed in as {persona.id}")
+    if new_cookie:
+        set_session_cookie(idp, response, sid)
+    return response
+
+
+def set_session_cookie(idp: IdPState, response: Response, sid: str) -> None:
+    response.set_cookie(
+        flow.SESSION_COOKIE, sid, max_age=idp.settings.server.session_lifetime, httponly=True, samesite="Lax",
+        secure=idp.settings.server.base_url.startswith("https://"),
+    )
+
+
+def render_page(template: str, status: int = 200, **context: object) -> Response:
+    return Response(render_template(template, **context), status=status, mimetype="text/html")

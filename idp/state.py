@@ -1,0 +1,92 @@
+"""Everything one running test IdP holds: settings, signing key, SP registry, store, clock.
+
+Clock and ID generation are injected so that tests pin time and compare whole responses.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+
+from metadata.keys import KeyFolder, KeyPair
+from metadata.store import Store, open_store
+from metadata.write import new_id as default_new_id
+
+from .registry import SPRegistry, register
+from .settings import Persona, Settings
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass
+class IdPState:
+    settings: Settings
+    keys: KeyFolder
+    store: Store
+    registry: SPRegistry
+    clock: Callable[[], datetime] = _utc_now
+    new_id: Callable[[], str] = default_new_id
+    personas: dict[str, Persona] = field(default_factory=dict)
+
+    @property
+    def key(self) -> KeyPair:
+        return self.keys.current()
+
+    @property
+    def entity_id(self) -> str:
+        return self.settings.server.idp_entity_id
+
+    def url(self, path: str) -> str:
+        return f"{self.settings.server.base_url.rstrip('/')}{path}"
+
+    @property
+    def sso_urls(self) -> tuple[str, ...]:
+        return (self.url("/sso"),)
+
+    # Small JSON records in the store -------------------------------------------------------
+    def put_json(self, ns: str, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
+        self.store.put(ns, key, json.dumps(value).encode(), ttl)
+
+    def get_json(self, ns: str, key: str, *, take: bool = False) -> dict[str, Any] | None:
+        raw = self.store.take(ns, key) if take else self.store.get(ns, key)
+        return json.loads(raw) if raw else None
+
+
+def build_state(
+    settings: Settings,
+    *,
+    base: Path = Path("."),
+    store: Store | None = None,
+    clock: Callable[[], datetime] | None = None,
+    new_id: Callable[[], str] | None = None,
+) -> IdPState:
+    """Open (or create) the key folder and the store, and register every configured SP."""
+    server = settings.server
+    keys = KeyFolder(base / server.key_folder)
+    now = (clock or _utc_now)()
+    keys.ensure(f"SAML Preflight test IdP ({server.idp_entity_id})"[:64], server.key_kind, now=now)
+    store = store or open_store(server.store, base / "var" / "idp" / "state.sqlite3")
+    registry = SPRegistry([register(options, base=base) for options in settings.sps])
+    return IdPState(
+        settings=settings, keys=keys, store=store, registry=registry, clock=clock or _utc_now,
+        new_id=new_id or default_new_id, personas={p.id: p for p in settings.personas},
+    )
+
+
+def state() -> IdPState:
+    """The IdP of the current Flask app."""
+    found: IdPState = current_app.extensions["saml_idp"]
+    return found
+
+
+def secret_token() -> str:
+    return secrets.token_urlsafe(24)

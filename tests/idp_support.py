@@ -1,0 +1,77 @@
+"""Running the test IdP in tests: an app with a registered SP, and real SP libraries."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from idp import create_app
+from idp.settings import Persona, ServiceProvider, Settings
+from metadata.keys import KeyPair
+from metadata.store import SQLiteStore
+
+IDP_BASE = "https://idp.test.example"
+SP_ENTITY = "https://sp.example.com/saml/metadata"
+ACS = "https://sp.example.com/saml/acs"
+SLS = "https://sp.example.com/saml/sls"
+
+ALICE = Persona(id="alice", display_name="Alice", password="alice-pw", nameid="alice@example.com",
+                claims={"AccountNumber": "100200300", "Email": "alice@example.com", "LoginTypeId": "1",
+                        "Groups": ["billing", "support"]})
+
+
+def make_idp(tmp_path: Path, *, sps: tuple[ServiceProvider, ...] | None = None, **server: Any) -> Flask:
+    settings = Settings.model_validate({
+        "server": {"base_url": IDP_BASE, "key_folder": str(tmp_path / "keys"), "dev_mode": False, **server},
+        "personas": [ALICE.model_dump()],
+        "sps": [s.model_dump() for s in (sps or (ServiceProvider(entity_id=SP_ENTITY, acs=[ACS]),))],
+    })
+    app = create_app(settings, base=tmp_path, store=SQLiteStore(tmp_path / "state.sqlite3"))
+    app.testing = True
+    return app
+
+
+def idp_key(app: Flask) -> KeyPair:
+    return app.extensions["saml_idp"].key  # type: ignore[no-any-return]
+
+
+def pem_body(pem: bytes) -> str:
+    return "".join(line for line in pem.decode().splitlines() if "-----" not in line)
+
+
+def sso_path(url: str) -> str:
+    """The path and raw query of an SSO URL, for the Flask test client."""
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}" == IDP_BASE, url
+    return f"{parts.path}?{parts.query}"
+
+
+def form_fields(page: str) -> dict[str, str]:
+    """The hidden fields and action of the auto-POST form."""
+    fields = {m.group(1): html.unescape(m.group(2))
+              for m in re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page)}
+    action = re.search(r'<form method="post" action="([^"]+)">', page)
+    assert action, page
+    fields["_action"] = html.unescape(action.group(1))
+    return fields
+
+
+def login_as(client: FlaskClient, redirect_location: str, persona: str = "alice") -> dict[str, str]:
+    """Follow the IdP's redirect to /login, pick `persona`, and return the auto-POST form fields."""
+    assert redirect_location.startswith("/login?request=")
+    token = parse_qs(urlsplit(redirect_location).query)["request"][0]
+    assert client.get(redirect_location).status_code == 200
+    page = client.post("/login", data={"request": token, "persona": persona})
+    assert page.status_code == 200, page.get_data(as_text=True)
+    return form_fields(page.get_data(as_text=True))
+
+
+def decoded(fields: dict[str, str]) -> bytes:
+    return base64.b64decode(fields["SAMLResponse"])
