@@ -131,5 +131,5 @@ def test_pysaml2_completes_a_login_and_rejects_a_changed_byte(tmp_path: Path) ->
     assert parsed.get_identity() == EXPECTED_CLAIMS
 
     tampered = base64.b64encode(decoded(fields).replace(b"alice@example.com", b"alicf@example.com", 1)).decode()
-    with pytest.raises(Exception, match="(?i)signature|verif"):
+    with pytest.raises(Exception, match=r"(?i)signature|verif"):
         client.parse_authn_request_response(tampered, BINDING_HTTP_POST, {request_id: "/home"})
