@@ -75,3 +75,49 @@ def login_as(client: FlaskClient, redirect_location: str, persona: str = "alice"
 
 def decoded(fields: dict[str, str]) -> bytes:
     return base64.b64decode(fields["SAMLResponse"])
+
+
+SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
+SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+
+
+def authn_request(
+    *,
+    request_id: str = "_req0123456789abcdef",
+    issuer: str = SP_ENTITY,
+    acs: str | None = ACS,
+    issue_instant: str | None = None,
+    destination: str | None = None,
+    nameid_format: str | None = None,
+    force_authn: bool = False,
+    is_passive: bool = False,
+) -> bytes:
+    """A minimal AuthnRequest as an SP sends it (SAML Core §3.4.1)."""
+    from datetime import UTC, datetime
+
+    from lxml import etree
+
+    root = etree.Element(f"{{{SAMLP}}}AuthnRequest", nsmap={"samlp": SAMLP, "saml": SAML})
+    root.set("ID", request_id)
+    root.set("Version", "2.0")
+    root.set("IssueInstant", issue_instant or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if destination:
+        root.set("Destination", destination)
+    if acs:
+        root.set("AssertionConsumerServiceURL", acs)
+        root.set("ProtocolBinding", "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST")
+    if force_authn:
+        root.set("ForceAuthn", "true")
+    if is_passive:
+        root.set("IsPassive", "true")
+    etree.SubElement(root, f"{{{SAML}}}Issuer").text = issuer
+    if nameid_format:
+        etree.SubElement(root, f"{{{SAMLP}}}NameIDPolicy", Format=nameid_format, AllowCreate="true")
+    return etree.tostring(root)
+
+
+def redirect_path(xml: bytes, *, relay_state: str | None = None, key_pem: bytes | None = None) -> str:
+    from metadata.bindings import encode_redirect
+
+    return sso_path(encode_redirect(xml, param="SAMLRequest", destination=f"{IDP_BASE}/sso",
+                                    relay_state=relay_state, key_pem=key_pem))

@@ -1,0 +1,255 @@
+"""A real browser through a real SP-initiated login: headless Chromium (Debian's ``chromium``,
+driven by Playwright) opens a python3-saml service provider's login link, lands on the test
+IdP's persona picker, picks alice, follows the auto-POST form to the SP's ACS, and the SP
+accepts the response.
+
+Both peers are served over real HTTP on 127.0.0.1 by werkzeug in threads; the IdP runs in
+dev mode, which allows the SP's http ACS on 127.0.0.1. Playwright never downloads a browser
+here: it starts ``/usr/bin/chromium`` (``apt-get install chromium``), or the tests skip.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask, Response, redirect, request
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from idp import create_app
+from idp.settings import Persona, ServiceProvider, Settings
+from metadata.store import SQLiteStore
+from tests.idp_support import ALICE, idp_key, pem_body
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+INSTALL_HINT = "apt-get install chromium"
+TIMEOUT_MS = 5_000
+RELAY_STATE = "/invoices/42"
+POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+BOB = Persona(id="bob", display_name="Bob Property Manager", password="bob-pw", nameid="bob@example.com",
+              claims={"AccountNumber": "100200301", "Email": "bob@example.com", "LoginTypeId": "2"})
+EXPECTED_CLAIMS = {k: v if isinstance(v, list) else [v] for k, v in ALICE.claims.items()}
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+def _not_ready(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"not ready"]
+
+
+def _bind() -> BaseWSGIServer:
+    # Bound first, so that each app can be built knowing both ports; its app is set afterwards.
+    return make_server("127.0.0.1", 0, _not_ready, threaded=True, request_handler=_Quiet)
+
+
+def _origin(server: BaseWSGIServer) -> str:
+    return f"http://127.0.0.1:{server.server_port}"
+
+
+@dataclass
+class ServiceProviderApp:
+    """A minimal python3-saml service provider: ``/login`` sends an AuthnRequest by
+    HTTP-Redirect and remembers its ID; ``/acs`` validates the POSTed response against the
+    IdP's certificate and that ID, and shows who signed in with which claims."""
+
+    origin: str
+    idp_origin: str
+    idp_cert_pem: bytes
+    outstanding: list[str] = field(default_factory=list)
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def entity_id(self) -> str:
+        return f"{self.origin}/metadata"
+
+    @property
+    def acs(self) -> str:
+        return f"{self.origin}/acs"
+
+    def settings(self) -> Any:
+        from onelogin.saml2.settings import OneLogin_Saml2_Settings
+
+        return OneLogin_Saml2_Settings({
+            "strict": True,
+            "sp": {"entityId": self.entity_id, "assertionConsumerService": {"url": self.acs, "binding": POST},
+                   "NameIDFormat": EMAIL},
+            "idp": {"entityId": f"{self.idp_origin}/metadata",
+                    "singleSignOnService": {"url": f"{self.idp_origin}/sso", "binding": REDIRECT},
+                    "x509cert": pem_body(self.idp_cert_pem)},
+            "security": {"wantAssertionsSigned": True, "rejectDeprecatedAlgorithm": True},
+        }, sp_validation_only=True)
+
+    def app(self) -> Flask:
+        app = Flask("test_sp")
+
+        @app.get("/login")
+        def login() -> Any:
+            from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
+            from onelogin.saml2.utils import OneLogin_Saml2_Utils
+
+            authn = OneLogin_Saml2_Authn_Request(self.settings())
+            self.outstanding.append(authn.get_id())
+            return redirect(OneLogin_Saml2_Utils.redirect(
+                f"{self.idp_origin}/sso", {"SAMLRequest": authn.get_request(), "RelayState": RELAY_STATE}), 302)
+
+        @app.post("/acs")
+        def acs() -> Response:
+            from onelogin.saml2.response import OneLogin_Saml2_Response
+
+            # http_host carries the port: python3-saml's `server_port` key is deprecated.
+            request_data = {"http_host": request.host, "script_name": request.path}
+            expected_id = self.outstanding[-1] if self.outstanding else None
+            try:
+                response = OneLogin_Saml2_Response(self.settings(), request.form["SAMLResponse"])
+                response.is_valid(request_data, expected_id, raise_exceptions=True)
+            except Exception as exc:
+                page = f"<h1>The SP rejected the response</h1><p id='error'>{html.escape(str(exc))}</p>"
+                return Response(page, status=403, mimetype="text/html")
+            nameid, claims = response.get_nameid(), response.get_attributes()
+            self.accepted.append({"nameid": nameid, "claims": claims, "in_response_to": expected_id})
+            rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(', '.join(v))}</td></tr>"
+                           for k, v in sorted(claims.items()))
+            page = (f"<!doctype html><title>Test SP</title><h1 id='who'>signed in as {html.escape(nameid)}</h1>"
+                    f"<p>RelayState: <code id='relay'>{html.escape(request.form.get('RelayState', ''))}</code></p>"
+                    f"<table id='claims'>{rows}</table>")
+            return Response(page, mimetype="text/html")
+
+        return app
+
+
+@dataclass
+class Peers:
+    idp_origin: str
+    sp: ServiceProviderApp
+
+
+def _serve(server: BaseWSGIServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture(scope="module")
+def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
+    folder = tmp_path_factory.mktemp("idp-browser")
+    idp_server, sp_server = _bind(), _bind()
+    idp_origin, sp_origin = _origin(idp_server), _origin(sp_server)
+    settings = Settings.model_validate({
+        "server": {"base_url": idp_origin, "key_folder": str(folder / "keys"), "dev_mode": True},
+        "personas": [ALICE.model_dump(), BOB.model_dump()],
+        "sps": [ServiceProvider(entity_id=f"{sp_origin}/metadata", acs=[f"{sp_origin}/acs"]).model_dump()],
+    })
+    store = SQLiteStore(folder / "state.sqlite3")
+    idp_app = create_app(settings, base=folder, store=store)
+    sp = ServiceProviderApp(origin=sp_origin, idp_origin=idp_origin, idp_cert_pem=idp_key(idp_app).cert_pem)
+    idp_server.app, sp_server.app = idp_app, sp.app()
+    threads = [_serve(idp_server), _serve(sp_server)]
+    try:
+        yield Peers(idp_origin=idp_origin, sp=sp)
+    finally:
+        for server in (idp_server, sp_server):
+            server.shutdown()
+            server.server_close()
+        for thread in threads:
+            thread.join(timeout=5)
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"no Chromium at {CHROMIUM}: {INSTALL_HINT}")
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install "
+                                         "-e '.[test]'")
+    with playwright_api.sync_playwright() as playwright:
+        try:
+            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        except playwright_api.Error as exc:
+            pytest.skip(f"playwright cannot start {CHROMIUM} ({INSTALL_HINT}): {str(exc).splitlines()[0]}")
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _csp_problems(page: Any) -> list[str]:
+    """Console messages of CSP violations (a blocked form submission or script shows here)."""
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+    return problems
+
+
+def test_chromium_signs_in_at_a_python3_saml_sp(peers: Peers, browser: Any, tmp_path: Path) -> None:
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        csp_problems = _csp_problems(page)
+        auto_post: list[Any] = []
+        page.on("response", lambda r: auto_post.append(r)
+                if r.url == f"{peers.idp_origin}/login" and r.request.method == "POST" else None)
+
+        page.goto(f"{peers.sp.origin}/login")
+        assert page.url.startswith(f"{peers.idp_origin}/login?request="), page.url
+        assert page.get_by_role("heading", name="Sign in", exact=True).is_visible()
+        assert page.get_by_text(peers.sp.acs).is_visible()
+        page.screenshot(path=tmp_path / "idp-login.png", full_page=True)
+
+        with page.expect_navigation(url=peers.sp.acs):
+            page.get_by_role("button", name="Sign in as alice").click()
+        page.wait_for_load_state()
+        page.screenshot(path=tmp_path / "sp-acs.png", full_page=True)
+
+        assert page.locator("#who").inner_text() == "signed in as alice@example.com", page.content()
+        assert page.locator("#relay").inner_text() == RELAY_STATE
+        claims_text = page.locator("#claims").inner_text()
+        for name, values in EXPECTED_CLAIMS.items():
+            assert f"{name}\t{', '.join(values)}" in claims_text
+        assert peers.sp.accepted[-1] == {"nameid": "alice@example.com", "claims": EXPECTED_CLAIMS,
+                                         "in_response_to": peers.sp.outstanding[-1]}
+
+        # The auto-POST page allowed exactly the ACS origin as a form target, and nothing was blocked.
+        assert len(auto_post) == 1
+        csp = auto_post[0].header_value("content-security-policy") or ""
+        assert f"form-action {peers.sp.origin};" in csp, csp
+        assert csp_problems == []
+
+        # The IdP session: a second login at the SP goes straight back to the ACS, no picker.
+        before = len(peers.sp.accepted)
+        page.goto(f"{peers.sp.origin}/login")
+        page.wait_for_url(peers.sp.acs)
+        assert page.locator("#who").inner_text() == "signed in as alice@example.com"
+        assert len(peers.sp.accepted) == before + 1
+        assert peers.sp.accepted[-1]["in_response_to"] == peers.sp.outstanding[-1]
+    finally:
+        context.close()
+
+
+def test_without_javascript_the_continue_button_posts_to_the_acs(peers: Peers, browser: Any) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{peers.sp.origin}/login")
+        page.get_by_role("button", name="Sign in as alice").click()
+        page.wait_for_url(f"{peers.idp_origin}/login")
+        assert page.get_by_text("JavaScript is off").is_visible()
+        page.get_by_role("button", name="Continue").click()
+        page.wait_for_url(peers.sp.acs)
+        assert page.locator("#who").inner_text() == "signed in as alice@example.com", page.content()
+    finally:
+        context.close()
