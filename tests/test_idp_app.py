@@ -185,7 +185,7 @@ def test_every_response_is_signed_by_the_idp_key_and_schema_valid(app: Flask) ->
     assert validate(tree, "protocol") == []
     assertion = tree.getroot().find(f"{SAML}Assertion")
     assert assertion is not None
-    verified = verify(assertion, [idp_key(app: Flask).cert_der])
+    verified = verify(assertion, [idp_key(app).cert_der])
     signed = etree.fromstring(verified.signed_bytes)
     assert signed.findtext(f"{SAML}Subject/{SAML}NameID") == "alice@example.com"
     audience = signed.findtext(f"{SAML}Conditions/{SAML}AudienceRestriction/{SAML}Audience")
