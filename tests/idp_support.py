@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from idp import create_app
 from idp.settings import Persona, ServiceProvider, Settings
 from metadata.keys import KeyPair
-from metadata.store import SQLiteStore
+from metadata.store import SQLiteStore, Store
 
 IDP_BASE = "https://idp.test.example"
 SP_ENTITY = "https://sp.example.com/saml/metadata"
@@ -28,12 +28,18 @@ ALICE = Persona(id="alice", display_name="Alice", password="alice-pw", nameid="a
 
 
 def make_idp(tmp_path: Path, *, sps: tuple[ServiceProvider, ...] | None = None, **server: Any) -> Flask:
+    return make_idp_with_store(tmp_path, SQLiteStore(tmp_path / "state.sqlite3"), sps=sps, **server)
+
+
+def make_idp_with_store(
+    tmp_path: Path, store: Store, *, sps: tuple[ServiceProvider, ...] | None = None, **server: Any
+) -> Flask:
     settings = Settings.model_validate({
         "server": {"base_url": IDP_BASE, "key_folder": str(tmp_path / "keys"), "dev_mode": False, **server},
         "personas": [ALICE.model_dump()],
         "sps": [s.model_dump() for s in (sps or (ServiceProvider(entity_id=SP_ENTITY, acs=[ACS]),))],
     })
-    app = create_app(settings, base=tmp_path, store=SQLiteStore(tmp_path / "state.sqlite3"))
+    app = create_app(settings, base=tmp_path, store=store)
     app.testing = True
     return app
 

@@ -319,3 +319,17 @@ def test_store_records_stay_json(tmp_path: Path) -> None:
     assert len(pending) == 1
     record = json.loads(store.get("pending", pending[0]) or b"{}")
     assert record["sp"] == SP_ENTITY and record["acs"] == ACS
+
+
+def test_login_started_on_one_host_completes_on_another_through_redis(tmp_path: Path, redis_url: str) -> None:
+    from metadata.store import RedisStore
+    from tests.idp_support import make_idp_with_store
+
+    first = make_idp_with_store(tmp_path, RedisStore(redis_url))
+    second = make_idp_with_store(tmp_path, RedisStore(redis_url))
+    location = start(first.test_client()).headers["Location"]
+    token = location.split("request=")[1]
+    page = second.test_client().post("/login", data={"request": token, "persona": "alice"})
+    assert page.status_code == 200
+    assert b"SAMLResponse" in page.get_data()
+    assert second.test_client().post("/login", data={"request": token, "persona": "alice"}).status_code == 400
