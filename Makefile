@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint bench clean system-packages
 
 # Debian packages the tests use: redis-server (the Store's Redis tests), xmlsec1 (pysaml2 as
-# a real SP verifies signatures with it). Installed only when missing; needs root and apt.
-SYSTEM_PACKAGES := redis-server:redis-server xmlsec1:xmlsec1
+# a real SP verifies signatures with it), chromium (browser tests, driven by playwright).
+# Installed only when missing; needs root and apt. package:command pairs.
+SYSTEM_PACKAGES := redis-server:redis-server xmlsec1:xmlsec1 chromium:chromium
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,8 +18,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The validator's report on the demo partner, then the test IdP on embedded defaults
+# (http://127.0.0.1:8080/, two demo personas; Ctrl-C stops it).
 demo: $(STAMP)
 	$(BIN)/saml-validate demo
+	$(BIN)/saml-idp serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check metadata idp validator tests bench
