@@ -1,4 +1,4 @@
-"""`python -m bench [--entities 10000] [--runs 3] [--only aggregate|cli]`: run the benchmarks, print a table.
+"""`python -m bench [--entities 10000] [--runs 3] [--only aggregate|cli|idp]`: run the benchmarks, print a table.
 
 Every measurement runs in a fresh process (bench.measure), one warm-up run first (not
 counted: it fills the page cache and the bytecode cache). Times are medians over the runs.
@@ -10,12 +10,12 @@ import argparse
 import json
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import aggregate
-from bench.measure import ROOT, Run, machine, median, python, run
+from bench import aggregate, idp_bench
+from bench.measure import ROOT, Run, child, machine, median, python, run
+from bench.table import Row, table
 
 AGGREGATE_SECONDS = 1.5
 AGGREGATE_MB = 250.0
@@ -26,26 +26,6 @@ DEMO = ROOT / "validator" / "demo"
 CLI_ARGS = ["metadata", str(DEMO / "springfield-water-idp-metadata.xml"),
             "--crm", str(DEMO / "springfield-water.toml"),
             "--trust", str(DEMO / "metadata-signer.pem"), "--format", "json"]
-
-
-@dataclass
-class Row:
-    benchmark: str
-    measured: str
-    target: str
-    result: str
-    details: list[str] = field(default_factory=list)
-
-
-def child(kind: str, *args: str) -> tuple[Run, dict[str, Any]]:
-    """One fresh `python -m bench.child KIND ARGS…`: the process and the JSON it printed."""
-    proc = run([python(), "-m", "bench.child", kind, *args])
-    try:
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}, no output"])[-1]
-        result = {"error": tail[:300]}
-    return proc, result
 
 
 def repeat(kind: str, args: list[str], runs: int) -> tuple[list[tuple[Run, dict[str, Any]]], str | None]:
@@ -180,23 +160,22 @@ def _cli_problem(proc: Run, out: Path) -> str | None:
     return None
 
 
-def table(rows: list[Row]) -> str:
-    head = ("Benchmark", "Measured (median wall, peak RSS)", "Target", "Result")
-    cells = [head, *[(r.benchmark, r.measured, r.target, r.result) for r in rows]]
-    widths = [max(len(c[i]) for c in cells) for i in range(4)]
-    lines = ["| " + " | ".join(c[i].ljust(widths[i]) for i in range(4)) + " |" for c in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--entities", type=int, default=10_000, help="entities in the aggregate (default 10000)")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per benchmark (default 3)")
-    parser.add_argument("--only", choices=("aggregate", "cli"), help="run one benchmark only")
+    parser.add_argument("--only", choices=("aggregate", "cli", "idp"), help="run one benchmark only")
+    parser.add_argument("--sign-seconds", type=int, default=3,
+                        help="idp: seconds of each signing-rate loop and of openssl speed (default 3)")
+    parser.add_argument("--http-seconds", type=float, default=10.0,
+                        help="idp: seconds of load per HTTP-flow measurement (default 10)")
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="idp: concurrent client connections in the HTTP-flow load (default 8)")
     args = parser.parse_args(argv)
     if args.entities < 1 or args.runs < 1:
         parser.error("--entities and --runs must be at least 1")
+    if not 1 <= args.sign_seconds <= 60 or not 1 <= args.http_seconds <= 120 or not 1 <= args.concurrency <= 64:
+        parser.error("--sign-seconds must be 1-60, --http-seconds 1-120 and --concurrency 1-64")
     info = machine()
     print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     print(f"Runs: {args.runs} measured (median) after 1 warm-up, each in a fresh process\n", flush=True)
@@ -205,13 +184,16 @@ def main(argv: list[str] | None = None) -> int:
         rows += aggregate_rows(args.entities, args.runs)
     if args.only in (None, "cli"):
         rows += cli_rows(args.runs)
+    if args.only in (None, "idp"):
+        rows += idp_bench.rows(args.runs, args.sign_seconds, args.http_seconds, args.concurrency)
     print(table(rows))
     print()
     for row in rows:
         for line in row.details:
             print(f"  {row.benchmark}: {line}")
-    print("\nNote: pysaml2 only loads the file; it does not verify the signature (no cert is given to load),"
-          "\nwhile the full check verifies it, validates the schema and runs every per-entity check.")
+    if args.only in (None, "aggregate"):
+        print("\nNote: pysaml2 only loads the file; it does not verify the signature (no cert is given to load),"
+              "\nwhile the full check verifies it, validates the schema and runs every per-entity check.")
     return 0 if all(r.result in ("met", "-") for r in rows) else 1
 
 

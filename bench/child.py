@@ -2,11 +2,14 @@
 
     python -m bench.child preflight AGGREGATE.xml SIGNER.pem   # the project's full check
     python -m bench.child pysaml2 AGGREGATE.xml                # pysaml2 MetadataStore load
+    python -m bench.child sign-project|sign-floor|sign-pysaml2 WORKDIR SECONDS   # bench.sign_rate
+    python -m bench.child load BASE_URL SECONDS CONCURRENCY WORKDIR              # bench.load
 
 ``seconds`` is the wall time of the measured call alone (imports and setup excluded, the same
 for both), ``cpu_seconds`` its CPU time; ``peak_rss_mb`` is this process's peak RSS at exit (``RUSAGE_SELF``), imports
 included; ``rss_before_mb`` is the peak before the measured call started.
-Each kind imports only what it needs: the pysaml2 child never imports the project.
+Each kind imports only what it needs: the pysaml2 children (``pysaml2``, ``sign-pysaml2``)
+and the load generator never import the project.
 """
 
 from __future__ import annotations
@@ -85,9 +88,33 @@ def pysaml2(xml: str) -> dict[str, Any]:
     }
 
 
+def sign(kind: str) -> Callable[[str, str], dict[str, Any]]:
+    def run(folder: str, seconds: str) -> dict[str, Any]:
+        from pathlib import Path
+
+        from bench.sign_rate import KINDS
+
+        return KINDS[kind](Path(folder), float(seconds))
+
+    return run
+
+
+def load(base_url: str, seconds: str, concurrency: str, folder: str) -> dict[str, Any]:
+    from pathlib import Path
+
+    from bench.load import run_load
+
+    info = json.loads((Path(folder) / "bench.json").read_text())
+    return run_load(base_url, float(seconds), int(concurrency), info["sp_entity_id"], info["acs"])
+
+
 def main(argv: list[str]) -> int:
-    kinds: dict[str, tuple[Callable[..., dict[str, Any]], int]] = {"preflight": (preflight, 2),
-                                                                    "pysaml2": (pysaml2, 1)}
+    kinds: dict[str, tuple[Callable[..., dict[str, Any]], int]] = {
+        "preflight": (preflight, 2),
+        "pysaml2": (pysaml2, 1),
+        **{kind: (sign(kind), 2) for kind in ("sign-project", "sign-floor", "sign-pysaml2")},
+        "load": (load, 4),
+    }
     if not argv or argv[0] not in kinds or len(argv) - 1 != kinds[argv[0]][1]:
         print(__doc__, file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ child's own resource usage from it, so the peak RSS is that of the measured proc
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 """The project checkout; children run with it as the working directory."""
@@ -62,6 +64,17 @@ def run(argv: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None)
         err.seek(0)
         return Run(tuple(argv), seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode,
                    out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
+
+
+def child(kind: str, *args: str) -> tuple[Run, dict[str, Any]]:
+    """One fresh `python -m bench.child KIND ARGS…`: the process and the JSON it printed."""
+    proc = run([python(), "-m", "bench.child", kind, *args])
+    try:
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}, no output"])[-1]
+        result = {"error": tail[:300]}
+    return proc, result
 
 
 def median(values: list[float]) -> float:

@@ -56,10 +56,12 @@ def create_app(
     from .settings import load_settings
     from .state import build_state
 
+    config = os.environ.get("IDP_CONFIG")
     if settings is None:
-        config = os.environ.get("IDP_CONFIG")
         settings = load_settings(Path(config) if config else None)
-    root = base or Path.cwd()
+    # Relative paths in the settings (key folder, SP metadata files) are read from the
+    # settings file's folder.
+    root = base or (Path(config).resolve().parent if config else Path.cwd())
     idp_state = build_state(settings, base=root, store=store, clock=clock, new_id=new_id)
     app = Flask(__name__)
     app.config.update(

@@ -33,6 +33,14 @@ def _settings(config: Path | None) -> Settings:
     return load_settings(path)
 
 
+def _base(config: Path | None) -> Path | None:
+    """Where relative paths in the settings are read from: the settings file's folder."""
+    import os
+
+    path = config or (Path(os.environ["IDP_CONFIG"]) if os.environ.get("IDP_CONFIG") else None)
+    return path.resolve().parent if path else None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 def cli() -> None:
     """A test identity provider for SP-initiated SAML logins."""
@@ -50,7 +58,7 @@ def serve(config: Path | None, host: str, port: int) -> None:
     if host not in ("127.0.0.1", "localhost", "::1") and settings.server.dev_mode:
         click.echo("note: dev_mode allows http ACS URLs on localhost only; set dev_mode = false for real use",
                    err=True)
-    app = create_app(settings)
+    app = create_app(settings, base=_base(config))
     click.echo(f"test IdP {settings.server.idp_entity_id} on http://{host}:{port}/ (metadata at /metadata)",
                err=True)
     app.run(host=host, port=port, threaded=True)
@@ -64,7 +72,7 @@ def metadata(config: Path | None) -> None:
     from .pages import metadata_document
     from .state import IdPState
 
-    app = create_app(_settings(config))
+    app = create_app(_settings(config), base=_base(config))
     state: IdPState = app.extensions["saml_idp"]
     sys.stdout.write(metadata_document(state).decode())
 
@@ -78,7 +86,7 @@ def keygen(config: Path | None, rotate: bool) -> None:
     from metadata.keys import KeyFolder
 
     settings = _settings(config)
-    folder = KeyFolder(Path(settings.server.key_folder))
+    folder = KeyFolder((_base(config) or Path.cwd()) / settings.server.key_folder)
     name = f"SAML Preflight test IdP ({settings.server.idp_entity_id})"[:64]
     now = datetime.now(UTC)
     pair = (folder.rotate(name, settings.server.key_kind, now=now) if rotate

@@ -124,6 +124,8 @@ def _environment(environ: Mapping[str, str]) -> dict[str, object]:
         if not name.startswith(_ENV_PREFIX):
             continue
         key = name[len(_ENV_PREFIX):].lower()
+        if key == "config":  # IDP_CONFIG names the settings file itself
+            continue
         if key not in fields:
             known = ", ".join(f"{_ENV_PREFIX}{k.upper()}" for k in fields)
             raise SettingsError("environment", [(name, f"unknown setting; known: {known}")])

@@ -333,3 +333,21 @@ def test_login_started_on_one_host_completes_on_another_through_redis(tmp_path: 
     assert page.status_code == 200
     assert b"SAMLResponse" in page.get_data()
     assert second.test_client().post("/login", data={"request": token, "persona": "alice"}).status_code == 400
+
+
+def test_idp_config_names_the_file_and_relative_paths_follow_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from idp import create_app
+
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    (folder / "idp.toml").write_text(
+        '[server]\nbase_url = "https://idp.test.example"\nkey_folder = "keys"\nstore = "sqlite:///'
+        + str(tmp_path / "s.sqlite3") + f'"\n[[sps]]\nentity_id = "{SP_ENTITY}"\nacs = ["{ACS}"]\n')
+    monkeypatch.setenv("IDP_CONFIG", str(folder / "idp.toml"))
+    monkeypatch.setenv("IDP_CLOCK_SKEW", "30")
+    app = create_app()
+    assert (folder / "keys" / "signing.key").is_file()
+    assert app.extensions["saml_idp"].settings.server.clock_skew == 30
+    assert app.test_client().get("/healthz").get_json()["sps"] == 1
