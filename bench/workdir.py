@@ -8,6 +8,7 @@ The parent writes it once (:func:`prepare`); the children and both gunicorn apps
     sp-metadata.xml     the benchmark SP, for pysaml2's metadata store
     idp/idp.toml        the project IdP's settings (store and key folder inside ``idp/``)
     pysaml2/config.json the minimal pysaml2 IdP's configuration
+    minimal.json        the base URL of the minimal python-xmlsec endpoint (bench.minimal_idp)
 
 This module imports neither the project nor pysaml2, so that the pysaml2 side of the
 comparison never loads the project.
@@ -90,6 +91,12 @@ def write_pysaml2_config(folder: Path, base_url: str) -> Path:
     side.mkdir(exist_ok=True)
     (side / "config.json").write_text(json.dumps(pysaml2_config(folder, base_url), indent=2))
     return side
+
+
+def write_minimal_config(folder: Path, base_url: str) -> Path:
+    """The minimal python-xmlsec endpoint reads the work folder itself, and its base URL from here."""
+    (folder / "minimal.json").write_text(json.dumps({"base_url": base_url}))
+    return folder
 
 
 def pysaml2_config(folder: Path, base_url: str) -> dict[str, Any]:
