@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from flask import Response, render_template, request
 
 from metadata.model import BINDING_POST
+from metadata.signing import signature_method_for
 
 from .assertion import (
     NO_PASSIVE,
@@ -108,6 +109,7 @@ def persona_response(
         claims=claims,
         lifetime_seconds=idp.settings.server.assertion_lifetime,
         sign=options.sign,
+        signature_method=signature_method_for(idp.key.key_pem),
         authn_instant=datetime.fromisoformat(session["authn_instant"]),
     )
     element = build_response(spec, now=idp.clock(), new_id=idp.new_id, key=idp.key,
@@ -121,7 +123,7 @@ def status_response(idp: IdPState, sp: RegisteredSP, pending: Pending, status: s
     spec = ResponseSpec(
         issuer=idp.entity_id, destination=pending.acs, audience=sp.entity_id, in_response_to=pending.request_id,
         nameid="-", nameid_format=EMAIL, session_index="-", sign=sp.options.sign,
-        status=(top, status), status_message=message,
+        signature_method=signature_method_for(idp.key.key_pem), status=(top, status), status_message=message,
     )
     return serialize(build_response(spec, now=idp.clock(), new_id=idp.new_id, key=idp.key))
 

@@ -7,7 +7,7 @@ import json
 from flask import Blueprint, Response, jsonify, request
 from lxml import etree
 
-from metadata.signing import sign
+from metadata.signing import sign, signature_method_for
 from metadata.store import StoreUnavailable
 from metadata.write import idp_metadata_xml
 
@@ -51,7 +51,7 @@ def metadata_document(idp: IdPState) -> bytes:
         document_id=idp.new_id(),
     )
     if server.sign_metadata:
-        sign(element, idp.key.key_pem, idp.key.cert_pem)
+        sign(element, idp.key.key_pem, idp.key.cert_pem, signature_method=signature_method_for(idp.key.key_pem))
     return etree.tostring(element, xml_declaration=True, encoding="UTF-8")
 
 

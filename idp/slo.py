@@ -12,7 +12,7 @@ from metadata.bindings import BindingError, decode_post, decode_redirect, encode
 from metadata.errors import UnsafeXML
 from metadata.model import BINDING_POST, BINDING_REDIRECT
 from metadata.read import SAML
-from metadata.signing import sign
+from metadata.signing import sign, signature_method_for
 from metadata.write import xs_datetime
 from metadata.xml import text_of
 from validator.checks.request import finding_for_binding_error, finding_for_unsafe_request
@@ -50,7 +50,7 @@ def slo() -> Response:
         xml = _logout_response(idp, location, root.get("ID"))
         if binding == BINDING_REDIRECT:
             url = encode_redirect(xml, param="SAMLResponse", destination=location, relay_state=message.relay_state,
-                                  key_pem=idp.key.key_pem)
+                                  key_pem=idp.key.key_pem, sig_alg=signature_method_for(idp.key.key_pem))
             response = Response(status=302, headers={"Location": url})
         elif binding == BINDING_POST:
             pending = flow.Pending(sp=sp.entity_id, acs=location, request_id=None, relay_state=message.relay_state,
@@ -73,5 +73,6 @@ def _logout_response(idp: IdPState, destination: str, in_response_to: str | None
     etree.SubElement(response, f"{{{SAML}}}Issuer").text = idp.entity_id
     status = etree.SubElement(response, f"{{{SAMLP}}}Status")
     etree.SubElement(status, f"{{{SAMLP}}}StatusCode").set("Value", SUCCESS)
-    sign(response, idp.key.key_pem, idp.key.cert_pem, after=f"{{{SAML}}}Issuer")
+    sign(response, idp.key.key_pem, idp.key.cert_pem, after=f"{{{SAML}}}Issuer",
+         signature_method=signature_method_for(idp.key.key_pem))
     return serialize(response)

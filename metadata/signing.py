@@ -268,6 +268,15 @@ def _signed_bytes(element: etree._Element, signature: etree._Element, profile: S
         parent.insert(index, signature)
 
 
+def signature_method_for(key_pem: bytes) -> str:
+    """The SHA-256 signature method that fits the private key: ECDSA for EC keys, else RSA."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(key_pem, password=None)
+    return ECDSA_SHA256 if isinstance(key, ec.EllipticCurvePrivateKey) else RSA_SHA256
+
+
 def sign(
     element: etree._Element,
     key_pem: bytes,

@@ -351,3 +351,50 @@ def test_idp_config_names_the_file_and_relative_paths_follow_it(
     assert (folder / "keys" / "signing.key").is_file()
     assert app.extensions["saml_idp"].settings.server.clock_skew == 30
     assert app.test_client().get("/healthz").get_json()["sps"] == 1
+
+
+def test_single_logout_over_post_answers_the_sp_with_a_signed_logout_response(tmp_path: Path) -> None:
+    sp_key = make_keypair("sp.example.com")
+    (tmp_path / "sp.xml").write_text(
+        f'<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{SP_ENTITY}">'
+        '<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+        '<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" '
+        'Location="https://sp.example.com/saml/sls"/>'
+        f'<md:AssertionConsumerService index="0" Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" '
+        f'Location="{ACS}"/></md:SPSSODescriptor></md:EntityDescriptor>')
+    del sp_key
+    app = make_idp(tmp_path, sps=(ServiceProvider(metadata="sp.xml"),))
+    client = app.test_client()
+    login_as(client, start(client).headers["Location"])
+    logout = (b'<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+              b'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_lr2" Version="2.0" '
+              b'IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>' + SP_ENTITY.encode() + b"</saml:Issuer>"
+              b"<saml:NameID>alice@example.com</saml:NameID></samlp:LogoutRequest>")
+    page = client.post("/slo", data={"SAMLRequest": base64.b64encode(logout).decode()})
+    fields = form_fields(page.get_data(as_text=True))
+    assert fields["_action"] == "https://sp.example.com/saml/sls"
+    response = parse_untrusted(decoded(fields), MESSAGE_LIMITS).getroot()
+    assert response.tag == f"{SAMLP}LogoutResponse" and response.get("InResponseTo") == "_lr2"
+    verify(response, [idp_key(app).cert_der])
+    assert start(client).status_code == 303
+
+
+def test_key_rotation_keeps_the_old_certificate_in_metadata(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from metadata.read import read_metadata
+
+    app = make_idp(tmp_path)
+    old = idp_key(app).cert_der
+    app.extensions["saml_idp"].keys.rotate("rotated", "ec-p256", now=datetime.now(UTC))
+    assert idp_key(app).cert_der != old
+    document = read_metadata(parse_untrusted(app.test_client().get("/metadata").get_data()))
+    idp = document.entities[0].idp
+    assert idp is not None
+    published = [c.der for k in idp.keys for c in k.certificates]
+    assert published == [idp_key(app).cert_der, old]  # the new one first, the old one kept for the rollover
+    client = app.test_client()
+    xml = decoded(login_as(client, start(client).headers["Location"]))
+    assertion = parse_untrusted(xml, MESSAGE_LIMITS).getroot().find(f"{SAML}Assertion")
+    assert assertion is not None
+    verify(assertion, [idp_key(app).cert_der])  # signed with the new (EC P-256) key
