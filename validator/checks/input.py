@@ -90,3 +90,20 @@ def finding_for_not_metadata(error: NotMetadata, source: str) -> Finding:
     return NOT_METADATA.finding(
         str(error), expected="md:EntityDescriptor or md:EntitiesDescriptor", where=where
     )
+
+NOT_A_RESPONSE_INPUT = rule(
+    "XML009", "The input holds no SAML response in a form the validator reads", Severity.ERROR, "input",
+    what="A response is read as raw XML, as base64 (the SAMLResponse value), as a URL-encoded form body "
+         "(SAMLResponse=…&RelayState=…) or as a SAML-tracer JSON export; the input is none of these, or the "
+         "export holds no SAML response.",
+    why="Nothing can be checked until the response itself is found.",
+    fix="Paste the SAMLResponse value posted to the portal's ACS (SAML-tracer: the POST to the ACS URL, "
+        "the SAML tab), or export the whole SAML-tracer session as JSON.",
+)
+BAD_BASE64 = rule(
+    "XML010", "The SAMLResponse is not valid base64", Severity.ERROR, "input",
+    what="The SAMLResponse value must be standard base64 of the response XML (Bindings §3.5.4).",
+    why="Truncated or altered base64 — a copy cut short, a '+' turned into a space by URL decoding — "
+        "cannot be decoded, so nothing can be checked.",
+    fix="Copy the whole value again; when copying from a URL-encoded form, decode %2B, %2F and %3D first.",
+)

@@ -1,0 +1,67 @@
+"""Every accepted input form yields the response's XML; anything else is a finding code."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from urllib.parse import quote
+
+import pytest
+
+from validator.response_input import ResponseInputError, read_response_input
+
+XML = b'<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r1" Version="2.0"/>'
+B64 = base64.b64encode(XML).decode()
+
+
+def test_raw_xml() -> None:
+    [found] = read_response_input(b"\n  " + XML)
+    assert found.form == "xml"
+
+
+def test_base64_wrapped_and_unpadded() -> None:
+    wrapped = "\n".join(B64[i:i + 20] for i in range(0, len(B64), 20)).rstrip("=")
+    [found] = read_response_input(wrapped.encode())
+    assert (found.xml, found.form) == (XML, "base64")
+
+
+def test_deflated_base64() -> None:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    value = base64.b64encode(compressor.compress(XML) + compressor.flush())
+    assert read_response_input(value)[0].xml == XML
+
+
+def test_form_body_with_relay_state() -> None:
+    [found] = read_response_input(f"SAMLResponse={quote(B64, safe='')}&RelayState=%2Finvoices%2F42".encode())
+    assert (found.xml, found.relay_state, found.form) == (XML, "/invoices/42", "form")
+
+
+@pytest.mark.parametrize("post", [{"SAMLResponse": [B64], "RelayState": ["r"]}, [["SAMLResponse", B64]]])
+def test_saml_tracer_export_current_and_legacy(post: object) -> None:
+    export = {"requests": [
+        {"method": "GET", "url": "https://idp.example.com/sso?SAMLRequest=x", "post": None},
+        {"method": "POST", "url": "https://sso.portal.example/saml/acs", "post": post},
+    ], "timestamp": "2026-11-27T00:00:00Z"}
+    [found] = read_response_input(json.dumps(export).encode())
+    assert found.xml == XML and found.form == "saml-tracer"
+    assert found.where == "POST https://sso.portal.example/saml/acs"
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    (b"", "XML001"),
+    (b"   ", "XML001"),
+    (B64[:-7].encode() + b"!", "XML010"),  # truncated and damaged
+    (b"PHNh=bWxwOlJlc3BvbnNl", "XML010"),  # padding in the middle: two values pasted together
+    (base64.b64encode(b"plain text, not XML"), "XML010"),
+    (b'{"requests": [{"method": "GET", "url": "https://x"}]}', "XML009"),
+    (b'{"not": "a trace"}', "XML009"),
+    (b"{not json", "XML009"),
+    (b"SAMLResponse=a&SAMLResponse=b", "XML009"),
+    (b"x" * (1024 * 1024 + 1), "XML004"),
+])
+def test_unreadable_inputs_name_their_code(data: bytes, code: str) -> None:
+    with pytest.raises(ResponseInputError) as caught:
+        read_response_input(data)
+    assert caught.value.code == code
+    assert caught.value.message

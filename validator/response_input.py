@@ -1,0 +1,128 @@
+"""Where a SAML response comes from: raw XML, base64, a URL-encoded form body, or a
+SAML-tracer JSON export. Each is turned into the response's XML bytes; anything else is a
+finding (XML009, XML010), never a crash.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from metadata.xml import MESSAGE_LIMITS, PASTED_LIMITS
+
+MAX_INPUT = PASTED_LIMITS.max_bytes
+"""Pasted or uploaded input: 1 MiB (SECURITY.md §1); a SAML-tracer export may hold several responses."""
+
+
+class ResponseInputError(ValueError):
+    """The input holds no readable response; `code` is the finding's (XML009 or XML010)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ResponseInput:
+    xml: bytes
+    form: str
+    """``xml``, ``base64``, ``form`` or ``saml-tracer``."""
+    relay_state: str | None = None
+    where: str = ""
+    """For a SAML-tracer export: which request it came from (method and URL)."""
+
+
+def read_response_input(data: bytes) -> list[ResponseInput]:
+    """Every SAML response in `data` (a SAML-tracer export may hold several; the others hold one)."""
+    if len(data) > MAX_INPUT:
+        raise ResponseInputError("XML004", f"the input is {len(data):,} bytes; the limit is {MAX_INPUT:,} bytes")
+    text = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text:
+        raise ResponseInputError("XML001", "the input is empty")
+    if text.startswith(b"<"):
+        return [ResponseInput(data, "xml")]
+    if text.startswith(b"{"):
+        return _saml_tracer(text)
+    if b"SAMLResponse=" in text[:64] or b"&SAMLResponse=" in text:
+        return [_form(text)]
+    return [ResponseInput(_base64(text.strip()), "base64")]
+
+
+def _base64(value: bytes | str) -> bytes:
+    raw = value.encode() if isinstance(value, str) else value
+    compact = b"".join(raw.split())
+    try:
+        decoded = base64.b64decode(compact + b"=" * (-len(compact) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        hint = " (a space where a '+' was? the value may have been URL-decoded twice)" if b" " in raw.strip() else ""
+        raise ResponseInputError("XML010", f"the SAMLResponse value is not valid base64: {exc}{hint}") from None
+    if decoded.lstrip()[:1] == b"<":
+        return decoded
+    # An HTTP-Redirect message is DEFLATE-compressed; responses rarely travel so, but accept it.
+    inflater = zlib.decompressobj(-15)
+    try:
+        inflated = inflater.decompress(decoded, MESSAGE_LIMITS.max_bytes + 1)
+    except zlib.error:
+        raise ResponseInputError("XML010", "the base64 value decodes to neither XML nor a DEFLATE stream; "
+                                 "was it cut short?") from None
+    if len(inflated) > MESSAGE_LIMITS.max_bytes or inflater.unconsumed_tail:
+        raise ResponseInputError("XML004", f"the inflated message exceeds {MESSAGE_LIMITS.max_bytes:,} bytes")
+    if inflated.lstrip()[:1] != b"<":
+        raise ResponseInputError("XML010", "the decoded value is not XML")
+    return inflated
+
+
+def _form(text: bytes) -> ResponseInput:
+    try:
+        fields = parse_qsl(text.decode("ascii").strip(), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ResponseInputError("XML009", f"the form body cannot be read: {exc}") from None
+    values = [v for k, v in fields if k == "SAMLResponse"]
+    if len(values) != 1:
+        raise ResponseInputError("XML009", f"the form body has {len(values)} SAMLResponse fields; one is expected")
+    relay = [v for k, v in fields if k == "RelayState"]
+    return ResponseInput(_base64(values[0]), "form", relay_state=relay[0] if relay else None)
+
+
+def _saml_tracer(text: bytes) -> list[ResponseInput]:
+    try:
+        export = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ResponseInputError("XML009", f"the input starts like JSON but is not: {exc}") from None
+    requests = export.get("requests") if isinstance(export, dict) else None
+    if not isinstance(requests, list):
+        raise ResponseInputError("XML009", "this JSON is not a SAML-tracer export (no \"requests\" list)")
+    found = []
+    for request in requests:
+        if not isinstance(request, dict):
+            continue
+        where = f"{request.get('method', '?')} {request.get('url', '?')}"
+        posted = _posted(request.get("post"))
+        if "SAMLResponse" in posted:
+            found.append(ResponseInput(_base64(posted["SAMLResponse"]), "saml-tracer",
+                                       relay_state=posted.get("RelayState"), where=where))
+    if not found:
+        raise ResponseInputError("XML009", f"the SAML-tracer export holds {len(requests)} requests and no "
+                                 "SAMLResponse was posted in any of them")
+    return found
+
+
+def _posted(post: Any) -> dict[str, str]:
+    """SAML-tracer keeps POST fields as {name: [values]} (current) or [[name, value], …] (older)."""
+    fields: dict[str, str] = {}
+    if isinstance(post, dict):
+        for name, values in post.items():
+            value = values[0] if isinstance(values, list) and values else values
+            if isinstance(name, str) and isinstance(value, str):
+                fields.setdefault(name, value)
+    elif isinstance(post, list):
+        for pair in post:
+            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair):
+                fields.setdefault(pair[0], pair[1])
+    return fields
