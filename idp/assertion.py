@@ -11,7 +11,6 @@ that pins both and signs nothing gets byte-stable output.
 from __future__ import annotations
 
 import base64
-import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ from lxml import etree
 from xmlsec import constants as xc
 
 from idp import IdPError
-from metadata.read import DS, SAML
+from metadata import encryption
+from metadata.read import SAML
 from metadata.signing import RSA_SHA256, SHA256, sign
 from metadata.write import new_id, xs_datetime
 from metadata.xml import MESSAGE_LIMITS, parse_untrusted
@@ -55,9 +55,9 @@ NAME_FORMATS = {
 # SAML Core §3.2.2.2: a top-level StatusCode is one of these four.
 _TOP_STATUS = {SUCCESS, REQUESTER, RESPONDER, "urn:oasis:names:tc:SAML:2.0:status:VersionMismatch"}
 
-# What decrypt_assertion accepts (SECURITY.md §2): RSA-OAEP key transport, AES-GCM or -CBC data.
-KEY_TRANSPORT_ALGORITHMS = {XENC + "rsa-oaep-mgf1p", XENC11 + "rsa-oaep"}
-DATA_ALGORITHMS = {XENC11 + f"aes{n}-gcm" for n in (128, 192, 256)} | {XENC + f"aes{n}-cbc" for n in (128, 192, 256)}
+# What decrypt_assertion accepts (SECURITY.md §2), kept by the one decryptor.
+KEY_TRANSPORT_ALGORITHMS = encryption.KEY_TRANSPORT_ALGORITHMS
+DATA_ALGORITHMS = encryption.DATA_ALGORITHMS
 
 SignWhat = Literal["assertion", "response", "both", "none"]
 
@@ -299,47 +299,15 @@ def _encrypt(assertion: etree._Element, certificate_der: bytes) -> etree._Elemen
 def decrypt_assertion(encrypted_assertion: etree._Element, sp_key_pem: bytes) -> etree._Element:
     """The saml:Assertion inside `encrypted_assertion`, decrypted with the SP key `sp_key_pem`.
 
-    Only the layout this module writes is accepted — one EncryptedData whose KeyInfo holds one
-    EncryptedKey, no RetrievalMethod — with RSA-OAEP and AES-GCM/CBC (SECURITY.md §2). The
-    plaintext is re-parsed with the one parser; the assertion's signature is the caller's to
-    verify. Raises :class:`ResponseError`.
+    Delegates to the one decryptor, :func:`metadata.encryption.decrypt_assertion` (RSA-OAEP
+    and AES-GCM/CBC only, SECURITY.md §2), and re-parses its plaintext with the one parser; the
+    assertion's signature is the caller's to verify. Raises :class:`ResponseError`.
     """
-    if encrypted_assertion.tag != f"{{{SAML}}}EncryptedAssertion":
-        raise ResponseError(f"expected saml:EncryptedAssertion, got {encrypted_assertion.tag}")
-    children = list(encrypted_assertion.iterchildren(etree.Element))
-    if len(children) != 1 or children[0].tag != f"{{{XENC}}}EncryptedData":
-        raise ResponseError("saml:EncryptedAssertion must hold exactly one xenc:EncryptedData")
-    if len(etree.tostring(encrypted_assertion)) > MESSAGE_LIMITS.max_bytes:
-        raise ResponseError("the encrypted assertion is larger than a SAML message may be")
-    data = children[0]
-    _require_algorithm(data, DATA_ALGORITHMS, "data")
-    if encrypted_assertion.find(f".//{{{DS}}}RetrievalMethod") is not None:
-        raise ResponseError("a ds:RetrievalMethod is not followed; the EncryptedKey must be inline")
-    keys = data.findall(f"{{{DS}}}KeyInfo/{{{XENC}}}EncryptedKey")
-    if len(keys) != 1:
-        raise ResponseError(f"EncryptedData/KeyInfo must hold exactly one xenc:EncryptedKey, not {len(keys)}")
-    _require_algorithm(keys[0], KEY_TRANSPORT_ALGORITHMS, "key transport")
-
-    work = copy.deepcopy(encrypted_assertion)
-    manager = xmlsec.KeysManager()
     try:
-        manager.add_key(xmlsec.Key.from_memory(sp_key_pem, xc.KeyDataFormatPem, None))
-        decrypted = xmlsec.EncryptionContext(manager).decrypt(work[0])
-    except (xmlsec.Error, xmlsec.InternalError) as exc:
-        raise ResponseError(f"the assertion cannot be decrypted with this SP key: {exc}") from exc
-    if not isinstance(decrypted, etree._Element):
-        raise ResponseError("the EncryptedData holds bytes, not an XML element")
-    root = parse_untrusted(etree.tostring(decrypted), MESSAGE_LIMITS).getroot()
-    if root.tag != f"{{{SAML}}}Assertion":
-        raise ResponseError(f"the decrypted element is {root.tag}, not saml:Assertion")
-    return root
-
-
-def _require_algorithm(element: etree._Element, allowed: set[str], what: str) -> None:
-    method = element.find(f"{{{XENC}}}EncryptionMethod")
-    algorithm = method.get("Algorithm", "") if method is not None else ""
-    if algorithm not in allowed:
-        raise ResponseError(f"the {what} algorithm {algorithm or '(none)'!r} is not allowed")
+        plaintext = encryption.decrypt_assertion(encrypted_assertion, sp_key_pem)
+    except encryption.DecryptionError as exc:
+        raise ResponseError(exc.message) from exc
+    return parse_untrusted(plaintext, MESSAGE_LIMITS).getroot()
 
 
 def serialize(element: etree._Element) -> bytes:

@@ -9,7 +9,6 @@ until logout or ForceAuthn.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -91,6 +90,7 @@ def persona_response(
     from datetime import datetime
 
     options = sp.options
+    key = idp.key  # read once: it is read from the key folder
     nameid_format = pending.nameid_format if pending.nameid_format not in (None, UNSPECIFIED) else (
         options.nameid_format or persona.nameid_format or EMAIL
     )
@@ -109,10 +109,10 @@ def persona_response(
         claims=claims,
         lifetime_seconds=idp.settings.server.assertion_lifetime,
         sign=options.sign,
-        signature_method=signature_method_for(idp.key.key_pem),
+        signature_method=signature_method_for(key.key_pem),
         authn_instant=datetime.fromisoformat(session["authn_instant"]),
     )
-    element = build_response(spec, now=idp.clock(), new_id=idp.new_id, key=idp.key,
+    element = build_response(spec, now=idp.clock(), new_id=idp.new_id, key=key,
                              encrypt_for=sp.encryption_certificate if options.encrypt else None)
     return serialize(element)
 
@@ -120,12 +120,13 @@ def persona_response(
 def status_response(idp: IdPState, sp: RegisteredSP, pending: Pending, status: str, message: str) -> bytes:
     """A signed response carrying only a status (NoPassive, AuthnFailed …), no assertion."""
     top = REQUESTER
+    key = idp.key
     spec = ResponseSpec(
         issuer=idp.entity_id, destination=pending.acs, audience=sp.entity_id, in_response_to=pending.request_id,
         nameid="-", nameid_format=EMAIL, session_index="-", sign=sp.options.sign,
-        signature_method=signature_method_for(idp.key.key_pem), status=(top, status), status_message=message,
+        signature_method=signature_method_for(key.key_pem), status=(top, status), status_message=message,
     )
-    return serialize(build_response(spec, now=idp.clock(), new_id=idp.new_id, key=idp.key))
+    return serialize(build_response(spec, now=idp.clock(), new_id=idp.new_id, key=key))
 
 
 def no_passive(idp: IdPState, sp: RegisteredSP, pending: Pending) -> bytes:
@@ -138,7 +139,10 @@ def post_form(idp: IdPState, sid: str | None, pending: Pending, sp: RegisteredSP
     if sid:
         record = {"at": idp.clock().isoformat(), "sp": sp.entity_id, "acs": pending.acs, "label": label,
                   "xml": xml.decode()}
-        idp.store.append("debug", sid, json.dumps(record).encode(), max_items=10)
+        # The last 10, kept as long as the IdP session (a list in the store would never expire).
+        earlier = idp.get_json("debug", sid) or {"records": []}
+        idp.put_json("debug", sid, {"records": [record, *earlier["records"][:9]]},
+                     idp.settings.server.session_lifetime)
     log.info("response to %s at %s (InResponseTo %s)", sp.entity_id, pending.acs, pending.request_id)
     parts = urlsplit(pending.acs)
     origin = f"{parts.scheme}://{parts.netloc}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response, jsonify, request
 from lxml import etree
 
@@ -74,7 +72,8 @@ def healthz() -> tuple[Response, int]:
 def debug() -> Response:
     idp = state()
     existing = flow.current_session(idp)
-    records = [json.loads(r) for r in idp.store.recent("debug", existing[0], 10)] if existing else []
+    kept = idp.get_json("debug", existing[0]) if existing else None
+    records: list[dict[str, str]] = list(kept["records"]) if kept else []
     for record in records:
         record["pretty"] = _pretty(record["xml"])
     return render_page("debug.html", records=records)

@@ -105,7 +105,7 @@ def _context(
 
 def _continue(idp: IdPState, sp: RegisteredSP, pending: flow.Pending) -> Response:
     # Automation first: a persona armed through the API for this SP, or an auto_login persona.
-    armed = idp.store.take("armed", sp.entity_id) or idp.store.take("armed", "*")
+    armed = next((idp.store.take("armed", who) for who in (sp.entity_id, "*") if idp.store.get("armed", who)), None)
     auto = next((p for p in idp.personas.values() if p.auto_login), None)
     chosen = idp.personas.get(armed.decode()) if armed else auto
     existing = flow.current_session(idp)

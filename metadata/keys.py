@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -124,16 +125,17 @@ def _spki_sha256(key: PrivateKeyTypes) -> str:
     return hashlib.sha256(spki).hexdigest()
 
 
-def refuse_known(keypair: KeyPair) -> None:
+def refuse_known(keypair: KeyPair, key: PrivateKeyTypes | None = None) -> None:
     """Raise :class:`KeyStoreError` for a publicly known test key or an RSA key under 2048 bits.
 
     A key published with a test suite signs for anyone (SECURITY.md §5: "a known or test
-    key is refused").
+    key is refused"). `key` is the already parsed private key, when the caller has it.
     """
-    try:
-        key = serialization.load_pem_private_key(keypair.key_pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise KeyStoreError(f"the private key cannot be read: {exc}", reason="unreadable") from exc
+    if key is None:
+        try:
+            key = serialization.load_pem_private_key(keypair.key_pem, password=None)
+        except (ValueError, TypeError) as exc:
+            raise KeyStoreError(f"the private key cannot be read: {exc}", reason="unreadable") from exc
     if _spki_sha256(key) in KNOWN_TEST_KEYS:
         raise KeyStoreError(
             "this key is a publicly known test key (published with an open-source SAML test suite); "
@@ -144,22 +146,28 @@ def refuse_known(keypair: KeyPair) -> None:
 
 
 def _load(key_pem: bytes, cert_pem: bytes, where: Path) -> KeyPair:
-    folder = where.parent
+    try:
+        return _checked_pair(key_pem, cert_pem)
+    except KeyStoreError as exc:
+        raise KeyStoreError(f"{where}: {exc}", folder=where.parent, reason=exc.reason) from exc
+
+
+@functools.lru_cache(maxsize=16)
+def _checked_pair(key_pem: bytes, cert_pem: bytes) -> KeyPair:
+    # Parsing an RSA private key costs ~50 ms (cryptography checks its consistency every
+    # time); the IdP reads its key for every response, so a pair is checked once per content.
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
         cert = x509.load_pem_x509_certificate(cert_pem)
     except (ValueError, TypeError) as exc:
-        raise KeyStoreError(f"{where}: cannot be read: {exc}", folder=folder, reason="unreadable") from exc
+        raise KeyStoreError(f"cannot be read: {exc}", reason="unreadable") from exc
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     if key.public_key().public_bytes(serialization.Encoding.DER, spki) != cert.public_key().public_bytes(
         serialization.Encoding.DER, spki
     ):
-        raise KeyStoreError(f"{where}: the certificate is not for this key", folder=folder, reason="mismatch")
+        raise KeyStoreError("the certificate is not for this key", reason="mismatch")
     pair = KeyPair(key_pem, cert_pem, cert.public_bytes(serialization.Encoding.DER))
-    try:
-        refuse_known(pair)
-    except KeyStoreError as exc:
-        raise KeyStoreError(f"{where}: {exc}", folder=folder, reason=exc.reason) from exc
+    refuse_known(pair, key)
     return pair
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -268,6 +269,7 @@ def _signed_bytes(element: etree._Element, signature: etree._Element, profile: S
         parent.insert(index, signature)
 
 
+@functools.lru_cache(maxsize=16)
 def signature_method_for(key_pem: bytes) -> str:
     """The SHA-256 signature method that fits the private key: ECDSA for EC keys, else RSA."""
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -304,9 +306,15 @@ def sign(
     key_info = xmlsec.template.ensure_key_info(signature)
     xmlsec.template.add_x509_data(key_info)
     ctx = xmlsec.SignatureContext()
-    key = xmlsec.Key.from_memory(key_pem, xc.KeyDataFormatPem, None)
-    key.load_cert_from_memory(cert_pem, xc.KeyDataFormatCertPem)
-    ctx.key = key
+    ctx.key = _signing_key(key_pem, cert_pem)  # the context takes its own copy
     ctx.register_id(element, id_attribute)
     ctx.sign(signature)
     return signature
+
+
+@functools.lru_cache(maxsize=16)
+def _signing_key(key_pem: bytes, cert_pem: bytes) -> xmlsec.Key:
+    # Loading the PEM for every signature halves the signing rate; a loaded key is reused.
+    key = xmlsec.Key.from_memory(key_pem, xc.KeyDataFormatPem, None)
+    key.load_cert_from_memory(cert_pem, xc.KeyDataFormatCertPem)
+    return key

@@ -1,0 +1,310 @@
+"""Verifying a samlp:Response so that wrapping cannot work (SECURITY.md §2).
+
+Three steps, in this order, each refusing rather than guessing:
+
+1. :func:`structure_problems` — the shape every XSW variant breaks: the root is a
+   samlp:Response; the document holds exactly one saml:Assertion or saml:EncryptedAssertion,
+   a direct child of the Response; no ID is used twice; ds:Signature only as a direct child of
+   the Response or of that Assertion, at most one per element and two in all; no ds:Object.
+2. :func:`metadata.signing.verify` on the Response and on the Assertion, whichever carry a
+   signature, with the trusted certificates only. An EncryptedAssertion is decrypted with the
+   SP key alone and its Assertion must itself be signed, whatever the Response says.
+3. "See what is signed": every verified element is re-parsed from its signed bytes with the
+   one parser, and only those trees are handed back. A caller reads every claim from
+   :attr:`VerifiedResponse.assertion`, and reports Response-level Destination, InResponseTo
+   and Status as unsigned unless :attr:`VerifiedResponse.response_signed`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from lxml import etree
+
+from metadata.encryption import DecryptionError, decrypt_assertion
+from metadata.errors import MetadataError
+from metadata.read import DS, SAML
+from metadata.signing import SignatureError, VerifiedSignature, verify
+from metadata.xml import MESSAGE_LIMITS, line_of, parse_untrusted
+
+SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
+MAX_SIGNATURES = 2
+"""SECURITY.md §1: two signatures per message (the Response's and the Assertion's)."""
+
+_RESPONSE = f"{{{SAMLP}}}Response"
+_ASSERTION = f"{{{SAML}}}Assertion"
+_ENCRYPTED_ASSERTION = f"{{{SAML}}}EncryptedAssertion"
+_SIGNATURE = f"{{{DS}}}Signature"
+_OBJECT = f"{{{DS}}}Object"
+_XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
+_ID_ATTRIBUTES = ("ID", "Id", _XML_ID)
+_PREFIXES = {SAMLP: "samlp", SAML: "saml", DS: "ds"}
+
+__all__ = [
+    "DecryptionError", "ResponseError", "SignatureError", "SignatureFacts", "StructureProblem",
+    "VerifiedResponse", "structure_problems", "verify_response",
+]
+
+
+@dataclass(frozen=True)
+class StructureProblem:
+    """One way a response departs from the only shape accepted.
+
+    `kind` is one of: ``not-a-response``, ``assertion-count``, ``assertion-placement``,
+    ``duplicate-id``, ``signature-placement``, ``several-signatures``,
+    ``too-many-signatures``, ``object``.
+    """
+
+    kind: str
+    message: str
+    line: int | None
+
+
+class ResponseError(MetadataError, ValueError):
+    """A response refused for its structure; `problems` lists every reason, `kind` the first."""
+
+    def __init__(self, kind: str, message: str, problems: Sequence[StructureProblem] = ()) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class SignatureFacts:
+    """What verified one signature: for the report's "which element is signed, how, by whom"."""
+
+    element: Literal["Response", "Assertion"]
+    signature_method: str
+    digest_method: str
+    certificate: bytes
+    """DER of the trusted certificate that verified it (never one from KeyInfo)."""
+    uses_sha1: bool
+
+
+@dataclass(frozen=True)
+class VerifiedResponse:
+    """A response whose signatures verified, as trees re-parsed from what was signed."""
+
+    response: etree._Element
+    """The Response re-parsed from its signed bytes when `response_signed`; otherwise the
+    original, unsigned element, whose Destination, InResponseTo and Status are unsigned."""
+    response_signed: bool
+    assertion: etree._Element
+    """The Assertion re-parsed from its own signed bytes when `assertion_signed`; otherwise
+    the Assertion inside the re-parsed signed Response. Read every claim from here."""
+    assertion_signed: bool
+    encrypted: bool
+    signatures: tuple[SignatureFacts, ...]
+
+
+def _name(element: etree._Element) -> str:
+    qname = etree.QName(element)
+    if qname.namespace in _PREFIXES:
+        return f"{_PREFIXES[qname.namespace]}:{qname.localname}"
+    return qname.text
+
+
+def _where(element: etree._Element) -> str:
+    line = line_of(element)
+    return f" (line {line})" if line else ""
+
+
+def _root(tree: etree._ElementTree | etree._Element) -> etree._Element:
+    return tree.getroot() if isinstance(tree, etree._ElementTree) else tree
+
+
+def structure_problems(tree: etree._ElementTree | etree._Element) -> list[StructureProblem]:
+    """Every structural reason to refuse `tree` as a samlp:Response (SECURITY.md §2); [] when none."""
+    root = _root(tree)
+    problems: list[StructureProblem] = []
+    if root.tag != _RESPONSE:
+        problems.append(StructureProblem(
+            "not-a-response", f"the document is a {_name(root)}, not a samlp:Response", line_of(root)))
+    assertions = [e for e in root.iter(_ASSERTION, _ENCRYPTED_ASSERTION)]
+    if len(assertions) != 1:
+        found = ", ".join(f"{_name(a)}{_where(a)}" for a in assertions) or "none"
+        problems.append(StructureProblem(
+            "assertion-count",
+            f"a response carries exactly one saml:Assertion or saml:EncryptedAssertion; this one has "
+            f"{len(assertions)}: {found}",
+            line_of(assertions[1]) if len(assertions) > 1 else line_of(root),
+        ))
+    for assertion in assertions:
+        if assertion is not root and assertion.getparent() is not root:  # a bare root: not-a-response
+            problems.append(StructureProblem(
+                "assertion-placement",
+                f"the {_name(assertion)}{_where(assertion)} is inside {_name(_parent(assertion))}; it must be a "
+                "direct child of the samlp:Response",
+                line_of(assertion),
+            ))
+    direct = [a for a in root.iterchildren(_ASSERTION)]
+    problems += _common_problems(root, signature_parents=[root, *direct])
+    return problems
+
+
+def _parent(element: etree._Element) -> etree._Element:
+    parent = element.getparent()
+    assert parent is not None
+    return parent
+
+
+def _common_problems(root: etree._Element, *, signature_parents: list[etree._Element]) -> list[StructureProblem]:
+    """IDs, signature placement and count, ds:Object: the checks shared by a Response and a
+    decrypted Assertion."""
+    problems: list[StructureProblem] = []
+    seen: defaultdict[str, list[etree._Element]] = defaultdict(list)
+    for element in root.iter(etree.Element):
+        for attribute in _ID_ATTRIBUTES:
+            value = element.get(attribute)
+            if value is not None:
+                seen[value].append(element)
+    for value, elements in seen.items():
+        if len(elements) > 1:
+            places = ", ".join(f"{_name(e)}{_where(e)}" for e in elements)
+            problems.append(StructureProblem(
+                "duplicate-id", f"the ID {value!r} is used {len(elements)} times: {places}", line_of(elements[1])))
+
+    signatures = [s for s in root.iter(_SIGNATURE) if s is not root]
+    by_parent: defaultdict[int, list[etree._Element]] = defaultdict(list)
+    for signature in signatures:
+        parent = _parent(signature)
+        by_parent[id(parent)].append(signature)
+        if not any(parent is allowed for allowed in signature_parents):
+            problems.append(StructureProblem(
+                "signature-placement",
+                f"a ds:Signature{_where(signature)} sits inside {_name(parent)}; signatures are accepted only as "
+                "a direct child of the Response or of its Assertion",
+                line_of(signature),
+            ))
+    for group in by_parent.values():
+        if len(group) > 1:
+            parent = _parent(group[0])
+            problems.append(StructureProblem(
+                "several-signatures",
+                f"{_name(parent)}{_where(parent)} has {len(group)} ds:Signature children; one is allowed",
+                line_of(group[1]),
+            ))
+    if len(signatures) > MAX_SIGNATURES:
+        problems.append(StructureProblem(
+            "too-many-signatures",
+            f"the message has {len(signatures)} ds:Signature elements; at most {MAX_SIGNATURES} are accepted",
+            line_of(signatures[MAX_SIGNATURES]),
+        ))
+    for obj in root.iter(_OBJECT):
+        problems.append(StructureProblem(
+            "object", f"a ds:Object{_where(obj)} is present; SAML signatures never need one (XSW hides "
+            "assertions there)", line_of(obj)))
+    return problems
+
+
+def _decrypted_problems(root: etree._Element, outer: etree._Element) -> list[StructureProblem]:
+    """The structure rules applied to a decrypted Assertion, which is its own document."""
+    problems: list[StructureProblem] = []
+    nested = [e for e in root.iter(_ASSERTION, _ENCRYPTED_ASSERTION) if e is not root]
+    if nested:
+        problems.append(StructureProblem(
+            "assertion-count",
+            f"the decrypted assertion contains {len(nested)} further assertion(s): "
+            + ", ".join(f"{_name(e)}{_where(e)}" for e in nested),
+            line_of(nested[0]),
+        ))
+    problems += _common_problems(root, signature_parents=[root])
+    outer_ids = {e.get(a) for e in outer.iter(etree.Element) for a in _ID_ATTRIBUTES} - {None}
+    clash = root.get("ID")
+    if clash in outer_ids:
+        problems.append(StructureProblem(
+            "duplicate-id", f"the decrypted assertion's ID {clash!r} is also used in the response", line_of(root)))
+    return problems
+
+
+def _refuse(problems: list[StructureProblem]) -> ResponseError:
+    return ResponseError(problems[0].kind, "; ".join(p.message for p in problems), problems)
+
+
+def _facts(element: Literal["Response", "Assertion"], verified: VerifiedSignature) -> SignatureFacts:
+    return SignatureFacts(
+        element=element,
+        signature_method=verified.profile.signature_method,
+        digest_method=verified.profile.digest_method,
+        certificate=verified.certificate,
+        uses_sha1=verified.profile.uses_sha1,
+    )
+
+
+def _reparse(verified: VerifiedSignature) -> etree._Element:
+    return parse_untrusted(verified.signed_bytes, MESSAGE_LIMITS).getroot()
+
+
+def _only_child(parent: etree._Element, *tags: str) -> etree._Element:
+    children = [c for c in parent.iterchildren(*tags)]
+    if len(children) != 1:  # cannot happen after structure_problems; refuse rather than guess
+        raise ResponseError("assertion-count", f"expected one assertion in the signed response, found {len(children)}")
+    return children[0]
+
+
+def verify_response(
+    tree: etree._ElementTree | etree._Element,
+    trusted: Sequence[bytes],
+    *,
+    sp_key_pem: bytes | None = None,
+    allow_sha1: bool = False,
+) -> VerifiedResponse:
+    """Verify a samlp:Response with the `trusted` DER certificates; return what was signed.
+
+    Raises :class:`ResponseError` for a bad structure, :class:`SignatureError` when a present
+    signature does not verify or nothing is signed (``missing``), :class:`DecryptionError`
+    when an EncryptedAssertion cannot be decrypted with `sp_key_pem`.
+    """
+    root = _root(tree)
+    problems = structure_problems(root)
+    if problems:
+        raise _refuse(problems)
+
+    facts: list[SignatureFacts] = []
+    response = root
+    response_signed = root.find(_SIGNATURE) is not None
+    if response_signed:
+        verified = verify(root, trusted, id_attribute="ID", allow_sha1=allow_sha1)
+        facts.append(_facts("Response", verified))
+        response = _reparse(verified)
+
+    # Taken from the signed Response when there is one, so nothing unsigned is ever read.
+    carried = _only_child(response, _ASSERTION, _ENCRYPTED_ASSERTION)
+    encrypted = carried.tag == _ENCRYPTED_ASSERTION
+    if encrypted:
+        if sp_key_pem is None:
+            raise DecryptionError("no-key", "the assertion is encrypted and no SP private key was given to decrypt it")
+        carried = parse_untrusted(decrypt_assertion(carried, sp_key_pem), MESSAGE_LIMITS).getroot()
+        problems = _decrypted_problems(carried, root)
+        if problems:
+            raise _refuse(problems)
+        if carried.find(_SIGNATURE) is None:
+            # SECURITY.md §2: the decrypted Assertion must be signed, even inside a signed Response.
+            raise SignatureError("missing", "the decrypted assertion is not signed; an encrypted assertion must be "
+                                 "signed inside the encryption")
+
+    assertion_signed = carried.find(_SIGNATURE) is not None
+    if assertion_signed:
+        # The Assertion as it sits in the original document (or the decrypted one), so that
+        # verify's ID count sees every element an attacker may have added.
+        target = carried if encrypted or not response_signed else _only_child(root, _ASSERTION)
+        verified = verify(target, trusted, id_attribute="ID", allow_sha1=allow_sha1)
+        facts.append(_facts("Assertion", verified))
+        assertion = _reparse(verified)
+    elif response_signed:
+        assertion = carried
+    else:
+        raise SignatureError("missing", "neither the Response nor its Assertion is signed")
+
+    return VerifiedResponse(
+        response=response,
+        response_signed=response_signed,
+        assertion=assertion,
+        assertion_signed=assertion_signed,
+        encrypted=encrypted,
+        signatures=tuple(facts),
+    )
