@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -172,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8,
                         help="idp: concurrent client connections in the HTTP-flow load (default 8)")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so that every child and gunicorn started here is stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.entities < 1 or args.runs < 1:
         parser.error("--entities and --runs must be at least 1")
     if not 1 <= args.sign_seconds <= 60 or not 1 <= args.http_seconds <= 120 or not 1 <= args.concurrency <= 64:

@@ -130,8 +130,11 @@ def sign_rows(runs: int, seconds: int) -> list[Row]:
                        else "NOT MET" + (f" (sample: {problem})" if problem else ""))
         else:
             verdict = "-"
+        each_share = ("" if len(openssl) != len(found) else
+                      " = " + ", ".join(f"{r['per_second'] / o:.1%}" for r, o in zip(found, openssl, strict=True))
+                      + " of the same run's openssl")
         details = [
-            "runs: " + ", ".join(f"{r['per_second']:,.0f}/s ({r['ms_each']:.2f} ms each)" for r in found),
+            "runs: " + ", ".join(f"{r['per_second']:,.0f}/s ({r['ms_each']:.2f} ms each)" for r in found) + each_share,
             f"last run: {found[-1]['responses']:,} responses in {found[-1]['seconds']:.1f} s, "
             f"{found[-1]['cpu_seconds']:.2f} s CPU in process"
             + (f" + {found[-1]['subprocess_cpu_seconds']:.2f} s CPU in xmlsec1 subprocesses"
@@ -368,7 +371,10 @@ def http_rows(runs: int, seconds: float, concurrency: int) -> list[Row]:
     verdict = "met" if speedup >= HTTP_SPEEDUP and clean else "NOT MET" + ("" if clean else " (errors)")
     rows[0].result = verdict
     rows[0].measured += f" = {speedup:.2f}× pysaml2"
-    details = []
+    cpu_ratio = (median([r["server_cpu_ms_per_flow"] for r in theirs])
+                 / max(median([r["server_cpu_ms_per_flow"] for r in ours]), 1e-9))
+    details = [f"server CPU per flow, pysaml2 ÷ project: {cpu_ratio:.2f}× (independent of the load generator's "
+               "share of the CPUs)"]
     if measured["minimal"]:
         ceiling = median([r["flows_per_second"] for r in measured["minimal"]]) / their_rate
         details.append(f"the minimal python-xmlsec endpoint reaches {ceiling:.1f}× pysaml2 on this machine "

@@ -57,7 +57,12 @@ def run(argv: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None)
         start = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                 env=child_env() if env is None else env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # Ctrl-C or SIGTERM in the parent: the child must not outlive it
+            proc.kill()
+            proc.wait()
+            raise
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; Popen must not wait again
         out.seek(0)
