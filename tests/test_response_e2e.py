@@ -1,0 +1,132 @@
+"""End to end: our test IdP → saml-validate response → a report judged against the CRM record."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from idp.settings import Persona, ServiceProvider
+from tests.idp_support import ACS, IDP_BASE, SP_ENTITY, authn_request, login_as, make_idp, redirect_path
+from validator.crm import parse_crm
+from validator.report import Report
+from validator.response_inspection import ResponseOptions, inspect_response_bytes, trust_from_metadata
+
+CRM = f"""
+[biller]
+id = "B-1"
+name = "Test Biller"
+[sp]
+entity_id = "{SP_ENTITY}"
+acs_url = "{ACS}"
+[idp]
+entity_id = "{IDP_BASE}/metadata"
+nameid_format = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+[[claims]]
+name = "AccountNumber"
+required = true
+[[claims]]
+name = "Email"
+required = true
+[[claims]]
+name = "LoginTypeId"
+required = true
+login_type = true
+[[login_types]]
+id = 1
+name = "Customer"
+"""
+
+MATCHING = {"AccountNumber": "100200300", "Email": "alice@example.com", "LoginTypeId": "1"}
+
+
+def issue_response(tmp_path: Path, claims: dict[str, str]) -> tuple[bytes, bytes, str]:
+    """(SAMLResponse form value, IdP metadata, request ID) from a real login at our IdP."""
+    app = make_idp(tmp_path, sps=(ServiceProvider(entity_id=SP_ENTITY, acs=[ACS], sign="both"),))
+    idp = app.extensions["saml_idp"]
+    idp.personas["alice"] = Persona(id="alice", nameid="alice@example.com", claims=claims)
+    client = app.test_client()
+    request_id = "_e2e_request_0001"
+    first = client.get(redirect_path(authn_request(request_id=request_id)))
+    fields = login_as(client, first.headers["Location"])
+    return fields["SAMLResponse"].encode(), client.get("/metadata").get_data(), request_id
+
+
+def judge(response: bytes, metadata: bytes, request_id: str) -> Report:
+    crm = parse_crm(CRM, "crm.toml", "toml")
+    trust = trust_from_metadata(metadata, crm)
+    options = ResponseOptions(now=datetime.now(UTC), trusted=trust.certificates, idp_entity_id=trust.entity_id,
+                              request_id=request_id)
+    report = Report(subject="response", inputs={}, clock=options.now)
+    inspect_response_bytes(response, "response", options, crm, report)
+    return report
+
+
+def test_a_persona_matching_the_record_gives_no_problem(tmp_path: Path) -> None:
+    report = judge(*issue_response(tmp_path, MATCHING))
+    assert [(f.code, f.message) for f in report.findings if f.severity != "info"] == []
+    assert {f.code for f in report.findings} == {"SIG025"}  # Response and Assertion signed and verified
+    assert report.facts["response"]["claims"] == {k: [v] for k, v in MATCHING.items()}
+
+
+def test_renaming_one_claim_gives_exactly_that_finding(tmp_path: Path) -> None:
+    renamed = {**MATCHING, "accountnumber": MATCHING["AccountNumber"]}
+    del renamed["AccountNumber"]
+    report = judge(*issue_response(tmp_path, renamed))
+    problems = [f for f in report.findings if f.severity != "info"]
+    assert [f.code for f in problems] == ["CLM001"]
+    assert "accountnumber" in problems[0].message
+
+
+def test_wrong_request_id_and_a_changed_byte(tmp_path: Path) -> None:
+    import base64
+
+    response, metadata, _ = issue_response(tmp_path, MATCHING)
+    assert "RSP017" in {f.code for f in judge(response, metadata, "_another_request").findings}
+    xml = base64.b64decode(response).replace(b"100200300", b"100200301", 1)
+    tampered = judge(base64.b64encode(xml), metadata, "_e2e_request_0001")
+    assert [f.code for f in tampered.findings] == ["SIG022"]
+    assert "claims" not in tampered.facts["response"]
+
+
+def test_without_metadata_no_claim_is_read(tmp_path: Path) -> None:
+    response, _, request_id = issue_response(tmp_path, MATCHING)
+    options = ResponseOptions(now=datetime.now(UTC), request_id=request_id)
+    report = Report(subject="response", inputs={}, clock=options.now)
+    inspect_response_bytes(response, "response", options, None, report)
+    assert [f.code for f in report.findings] == ["SIG026"]
+
+
+@pytest.mark.parametrize(("content", "code"), [
+    (b"garbage that is not base64 at all!", "XML010"),
+    (b"PHNhbWxw", "XML002"),  # truncated: the base64 decodes, the XML stops after "<samlp"
+    (b'<!DOCTYPE r [<!ENTITY a "b">]><r/>', "XML003"),
+    (b'<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_x" Version="2.0"/>',
+     "SIG020"),
+    (b'<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_x" Version="2.0"/>', "SIG020"),
+])
+def test_cli_bad_input_is_a_finding(tmp_path: Path, content: bytes, code: str) -> None:
+    path = tmp_path / "response.txt"
+    path.write_bytes(content)
+    result = subprocess.run([sys.executable, "-m", "validator.cli", "response", str(path), "--format", "json"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert code in [f["code"] for f in json.loads(result.stdout)["findings"]]
+
+
+def test_cli_end_to_end_with_files(tmp_path: Path) -> None:
+    response, metadata, request_id = issue_response(tmp_path, MATCHING)
+    (tmp_path / "r.b64").write_bytes(response)
+    (tmp_path / "idp.xml").write_bytes(metadata)
+    (tmp_path / "crm.toml").write_text(CRM)
+    result = subprocess.run(
+        [sys.executable, "-m", "validator.cli", "response", str(tmp_path / "r.b64"), "--metadata",
+         str(tmp_path / "idp.xml"), "--crm", str(tmp_path / "crm.toml"), "--request-id", request_id],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✓ ready" in result.stdout
