@@ -130,3 +130,15 @@ def test_cli_end_to_end_with_files(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✓ ready" in result.stdout
+
+
+@pytest.mark.parametrize("sign", ["assertion", "response", "both"])
+def test_every_signing_choice_of_the_idp_passes_the_validator(tmp_path: Path, sign: str) -> None:
+    app = make_idp(tmp_path, sps=(ServiceProvider(entity_id=SP_ENTITY, acs=[ACS], sign=sign),))  # type: ignore[arg-type]
+    app.extensions["saml_idp"].personas["alice"] = Persona(id="alice", nameid="alice@example.com", claims=MATCHING)
+    client = app.test_client()
+    fields = login_as(client, client.get(redirect_path(authn_request(request_id="_each_1"))).headers["Location"])
+    report = judge(fields["SAMLResponse"].encode(), client.get("/metadata").get_data(), "_each_1")
+    assert [f.code for f in report.findings if f.severity != "info"] == []
+    expected_notes = {"SIG025"} | ({"RSP006"} if sign == "assertion" else set())
+    assert {f.code for f in report.findings} == expected_notes
