@@ -1,7 +1,7 @@
 """Decrypting a saml:EncryptedAssertion with the SP's own key, and nothing else (SECURITY.md §2).
 
-SAML Core §2.3.4 and §6 put one xenc:EncryptedData in an EncryptedAssertion, followed by
-any number of xenc:EncryptedKey; the session key travels either inside
+SAML Core §2.3.4 and §2.2.4 (EncryptedElementType) put one xenc:EncryptedData in an
+EncryptedAssertion, then any number of xenc:EncryptedKey; the session key travels either inside
 EncryptedData/ds:KeyInfo (our IdP, ADFS, PingFederate, Shibboleth) or as a sibling
 EncryptedKey that EncryptedData/ds:KeyInfo points at with a ds:RetrievalMethod (Okta).
 
@@ -125,7 +125,7 @@ def _layout(encrypted_assertion: etree._Element) -> tuple[etree._Element, etree.
     datas = [c for c in children if c.tag == _ENCRYPTED_DATA]
     siblings = [c for c in children if c.tag == _ENCRYPTED_KEY]
     others = [etree.QName(c).localname for c in children if c.tag not in (_ENCRYPTED_DATA, _ENCRYPTED_KEY)]
-    # SAML Core §2.3.4: EncryptedElementType is one EncryptedData, then EncryptedKey*.
+    # SAML Core §2.2.4: EncryptedElementType is one EncryptedData, then EncryptedKey*.
     if len(datas) != 1 or others or children[0] is not datas[0]:
         raise DecryptionError(
             "layout",

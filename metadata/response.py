@@ -118,7 +118,11 @@ def _root(tree: etree._ElementTree | etree._Element) -> etree._Element:
 
 
 def structure_problems(tree: etree._ElementTree | etree._Element) -> list[StructureProblem]:
-    """Every structural reason to refuse `tree` as a samlp:Response (SECURITY.md §2); [] when none."""
+    """Every structural reason to refuse `tree` as a samlp:Response (SECURITY.md §2); [] when none.
+
+    Advice may legally nest assertions (SAML Core §2.6.1); SECURITY.md §2 wants exactly one
+    Assertion in the whole document, so such a response is refused.
+    """
     root = _root(tree)
     problems: list[StructureProblem] = []
     if root.tag != _RESPONSE:
@@ -169,10 +173,11 @@ def _common_problems(root: etree._Element, *, signature_parents: list[etree._Ele
                 "duplicate-id", f"the ID {value!r} is used {len(elements)} times: {places}", line_of(elements[1])))
 
     signatures = [s for s in root.iter(_SIGNATURE) if s is not root]
-    by_parent: defaultdict[int, list[etree._Element]] = defaultdict(list)
+    # Keyed by the parent element itself: the key keeps lxml's proxy alive, so identity holds.
+    by_parent: defaultdict[etree._Element, list[etree._Element]] = defaultdict(list)
     for signature in signatures:
         parent = _parent(signature)
-        by_parent[id(parent)].append(signature)
+        by_parent[parent].append(signature)
         if not any(parent is allowed for allowed in signature_parents):
             problems.append(StructureProblem(
                 "signature-placement",
@@ -180,9 +185,8 @@ def _common_problems(root: etree._Element, *, signature_parents: list[etree._Ele
                 "a direct child of the Response or of its Assertion",
                 line_of(signature),
             ))
-    for group in by_parent.values():
+    for parent, group in by_parent.items():
         if len(group) > 1:
-            parent = _parent(group[0])
             problems.append(StructureProblem(
                 "several-signatures",
                 f"{_name(parent)}{_where(parent)} has {len(group)} ds:Signature children; one is allowed",
