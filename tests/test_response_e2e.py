@@ -142,3 +142,45 @@ def test_every_signing_choice_of_the_idp_passes_the_validator(tmp_path: Path, si
     assert [f.code for f in report.findings if f.severity != "info"] == []
     expected_notes = {"SIG025"} | ({"RSP006"} if sign == "assertion" else set())
     assert {f.code for f in report.findings} == expected_notes
+
+
+def _built(tmp_path: Path, **spec_changes: object) -> tuple[bytes, bytes]:
+    """A response built directly with the IdP's builder: (base64 value, IdP metadata)."""
+    import base64
+
+    from idp.assertion import ResponseSpec, build_response, serialize
+
+    app = make_idp(tmp_path)
+    key = app.extensions["saml_idp"].key
+    fields: dict[str, object] = dict(
+        issuer=f"{IDP_BASE}/metadata", destination=ACS, audience=SP_ENTITY, in_response_to="_built_1",
+        nameid="alice@example.com", nameid_format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+        session_index="_s1", sign="both")
+    fields.update(spec_changes)
+    encrypt_for = fields.pop("encrypt_for", None)
+    from idp.assertion import Claim
+
+    fields["claims"] = tuple(Claim(k, (v,)) for k, v in MATCHING.items())
+    element = build_response(ResponseSpec(**fields), now=datetime.now(UTC), key=key,  # type: ignore[arg-type]
+                             encrypt_for=encrypt_for)  # type: ignore[arg-type]
+    return base64.b64encode(serialize(element)), app.test_client().get("/metadata").get_data()
+
+
+def test_unsigned_sha1_profile_and_encrypted_responses(tmp_path: Path) -> None:
+    from metadata.signing import RSA_SHA1, SHA1
+    from tests.factory import make_keypair
+
+    unsigned, metadata = _built(tmp_path / "a", sign="none")
+    assert [f.code for f in judge(unsigned, metadata, "_built_1").findings] == ["SIG021"]
+    sha1, metadata = _built(tmp_path / "b", signature_method=RSA_SHA1, digest_method=SHA1)
+    assert "SIG024" in {f.code for f in judge(sha1, metadata, "_built_1").findings}
+    import base64
+
+    good, metadata = _built(tmp_path / "c", sign="assertion")
+    xml = base64.b64decode(good)
+    assertion_id = xml.split(b'<saml:Assertion', 1)[1].split(b'ID="', 1)[1].split(b'"', 1)[0]
+    moved = xml.replace(b'URI="#' + assertion_id + b'"', b'URI=""', 1)
+    assert [f.code for f in judge(base64.b64encode(moved), metadata, "_built_1").findings] == ["SIG023"]
+    sp = make_keypair("sp.example.com")
+    encrypted, metadata = _built(tmp_path / "d", sign="assertion", encrypt_for=sp.cert_der)
+    assert [f.code for f in judge(encrypted, metadata, "_built_1").findings] == ["SIG027"]
