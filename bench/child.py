@@ -4,11 +4,14 @@
     python -m bench.child pysaml2 AGGREGATE.xml                # pysaml2 MetadataStore load
     python -m bench.child sign-project|sign-floor|sign-pysaml2 WORKDIR SECONDS   # bench.sign_rate
     python -m bench.child load BASE_URL SECONDS CONCURRENCY WORKDIR              # bench.load
+    python -m bench.child response-preflight|response-xmlsec|response-onelogin|response-pysaml2 WORKDIR SECONDS
+                                                                     # bench.response_bench
 
 ``seconds`` is the wall time of the measured call alone (imports and setup excluded, the same
 for both), ``cpu_seconds`` its CPU time; ``peak_rss_mb`` is this process's peak RSS at exit (``RUSAGE_SELF``), imports
 included; ``rss_before_mb`` is the peak before the measured call started.
-Each kind imports only what it needs: the pysaml2 children (``pysaml2``, ``sign-pysaml2``)
+Each kind imports only what it needs: the pysaml2 and python3-saml children (``pysaml2``,
+``sign-pysaml2``, ``response-pysaml2``, ``response-onelogin``)
 and the load generator never import the project.
 """
 
@@ -108,12 +111,23 @@ def load(base_url: str, seconds: str, concurrency: str, folder: str) -> dict[str
     return run_load(base_url, float(seconds), int(concurrency), info["sp_entity_id"], info["acs"])
 
 
+def response(kind: str) -> Callable[[str, str], dict[str, Any]]:
+    def run(folder: str, seconds: str) -> dict[str, Any]:
+        from bench.response_bench import main_json
+
+        return main_json(kind, folder, seconds)
+
+    return run
+
+
 def main(argv: list[str]) -> int:
     kinds: dict[str, tuple[Callable[..., dict[str, Any]], int]] = {
         "preflight": (preflight, 2),
         "pysaml2": (pysaml2, 1),
         **{kind: (sign(kind), 2) for kind in ("sign-project", "sign-floor", "sign-pysaml2")},
         "load": (load, 4),
+        **{kind: (response(kind), 2) for kind in
+           ("response-preflight", "response-xmlsec", "response-onelogin", "response-pysaml2")},
     }
     if not argv or argv[0] not in kinds or len(argv) - 1 != kinds[argv[0]][1]:
         print(__doc__, file=sys.stderr)

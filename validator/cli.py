@@ -237,6 +237,25 @@ def crm_command(record: Path, fmt: str, out: Path | None, strict: bool, now: str
     emit(report, fmt, out, strict)
 
 
+@cli.command("serve")
+@click.option("--crm-folder", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Folder of CRM records, one <biller-id>.toml each.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8081, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--base-url", help="Where browsers reach this app (default: http://HOST:PORT); the test SP's ACS "
+                                 "is BASE_URL/test-sp/acs.")
+def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None) -> None:
+    """The live test SP: /test-login/<biller-id> runs an SP-initiated login against the partner's IdP
+    (development server; for production: gunicorn 'validator.web:create_app(...)')."""
+    from validator.web import create_app
+
+    url = base_url or f"http://{host}:{port}"
+    app = create_app(crm_folder=crm_folder, base_url=url)
+    click.echo(f"test SP on {url}/ — start a login at {url}/test-login/<biller-id>; "
+               f"SP metadata at {url}/test-sp/metadata?biller=<biller-id>", err=True)
+    app.run(host=host, port=port, threaded=True)
+
+
 @cli.command("checks")
 def checks_command() -> None:
     """List every rule: code, default severity and title."""

@@ -1,0 +1,269 @@
+"""The live test SP: /test-login → our test IdP → /test-sp/acs → a report judged against the CRM record."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from idp.settings import Persona, ServiceProvider
+from metadata.bindings import decode_redirect
+from metadata.store import SQLiteStore
+from tests.idp_support import IDP_BASE, login_as, make_idp, sso_path
+from validator.crm import CRMRecord
+from validator.web import create_app
+
+BASE = "https://validator.test.example"
+TEST_ACS = f"{BASE}/test-sp/acs"
+PORTAL_ENTITY = "https://portal.example.com/saml/metadata"
+
+CRM = f"""
+[biller]
+id = "B-1"
+name = "Test Biller"
+[sp]
+entity_id = "{PORTAL_ENTITY}"
+acs_url = "https://portal.example.com/saml/acs"
+[idp]
+entity_id = "{IDP_BASE}/metadata"
+sso_url = "{IDP_BASE}/sso"
+nameid_format = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+[[claims]]
+name = "AccountNumber"
+required = true
+[[claims]]
+name = "Email"
+required = true
+[[claims]]
+name = "LoginTypeId"
+required = true
+login_type = true
+[[login_types]]
+id = 1
+name = "Customer"
+"""
+
+MATCHING = {"AccountNumber": "100200300", "Email": "alice@example.com", "LoginTypeId": "1"}
+
+
+class Pair:
+    def __init__(self, tmp_path: Path, *, crm: str = CRM, sso_in_record: bool = True) -> None:
+        folder = tmp_path / "crm"
+        folder.mkdir()
+        (folder / "B-1.toml").write_text(crm if sso_in_record else crm.replace(f'sso_url = "{IDP_BASE}/sso"\n', ""))
+        self.idp_app = make_idp(tmp_path / "idp", sps=(ServiceProvider(entity_id=PORTAL_ENTITY, acs=[TEST_ACS],
+                                                                       sign="both"),))
+        self.idp_app.extensions["saml_idp"].personas["alice"] = Persona(
+            id="alice", nameid="alice@example.com", claims=MATCHING)
+        self.idp = self.idp_app.test_client()
+        self.loads: list[str] = []
+        self.app: Flask = create_app(crm_folder=folder, base_url=BASE,
+                                     store=SQLiteStore(tmp_path / "validator.sqlite3"),
+                                     metadata_loader=self._metadata)
+        self.app.testing = True
+        self.sp: FlaskClient = self.app.test_client()
+
+    def _metadata(self, record: CRMRecord) -> bytes:
+        self.loads.append(record.biller.id)
+        return self.idp.get("/metadata").get_data()
+
+    def start(self, biller: str = "B-1") -> str:
+        """/test-login: the IdP redirect URL the test SP sent the browser to."""
+        started = self.sp.get(f"/test-login/{biller}")
+        assert started.status_code == 302, started.get_data(as_text=True)
+        return started.headers["Location"]
+
+    def login(self) -> dict[str, str]:
+        """A whole SP-initiated login; the auto-POST form's fields."""
+        at_idp = self.idp.get(sso_path(self.start()))
+        assert at_idp.status_code in (302, 303), at_idp.get_data(as_text=True)
+        fields = login_as(self.idp, at_idp.headers["Location"])
+        assert fields.pop("_action") == TEST_ACS
+        return fields
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Pair:
+    return Pair(tmp_path)
+
+
+def test_the_authn_request_and_cookie(pair: Pair) -> None:
+    started = pair.sp.get("/test-login/B-1")
+    assert started.status_code == 302
+    location = started.headers["Location"]
+    assert location.startswith(f"{IDP_BASE}/sso?SAMLRequest=")
+    message = decode_redirect(urlsplit(location).query, "SAMLRequest")
+    root = message.tree.getroot()
+    assert root.get("AssertionConsumerServiceURL") == TEST_ACS
+    assert root.get("Destination") == f"{IDP_BASE}/sso"
+    request_id = root.get("ID")
+    assert request_id and request_id[0] == "_" and len(request_id) == 41
+    int(request_id[1:], 16)
+    issuer = root.find("{urn:oasis:names:tc:SAML:2.0:assertion}Issuer")
+    assert issuer is not None and issuer.text == PORTAL_ENTITY
+    cookie = started.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=None" in cookie
+
+
+def test_end_to_end_ready_page_and_json(pair: Pair) -> None:
+    fields = pair.login()
+    posted = pair.sp.post("/test-sp/acs", data=fields)
+    assert posted.status_code == 303, posted.get_data(as_text=True)
+    location = posted.headers["Location"]
+    assert location.startswith("/test-logins/")
+    login_id = location.rsplit("/", 1)[1]
+
+    page = pair.sp.get(location)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert ">ready</div>" in html
+    for name, value in MATCHING.items():
+        assert f'<td class="mono">{name}</td>' in html
+        assert f'<td class="mono">{value}</td>' in html
+    assert html.count('<td class="status-ok">ok</td>') == 3
+    assert "<saml:" not in html and "&lt;saml:Assertion" in html  # the XML is shown, escaped
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+
+    api = pair.sp.get(f"/api/v1/test-logins/{login_id}")
+    assert api.status_code == 200 and api.mimetype == "application/json"
+    report = json.loads(api.get_data())
+    assert report["schema"] == "saml-preflight/report/v1"
+    assert report["verdict"] == "ready"
+    assert [f["code"] for f in report["findings"] if f["severity"] != "info"] == []
+    assert report["facts"]["response"]["claims"] == {k: [v] for k, v in MATCHING.items()}
+    assert report["facts"]["test_sp"]["acs_url"] == TEST_ACS
+    assert "ready" in html and report["summary"]["errors"] == 0
+
+    again = pair.sp.post("/test-sp/acs", data=fields)  # consumed once
+    assert again.status_code == 400
+    assert "already used" in again.get_data(as_text=True)
+
+
+def test_a_renamed_claim_is_shown_missing(pair: Pair) -> None:
+    renamed = {**MATCHING, "accountnumber": MATCHING["AccountNumber"]}
+    del renamed["AccountNumber"]
+    pair.idp_app.extensions["saml_idp"].personas["alice"] = Persona(id="alice", nameid="alice@example.com",
+                                                                    claims=renamed)
+    posted = pair.sp.post("/test-sp/acs", data=pair.login())
+    html = pair.sp.get(posted.headers["Location"]).get_data(as_text=True)
+    assert ">not ready</div>" in html
+    assert '<td class="status-bad">missing</td>' in html
+    assert '<td class="status-note">extra</td>' in html
+    assert "CLM001" in html
+
+
+def test_a_response_for_another_request_of_the_same_browser(pair: Pair) -> None:
+    first = pair.login()
+    pair.start()  # a second /test-login replaces the cookie: the first response answers no pending request
+    posted = pair.sp.post("/test-sp/acs", data=first)
+    report = json.loads(pair.sp.get("/api/v1" + posted.headers["Location"]).get_data())
+    assert "RSP017" in [f["code"] for f in report["findings"]]
+
+
+def test_sso_url_from_the_metadata(tmp_path: Path) -> None:
+    pair = Pair(tmp_path, sso_in_record=False)
+    assert pair.start().startswith(f"{IDP_BASE}/sso?SAMLRequest=")
+    assert pair.loads == ["B-1"]
+
+
+def test_another_browser_or_no_cookie(pair: Pair) -> None:
+    fields = pair.login()
+    other = pair.app.test_client()
+    refused = other.post("/test-sp/acs", data=fields)
+    assert refused.status_code == 400
+    assert "No test login was started in this browser" in refused.get_data(as_text=True)
+    assert pair.sp.post("/test-sp/acs", data=fields).status_code == 303  # the right browser still can
+
+
+@pytest.mark.parametrize("body", [
+    {"SAMLResponse": "garbage that is not base64 at all!"},
+    {"SAMLResponse": base64.b64encode(b"<samlp:Response <script>alert(1)</script>").decode()},
+    {"SAMLResponse": "PHNhbWxw"},
+    {"RelayState": "x"},
+    {},
+])
+def test_garbage_is_400(pair: Pair, body: dict[str, str]) -> None:
+    pair.start()
+    refused = pair.sp.post("/test-sp/acs", data=body)
+    assert refused.status_code == 400
+    text = refused.get_data(as_text=True)
+    assert "not a SAML response" in text and "<script>" not in text
+
+
+def test_duplicate_field_and_oversized_body(pair: Pair) -> None:
+    pair.start()
+    value = base64.b64encode(b"<x/>").decode()
+    dup = pair.sp.post("/test-sp/acs", data=f"SAMLResponse={value}&SAMLResponse={value}",
+                       content_type="application/x-www-form-urlencoded")
+    assert dup.status_code == 400
+    big = pair.sp.post("/test-sp/acs", data={"SAMLResponse": "A" * 300_000})
+    assert big.status_code == 413
+    assert big.headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("/test-login/B-404", 404),
+    ("/test-login/..%2fetc", 404),
+    ("/test-login/B%201", 404),
+    ("/test-logins/nonexistent-login-id-000", 404),
+    ("/test-logins/%3Cscript%3E", 404),
+    ("/api/v1/test-logins/nonexistent-login-id-000", 404),
+    ("/test-sp/metadata?biller=B-404", 404),
+    ("/nowhere", 404),
+])
+def test_unknown_things_are_404(pair: Pair, path: str, status: int) -> None:
+    answer = pair.sp.get(path)
+    assert answer.status_code == status
+    assert "<script>" not in answer.get_data(as_text=True)
+
+
+def test_unknown_biller_is_named(pair: Pair) -> None:
+    answer = pair.sp.get("/test-login/B-404")
+    assert answer.status_code == 404 and "B-404" in answer.get_data(as_text=True)
+
+
+def test_an_invalid_record_is_400(tmp_path: Path) -> None:
+    pair = Pair(tmp_path, crm=CRM.replace('name = "Test Biller"', 'name = "Test Biller"\ntypo = 1'))
+    answer = pair.sp.get("/test-login/B-1")
+    assert answer.status_code == 400 and "invalid" in answer.get_data(as_text=True)
+
+
+def test_sp_metadata(pair: Pair) -> None:
+    from lxml import etree
+
+    md = "urn:oasis:names:tc:SAML:2.0:metadata"
+    for query, entity in (("", f"{BASE}/test-sp/metadata"), ("?biller=B-1", PORTAL_ENTITY)):
+        answer = pair.sp.get(f"/test-sp/metadata{query}")
+        assert answer.status_code == 200 and answer.mimetype == "application/samlmetadata+xml"
+        root = etree.fromstring(answer.get_data())
+        assert root.get("entityID") == entity
+        acs = root.find(f"{{{md}}}SPSSODescriptor/{{{md}}}AssertionConsumerService")
+        assert acs is not None and acs.get("Location") == TEST_ACS
+        assert acs.get("Binding") == "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+
+
+def test_signed_requests(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from metadata.bindings import verify_redirect_signature
+    from metadata.keys import generate_keypair
+
+    key = generate_keypair("validator.test.example", now=datetime.now(UTC))
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    (folder / "B-1.toml").write_text(CRM)
+    app = create_app(crm_folder=folder, base_url=BASE, store=SQLiteStore(tmp_path / "s.sqlite3"),
+                     signing_key=key)
+    location = app.test_client().get("/test-login/B-1").headers["Location"]
+    query = urlsplit(location).query
+    assert "Signature" in parse_qs(query)
+    message = decode_redirect(query, "SAMLRequest")
+    verify_redirect_signature(message, [key.cert_der])
+    assert b"X509Certificate" in app.test_client().get("/test-sp/metadata").get_data()

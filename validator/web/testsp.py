@@ -1,0 +1,407 @@
+"""The live test SP: an SP-initiated login against a partner's IdP, judged against its CRM record.
+
+``GET /test-login/<biller-id>`` sends an AuthnRequest (HTTP-Redirect) whose Issuer is the
+record's ``sp.entity_id`` and whose ACS is ``<base_url>/test-sp/acs``. The request ID is kept
+in the store under a random token that is also set as a cookie: the response is accepted
+only from the browser that started the login, and only once (SECURITY.md §3).
+``POST /test-sp/acs`` verifies the response with the IdP's metadata and runs every response
+check with the remembered request ID; the report is kept 24 hours as
+``/test-logins/<id>`` (page) and ``/api/v1/test-logins/<id>`` (JSON).
+
+The test SP's ACS differs from the portal's (``sp.acs_url``), so the record is checked with
+its ACS URL replaced by the test SP's: Destination and Recipient must name the ACS this SP
+asked for. Both URLs are listed in the report's ``test_sp`` facts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request
+from lxml import etree
+from werkzeug.exceptions import HTTPException
+
+from metadata.bindings import BindingError, decode_post, encode_redirect
+from metadata.errors import MetadataError
+from metadata.fetch import fetch
+from metadata.keys import KeyPair
+from metadata.model import BINDING_POST, BINDING_REDIRECT
+from metadata.read import read_metadata
+from metadata.store import Store, StoreUnavailable
+from metadata.xml import MESSAGE_LIMITS, metadata_limits, parse_untrusted
+from validator.crm import CRMRecord, load_crm
+from validator.errors import CRMRecordError
+from validator.render import iso_z
+from validator.render.json import render_json
+from validator.report import Report
+from validator.response_inspection import ResponseOptions, inspect_response_bytes, trust_from_metadata
+
+blueprint = Blueprint("testsp", __name__, template_folder="templates")
+
+SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
+SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+MD = "urn:oasis:names:tc:SAML:2.0:metadata"
+DS = "http://www.w3.org/2000/09/xmldsig#"
+
+COOKIE = "saml_preflight_test_login"
+PENDING_NS, PENDING_TTL = "test-sp-requests", 15 * 60
+"""An outstanding AuthnRequest: {request ID, biller ID, started at}; taken once by the ACS."""
+RESULTS_NS, RESULTS_TTL = "test-logins", 24 * 3600
+"""The report, exactly as :func:`render_json` wrote it."""
+VIEWS_NS = "test-login-views"
+"""What the result page shows beside the report: the decoded XML and the expected claims."""
+
+_BILLER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+MetadataLoader = Callable[[CRMRecord], bytes]
+
+
+class MetadataUnavailable(MetadataError):
+    """The record names no metadata URL."""
+
+
+@dataclass(frozen=True)
+class WebState:
+    crm_folder: Path
+    base_url: str
+    store: Store
+    clock: Callable[[], datetime]
+    metadata_loader: MetadataLoader
+    signing_key: KeyPair | None = None
+
+    @property
+    def acs_url(self) -> str:
+        return f"{self.base_url}/test-sp/acs"
+
+    @property
+    def secure_cookie(self) -> bool:
+        return self.base_url.startswith("https://")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def fetch_idp_metadata(record: CRMRecord) -> bytes:
+    """The record's IdP metadata, from ``idp.metadata_url`` with the SSRF-safe fetcher."""
+    if not record.idp.metadata_url:
+        raise MetadataUnavailable("the CRM record has no idp.metadata_url, so the IdP's certificates are unknown")
+    return fetch(record.idp.metadata_url).body
+
+
+def web() -> WebState:
+    value: WebState = current_app.extensions["saml_validator_web"]
+    return value
+
+
+def page(template: str, status: int = 200, **context: object) -> Response:
+    return Response(render_template(template, **context), status=status, mimetype="text/html")
+
+
+def error_page(status: int, title: str, message: str) -> Response:
+    return page("error.html", status, title=title, message=message, http_status=status)
+
+
+def not_found(_exc: HTTPException) -> Response:
+    return error_page(404, "Not found", "There is no page at this address.")
+
+
+def method_not_allowed(_exc: HTTPException) -> Response:
+    return error_page(405, "Method not allowed", f"{request.method} is not accepted at this address.")
+
+
+def too_large(_exc: HTTPException) -> Response:
+    return error_page(413, "Request too large", "The request body is larger than 256 KiB (SECURITY.md §1).")
+
+
+# --- the record ---------------------------------------------------------------------------
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.response = error_page(status, title, message)
+
+
+def _record(biller_id: str) -> CRMRecord:
+    if not _BILLER_ID.fullmatch(biller_id):
+        raise _Refusal(404, "Unknown biller", "A biller ID has only letters, digits, '-' and '_'; "
+                       "this one has something else.")
+    path = web().crm_folder / f"{biller_id}.toml"
+    if not path.is_file():
+        raise _Refusal(404, "Unknown biller", f"There is no CRM record for biller {biller_id!r}.")
+    try:
+        return load_crm(path)
+    except CRMRecordError as exc:
+        raise _Refusal(400, "The CRM record cannot be used", f"The record of biller {biller_id!r} is invalid: "
+                       f"{str(exc).replace(str(path), path.name)}") from None
+
+
+def _sso_url(record: CRMRecord) -> str:
+    if record.idp.sso_url:
+        return record.idp.sso_url
+    try:
+        document = read_metadata(parse_untrusted(web().metadata_loader(record), metadata_limits()))
+    except MetadataError as exc:
+        raise _Refusal(502, "The IdP's metadata cannot be read", f"The record has no idp.sso_url, and its "
+                       f"metadata could not be used: {exc}") from None
+    wanted = record.idp.entity_id
+    for entity in document.idp_entities:
+        if entity.idp is None or (wanted and entity.entity_id != wanted):
+            continue
+        for endpoint in entity.idp.sso:
+            if endpoint.binding == BINDING_REDIRECT:
+                return endpoint.location
+    raise _Refusal(400, "No SSO URL", "The record has no idp.sso_url, and its metadata has no "
+                   "HTTP-Redirect SingleSignOnService for the IdP.")
+
+
+# --- sending the AuthnRequest -------------------------------------------------------------
+
+
+def new_request_id() -> str:
+    return "_" + secrets.token_hex(20)
+
+
+def authn_request_xml(*, request_id: str, issuer: str, acs_url: str, destination: str, now: datetime) -> bytes:
+    root = etree.Element(f"{{{SAMLP}}}AuthnRequest", nsmap={"samlp": SAMLP, "saml": SAML})
+    root.set("ID", request_id)
+    root.set("Version", "2.0")
+    root.set("IssueInstant", now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    root.set("Destination", destination)
+    root.set("AssertionConsumerServiceURL", acs_url)
+    root.set("ProtocolBinding", BINDING_POST)
+    etree.SubElement(root, f"{{{SAML}}}Issuer").text = issuer
+    return etree.tostring(root)
+
+
+@blueprint.get("/test-login/<biller_id>")
+def test_login(biller_id: str) -> Response:
+    state = web()
+    try:
+        record = _record(biller_id)
+        destination = _sso_url(record)
+    except _Refusal as refusal:
+        return refusal.response
+    now = state.clock()
+    request_id = new_request_id()
+    xml = authn_request_xml(request_id=request_id, issuer=record.sp.entity_id, acs_url=state.acs_url,
+                            destination=destination, now=now)
+    key = state.signing_key.key_pem if state.signing_key else None
+    try:
+        location = encode_redirect(xml, param="SAMLRequest", destination=destination, key_pem=key)
+    except (BindingError, ValueError) as exc:
+        return error_page(400, "The AuthnRequest cannot be sent", str(exc))
+    token = secrets.token_urlsafe(32)
+    pending = {"request_id": request_id, "biller_id": biller_id, "started_at": iso_z(now)}
+    try:
+        state.store.put(PENDING_NS, token, json.dumps(pending).encode(), ttl=PENDING_TTL)
+    except StoreUnavailable as exc:
+        return error_page(503, "Storage unavailable", str(exc))
+    response = redirect(location, code=302)
+    # The IdP POSTs the response back from another site: a SameSite=Lax cookie would not come
+    # with that POST, so over https the cookie is SameSite=None (which needs Secure). Over
+    # plain http (local use) browsers refuse None without Secure; Lax works when the IdP is
+    # on the same site (e.g. 127.0.0.1 on another port).
+    response.set_cookie(COOKIE, token, max_age=PENDING_TTL, httponly=True, secure=state.secure_cookie,
+                        samesite="None" if state.secure_cookie else "Lax", path="/")
+    return response  # type: ignore[return-value]
+
+
+# --- receiving the response ---------------------------------------------------------------
+
+NO_LOGIN = "No test login was started in this browser, or it was already used. Start again at /test-login/<biller-id>."
+
+
+@blueprint.post("/test-sp/acs")
+def acs() -> Response:
+    state = web()
+    try:
+        message = decode_post(request.get_data(cache=False), "SAMLResponse")
+    except (BindingError, MetadataError) as exc:
+        return error_page(400, "This is not a SAML response", f"The POST could not be read as an HTTP-POST "
+                          f"SAMLResponse: {exc}")
+    token = request.cookies.get(COOKIE, "")
+    try:
+        taken = state.store.take(PENDING_NS, token) if _TOKEN.fullmatch(token) else None
+    except StoreUnavailable as exc:
+        return error_page(503, "Storage unavailable", str(exc))
+    if taken is None:
+        return error_page(400, "No test login pending", NO_LOGIN)
+    pending: dict[str, str] = json.loads(taken)
+    try:
+        record = _record(pending["biller_id"])
+    except _Refusal as refusal:
+        return refusal.response
+    report = _judge(message.xml, record, pending, state)
+    login_id = secrets.token_urlsafe(24)
+    view = {
+        "biller_id": record.biller.id,
+        "biller_name": record.biller.name,
+        "started_at": pending["started_at"],
+        "xml": message.xml.decode("utf-8", errors="replace"),
+        "relay_state": message.relay_state,
+        "claims": [c.model_dump() for c in record.claims],
+        "login_types": {str(k): v for k, v in record.login_type_ids.items()},
+    }
+    try:
+        state.store.put(RESULTS_NS, login_id, render_json(report).encode(), ttl=RESULTS_TTL)
+        state.store.put(VIEWS_NS, login_id, json.dumps(view).encode(), ttl=RESULTS_TTL)
+    except StoreUnavailable as exc:
+        return error_page(503, "Storage unavailable", str(exc))
+    response = redirect(f"/test-logins/{login_id}", code=303)
+    response.delete_cookie(COOKIE, path="/", secure=state.secure_cookie, httponly=True,
+                           samesite="None" if state.secure_cookie else "Lax")
+    return response  # type: ignore[return-value]
+
+
+def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebState) -> Report:
+    now = state.clock()
+    checked = record.model_copy(update={"sp": record.sp.model_copy(update={"acs_url": state.acs_url})})
+    report = Report(subject="response", inputs={"response": "test SP ACS (HTTP-POST)",
+                                                "crm": f"{record.biller.id}.toml"}, clock=now)
+    report.facts["test_sp"] = {"acs_url": state.acs_url, "portal_acs_url": record.sp.acs_url,
+                               "request_id": pending["request_id"], "started_at": pending["started_at"]}
+    trusted: tuple[bytes, ...] = ()
+    idp_entity_id: str | None = None
+    vendor_key: str | None = None
+    try:
+        trust = trust_from_metadata(state.metadata_loader(record), checked)
+        trusted, idp_entity_id, vendor_key = trust.certificates, trust.entity_id, trust.vendor_key
+        if record.idp.metadata_url:
+            report.inputs["metadata"] = record.idp.metadata_url
+    except (MetadataError, ValueError) as exc:
+        report.facts["idp_metadata_error"] = str(exc)
+    options = ResponseOptions(now=now, trusted=trusted, idp_entity_id=idp_entity_id,
+                              request_id=pending["request_id"], vendor_key=vendor_key)
+    inspect_response_bytes(xml, "response", options, checked, report)
+    return report
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+def _stored(login_id: str) -> tuple[dict[str, Any], dict[str, Any] | None] | Response:
+    if not _TOKEN.fullmatch(login_id):
+        return error_page(404, "Unknown test login", "There is no test login with this ID.")
+    try:
+        report, view = web().store.get(RESULTS_NS, login_id), web().store.get(VIEWS_NS, login_id)
+    except StoreUnavailable as exc:
+        return error_page(503, "Storage unavailable", str(exc))
+    if report is None:
+        return error_page(404, "Unknown test login", "There is no test login with this ID; results are kept "
+                          "24 hours.")
+    return json.loads(report), json.loads(view) if view else None
+
+
+@blueprint.get("/api/v1/test-logins/<login_id>")
+def api_result(login_id: str) -> Response:
+    if not _TOKEN.fullmatch(login_id):
+        return Response(json.dumps({"error": "unknown test login"}), 404, mimetype="application/json")
+    try:
+        report = web().store.get(RESULTS_NS, login_id)
+    except StoreUnavailable as exc:
+        return Response(json.dumps({"error": str(exc)}), 503, mimetype="application/json")
+    if report is None:
+        return Response(json.dumps({"error": "unknown test login"}), 404, mimetype="application/json")
+    return Response(report, mimetype="application/json")
+
+
+@blueprint.get("/test-logins/<login_id>")
+def result(login_id: str) -> Response:
+    found = _stored(login_id)
+    if isinstance(found, Response):
+        return found
+    report, view = found
+    response_facts = report.get("facts", {}).get("response", {})
+    return page("result.html", login_id=login_id, report=report, view=view or {},
+                claims=claim_rows(view or {}, response_facts), xml=pretty_xml((view or {}).get("xml", "")),
+                verified=bool(response_facts.get("verified")), response_facts=response_facts)
+
+
+def claim_rows(view: dict[str, Any], response_facts: dict[str, Any]) -> list[dict[str, str]]:
+    """The expected/actual table: each claim of the record, then every other claim that arrived."""
+    actual: dict[str, list[str]] = response_facts.get("claims") or {}
+    verified = bool(response_facts.get("verified"))
+    login_types: dict[str, str] = view.get("login_types", {})
+    rows: list[dict[str, str]] = []
+    for claim in view.get("claims", []):
+        name = claim["name"]
+        expected = "required" if claim["required"] else "optional"
+        if claim["login_type"]:
+            allowed = ", ".join(f"{k} ({v})" for k, v in login_types.items()) or "none configured"
+            expected += f"; one of the login type IDs {allowed}"
+        values = actual.get(name)
+        if not verified:
+            status, shown = "not read", "— (the response was not verified, so no claim is read)"
+        elif values is None:
+            status, shown = ("missing" if claim["required"] else "absent"), "— not sent"
+        elif not values or any(not v.strip() for v in values):
+            status, shown = "empty", " | ".join(values) or "(no value)"
+        elif claim["login_type"] and any(v.strip() not in login_types for v in values):
+            status, shown = "not an allowed ID", " | ".join(values)
+        else:
+            status, shown = "ok", " | ".join(values)
+        rows.append({"name": name, "expected": expected, "actual": shown, "status": status})
+    known = {c["name"] for c in view.get("claims", [])}
+    for name, values in actual.items():
+        if name not in known:
+            rows.append({"name": name, "expected": "not in the CRM record", "actual": " | ".join(values),
+                         "status": "extra"})
+    return rows
+
+
+def pretty_xml(text: str) -> str:
+    """The XML indented for reading (shown escaped; never parsed for anything else)."""
+    if not text:
+        return ""
+    try:
+        tree = parse_untrusted(text.encode(), MESSAGE_LIMITS)
+        etree.indent(tree, space="  ")
+        return etree.tostring(tree, encoding="unicode")
+    except (MetadataError, ValueError, TypeError):
+        return text
+
+
+# --- the test SP's metadata ---------------------------------------------------------------
+
+
+@blueprint.get("/test-sp/metadata")
+def sp_metadata() -> Response:
+    state = web()
+    entity_id = f"{state.base_url}/test-sp/metadata"
+    biller = request.args.get("biller")
+    if biller is not None:
+        try:
+            entity_id = _record(biller).sp.entity_id
+        except _Refusal as refusal:
+            return refusal.response
+    body = sp_metadata_xml(entity_id, state.acs_url, state.signing_key)
+    response = Response(body, mimetype="application/samlmetadata+xml")
+    response.headers["Content-Disposition"] = "attachment; filename=test-sp-metadata.xml"
+    return response
+
+
+def sp_metadata_xml(entity_id: str, acs_url: str, signing_key: KeyPair | None) -> bytes:
+    root = etree.Element(f"{{{MD}}}EntityDescriptor", nsmap={"md": MD, "ds": DS})
+    root.set("entityID", entity_id)
+    sp = etree.SubElement(root, f"{{{MD}}}SPSSODescriptor")
+    sp.set("AuthnRequestsSigned", "true" if signing_key else "false")
+    sp.set("WantAssertionsSigned", "true")
+    sp.set("protocolSupportEnumeration", SAMLP)
+    if signing_key:
+        descriptor = etree.SubElement(sp, f"{{{MD}}}KeyDescriptor", use="signing")
+        data = etree.SubElement(etree.SubElement(descriptor, f"{{{DS}}}KeyInfo"), f"{{{DS}}}X509Data")
+        etree.SubElement(data, f"{{{DS}}}X509Certificate").text = "".join(
+            line for line in signing_key.cert_pem.decode().splitlines() if "-----" not in line)
+    etree.SubElement(sp, f"{{{MD}}}AssertionConsumerService", Binding=BINDING_POST, Location=acs_url,
+                     index="0", isDefault="true")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
