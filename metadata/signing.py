@@ -195,7 +195,7 @@ def profile_problems(profile: SignatureProfile, element: etree._Element, *, id_a
 
 def _context(der: bytes, profile: SignatureProfile) -> xmlsec.SignatureContext:
     ctx = xmlsec.SignatureContext()
-    ctx.key = xmlsec.Key.from_memory(der, xc.KeyDataFormatCertDer, None)
+    ctx.key = _verification_key(der)  # the context takes its own copy
     ctx.set_enabled_key_data([xc.KeyDataX509])
     for transform in (xc.TransformEnveloped, xc.TransformExclC14N, *_XMLSEC_DIGEST.values()):
         ctx.enable_reference_transform(transform)
@@ -310,6 +310,11 @@ def sign(
     ctx.register_id(element, id_attribute)
     ctx.sign(signature)
     return signature
+
+
+@functools.lru_cache(maxsize=64)
+def _verification_key(der: bytes) -> xmlsec.Key:
+    return xmlsec.Key.from_memory(der, xc.KeyDataFormatCertDer, None)
 
 
 @functools.lru_cache(maxsize=16)
