@@ -16,12 +16,11 @@ from urllib.parse import urlsplit
 
 from flask import Response, render_template, request
 
-from metadata.model import BINDING_POST
 from metadata.signing import signature_method_for
 
 from .assertion import (
     NO_PASSIVE,
-    REQUESTER,
+    RESPONDER,
     ResponseSpec,
     build_response,
     serialize,
@@ -119,7 +118,7 @@ def persona_response(
 
 def status_response(idp: IdPState, sp: RegisteredSP, pending: Pending, status: str, message: str) -> bytes:
     """A signed response carrying only a status (NoPassive, AuthnFailed …), no assertion."""
-    top = REQUESTER
+    top = RESPONDER  # the IdP could not satisfy the request (Core §3.2.2.2)
     key = idp.key
     spec = ResponseSpec(
         issuer=idp.entity_id, destination=pending.acs, audience=sp.entity_id, in_response_to=pending.request_id,
@@ -169,8 +168,11 @@ def acs_allowed(idp: IdPState, url: str) -> bool:
 
 
 def default_acs(sp: RegisteredSP) -> str:
-    posts = [a for a in sp.sp.acs if a.binding == BINDING_POST]
-    chosen = next((a for a in posts if a.is_default), posts[0])
+    """The SP's default HTTP-POST ACS (SAML Metadata §2.2.3), as the request checks pick it."""
+    from validator.checks.request import default_acs as metadata_default
+
+    chosen = metadata_default(sp.sp)
+    assert chosen is not None  # the registry refuses an SP without an HTTP-POST ACS
     return chosen.location
 
 

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, request
 
 from . import flow
 from .settings import Persona
-from .sso import _signed_in, render_page
+from .sso import _signed_in, render_page, same_site_post
 from .state import state
 
 blueprint = Blueprint("login", __name__)
@@ -31,6 +31,8 @@ def login_form() -> Response:
 @blueprint.post("/login")
 def login_submit() -> Response:
     idp = state()
+    if not same_site_post():
+        return render_page("expired.html", status=403)  # login CSRF: a form posted from another site
     token = request.form.get("request", "")
     pending = flow.peek_pending(idp, token)
     if pending is None:

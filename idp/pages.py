@@ -11,7 +11,7 @@ from metadata.write import idp_metadata_xml
 
 from . import flow
 from .settings import EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED
-from .sso import _signed_in, render_page, request_error
+from .sso import render_page, request_error, same_site_post
 from .state import IdPState, state
 
 blueprint = Blueprint("pages", __name__)
@@ -95,6 +95,8 @@ def unsolicited() -> Response:
     idp = state()
     if request.method == "GET":
         return render_page("unsolicited.html", sps=list(idp.registry), personas=list(idp.personas.values()))
+    if not same_site_post():
+        return request_error([], status=403)
     sp = idp.registry.get(request.form.get("sp"))
     persona = idp.personas.get(request.form.get("persona", ""))
     if sp is None or persona is None:
@@ -103,5 +105,7 @@ def unsolicited() -> Response:
                            nameid_format=None, force_authn=False, is_passive=False)
     if not flow.acs_allowed(idp, pending.acs):
         return request_error([], status=400)
-    sid, session = flow.start_session(idp, persona)
-    return _signed_in(idp, sid, session, sp, pending, persona)
+    # A one-off session: an unsolicited response never signs this browser in at the IdP.
+    session = {"persona": persona.id, "authn_instant": idp.clock().isoformat(), "session_index": idp.new_id()}
+    xml = flow.persona_response(idp, sp, pending, persona, session)
+    return flow.post_form(idp, None, pending, sp, xml, label=f"unsolicited, as {persona.id}")

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, render_template, request
 
 from metadata.bindings import BindingError, PostMessage, RedirectMessage, decode_post, decode_redirect
 from metadata.errors import UnsafeXML
-from metadata.xml import REQUEST_LIMITS, parse_untrusted
+from metadata.xml import REQUEST_LIMITS, parse_untrusted, signed_bytes_limits
 from validator.checks.request import (
     AuthnRequest,
     NotAnAuthnRequest,
@@ -70,7 +70,11 @@ def sso() -> Response:
     signature = request_signature(message, registered.sp if registered else None)
     if signature.signed_xml is not None:
         # A verified POST signature: judge what was signed (SECURITY.md §2).
-        authn = read_authn_request(parse_untrusted(signature.signed_xml, REQUEST_LIMITS))
+        try:
+            authn = read_authn_request(parse_untrusted(signature.signed_xml, signed_bytes_limits(REQUEST_LIMITS)))
+        except (UnsafeXML, NotAnAuthnRequest) as exc:
+            return request_error([finding_for_unsafe_request(exc) if isinstance(exc, UnsafeXML)
+                                  else finding_for_not_authn_request(exc)])
     findings = check_authn_request(_context(idp, authn, registered.sp if registered else None, signature))
     acs = resolve_acs(authn, registered.sp) if registered else None
     if any(f.severity is Severity.ERROR for f in findings) or registered is None or acs is None:
@@ -105,7 +109,7 @@ def _context(
 
 def _continue(idp: IdPState, sp: RegisteredSP, pending: flow.Pending) -> Response:
     # Automation first: a persona armed through the API for this SP, or an auto_login persona.
-    armed = next((idp.store.take("armed", who) for who in (sp.entity_id, "*") if idp.store.get("armed", who)), None)
+    armed = None if pending.is_passive else _take_armed(idp, sp.entity_id)
     auto = next((p for p in idp.personas.values() if p.auto_login), None)
     chosen = idp.personas.get(armed.decode()) if armed else auto
     existing = flow.current_session(idp)
@@ -122,6 +126,27 @@ def _continue(idp: IdPState, sp: RegisteredSP, pending: flow.Pending) -> Respons
                               label="NoPassive status")
     token = flow.save_pending(idp, pending)
     return Response(status=303, headers={"Location": f"/login?request={token}"})
+
+
+def _take_armed(idp: IdPState, entity_id: str) -> bytes | None:
+    """A persona armed through the API for this SP, else for any SP; taken once."""
+    for who in (entity_id, "*"):
+        if idp.store.get("armed", who):
+            taken = idp.store.take("armed", who)
+            if taken:
+                return taken
+    return None
+
+
+def same_site_post() -> bool:
+    """False for a form posted from another site (login CSRF): browsers send Sec-Fetch-Site and
+    Origin; a request without either (a script, curl) is let through."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "same-site", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    return origin is None or origin == "null" or origin == request.host_url.rstrip("/") or (
+        origin == state().settings.server.base_url.rstrip("/"))
 
 
 def _signed_in(idp: IdPState, sid: str, session: dict[str, Any], sp: RegisteredSP, pending: flow.Pending,

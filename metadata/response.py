@@ -28,7 +28,7 @@ from metadata.encryption import DecryptionError, decrypt_assertion
 from metadata.errors import MetadataError
 from metadata.read import DS, SAML
 from metadata.signing import SignatureError, VerifiedSignature, verify
-from metadata.xml import MESSAGE_LIMITS, line_of, parse_untrusted
+from metadata.xml import MESSAGE_LIMITS, line_of, parse_untrusted, signed_bytes_limits
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 MAX_SIGNATURES = 2
@@ -240,7 +240,8 @@ def _facts(element: Literal["Response", "Assertion"], verified: VerifiedSignatur
 
 
 def _reparse(verified: VerifiedSignature) -> etree._Element:
-    return parse_untrusted(verified.signed_bytes, MESSAGE_LIMITS).getroot()
+    # Canonical bytes may be a few times longer than what was received (">" becomes "&gt;").
+    return parse_untrusted(verified.signed_bytes, signed_bytes_limits(MESSAGE_LIMITS)).getroot()
 
 
 def _only_child(parent: etree._Element, *tags: str) -> etree._Element:

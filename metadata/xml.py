@@ -44,6 +44,15 @@ REQUEST_LIMITS = XMLLimits(max_bytes=64 * KiB)
 PASTED_LIMITS = XMLLimits(max_bytes=1 * MiB)
 
 
+def signed_bytes_limits(limits: XMLLimits) -> XMLLimits:
+    """Limits for re-parsing the canonical bytes of a document that passed `limits`.
+
+    Canonicalisation lengthens a document (``<x/>`` becomes ``<x></x>``, ``>`` becomes
+    ``&gt;``) by at most a few times; depth and element count cannot grow.
+    """
+    return XMLLimits(max_bytes=4 * limits.max_bytes, max_depth=limits.max_depth, max_elements=limits.max_elements)
+
+
 def metadata_limits(max_bytes: int = 5 * MiB) -> XMLLimits:
     """Limits for a metadata document of at most `max_bytes`.
 

@@ -398,3 +398,70 @@ def test_key_rotation_keeps_the_old_certificate_in_metadata(tmp_path: Path) -> N
     assertion = parse_untrusted(xml, MESSAGE_LIMITS).getroot().find(f"{SAML}Assertion")
     assert assertion is not None
     verify(assertion, [idp_key(app).cert_der])  # signed with the new (EC P-256) key
+
+
+def _logout_request(nameid: str, issuer: str = SP_ENTITY) -> bytes:
+    return (b'<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+            b'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_lr9" Version="2.0" '
+            b'IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>' + issuer.encode() + b"</saml:Issuer>"
+            b"<saml:NameID>" + nameid.encode() + b"</saml:NameID></samlp:LogoutRequest>")
+
+
+@pytest.mark.parametrize(("nameid", "issuer"), [("bob@evil.example", SP_ENTITY),
+                                                ("alice@example.com", "https://unknown.example/sp")])
+def test_an_unproven_logout_request_ends_nothing(app: Flask, nameid: str, issuer: str) -> None:
+    from metadata.bindings import encode_redirect
+    from tests.idp_support import sso_path
+
+    client = app.test_client()
+    login_as(client, start(client).headers["Location"])
+    path = sso_path(encode_redirect(_logout_request(nameid, issuer), param="SAMLRequest",
+                                    destination=f"{IDP_BASE}/slo"))
+    assert client.get(path).status_code == 400
+    assert start(client, request_id="_still_signed_in").status_code == 200  # the session lives on
+
+
+def test_redirect_logout_response_signs_the_query_not_the_xml(tmp_path: Path) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from metadata.bindings import decode_redirect, encode_redirect
+    from tests.idp_support import sso_path
+
+    (tmp_path / "sp.xml").write_text(
+        f'<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{SP_ENTITY}">'
+        '<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+        '<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" '
+        'Location="https://sp.example.com/saml/sls"/>'
+        f'<md:AssertionConsumerService index="0" Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" '
+        f'Location="{ACS}"/></md:SPSSODescriptor></md:EntityDescriptor>')
+    app = make_idp(tmp_path, sps=(ServiceProvider(metadata="sp.xml"),))
+    client = app.test_client()
+    login_as(client, start(client).headers["Location"])
+    answer = client.get(sso_path(encode_redirect(_logout_request("alice@example.com"), param="SAMLRequest",
+                                                 destination=f"{IDP_BASE}/slo")))
+    assert answer.status_code == 302
+    location = answer.headers["Location"]
+    assert "Signature=" in location and "SigAlg=" in location
+    message = decode_redirect(urlsplit(location).query, "SAMLResponse")
+    assert message.tree.getroot().find("{http://www.w3.org/2000/09/xmldsig#}Signature") is None
+    assert parse_qs(urlsplit(location).query)["SAMLResponse"]
+
+
+def test_login_and_unsolicited_refuse_cross_site_posts(app: Flask) -> None:
+    client = app.test_client()
+    token = start(client).headers["Location"].split("request=")[1]
+    forged = client.post("/login", data={"request": token, "persona": "alice"},
+                         headers={"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"})
+    assert forged.status_code == 403
+    assert client.post("/unsolicited", data={"sp": SP_ENTITY, "persona": "alice"},
+                       headers={"Origin": "https://evil.example"}).status_code == 403
+    sent = client.post("/unsolicited", data={"sp": SP_ENTITY, "persona": "alice"})
+    assert sent.status_code == 200
+    assert client.get_cookie("idp_session") is None  # an unsolicited response signs nobody in
+
+
+def test_an_armed_persona_is_not_spent_on_a_passive_request(app: Flask) -> None:
+    client = app.test_client()
+    client.post("/api/v1/next-login", json={"persona": "alice"})
+    assert b"NoPassive" in decoded(form_fields(start(client, is_passive=True).get_data(as_text=True)))
+    assert start(client).status_code == 200  # still armed for the next real login

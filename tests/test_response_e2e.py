@@ -184,3 +184,33 @@ def test_unsigned_sha1_profile_and_encrypted_responses(tmp_path: Path) -> None:
     sp = make_keypair("sp.example.com")
     encrypted, metadata = _built(tmp_path / "d", sign="assertion", encrypt_for=sp.cert_der)
     assert [f.code for f in judge(encrypted, metadata, "_built_1").findings] == ["SIG027"]
+
+
+def test_canonical_growth_and_far_future_dates_never_crash(tmp_path: Path) -> None:
+    # c14n turns each ">" into "&gt;": a 60 KB value grows past the message limit when re-parsed.
+    import base64
+
+    from idp.assertion import Claim, ResponseSpec, build_response, serialize
+
+    app = make_idp(tmp_path)
+    spec = ResponseSpec(issuer=f"{IDP_BASE}/metadata", destination=ACS, audience=SP_ENTITY, in_response_to="_g1",
+                        nameid="alice@example.com",
+                        nameid_format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+                        session_index="_s", sign="assertion", claims=(Claim("Note", (">" * 55_000,)),))
+    # Sent with literal ">" (as XML allows): 60 KB in, 220 KB once canonicalised; the signature holds.
+    xml = serialize(build_response(spec, now=datetime.now(UTC), key=app.extensions["saml_idp"].key))
+    xml = xml.replace(b"&gt;", b">")
+    assert len(xml) < 196_608
+    report = judge(base64.b64encode(xml), app.test_client().get("/metadata").get_data(), "_g1")
+    assert report.facts["response"]["verified"] is True
+
+    from dataclasses import replace
+
+    from validator.checks.response import ResponseContext, check_response
+    from validator.response_facts import ResponseFacts, SubjectConfirmation
+
+    far = ResponseFacts(conditions_not_on_or_after="9999-12-31T23:59:59Z", subject_confirmations=(
+        SubjectConfirmation(method="urn:oasis:names:tc:SAML:2.0:cm:bearer", recipient=ACS, not_before=None,
+                            not_on_or_after="9999-12-31T23:59:59Z", in_response_to=None, address=None, line=None,
+                            has_data=True),))
+    check_response(ResponseContext(facts=replace(far), now=datetime.now(UTC)))  # no OverflowError

@@ -106,6 +106,9 @@ def _inspect_one(
     except (ResponseError, SignatureError, DecryptionError) as exc:
         report.findings.append(response_signature.refusal_finding(exc, source))
         return {"verified": False}
+    except UnsafeXML as exc:  # the signed bytes, re-parsed, broke a limit
+        report.findings.append(finding_for_unsafe_xml(exc, source))
+        return {"verified": False}
     report.extend(response_signature.verified_findings(verified, source))
     facts = read_facts(verified.response, verified.assertion, response_signed=verified.response_signed,
                        assertion_signed=verified.assertion_signed)

@@ -417,7 +417,7 @@ def check_conditions_window(ctx: ResponseContext) -> Iterator[Finding]:
             f"the assertion becomes valid in {_duration((not_before - now).total_seconds())}; the allowed skew is "
             f"{ctx.skew_seconds} s", expected=f"NotBefore ≤ {_iso(now + ctx.skew)}",
             actual=_actual(f.conditions_not_before), where=where)
-    if not_after is not None and now >= not_after + ctx.skew:
+    if not_after is not None and now - ctx.skew >= not_after:
         yield EXPIRED.finding(
             f"the assertion expired {_duration((now - not_after).total_seconds())} ago; the allowed skew is "
             f"{ctx.skew_seconds} s", expected=f"NotOnOrAfter > {_iso(now - ctx.skew)}",
@@ -434,7 +434,7 @@ def check_confirmation_expiry(ctx: ResponseContext) -> Iterator[Finding]:
         yield CONFIRMATION_EXPIRY.finding("the bearer SubjectConfirmationData has no NotOnOrAfter",
                                           expected="a NotOnOrAfter a few minutes ahead", actual="(absent)",
                                           where=where)
-    elif expiry is not None and ctx.now >= expiry + ctx.skew:
+    elif expiry is not None and ctx.now - ctx.skew >= expiry:
         yield CONFIRMATION_EXPIRY.finding(
             f"the bearer confirmation expired {_duration((ctx.now - expiry).total_seconds())} ago",
             expected=f"NotOnOrAfter > {_iso(ctx.now - ctx.skew)}",
