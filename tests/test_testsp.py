@@ -267,3 +267,15 @@ def test_signed_requests(tmp_path: Path) -> None:
     message = decode_redirect(query, "SAMLRequest")
     verify_redirect_signature(message, [key.cert_der])
     assert b"X509Certificate" in app.test_client().get("/test-sp/metadata").get_data()
+
+
+def test_a_javascript_sso_location_is_never_followed(tmp_path: Path) -> None:
+    (tmp_path / "B-9.toml").write_text(
+        '[biller]\nid = "B-9"\nname = "x"\n[sp]\nentity_id = "urn:x"\nacs_url = "https://x/acs"\n'
+        '[idp]\nsso_url = "javascript:alert(1)"\n')
+    app = create_app(crm_folder=tmp_path, base_url="https://validator.test.example",
+                     store=SQLiteStore(tmp_path / "s.sqlite3"))
+    answer = app.test_client().get("/test-login/B-9")
+    assert answer.status_code == 400
+    assert "Location" not in answer.headers
+    assert "not an https URL" in answer.get_data(as_text=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request
 from lxml import etree
@@ -146,6 +147,18 @@ def _record(biller_id: str) -> CRMRecord:
 
 
 def _sso_url(record: CRMRecord) -> str:
+    """The partner's SSO URL, from the record or its metadata; only https (or http on localhost)
+    is ever used as a redirect target, whatever the partner's document says."""
+    url = _sso_url_unchecked(record)
+    parts = urlsplit(url)
+    local = parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if not (parts.scheme == "https" and parts.hostname) and not local:
+        raise _Refusal(400, "The SSO URL is not an https URL",
+                       f"The IdP's SSO URL {url!r} is not https; the test login will not send a browser there.")
+    return url
+
+
+def _sso_url_unchecked(record: CRMRecord) -> str:
     if record.idp.sso_url:
         return record.idp.sso_url
     try:
