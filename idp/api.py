@@ -6,6 +6,8 @@ optional: any SP) signs in as that persona at the next AuthnRequest, without any
 
 from __future__ import annotations
 
+import hmac
+
 from flask import Blueprint, Response, jsonify, request
 
 from .state import state
@@ -18,6 +20,10 @@ ARMED_TTL = 300.0
 @blueprint.post("/next-login")
 def next_login() -> tuple[Response, int]:
     idp = state()
+    token = idp.settings.server.api_token
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if token and not hmac.compare_digest(given.encode(), token.encode()):
+        return jsonify(error="this IdP requires Authorization: Bearer <api_token> for the automation API"), 401
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("persona"), str):
         return jsonify(error='send JSON {"persona": "<id>", "sp": "<entity ID, optional>"}',

@@ -52,6 +52,9 @@ class Server(StrictModel):
     assertion_lifetime: int = Field(default=300, gt=0, le=3600)
     secret_key: str | None = None
     """Flask's session key; default: generated and kept in the store."""
+    api_token: str | None = None
+    """When set, /api/v1/next-login requires ``Authorization: Bearer <api_token>``: on an IdP
+    shared by several people, arming a persona signs in whoever's browser asks next."""
 
     @property
     def idp_entity_id(self) -> str:

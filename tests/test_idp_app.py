@@ -465,3 +465,11 @@ def test_an_armed_persona_is_not_spent_on_a_passive_request(app: Flask) -> None:
     client.post("/api/v1/next-login", json={"persona": "alice"})
     assert b"NoPassive" in decoded(form_fields(start(client, is_passive=True).get_data(as_text=True)))
     assert start(client).status_code == 200  # still armed for the next real login
+
+
+def test_automation_api_token(tmp_path: Path) -> None:
+    app = make_idp(tmp_path, api_token="s3cret-token")
+    client = app.test_client()
+    assert client.post("/api/v1/next-login", json={"persona": "alice"}).status_code == 401
+    ok = client.post("/api/v1/next-login", json={"persona": "alice"}, headers={"Authorization": "Bearer s3cret-token"})
+    assert ok.status_code == 200
