@@ -3,7 +3,7 @@ the signature outcome, the CRM record and the clock. Built at the edge; checks a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -42,7 +42,6 @@ class MetadataContext:
     crm: CRMRecord | None = None
     warn_days: int = 30
     source: str = "metadata"
-    extra: dict[str, str] = field(default_factory=dict)
 
     def where(self, line: int | None, element: str) -> str:
         return f"{self.source}, line {line}: {element}" if line else f"{self.source}: {element}"
