@@ -92,8 +92,8 @@ def refusal_finding(error: Exception, source: str) -> Finding:
         return WRAPPING.finding(error.message, actual=error.kind, where=source)
     assert isinstance(error, SignatureError)
     if error.kind == "missing":
-        return UNSIGNED.finding("the response carries no signature on the Response or the Assertion",
-                                expected="a signed Assertion or Response", actual="no signature", where=source)
+        return UNSIGNED.finding(error.message, expected="a signed Assertion or Response", actual="no signature",
+                                where=source)
     if error.kind in ("profile", "weak", "several"):
         return PROFILE.finding(error.message, where=source)
     return INVALID.finding(error.message, where=source)
