@@ -159,12 +159,27 @@ def test_a_renamed_claim_is_shown_missing(pair: Pair) -> None:
     assert "CLM001" in html
 
 
-def test_a_response_for_another_request_of_the_same_browser(pair: Pair) -> None:
+def test_two_tabs_each_find_their_own_request(pair: Pair) -> None:
     first = pair.login()
-    pair.start()  # a second /test-login replaces the cookie: the first response answers no pending request
+    pair.start()  # a second test login in another tab of the same browser
     posted = pair.sp.post("/test-sp/acs", data=first)
     report = json.loads(pair.sp.get("/api/v1" + posted.headers["Location"]).get_data())
-    assert "RSP017" in [f["code"] for f in report["findings"]]
+    assert report["verdict"] == "ready", report["findings"]
+
+
+def test_an_assertion_seen_in_an_earlier_test_login_is_a_replay(pair: Pair) -> None:
+    import base64
+    import re
+
+    fields = pair.login()
+    xml = base64.b64decode(fields["SAMLResponse"])
+    assertion = re.search(rb'<saml:Assertion[^>]* ID="([^"]+)"', xml)
+    assert assertion is not None
+    store = pair.app.extensions["saml_validator_web"].store
+    assert store.add("test-sp-seen-assertions", assertion.group(1).decode(), b"1", ttl=60)  # seen before
+    posted = pair.sp.post("/test-sp/acs", data=fields)
+    report = json.loads(pair.sp.get("/api/v1" + posted.headers["Location"]).get_data())
+    assert [f["code"] for f in report["findings"] if f["severity"] == "error"] == ["RSP023"]
 
 
 def test_sso_url_from_the_metadata(tmp_path: Path) -> None:
@@ -178,7 +193,7 @@ def test_another_browser_or_no_cookie(pair: Pair) -> None:
     other = pair.app.test_client()
     refused = other.post("/test-sp/acs", data=fields)
     assert refused.status_code == 400
-    assert "No test login was started in this browser" in refused.get_data(as_text=True)
+    assert "No test login of this browser is waiting" in refused.get_data(as_text=True)
     assert pair.sp.post("/test-sp/acs", data=fields).status_code == 303  # the right browser still can
 
 

@@ -126,6 +126,7 @@ def _inspect_one(
         "signed": [s.element for s in verified.signatures],
         "encrypted": verified.encrypted,
         "issuer": facts.issuer,
+        "assertion_id": facts.assertion_id,
         "nameid": facts.nameid,
         "nameid_format": facts.nameid_format,
         "in_response_to": facts.in_response_to,

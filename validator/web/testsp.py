@@ -19,7 +19,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ DS = "http://www.w3.org/2000/09/xmldsig#"
 
 COOKIE = "saml_preflight_test_login"
 PENDING_NS, PENDING_TTL = "test-sp-requests", 15 * 60
+SEEN_NS, SEEN_TTL = "test-sp-seen-assertions", 24 * 3600
 """An outstanding AuthnRequest: {request ID, biller ID, started at}; taken once by the ACS."""
 RESULTS_NS, RESULTS_TTL = "test-logins", 24 * 3600
 """The report, exactly as :func:`render_json` wrote it."""
@@ -213,10 +214,13 @@ def test_login(biller_id: str) -> Response:
         location = encode_redirect(xml, param="SAMLRequest", destination=destination, key_pem=key)
     except (BindingError, ValueError) as exc:
         return error_page(400, "The AuthnRequest cannot be sent", str(exc))
-    token = secrets.token_urlsafe(32)
+    # One browser token, one pending entry per request: logins started in two tabs each find
+    # their own request again by the response's InResponseTo.
+    existing = request.cookies.get(COOKIE, "")
+    token = existing if _TOKEN.fullmatch(existing) else secrets.token_urlsafe(32)
     pending = {"request_id": request_id, "biller_id": biller_id, "started_at": iso_z(now)}
     try:
-        state.store.put(PENDING_NS, token, json.dumps(pending).encode(), ttl=PENDING_TTL)
+        state.store.put(PENDING_NS, f"{token}.{request_id}", json.dumps(pending).encode(), ttl=PENDING_TTL)
     except StoreUnavailable as exc:
         return error_page(503, "Storage unavailable", str(exc))
     response = redirect(location, code=302)
@@ -231,7 +235,10 @@ def test_login(biller_id: str) -> Response:
 
 # --- receiving the response ---------------------------------------------------------------
 
-NO_LOGIN = "No test login was started in this browser, or it was already used. Start again at /test-login/<biller-id>."
+NO_LOGIN = ("No test login of this browser is waiting for this response: none was started here, it was already "
+            "used, or the response answers no request (an unsolicited response). Start again at "
+            "/test-login/<biller-id>.")
+_REQUEST_ID = re.compile(r"_[0-9a-f]{40}")
 
 
 @blueprint.post("/test-sp/acs")
@@ -243,8 +250,12 @@ def acs() -> Response:
         return error_page(400, "This is not a SAML response", f"The POST could not be read as an HTTP-POST "
                           f"SAMLResponse: {exc}")
     token = request.cookies.get(COOKIE, "")
+    # InResponseTo is read here, unverified, only to find which of this browser's requests it
+    # claims to answer; the checks then compare it, from the signed bytes, with that request.
+    answers = message.tree.getroot().get("InResponseTo") or ""
     try:
-        taken = state.store.take(PENDING_NS, token) if _TOKEN.fullmatch(token) else None
+        taken = (state.store.take(PENDING_NS, f"{token}.{answers}")
+                 if _TOKEN.fullmatch(token) and _REQUEST_ID.fullmatch(answers) else None)
     except StoreUnavailable as exc:
         return error_page(503, "Storage unavailable", str(exc))
     if taken is None:
@@ -296,6 +307,12 @@ def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebSta
     options = ResponseOptions(now=now, trusted=trusted, idp_entity_id=idp_entity_id,
                               request_id=pending["request_id"], vendor_key=vendor_key)
     inspect_response_bytes(xml, "response", options, checked, report)
+    assertion_id = report.facts.get("response", {}).get("assertion_id")
+    if assertion_id and not state.store.add(SEEN_NS, assertion_id, b"1", ttl=SEEN_TTL):
+        # Seen in an earlier test login: judge again with the replay cache (RSP023).
+        report.findings.clear()
+        inspect_response_bytes(xml, "response", replace(options, seen_assertion_ids=frozenset({assertion_id})),
+                               checked, report)
     return report
 
 
