@@ -8,15 +8,7 @@ from validator.findings import Finding
 from validator.inspection import MetadataOptions, inspect_metadata_bytes
 from validator.report import Report
 
-CRM_TOML = """
-[biller]
-id = "B-1"
-name = "Test Biller"
-[sp]
-entity_id = "https://sso.portal.example/saml"
-acs_url = "https://sso.portal.example/saml/acs"
-[idp]
-{idp}
+CLAIMS_TOML = """
 [[claims]]
 name = "AccountNumber"
 required = true
@@ -27,10 +19,24 @@ required = true
 name = "LoginTypeId"
 required = true
 login_type = true
-[[login_types]]
-id = 1
-name = "Customer"
 """
+
+
+def crm_toml(
+    *,
+    sp_entity_id: str = "https://sso.portal.example/saml",
+    acs_url: str = "https://sso.portal.example/saml/acs",
+    idp: dict[str, str | None] | None = None,
+    extra: str = "",
+    login_types: tuple[tuple[int, str], ...] = ((1, "Customer"),),
+    biller: tuple[str, str] = ("B-1", "Test Biller"),
+) -> str:
+    """The one CRM record of the tests, as TOML: the three claims of DESIGN.md, the given SP
+    and IdP values (None drops a key), `extra` TOML after the claims, and the login types."""
+    idp_lines = "".join(f'{k} = "{v}"\n' for k, v in (idp or {}).items() if v is not None)
+    types = "".join(f'[[login_types]]\nid = {i}\nname = "{n}"\n' for i, n in login_types)
+    return (f'[biller]\nid = "{biller[0]}"\nname = "{biller[1]}"\n[sp]\nentity_id = "{sp_entity_id}"\n'
+            f'acs_url = "{acs_url}"\n[idp]\n{idp_lines}{CLAIMS_TOML}{extra}\n{types}')
 
 
 IDP_DEFAULTS = {
@@ -42,9 +48,7 @@ IDP_DEFAULTS = {
 
 def crm(**idp: str | None) -> CRMRecord:
     """The test CRM record, with `idp` values replaced (None drops the key)."""
-    values = {**IDP_DEFAULTS, **idp}
-    lines = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in values.items() if v is not None)
-    return parse_crm(CRM_TOML.replace("{idp}", lines), "test.toml", "toml")
+    return parse_crm(crm_toml(idp={**IDP_DEFAULTS, **idp}), "test.toml", "toml")
 
 
 def inspect(data: bytes, *, record: CRMRecord | None = None, **options: object) -> Report:

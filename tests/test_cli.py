@@ -17,7 +17,7 @@ from lxml import etree
 
 from metadata.fetch import FetchPolicy
 from tests.factory import NOW, IdPSpec, idp_metadata, make_keypair
-from tests.helpers import CRM_TOML, IDP_DEFAULTS
+from tests.helpers import IDP_DEFAULTS, crm_toml
 from validator.inspection import MetadataOptions, inspect_metadata
 
 DEMO = Path(__file__).resolve().parents[1] / "validator" / "demo"
@@ -34,9 +34,8 @@ def run(*args: str | Path, stdin: bytes | None = None) -> subprocess.CompletedPr
 
 @pytest.fixture
 def record(tmp_path: Path) -> Path:
-    lines = "\n".join(f'{k} = "{v}"' for k, v in IDP_DEFAULTS.items())
     path = tmp_path / "biller.toml"
-    path.write_text(CRM_TOML.replace("{idp}", lines))
+    path.write_text(crm_toml(idp=dict(IDP_DEFAULTS)))
     return path
 
 

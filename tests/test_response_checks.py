@@ -19,6 +19,7 @@ from metadata.read import SAML
 from metadata.signing import verify
 from metadata.xml import MESSAGE_LIMITS, parse_untrusted
 from tests.factory import NOW, make_keypair
+from tests.helpers import crm_toml
 from validator.checks.claims import check_claims
 from validator.checks.response import ResponseContext, check_response
 from validator.crm import CRMRecord, parse_crm
@@ -44,34 +45,9 @@ ENTRA_EMAIL = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddres
 
 
 def record(extra: str = "") -> CRMRecord:
-    return parse_crm(f"""
-[biller]
-id = "B-10442"
-name = "Springfield Water"
-[sp]
-entity_id = "{SP}"
-acs_url = "{ACS}"
-[idp]
-entity_id = "{IDP}"
-nameid_format = "{EMAIL_FORMAT}"
-[[claims]]
-name = "AccountNumber"
-required = true
-[[claims]]
-name = "Email"
-required = true
-[[claims]]
-name = "LoginTypeId"
-required = true
-login_type = true
-{extra}
-[[login_types]]
-id = 1
-name = "Customer"
-[[login_types]]
-id = 2
-name = "Property Manager"
-""", "test.toml", "toml")
+    return parse_crm(crm_toml(sp_entity_id=SP, acs_url=ACS, idp={"entity_id": IDP, "nameid_format": EMAIL_FORMAT},
+                              extra=extra, login_types=((1, "Customer"), (2, "Property Manager")),
+                              biller=("B-10442", "Springfield Water")), "test.toml", "toml")
 
 
 CRM = record()

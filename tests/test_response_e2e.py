@@ -11,35 +11,14 @@ from pathlib import Path
 import pytest
 
 from idp.settings import Persona, ServiceProvider
+from tests.helpers import crm_toml
 from tests.idp_support import ACS, IDP_BASE, SP_ENTITY, authn_request, login_as, make_idp, redirect_path
 from validator.crm import parse_crm
 from validator.report import Report
 from validator.response_inspection import ResponseOptions, inspect_response_bytes, trust_from_metadata
 
-CRM = f"""
-[biller]
-id = "B-1"
-name = "Test Biller"
-[sp]
-entity_id = "{SP_ENTITY}"
-acs_url = "{ACS}"
-[idp]
-entity_id = "{IDP_BASE}/metadata"
-nameid_format = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
-[[claims]]
-name = "AccountNumber"
-required = true
-[[claims]]
-name = "Email"
-required = true
-[[claims]]
-name = "LoginTypeId"
-required = true
-login_type = true
-[[login_types]]
-id = 1
-name = "Customer"
-"""
+CRM = crm_toml(sp_entity_id=SP_ENTITY, acs_url=ACS, idp={
+    "entity_id": f"{IDP_BASE}/metadata", "nameid_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"})
 
 MATCHING = {"AccountNumber": "100200300", "Email": "alice@example.com", "LoginTypeId": "1"}
 

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from idp.settings import Persona, ServiceProvider
 from metadata.bindings import decode_redirect
 from metadata.store import SQLiteStore
+from tests.helpers import crm_toml
 from tests.idp_support import IDP_BASE, login_as, make_idp, sso_path
 from validator.crm import CRMRecord
 from validator.web import create_app
@@ -22,31 +23,9 @@ BASE = "https://validator.test.example"
 TEST_ACS = f"{BASE}/test-sp/acs"
 PORTAL_ENTITY = "https://portal.example.com/saml/metadata"
 
-CRM = f"""
-[biller]
-id = "B-1"
-name = "Test Biller"
-[sp]
-entity_id = "{PORTAL_ENTITY}"
-acs_url = "https://portal.example.com/saml/acs"
-[idp]
-entity_id = "{IDP_BASE}/metadata"
-sso_url = "{IDP_BASE}/sso"
-nameid_format = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
-[[claims]]
-name = "AccountNumber"
-required = true
-[[claims]]
-name = "Email"
-required = true
-[[claims]]
-name = "LoginTypeId"
-required = true
-login_type = true
-[[login_types]]
-id = 1
-name = "Customer"
-"""
+CRM = crm_toml(sp_entity_id=PORTAL_ENTITY, acs_url="https://portal.example.com/saml/acs", idp={
+    "entity_id": f"{IDP_BASE}/metadata", "sso_url": f"{IDP_BASE}/sso",
+    "nameid_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"})
 
 MATCHING = {"AccountNumber": "100200300", "Email": "alice@example.com", "LoginTypeId": "1"}
 
