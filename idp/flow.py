@@ -9,6 +9,8 @@ until logout or ForceAuthn.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -102,7 +104,7 @@ def persona_response(
         destination=pending.acs,
         audience=sp.entity_id,
         in_response_to=pending.request_id,
-        nameid=persona.nameid,
+        nameid=nameid_value(idp, persona, sp.entity_id, nameid_format),
         nameid_format=nameid_format,
         session_index=session["session_index"],
         claims=claims,
@@ -114,6 +116,23 @@ def persona_response(
     element = build_response(spec, now=idp.clock(), new_id=idp.new_id, key=key,
                              encrypt_for=sp.encryption_certificate if options.encrypt else None)
     return serialize(element)
+
+
+TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
+PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+
+
+def nameid_value(idp: IdPState, persona: Persona, sp_entity_id: str, nameid_format: str) -> str:
+    """The NameID for `persona` in `nameid_format` (SAML Core §8.3.7, §8.3.8): a transient one is
+    random per response; a persistent one is opaque and pairwise (stable for this persona and
+    this SP, different for every other SP); any other format carries the persona's nameid."""
+    if nameid_format == TRANSIENT:
+        return idp.new_id()
+    if nameid_format == PERSISTENT:
+        secret = idp.store.get("idp-config", "session-secret") or b""
+        digest = hmac.new(secret, f"{persona.id}\x00{sp_entity_id}".encode(), hashlib.sha256).hexdigest()
+        return f"_{digest[:40]}"
+    return persona.nameid
 
 
 def status_response(idp: IdPState, sp: RegisteredSP, pending: Pending, status: str, message: str) -> bytes:

@@ -473,3 +473,22 @@ def test_automation_api_token(tmp_path: Path) -> None:
     assert client.post("/api/v1/next-login", json={"persona": "alice"}).status_code == 401
     ok = client.post("/api/v1/next-login", json={"persona": "alice"}, headers={"Authorization": "Bearer s3cret-token"})
     assert ok.status_code == 200
+
+
+def test_transient_and_persistent_nameids_are_opaque(app: Flask) -> None:
+    import re
+
+    def nameid(fmt: str, request_id: str) -> str:
+        client = app.test_client()
+        fields = login_as(client, start(client, nameid_format=fmt, request_id=request_id).headers["Location"])
+        found = re.search(rb"<saml:NameID[^>]*>([^<]+)</saml:NameID>", decoded(fields))
+        assert found is not None
+        return found.group(1).decode()
+
+    transient = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
+    persistent = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+    first, second = nameid(transient, "_t1"), nameid(transient, "_t2")
+    assert first != second and "alice" not in first
+    stable = nameid(persistent, "_p1")
+    assert stable == nameid(persistent, "_p2") and "alice" not in stable
+    assert nameid("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress", "_e1") == "alice@example.com"
