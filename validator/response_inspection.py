@@ -93,17 +93,21 @@ def _inspect_one(
     except UnsafeXML as exc:
         report.findings.append(finding_for_unsafe_xml(exc, source))
         return None
-    problems = structure_problems(tree)
-    if problems:
-        report.extend(response_signature.structure_findings(problems, source))
-        return {"verified": False}
     if not options.trusted:
-        report.findings.append(response_signature.no_trust_finding(
-            source, "no IdP metadata was given, so the signatures cannot be checked and no claim is read"))
+        problems = structure_problems(tree)
+        report.extend(response_signature.structure_findings(problems, source))
+        if not problems:
+            report.findings.append(response_signature.no_trust_finding(
+                source, "no IdP metadata was given, so the signatures cannot be checked and no claim is read"))
         return {"verified": False}
     try:
+        # The verifier checks the structure first and refuses with every problem it found.
         verified = verify_response(tree, options.trusted, sp_key_pem=options.sp_key_pem, allow_sha1=True)
-    except (ResponseError, SignatureError, DecryptionError) as exc:
+    except ResponseError as exc:
+        report.extend(response_signature.structure_findings(exc.problems, source) if exc.problems
+                      else [response_signature.refusal_finding(exc, source)])
+        return {"verified": False}
+    except (SignatureError, DecryptionError) as exc:
         report.findings.append(response_signature.refusal_finding(exc, source))
         return {"verified": False}
     except UnsafeXML as exc:  # the signed bytes, re-parsed, broke a limit
