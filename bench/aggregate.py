@@ -17,15 +17,10 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import textwrap
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric import rsa
 
 GENERATOR_VERSION = 1
 """Bump whenever the generated document changes: cached files of another version are rebuilt."""
@@ -84,21 +79,21 @@ def cached(entities: int, now: dt.datetime | None = None) -> Aggregate | None:
 
 def generate(entities: int, now: dt.datetime | None = None) -> Aggregate:
     """Write a fresh signed aggregate of `entities` IdP entities (and its signer) under DATA_DIR."""
-    from cryptography.hazmat.primitives import serialization
     from lxml import etree
 
+    from metadata.keys import generate_keypair
     from metadata.signing import sign
 
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     DATA_DIR.mkdir(exist_ok=True)
     (DATA_DIR / ".gitignore").write_text("*\n")  # belt and braces: keys never reach git
     xml_path, pem_path, key_path, info_path = paths(entities)
-    certs = [_certificate(f"idp-signing-{i:02d}.bench.example", now) for i in range(CERTIFICATES)]
-    cert_texts = [base64.b64encode(der).decode("ascii") for der, _ in certs]
-    signer_der, signer_key = _certificate("Bench Federation metadata signer", now)
-    signer_pem = _pem(signer_der)
-    key_pem = signer_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption())
+    issued = now - dt.timedelta(days=30)  # valid for 30 days already, 3 years to come
+    certs = [generate_keypair(f"idp-signing-{i:02d}.bench.example", now=issued, days=3 * 365 + 30)
+             for i in range(CERTIFICATES)]
+    cert_texts = [base64.b64encode(pair.cert_der).decode("ascii") for pair in certs]
+    signer = generate_keypair("Bench Federation metadata signer", now=issued, days=3 * 365 + 30)
+    signer_pem, key_pem = signer.cert_pem, signer.key_pem
     valid_until = now + VALIDITY
     parts = [
         f'<EntitiesDescriptor xmlns="{MD}" xmlns:ds="{DS}" xmlns:mdui="{MDUI}" xmlns:shibmd="{SHIBMD}"'
@@ -120,32 +115,6 @@ def generate(entities: int, now: dt.datetime | None = None) -> Aggregate:
         "valid_until": valid_until.isoformat(),
     }, indent=2))
     return Aggregate(xml_path, pem_path, entities, len(data))
-
-
-def _certificate(common_name: str, now: dt.datetime) -> tuple[bytes, rsa.RSAPrivateKey]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=30))
-        .not_valid_after(now + dt.timedelta(days=3 * 365))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER), key
-
-
-def _pem(der: bytes) -> bytes:
-    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode("ascii"), 64))
-    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n".encode("ascii")
 
 
 _ORGS = ("University", "Water Authority", "County Council", "Energy Cooperative", "Health Trust",

@@ -37,7 +37,7 @@ from typing import Any
 
 from bench import workdir
 from bench.load import fetch, redirect_path
-from bench.measure import ROOT, Run, child, child_env, median, run
+from bench.measure import ROOT, Run, child, child_env, median, run, run_children
 from bench.table import Row
 
 SIGN_SHARE = 0.40
@@ -94,14 +94,7 @@ def sign_rows(runs: int, seconds: int) -> list[Row]:
                 openssl.append(openssl_sign_rate(seconds)[0])
             except (OSError, RuntimeError, ValueError) as exc:
                 errors["openssl"] = str(exc)
-            for kind, _ in SIGN_KINDS:
-                if kind in errors:
-                    continue
-                _, result = child(kind, str(folder), str(seconds))
-                if "error" in result:
-                    errors[kind] = result["error"]
-                else:
-                    results[kind].append(result)
+            run_children([kind for kind, _ in SIGN_KINDS], results, errors, str(folder), str(seconds))
         checks = {kind: _check_sample(base64.b64decode(found[-1]["sample"]), cert_der,
                                       exact_names=kind != "sign-pysaml2")
                   for kind, found in results.items() if found}

@@ -7,14 +7,17 @@ child's own resource usage from it, so the peak RSS is that of the measured proc
 
 from __future__ import annotations
 
+import cProfile
 import json
 import os
 import platform
+import pstats
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -144,3 +147,39 @@ def _memory() -> str:
     except (OSError, ValueError):
         pass
     return "unknown"
+
+
+def profiled(one: Callable[[], object], count: int, *, warm_up: int = 5) -> tuple[float, float, cProfile.Profile]:
+    """Seconds per call of `one` without and with cProfile, and the profile (after a warm-up)."""
+    for _ in range(warm_up):
+        one()
+    start = time.perf_counter()
+    for _ in range(count):
+        one()
+    plain = (time.perf_counter() - start) / count
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    for _ in range(count):
+        one()
+    profiler.disable()
+    return plain, (time.perf_counter() - start) / count, profiler
+
+
+def print_profile(profiler: cProfile.Profile, top: int) -> None:
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.strip_dirs().sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+
+
+def run_children(kinds: Iterable[str], results: dict[str, list[dict[str, Any]]], errors: dict[str, str],
+                 *args: str) -> None:
+    """One measured child run of each kind (skipping kinds that already failed)."""
+    for kind in kinds:
+        if kind in errors:
+            continue
+        _, result = child(kind, *args)
+        if "error" in result:
+            errors[kind] = result["error"]
+        else:
+            results[kind].append(result)

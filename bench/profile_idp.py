@@ -13,18 +13,16 @@ cumulative and own time, and the time per flow or response with and without the 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import datetime as dt
-import pstats
 import secrets
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bench import workdir
 from bench.load import redirect_path
+from bench.measure import print_profile, profiled
 
 BASE_URL = "http://127.0.0.1:8080"
 
@@ -71,24 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         workdir.prepare(folder)
         one = (flow_step if args.what == "flow" else sign_step)(folder)
-        for _ in range(5):
-            one()  # warm-up: lazy imports, template compilation
-        start = time.perf_counter()
-        for _ in range(count):
-            one()
-        plain = (time.perf_counter() - start) / count
-        profiler = cProfile.Profile()
-        start = time.perf_counter()
-        profiler.enable()
-        for _ in range(count):
-            one()
-        profiler.disable()
-        profiled = (time.perf_counter() - start) / count
-    print(f"{args.what}: {plain * 1000:.2f} ms each without the profiler, {profiled * 1000:.2f} ms with it "
+        plain, with_profiler, profiler = profiled(one, count)  # warm-up: lazy imports, templates
+    print(f"{args.what}: {plain * 1000:.2f} ms each without the profiler, {with_profiler * 1000:.2f} ms with it "
           f"({count} runs)\n")
-    stats = pstats.Stats(profiler, stream=sys.stdout)
-    stats.strip_dirs().sort_stats("cumulative").print_stats(args.top)
-    stats.sort_stats("tottime").print_stats(args.top)
+    print_profile(profiler, args.top)
     return 0
 
 

@@ -11,13 +11,11 @@ time, and the time per validation with and without the profiler.
 from __future__ import annotations
 
 import argparse
-import cProfile
-import pstats
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench.measure import print_profile, profiled
 from bench.response_bench import preflight_setup, prepare
 
 
@@ -30,24 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         prepare(folder)
         one = preflight_setup(folder)
-        for _ in range(20):
-            one()
-        start = time.perf_counter()
-        for _ in range(args.count):
-            one()
-        plain = (time.perf_counter() - start) / args.count
-        profiler = cProfile.Profile()
-        start = time.perf_counter()
-        profiler.enable()
-        for _ in range(args.count):
-            one()
-        profiler.disable()
-        profiled = (time.perf_counter() - start) / args.count
+        plain, with_profiler, profiler = profiled(one, args.count, warm_up=20)
     print(f"{plain * 1000:.3f} ms per validation without the profiler ({1 / plain:,.0f}/s), "
-          f"{profiled * 1000:.3f} ms with it\n")
-    stats = pstats.Stats(profiler, stream=sys.stdout)
-    stats.strip_dirs().sort_stats("cumulative").print_stats(args.top)
-    stats.sort_stats("tottime").print_stats(args.top)
+          f"{with_profiler * 1000:.3f} ms with it\n")
+    print_profile(profiler, args.top)
     return 0
 
 

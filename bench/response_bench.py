@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import workdir
-from bench.measure import child, median
+from bench.measure import child, median, run_children
 from bench.table import Row
 
 IDP_ENTITY_ID = "https://idp.bench.example/metadata"
@@ -298,14 +298,7 @@ def rows(runs: int, seconds: float) -> list[Row]:
         results: dict[str, list[dict[str, Any]]] = {kind: [] for kind, _ in KINDS}
         errors: dict[str, str] = {}
         for _ in range(runs):
-            for kind, _ in KINDS:
-                if kind in errors:
-                    continue
-                _, result = child(kind, str(folder), str(seconds))
-                if "error" in result:
-                    errors[kind] = result["error"]
-                else:
-                    results[kind].append(result)
+            run_children([kind for kind, _ in KINDS], results, errors, str(folder), str(seconds))
 
     rate = {kind: median([r["per_second"] for r in found]) for kind, found in results.items() if found}
     ours = rate.get("response-preflight")
