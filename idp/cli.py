@@ -14,9 +14,6 @@ from pathlib import Path
 
 import click
 
-from metadata.errors import MetadataError
-from validator.errors import ValidatorError
-
 from . import IdPError
 from .settings import Settings, load_settings
 
@@ -107,18 +104,9 @@ def users(config: Path | None) -> None:
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        sys.exit(2)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except (IdPError, ValidatorError, MetadataError, OSError) as exc:
-        click.echo(f"{type(exc).__name__}: {exc}", err=True)
-        sys.exit(2)
+    from validator.cli import run
+
+    run(cli, IdPError)
 
 
 if __name__ == "__main__":

@@ -321,9 +321,13 @@ def demo_command(fmt: str) -> None:
             )
 
 
-def main() -> None:
+def run(group: click.Group, *known: type[Exception]) -> None:
+    """Run a command group the way both command lines do: a usage error or a known failure of
+    the tool is printed once as ``Name: message`` and exits 2; so does a bug of ours, which
+    must never read as "errors found" (exit 1)."""
+    failures: tuple[type[Exception], ...] = (ValidatorError, MetadataError, OSError, *known)
     try:
-        cli.main(standalone_mode=False)
+        group.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
@@ -332,13 +336,17 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(2)
-    except (ValidatorError, MetadataError, OSError) as exc:
+    except failures as exc:
         click.echo(f"{type(exc).__name__}: {exc}", err=True)
         sys.exit(2)
-    except Exception as exc:  # a bug of ours must never read as "errors found" (exit 1)
+    except Exception as exc:
         click.echo(f"InternalError: {type(exc).__name__}: {exc} (please report this with the input that caused it)",
                    err=True)
         sys.exit(2)
+
+
+def main() -> None:
+    run(cli)
 
 
 if __name__ == "__main__":
