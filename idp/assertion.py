@@ -91,8 +91,9 @@ class Claim:
     name: str
     values: tuple[str, ...]
     """Each value becomes one AttributeValue; several make the claim multi-valued."""
-    name_format: str = "unspecified"
-    """``unspecified``, ``basic``, ``uri`` or a full NameFormat URI."""
+    name_format: str | None = "unspecified"
+    """``unspecified``, ``basic``, ``uri``, a full NameFormat URI, or None to leave NameFormat out
+    (SAML Core §2.7.3.1 then reads it as unspecified; Entra ID sends it so)."""
     friendly_name: str | None = None
 
     def __post_init__(self) -> None:
@@ -100,8 +101,8 @@ class Claim:
             raise ResponseError(f"the values of claim {self.name!r} must be a tuple of strings")
 
     @property
-    def name_format_uri(self) -> str:
-        return NAME_FORMATS.get(self.name_format, self.name_format)
+    def name_format_uri(self) -> str | None:
+        return None if self.name_format is None else NAME_FORMATS.get(self.name_format, self.name_format)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,8 +244,9 @@ def _assertion(
     if spec.claims:  # the schema wants at least one Attribute in an AttributeStatement
         statement = etree.SubElement(assertion, f"{{{SAML}}}AttributeStatement")
         for claim in spec.claims:
-            attribute = etree.SubElement(statement, f"{{{SAML}}}Attribute", Name=claim.name,
-                                         NameFormat=claim.name_format_uri)
+            attribute = etree.SubElement(statement, f"{{{SAML}}}Attribute", Name=claim.name)
+            if claim.name_format_uri is not None:
+                attribute.set("NameFormat", claim.name_format_uri)
             if claim.friendly_name is not None:
                 attribute.set("FriendlyName", claim.friendly_name)
             for value in claim.values:
