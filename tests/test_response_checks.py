@@ -154,6 +154,10 @@ FAILURES: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ("RSP022", {"nameid_format": PERSISTENT}, {}, "persistent"),
     ("RSP022", {"nameid_format": None}, {}, "unspecified"),
     ("RSP023", {}, {"seen_assertion_ids": frozenset({"_a1"})}, "already used"),
+    ("RSP024", {"conditions_not_on_or_after": _time(7 * 86400)}, {}, "the Conditions stay valid for 7 days"),
+    ("RSP024", {"subject_confirmations": _bearer(not_on_or_after=_time(2 * 86400))}, {},
+     "the bearer confirmation stay valid for 2 days"),
+    ("RSP025", {"split_values": (("saml:NameID", 8),)}, {}, "saml:NameID is split"),
 ]
 
 
@@ -167,7 +171,23 @@ def test_each_rsp_rule_fails_with_its_code(code: str, facts: dict[str, Any], con
 
 
 def test_every_rsp_rule_has_a_failure_case() -> None:
-    assert {c for c, *_ in FAILURES} == {f"RSP{n:03d}" for n in range(1, 24)}
+    assert {c for c, *_ in FAILURES} == {f"RSP{n:03d}" for n in range(1, 26)}
+
+
+def test_lifetime_up_to_the_limit_passes() -> None:
+    # Entra ID's 75-minute window is ordinary; a day plus the skew is the limit.
+    facts = replace(GOOD, conditions_not_before=_time(-300), conditions_not_on_or_after=_time(86400 - 300 + 120))
+    assert run(facts) == []
+    assert codes(run(facts, max_lifetime_seconds=3600)) == ["RSP024"]
+
+
+def test_a_comment_in_a_received_value_is_found_and_the_whole_value_read() -> None:
+    root, assertion = parsed(RESPONSE_XML)
+    facts = read_facts(root, assertion, response_signed=True, assertion_signed=True, received=root)
+    assert facts.split_values == (("saml:NameID", 8),) and facts.nameid == "jo@example.com.au"
+    assert codes(run(facts)) == ["RSP025"]
+    clean = parse_untrusted(RESPONSE_XML.replace("<!-- split -->", "").encode(), MESSAGE_LIMITS).getroot()
+    assert read_facts(clean, None, response_signed=True, assertion_signed=True, received=clean).split_values == ()
 
 
 def test_error_response_without_assertion_gives_only_its_status() -> None:
@@ -191,7 +211,8 @@ def test_times_within_the_skew_pass_and_beyond_it_fail() -> None:
 def test_issue_instant_lifetime_is_configurable() -> None:
     facts = replace(GOOD, issue_instant=_time(-7200), assertion_issue_instant=_time(-7200))
     assert run(facts) == []
-    assert codes(run(facts, max_lifetime_seconds=3600)) == ["RSP011", "RSP011"]
+    # the bearer confirmation, counted from the old IssueInstant, also lives too long
+    assert codes(run(facts, max_lifetime_seconds=3600)) == ["RSP011", "RSP011", "RSP024"]
 
 
 def test_context_refuses_a_skew_beyond_five_minutes_and_a_naive_clock() -> None:

@@ -98,6 +98,9 @@ class ResponseFacts:
 
     response_signed: bool = False
     assertion_signed: bool = False
+    split_values: tuple[tuple[str, int | None], ...] = ()
+    """Values split by a comment or processing instruction in the response *as received*
+    (path, line): canonicalisation drops them, so the signed trees cannot show them."""
 
     response_line: int | None = None
     issuer_line: int | None = None
@@ -164,14 +167,31 @@ def _attribute(element: etree._Element) -> Attribute:
     )
 
 
+# The elements whose text is a value an SP reads (SAML Core §2.2, §2.5.1, §2.7.3.1).
+_VALUES = {f"{_A}NameID": "saml:NameID", f"{_A}Issuer": "saml:Issuer", f"{_A}Audience": "saml:Audience",
+           f"{_A}AttributeValue": "saml:AttributeValue"}
+
+
+def split_values(received: etree._Element) -> tuple[tuple[str, int | None], ...]:
+    """Every value element of `received` whose text a comment or processing instruction splits."""
+    found = []
+    for node in received.iter(etree.Comment, etree.ProcessingInstruction):
+        parent = node.getparent()
+        if parent is not None and parent.tag in _VALUES:
+            found.append((_VALUES[str(parent.tag)], line_of(parent)))
+    return tuple(dict.fromkeys(found))
+
+
 def read_facts(
     response: etree._Element | None,
     assertion: etree._Element | None,
     *,
     response_signed: bool,
     assertion_signed: bool,
+    received: etree._Element | None = None,
 ) -> ResponseFacts:
-    """The facts of `response` (a samlp:Response) and `assertion` (the signed saml:Assertion).
+    """The facts of `response` (a samlp:Response) and `assertion` (the signed saml:Assertion);
+    `received` is the document as it arrived, searched only for :func:`split_values`.
 
     Either may be None, or an element of another type, which then counts as absent. The
     assertion is read only from `assertion`, never from inside `response`.
@@ -219,6 +239,7 @@ def read_facts(
         ),
         response_signed=response_signed,
         assertion_signed=assertion_signed,
+        split_values=split_values(received) if received is not None else (),
         response_line=_line(rsp),
         issuer_line=_line(issuer),
         status_line=_line(status),

@@ -115,7 +115,7 @@ def _inspect_one(
         return {"verified": False}
     report.extend(response_signature.verified_findings(verified, source))
     facts = read_facts(verified.response, verified.assertion, response_signed=verified.response_signed,
-                       assertion_signed=verified.assertion_signed)
+                       assertion_signed=verified.assertion_signed, received=tree.getroot())
     ctx = response.ResponseContext(
         facts=facts, now=options.now, crm=crm, idp_entity_id=options.idp_entity_id or (
             crm.idp.entity_id if crm else None),

@@ -197,6 +197,25 @@ REPLAY = _rule(
     "An assertion must be used once; a second use is a replayed (possibly stolen) response.",
     "Sign in again to get a fresh response; never re-post a saved one.",
 )
+LIFETIME = _rule(
+    "RSP024", "The assertion is valid for far too long",
+    "The validity window of the Conditions and of the bearer confirmation (NotOnOrAfter minus NotBefore, or "
+    "minus the IssueInstant) must not exceed the longest assertion lifetime allowed (24 hours by default).",
+    "An assertion is a bearer token: whoever holds it signs in until it expires. IdPs issue assertions valid "
+    "for minutes (Okta 5, Entra ID 70, AD FS 60); one valid for days keeps a stolen response usable for days.",
+    "Set the IdP's assertion lifetime to minutes (AD FS: the relying party's NotBeforeSkew and token lifetime; "
+    "Shibboleth: assertionLifetime), and keep long sessions in the portal, not in the assertion.",
+)
+SPLIT_VALUE = _rule(
+    "RSP025", "A comment or processing instruction splits a value",
+    "NameID, Issuer, Audience and AttributeValue text must not contain an XML comment or processing "
+    "instruction in the response as received.",
+    "Canonicalisation drops comments, so the signature still verifies; an SP that reads only the first text "
+    "node sees 'admin@example.com' in 'admin@example.com<!---->.evil.test' (the 2018 comment-injection "
+    "attacks on OneLogin, Duo and Shibboleth). No IdP product writes comments into values.",
+    "Treat the response as an attack or a broken proxy in front of the IdP. The validator reads the whole "
+    "value, as the SP must.",
+)
 
 _AUDIENCE_SETTING = {
     "okta": "Okta › the portal app › General › SAML Settings › 'Audience URI (SP Entity ID)'",
@@ -464,6 +483,34 @@ def check_issue_instants(ctx: ResponseContext) -> Iterator[Finding]:
                                     where=_where(path, line))
 
 
+def check_lifetime(ctx: ResponseContext) -> Iterator[Finding]:
+    f = ctx.facts
+    if not f.assertion_present:
+        return
+    issued = _when(f.assertion_issue_instant)
+    bearer = _bearer(ctx)
+    longest = timedelta(seconds=ctx.max_lifetime_seconds) + ctx.skew
+    for label, start_raw, end_raw, line in (
+        ("the Conditions", f.conditions_not_before, f.conditions_not_on_or_after, f.conditions_line),
+        ("the bearer confirmation", None, bearer.not_on_or_after if bearer else None, bearer.line if bearer else None),
+    ):
+        start, end = _when(start_raw) or issued, _when(end_raw)
+        if start is None or end is None or end - start <= longest:
+            continue
+        yield LIFETIME.finding(
+            f"{label} stay valid for {_duration((end - start).total_seconds())}",
+            expected=f"at most {_duration(ctx.max_lifetime_seconds)}", actual=_actual(end_raw),
+            where=_where("saml:Conditions" if label == "the Conditions" else
+                         "saml:SubjectConfirmationData/@NotOnOrAfter", line))
+
+
+def check_split_values(ctx: ResponseContext) -> Iterator[Finding]:
+    for path, line in ctx.facts.split_values:
+        yield SPLIT_VALUE.finding(f"the text of {path} is split by a comment or processing instruction",
+                                  expected="one text value", actual="text interrupted by <!--…--> or <?…?>",
+                                  where=_where(path, line))
+
+
 def check_audience(ctx: ResponseContext) -> Iterator[Finding]:
     f = ctx.facts
     if not f.assertion_present:
@@ -607,9 +654,9 @@ def check_replay(ctx: ResponseContext) -> Iterator[Finding]:
 
 CHECKS: tuple[Callable[[ResponseContext], Iterator[Finding]], ...] = (
     check_status, check_assertion_present, check_issuer, check_issuers_agree, check_unsigned_fields,
-    check_time_values, check_conditions_window, check_confirmation_expiry, check_issue_instants, check_audience,
-    check_bearer, check_recipient, check_destination, check_unsolicited, check_in_response_to,
-    check_authn_statement, check_nameid, check_replay,
+    check_time_values, check_conditions_window, check_confirmation_expiry, check_issue_instants, check_lifetime,
+    check_audience, check_bearer, check_recipient, check_destination, check_unsolicited, check_in_response_to,
+    check_authn_statement, check_nameid, check_replay, check_split_values,
 )
 
 
