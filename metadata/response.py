@@ -35,6 +35,7 @@ MAX_SIGNATURES = 2
 """SECURITY.md §1: two signatures per message (the Response's and the Assertion's)."""
 
 _RESPONSE = f"{{{SAMLP}}}Response"
+SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 _ASSERTION = f"{{{SAML}}}Assertion"
 _ENCRYPTED_ASSERTION = f"{{{SAML}}}EncryptedAssertion"
 _SIGNATURE = f"{{{DS}}}Signature"
@@ -93,9 +94,10 @@ class VerifiedResponse:
     """The Response re-parsed from its signed bytes when `response_signed`; otherwise the
     original, unsigned element, whose Destination, InResponseTo and Status are unsigned."""
     response_signed: bool
-    assertion: etree._Element
+    assertion: etree._Element | None
     """The Assertion re-parsed from its own signed bytes when `assertion_signed`; otherwise
-    the Assertion inside the re-parsed signed Response. Read every claim from here."""
+    the Assertion inside the re-parsed signed Response. Read every claim from here. None only
+    for an error status that carries no assertion."""
     assertion_signed: bool
     encrypted: bool
     signatures: tuple[SignatureFacts, ...]
@@ -129,7 +131,7 @@ def structure_problems(tree: etree._ElementTree | etree._Element) -> list[Struct
         problems.append(StructureProblem(
             "not-a-response", f"the document is a {_name(root)}, not a samlp:Response", line_of(root)))
     assertions = [e for e in root.iter(_ASSERTION, _ENCRYPTED_ASSERTION)]
-    if len(assertions) != 1:
+    if len(assertions) != 1 and not (not assertions and is_error_status(root)):
         found = ", ".join(f"{_name(a)}{_where(a)}" for a in assertions) or "none"
         problems.append(StructureProblem(
             "assertion-count",
@@ -148,6 +150,13 @@ def structure_problems(tree: etree._ElementTree | etree._Element) -> list[Struct
     direct = [a for a in root.iterchildren(_ASSERTION)]
     problems += _common_problems(root, signature_parents=[root, *direct])
     return problems
+
+
+def is_error_status(response: etree._Element) -> bool:
+    """True when the Response's top-level StatusCode is present and not Success: such a response
+    may carry no assertion (SAML Profiles §4.1.4.2)."""
+    code = response.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
+    return code is not None and code.get("Value") != SUCCESS
 
 
 def _parent(element: etree._Element) -> etree._Element:
@@ -277,6 +286,11 @@ def verify_response(
         facts.append(_facts("Response", verified))
         response = _reparse(verified)
 
+    if root.find(_ASSERTION) is None and root.find(_ENCRYPTED_ASSERTION) is None:
+        # An error status without an assertion (structure_problems allows only that): nobody is
+        # signed in, so an unsigned one is accepted and its status reported.
+        return VerifiedResponse(response=response, response_signed=response_signed, assertion=None,
+                                assertion_signed=False, encrypted=False, signatures=tuple(facts))
     # Taken from the signed Response when there is one, so nothing unsigned is ever read.
     carried = _only_child(response, _ASSERTION, _ENCRYPTED_ASSERTION)
     encrypted = carried.tag == _ENCRYPTED_ASSERTION

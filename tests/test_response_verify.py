@@ -830,3 +830,20 @@ def test_corpus_encrypted_samples_are_all_found(corpus: Path) -> None:
             with pytest.raises(DecryptionError) as refused:
                 decrypt_assertion(wrapper, key.read_bytes())
             assert refused.value.kind == "failed", path.name
+
+
+RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+
+
+@pytest.mark.parametrize("sign", ["none", "response"])
+def test_an_error_status_may_come_without_an_assertion(idp_key: KeyPair, sign: SignWhat) -> None:
+    result = verify_response(signed(idp_key, sign, status=(RESPONDER, None)), [idp_key.cert_der])
+    assert result.assertion is None and result.response_signed == (sign == "response")
+
+
+def test_a_success_status_without_an_assertion_is_still_refused(idp_key: KeyPair) -> None:
+    tree = signed(idp_key, "none", status=(RESPONDER, None))
+    code = tree.find("samlp:Status/samlp:StatusCode", NS)
+    assert code is not None
+    code.set("Value", "urn:oasis:names:tc:SAML:2.0:status:Success")
+    assert [p.kind for p in structure_problems(tree)] == ["assertion-count"]
