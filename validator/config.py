@@ -170,6 +170,8 @@ def _explain(err: Any, model: type[BaseModel]) -> str:
     }
     if kind in simple:
         return f"{simple[kind]}, got {got}"
+    if kind == "value_error":  # a validator of ours: its message already says what was wrong
+        return str(err["msg"]).removeprefix("Value error, ")
     return f"{_lower_first(err['msg'])}, got {got}"
 
 
