@@ -11,6 +11,7 @@ Endpoints (one blueprint per module):
 ``/unsolicited``       an IdP-initiated response, only so an SP can prove it rejects them
 ``/debug``             the last responses issued to this browser, decoded
 ``/api/v1/next-login`` POST: sign in as a persona at the next AuthnRequest (no form; for CI)
+``/api/v1/faults``     POST: break the next response with named faults; GET: the fault catalogue
 ``/api/v1/personas``   GET: the personas
 ``/healthz``           liveness and store check
 =====================  =======================================================================
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from metadata.store import Store
+    from validator.crm import CRMRecord
 
     from .settings import Settings
 
@@ -44,9 +46,11 @@ def create_app(
     store: Store | None = None,
     clock: Callable[[], datetime] | None = None,
     new_id: Callable[[], str] | None = None,
+    crm: CRMRecord | None = None,
 ) -> Flask:
     """The test IdP as a Flask app. Without `settings`: ``$IDP_CONFIG`` (a TOML file) or the
-    defaults, with ``IDP_*`` overrides — a working IdP with two demo personas."""
+    defaults, with ``IDP_*`` overrides — a working IdP with two demo personas; ``$IDP_CRM``
+    names a CRM record whose biller the IdP then plays (:func:`idp.cast.apply_crm`)."""
     import os
 
     from flask import Flask
@@ -59,10 +63,17 @@ def create_app(
     config = os.environ.get("IDP_CONFIG")
     if settings is None:
         settings = load_settings(Path(config) if config else None)
+        if crm is None and os.environ.get("IDP_CRM"):
+            from validator.crm import load_crm
+
+            from .cast import apply_crm
+
+            crm = load_crm(Path(os.environ["IDP_CRM"]))
+            settings = apply_crm(settings, crm)
     # Relative paths in the settings (key folder, SP metadata files) are read from the
     # settings file's folder.
     root = base or (Path(config).resolve().parent if config else Path.cwd())
-    idp_state = build_state(settings, base=root, store=store, clock=clock, new_id=new_id)
+    idp_state = build_state(settings, base=root, store=store, clock=clock, new_id=new_id, crm=crm)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.server.secret_key or _session_secret(idp_state.store),

@@ -111,6 +111,8 @@ class ResponseSpec:
 
     issuer: str
     """The IdP's entity ID."""
+    issuer_format: str | None = ENTITY
+    """The Issuer's Format; None leaves it out, as most IdP products do (Core §2.2.5: entity)."""
     destination: str
     """The ACS URL the response is posted to: Response/@Destination and the bearer Recipient."""
     audience: str
@@ -159,11 +161,13 @@ def build_response(
     new_id: Callable[[], str] = new_id,
     key: SigningKey,
     encrypt_for: bytes | None = None,
+    edit: Callable[[etree._Element], None] | None = None,
 ) -> etree._Element:
     """A samlp:Response for `spec`, signed with `key` as ``spec.sign`` says.
 
     `encrypt_for` is the DER certificate of the SP's encryption key: the (signed) assertion
-    is then sent as a saml:EncryptedAssertion.
+    is then sent as a saml:EncryptedAssertion. `edit` changes the whole response before
+    anything is signed, so the signatures cover the change (the faults of :mod:`idp.faults`).
     """
     instant = xs_datetime(now)
     expires = xs_datetime(now + timedelta(seconds=spec.lifetime_seconds))
@@ -176,13 +180,16 @@ def build_response(
     response.set("Version", "2.0")
     response.set("IssueInstant", instant)
     response.set("Destination", spec.destination)
-    response.append(_issuer(spec.issuer))
+    response.append(_issuer(spec))
     response.append(_status(spec))
 
     success = spec.status[0] == SUCCESS
     if success:
         assertion = _assertion(spec, instant, expires, in_response_to, new_id(), now)
         response.append(assertion)
+    if edit is not None:
+        edit(response)
+    if success:
         if spec.sign in ("assertion", "both"):
             _sign(assertion, spec, key)
         if encrypt_for is not None:
@@ -193,10 +200,12 @@ def build_response(
     return response
 
 
-def _issuer(entity_id: str) -> etree._Element:
-    # SAML Profiles §4.1.4.2: the Issuer's Format is omitted or entity; stating it is clearer.
-    issuer = etree.Element(f"{{{SAML}}}Issuer", Format=ENTITY)
-    issuer.text = entity_id
+def _issuer(spec: ResponseSpec) -> etree._Element:
+    # SAML Profiles §4.1.4.2: the Issuer's Format is omitted or entity.
+    issuer = etree.Element(f"{{{SAML}}}Issuer")
+    if spec.issuer_format is not None:
+        issuer.set("Format", spec.issuer_format)
+    issuer.text = spec.issuer
     return issuer
 
 
@@ -217,7 +226,7 @@ def _assertion(
     assertion.set("ID", assertion_id)
     assertion.set("Version", "2.0")
     assertion.set("IssueInstant", instant)
-    assertion.append(_issuer(spec.issuer))
+    assertion.append(_issuer(spec))
 
     subject = etree.SubElement(assertion, f"{{{SAML}}}Subject")
     etree.SubElement(subject, f"{{{SAML}}}NameID", Format=spec.nameid_format).text = spec.nameid

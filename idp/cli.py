@@ -1,9 +1,10 @@
 """`saml-idp`: run the test IdP and manage its keys and personas.
 
-    saml-idp serve [--config idp.toml] [--host 127.0.0.1] [--port 8080]
-    saml-idp metadata [--config idp.toml]
+    saml-idp serve [--config idp.toml] [--crm biller.toml] [--vendor okta] [--host 127.0.0.1] [--port 8080]
+    saml-idp metadata [--config idp.toml] [--crm biller.toml] [--vendor okta]
     saml-idp keygen [--config idp.toml] [--rotate]
-    saml-idp users [--config idp.toml]
+    saml-idp users [--config idp.toml] [--crm biller.toml]
+    saml-idp faults [--format text|json|markdown]
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 import click
 
+from validator.crm import CRMRecord, load_crm
+
 from . import IdPError
-from .settings import Settings, load_settings
+from .cast import apply_crm
+from .settings import Settings, Vendor, load_settings
 
 config_option = click.option(
     "--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -23,11 +28,35 @@ config_option = click.option(
 )
 
 
-def _settings(config: Path | None) -> Settings:
+crm_option = click.option(
+    "--crm", "crm", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Play this biller's IdP: one persona per login type of the CRM record (plus near-miss personas), "
+         "its SP registered, its IdP entity ID and vendor. Default: $IDP_CRM.",
+)
+vendor_option = click.option(
+    "--vendor", type=click.Choice(get_args(Vendor)), default=None,
+    help="Shape responses like this IdP product (overrides the settings and the CRM record).",
+)
+
+
+def _settings(config: Path | None, crm: Path | None = None, vendor: str | None = None) -> Settings:
     import os
 
     path = config or (Path(os.environ["IDP_CONFIG"]) if os.environ.get("IDP_CONFIG") else None)
-    return load_settings(path)
+    settings = load_settings(path)
+    record = _record(crm)
+    if record is not None:
+        settings = apply_crm(settings, record)
+    if vendor is not None:
+        settings = settings.model_copy(update={"server": settings.server.model_copy(update={"vendor": vendor})})
+    return settings
+
+
+def _record(crm: Path | None) -> CRMRecord | None:
+    import os
+
+    path = crm or (Path(os.environ["IDP_CRM"]) if os.environ.get("IDP_CRM") else None)
+    return load_crm(path) if path else None
 
 
 def _base(config: Path | None) -> Path | None:
@@ -45,31 +74,35 @@ def cli() -> None:
 
 @cli.command()
 @config_option
+@crm_option
+@vendor_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-def serve(config: Path | None, host: str, port: int) -> None:
+def serve(config: Path | None, crm: Path | None, vendor: str | None, host: str, port: int) -> None:
     """Run the IdP (development server; for production: gunicorn 'idp:create_app()')."""
     from . import create_app
 
-    settings = _settings(config)
+    settings = _settings(config, crm, vendor)
     if host not in ("127.0.0.1", "localhost", "::1") and settings.server.dev_mode:
         click.echo("note: dev_mode allows http ACS URLs on localhost only; set dev_mode = false for real use",
                    err=True)
-    app = create_app(settings, base=_base(config))
-    click.echo(f"test IdP {settings.server.idp_entity_id} on http://{host}:{port}/ (metadata at /metadata)",
-               err=True)
+    app = create_app(settings, base=_base(config), crm=_record(crm))
+    click.echo(f"test IdP {settings.server.idp_entity_id} ({settings.server.vendor} profile, "
+               f"{len(settings.personas)} personas) on http://{host}:{port}/ (metadata at /metadata)", err=True)
     app.run(host=host, port=port, threaded=True)
 
 
 @cli.command()
 @config_option
-def metadata(config: Path | None) -> None:
+@crm_option
+@vendor_option
+def metadata(config: Path | None, crm: Path | None, vendor: str | None) -> None:
     """Print the IdP's metadata XML."""
     from . import create_app
     from .pages import metadata_document
     from .state import IdPState
 
-    app = create_app(_settings(config), base=_base(config))
+    app = create_app(_settings(config, crm, vendor), base=_base(config), crm=_record(crm))
     state: IdPState = app.extensions["saml_idp"]
     sys.stdout.write(metadata_document(state).decode())
 
@@ -95,12 +128,39 @@ def keygen(config: Path | None, rotate: bool) -> None:
 
 @cli.command()
 @config_option
-def users(config: Path | None) -> None:
+@crm_option
+def users(config: Path | None, crm: Path | None) -> None:
     """List the personas."""
-    for persona in _settings(config).personas:
-        auto = "  (auto login)" if persona.auto_login else ""
+    for persona in _settings(config, crm).personas:
+        notes = ("  (auto login)" if persona.auto_login else "") + (
+            f"  (faults: {', '.join(persona.faults)})" if persona.faults else "")
         claims = ", ".join(f"{k}={v}" for k, v in persona.claims.items())
-        click.echo(f"{persona.id:<12} {persona.nameid:<28} {claims}{auto}")
+        click.echo(f"{persona.id:<22} {persona.nameid:<34} {claims}{notes}")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+def faults(fmt: str) -> None:
+    """List the fault catalogue: what each fault breaks, what a correct SP must do, and the
+    validator code that reports it. Choose faults per persona (faults = [...]), on the login page,
+    or with POST /api/v1/faults."""
+    from .faults import CATALOGUE, catalogue_markdown
+
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps([{"id": f.id, "group": f.group, "title": f.title, "sp_must": f.sp_must,
+                                "code": f.code, "needs": sorted(f.needs)} for f in CATALOGUE.values()], indent=2))
+    elif fmt == "markdown":
+        click.echo(catalogue_markdown(), nl=False)
+    else:
+        group = None
+        for f in CATALOGUE.values():
+            if f.group != group:
+                group = f.group
+                click.echo(f"\n{group}")
+            click.echo(f"  {f.id:<36} {f.code}  {f.title}")
+            click.echo(f"  {'':<36}         SP must: {f.sp_must}")
 
 
 def main() -> None:

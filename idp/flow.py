@@ -12,7 +12,9 @@ import base64
 import hashlib
 import hmac
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +29,7 @@ from .assertion import (
     build_response,
     serialize,
 )
-from .assertion import Claim as ClaimValue
+from .faults import Fault, Plan, Situation, build, claim_roles, why_not
 from .registry import RegisteredSP
 from .settings import EMAIL, Persona
 from .state import IdPState, secret_token
@@ -85,22 +87,23 @@ def end_session(idp: IdPState, sid: str) -> None:
 
 
 def persona_response(
-    idp: IdPState, sp: RegisteredSP, pending: Pending, persona: Persona, session: dict[str, Any]
+    idp: IdPState, sp: RegisteredSP, pending: Pending, persona: Persona, session: dict[str, Any],
+    faults: Sequence[Fault] = (),
 ) -> bytes:
-    """The signed (and, if the SP wants it, encrypted) response for a signed-in persona."""
-    from datetime import datetime
-
-    options = sp.options
+    """The signed (and, if the SP wants it, encrypted) response for a signed-in persona, shaped by
+    the vendor profile and broken by `faults` (checked with :func:`fault_problem` beforehand)."""
+    options, vendor = sp.options, idp.vendor
     key = idp.key  # read once: it is read from the key folder
+    # Core §3.4.1.1: an explicit NameIDPolicy Format wins; then the SP's, the persona's, the vendor's.
     nameid_format = pending.nameid_format if pending.nameid_format not in (None, UNSPECIFIED) else (
-        options.nameid_format or persona.nameid_format or EMAIL
+        options.nameid_format or persona.nameid_format or vendor.nameid_format
     )
-    claims = tuple(
-        ClaimValue(name, tuple(value) if isinstance(value, list) else (value,), name_format=options.name_format)
-        for name, value in persona.claims.items()
-    )
+    claims = vendor.claims(persona, entity_id=idp.entity_id)
+    if options.name_format is not None:
+        claims = tuple(replace(claim, name_format=options.name_format) for claim in claims)
     spec = ResponseSpec(
         issuer=idp.entity_id,
+        issuer_format=vendor.issuer_format,
         destination=pending.acs,
         audience=sp.entity_id,
         in_response_to=pending.request_id,
@@ -109,13 +112,38 @@ def persona_response(
         session_index=session["session_index"],
         claims=claims,
         lifetime_seconds=idp.settings.server.assertion_lifetime,
-        sign=options.sign,
+        sign=options.sign or vendor.sign,
         signature_method=signature_method_for(key.key_pem),
         authn_instant=datetime.fromisoformat(session["authn_instant"]),
     )
-    element = build_response(spec, now=idp.clock(), new_id=idp.new_id, key=key,
-                             encrypt_for=sp.encryption_certificate if options.encrypt else None)
-    return serialize(element)
+    plan = Plan(spec=spec, now=idp.clock(), key=key, new_id=idp.new_id,
+                encrypt_for=sp.encryption_certificate if options.encrypt else None,
+                roles=claim_roles(persona.claims, idp.crm), uri_form=vendor.uri_form)
+    return serialize(build(plan, faults))
+
+
+def fault_problem(idp: IdPState, sp: RegisteredSP, persona: Persona | None, faults: Sequence[Fault]) -> str | None:
+    """Why one of `faults` cannot apply to this SP and persona; None when all can. Without a
+    persona, only what the SP decides is judged."""
+    situation = Situation(
+        signed=(sp.options.sign or idp.vendor.sign) != "none",
+        encrypted=sp.options.encrypt and sp.encryption_certificate is not None,
+        sp_has_encryption_key=sp.encryption_certificate is not None,
+        roles=claim_roles(persona.claims, idp.crm) if persona is not None else None,
+    )
+    if len(faults) > 1 and any(f.id == "replay" for f in faults):
+        return "fault 'replay' sends an earlier response unchanged, so it cannot be combined with other faults"
+    return next((problem for chosen in faults if (problem := why_not(chosen, situation))), None)
+
+
+def remember_response(idp: IdPState, sid: str | None, sp: RegisteredSP, xml: bytes) -> None:
+    """Keep the last response of this IdP session to `sp`, for the ``replay`` fault."""
+    if sid:
+        idp.store.put("last-response", f"{sid} {sp.entity_id}", xml, idp.settings.server.session_lifetime)
+
+
+def previous_response(idp: IdPState, sid: str | None, sp: RegisteredSP) -> bytes | None:
+    return idp.store.get("last-response", f"{sid} {sp.entity_id}") if sid else None
 
 
 TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
@@ -140,8 +168,9 @@ def status_response(idp: IdPState, sp: RegisteredSP, pending: Pending, status: s
     top = RESPONDER  # the IdP could not satisfy the request (Core §3.2.2.2)
     key = idp.key
     spec = ResponseSpec(
-        issuer=idp.entity_id, destination=pending.acs, audience=sp.entity_id, in_response_to=pending.request_id,
-        nameid="-", nameid_format=EMAIL, session_index="-", sign=sp.options.sign,
+        issuer=idp.entity_id, issuer_format=idp.vendor.issuer_format, destination=pending.acs,
+        audience=sp.entity_id, in_response_to=pending.request_id,
+        nameid="-", nameid_format=EMAIL, session_index="-", sign=sp.options.sign or idp.vendor.sign,
         signature_method=signature_method_for(key.key_pem), status=(top, status), status_message=message,
     )
     return serialize(build_response(spec, now=idp.clock(), new_id=idp.new_id, key=key))

@@ -11,9 +11,11 @@ import hmac
 from flask import Blueprint, Response, request
 
 from . import flow
+from .faults import CATALOGUE, Fault, fault
+from .registry import RegisteredSP
 from .settings import Persona
 from .sso import _signed_in, render_page, same_site_post
-from .state import state
+from .state import IdPState, state
 
 blueprint = Blueprint("login", __name__)
 
@@ -25,7 +27,23 @@ def login_form() -> Response:
     pending = flow.peek_pending(idp, token)
     if pending is None:
         return render_page("expired.html", status=400)
-    return render_page("login.html", token=token, pending=pending, personas=list(idp.personas.values()), error=None)
+    return _page(idp, token, pending)
+
+
+def _page(idp: IdPState, token: str, pending: flow.Pending, *, status: int = 200, error: str | None = None) -> Response:
+    sp = idp.registry.get(pending.sp)
+    return render_page("login.html", status=status, token=token, pending=pending, personas=list(idp.personas.values()),
+                       error=error, faults=fault_choices(idp, sp))
+
+
+def fault_choices(idp: IdPState, sp: RegisteredSP | None) -> list[tuple[str, list[tuple[Fault, str | None]]]]:
+    """The catalogue by group, each fault with the reason it cannot apply to this SP (or None)."""
+    groups: dict[str, list[tuple[Fault, str | None]]] = {}
+    for chosen in CATALOGUE.values():
+        # Claims depend on the persona and are judged when one is picked.
+        reason = flow.fault_problem(idp, sp, None, (chosen,)) if sp is not None else None
+        groups.setdefault(chosen.group, []).append((chosen, reason))
+    return list(groups.items())
 
 
 @blueprint.post("/login")
@@ -39,14 +57,16 @@ def login_submit() -> Response:
         return render_page("expired.html", status=400)
     persona = _authenticate(idp.personas)
     if persona is None:
-        return render_page("login.html", status=401, token=token, pending=pending,
-                           personas=list(idp.personas.values()), error="Unknown user or wrong password.")
+        return _page(idp, token, pending, status=401, error="Unknown user or wrong password.")
+    picked = request.form.get("fault", "")
+    if picked and picked not in CATALOGUE:
+        return _page(idp, token, pending, status=400, error=f"Unknown fault {picked!r}.")
     taken = flow.take_pending(idp, token)
     sp = idp.registry.get(pending.sp)
     if taken is None or sp is None:  # a second submit of the same form
         return render_page("expired.html", status=400)
     sid, session = flow.start_session(idp, persona)
-    return _signed_in(idp, sid, session, sp, taken, persona)
+    return _signed_in(idp, sid, session, sp, taken, persona, picked=(fault(picked),) if picked else ())
 
 
 def _authenticate(personas: dict[str, Persona]) -> Persona | None:

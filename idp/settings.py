@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from validator.config import StrictModel, load_config, validate_config
 from validator.errors import ConfigError
@@ -24,6 +24,7 @@ PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
 
 Signing = Literal["assertion", "response", "both", "none"]
+Vendor = Literal["generic", "okta", "entra", "adfs", "google", "ping", "onelogin", "keycloak", "shibboleth"]
 NameFormat = Literal["unspecified", "basic", "uri"]
 
 
@@ -35,7 +36,10 @@ class Server(StrictModel):
     base_url: str = "http://127.0.0.1:8080"
     """Where SPs reach the IdP; endpoints and the default entity ID derive from it."""
     entity_id: str | None = None
-    """The IdP's entity ID; default: ``<base_url>/metadata``."""
+    """The IdP's entity ID; default: the vendor profile's form, ``<base_url>/metadata`` for generic."""
+    vendor: Vendor = "generic"
+    """Whose responses to imitate (:mod:`idp.vendors`): issuer form, claim names, what is signed,
+    NameID format and attribute NameFormat, each shaped after that product's real responses."""
     key_folder: str = "var/idp/keys"
     """Where the signing key is generated on first start (mode 0600, never overwritten)."""
     key_kind: Literal["rsa-2048", "rsa-3072", "rsa-4096", "ec-p256"] = "rsa-2048"
@@ -58,7 +62,9 @@ class Server(StrictModel):
 
     @property
     def idp_entity_id(self) -> str:
-        return self.entity_id or f"{self.base_url.rstrip('/')}/metadata"
+        from .vendors import profile
+
+        return self.entity_id or profile(self.vendor).entity_id(self.base_url)
 
 
 class Persona(StrictModel):
@@ -68,11 +74,23 @@ class Persona(StrictModel):
     password: str | None = None
     """Allows the password form for this persona (test passwords only)."""
     nameid: str
-    nameid_format: str = EMAIL
+    nameid_format: str | None = None
+    """Default: what the SP asks for, else the SP's setting, else the vendor profile's."""
     auto_login: bool = False
     """Signs in as this persona without any form (for an SP's CI)."""
     claims: dict[str, str | list[str]] = Field(default_factory=dict, strict=False)
     """Claim name → value (a list for several values). Names are sent exactly as written."""
+    faults: tuple[str, ...] = Field(default=(), strict=False)
+    """Faults (``saml-idp faults``) applied to every response for this persona."""
+
+    @field_validator("faults")
+    @classmethod
+    def _known_faults(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from .faults import fault
+
+        for fault_id in value:
+            fault(fault_id)  # FaultError (a ValueError) names the valid ones
+        return value
 
 
 class ServiceProvider(StrictModel):
@@ -82,9 +100,11 @@ class ServiceProvider(StrictModel):
     """For an inline SP (no metadata): its entity ID."""
     acs: list[str] = Field(default_factory=list, strict=False)
     """For an inline SP: its HTTP-POST ACS URLs, the first being the default."""
-    sign: Signing = "assertion"
+    sign: Signing | None = None
+    """What to sign; default: what the vendor profile signs."""
     nameid_format: str | None = None
-    name_format: NameFormat = "unspecified"
+    name_format: NameFormat | None = None
+    """The attributes' NameFormat; default: the vendor profile's."""
     encrypt: bool = False
     """Encrypt the assertion (AES-256-GCM, RSA-OAEP) with the SP's encryption certificate."""
 
@@ -127,7 +147,7 @@ def _environment(environ: Mapping[str, str]) -> dict[str, object]:
         if not name.startswith(_ENV_PREFIX):
             continue
         key = name[len(_ENV_PREFIX):].lower()
-        if key == "config":  # IDP_CONFIG names the settings file itself
+        if key in ("config", "crm"):  # IDP_CONFIG and IDP_CRM name files, read by create_app
             continue
         if key not in fields:
             known = ", ".join(f"{_ENV_PREFIX}{k.upper()}" for k in fields)

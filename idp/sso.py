@@ -6,6 +6,7 @@ validator's REQ rules; any error is shown to the SP developer (HTTP 400) with it
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -31,6 +32,7 @@ from validator.checks.request import (
 from validator.findings import Finding, Severity
 
 from . import flow
+from .faults import Fault, fault
 from .registry import RegisteredSP
 from .settings import EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED, Persona
 from .state import IdPState, state
@@ -150,12 +152,48 @@ def same_site_post() -> bool:
 
 
 def _signed_in(idp: IdPState, sid: str, session: dict[str, Any], sp: RegisteredSP, pending: flow.Pending,
-               persona: Persona, *, new_cookie: bool = True) -> Response:
-    xml = flow.persona_response(idp, sp, pending, persona, session)
-    response = flow.post_form(idp, sid, pending, sp, xml, label=f"signed in as {persona.id}")
+               persona: Persona, *, new_cookie: bool = True, picked: tuple[Fault, ...] = ()) -> Response:
+    """The response for `persona`, with the faults that apply to this one response: the persona's own
+    (settings), one armed through the API for this SP and persona (taken once), and `picked` on
+    the login page. Nothing else carries a fault over to another response."""
+    chosen = tuple(dict.fromkeys((*(fault(f) for f in persona.faults), *take_armed_faults(idp, sp, persona),
+                                  *picked)))
+    problem = flow.fault_problem(idp, sp, persona, chosen)
+    if problem is not None:
+        log.warning("fault refused for %s: %s", sp.entity_id, problem)
+        return render_page("fault_refused.html", status=400, problem=problem, sp=sp.entity_id)
+    label = f"signed in as {persona.id}" + (f" · faults: {', '.join(f.id for f in chosen)}" if chosen else "")
+    earlier = request.cookies.get(flow.SESSION_COOKIE)
+    if chosen and chosen[0].id == "replay":
+        xml = flow.previous_response(idp, sid, sp) or flow.previous_response(idp, earlier, sp)
+        if xml is None:
+            return render_page("fault_refused.html", status=400, sp=sp.entity_id, problem=(
+                "fault 'replay' sends this browser's previous response to this SP again, and there is none yet: "
+                "sign in once without it first"))
+    else:
+        xml = flow.persona_response(idp, sp, pending, persona, session, chosen)
+    flow.remember_response(idp, sid, sp, xml)
+    response = flow.post_form(idp, sid, pending, sp, xml, label=label)
     if new_cookie:
         set_session_cookie(idp, response, sid)
     return response
+
+
+ARMED_FAULTS = "armed-fault"
+
+
+def armed_fault_key(sp: str | None, persona: str | None) -> str:
+    return f"{sp or '*'}|{persona or '*'}"
+
+
+def take_armed_faults(idp: IdPState, sp: RegisteredSP, persona: Persona) -> tuple[Fault, ...]:
+    """Faults armed through the API for this SP and persona, the most specific first; taken once."""
+    for key in (armed_fault_key(sp.entity_id, persona.id), armed_fault_key(sp.entity_id, None),
+                armed_fault_key(None, persona.id), armed_fault_key(None, None)):
+        taken = idp.store.take(ARMED_FAULTS, key)
+        if taken:
+            return tuple(fault(f) for f in json.loads(taken))
+    return ()
 
 
 def set_session_cookie(idp: IdPState, response: Response, sid: str) -> None:

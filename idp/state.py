@@ -18,9 +18,11 @@ from flask import current_app
 from metadata.keys import KeyFolder, KeyPair
 from metadata.store import Store, open_store
 from metadata.write import new_id as default_new_id
+from validator.crm import CRMRecord
 
 from .registry import SPRegistry, register
 from .settings import Persona, Settings
+from .vendors import VendorProfile, profile
 
 
 def _utc_now() -> datetime:
@@ -36,6 +38,12 @@ class IdPState:
     clock: Callable[[], datetime] = _utc_now
     new_id: Callable[[], str] = default_new_id
     personas: dict[str, Persona] = field(default_factory=dict)
+    crm: CRMRecord | None = None
+    """The biller's CRM record when the IdP plays that biller (``saml-idp serve --crm``)."""
+
+    @property
+    def vendor(self) -> VendorProfile:
+        return profile(self.settings.server.vendor)
 
     @property
     def key(self) -> KeyPair:
@@ -68,6 +76,7 @@ def build_state(
     store: Store | None = None,
     clock: Callable[[], datetime] | None = None,
     new_id: Callable[[], str] | None = None,
+    crm: CRMRecord | None = None,
 ) -> IdPState:
     """Open (or create) the key folder and the store, and register every configured SP."""
     server = settings.server
@@ -78,7 +87,7 @@ def build_state(
     registry = SPRegistry([register(options, base=base) for options in settings.sps])
     return IdPState(
         settings=settings, keys=keys, store=store, registry=registry, clock=clock or _utc_now,
-        new_id=new_id or default_new_id, personas={p.id: p for p in settings.personas},
+        new_id=new_id or default_new_id, personas={p.id: p for p in settings.personas}, crm=crm,
     )
 
 

@@ -133,3 +133,51 @@ def test_pysaml2_completes_a_login_and_rejects_a_changed_byte(tmp_path: Path) ->
     tampered = base64.b64encode(decoded(fields).replace(b"alice@example.com", b"alicf@example.com", 1)).decode()
     with pytest.raises(Exception, match=r"(?i)signature|verif"):
         client.parse_authn_request_response(tampered, BINDING_HTTP_POST, {request_id: "/home"})
+
+
+def test_python3_saml_refuses_the_protocol_and_signature_faults_over_http(tmp_path: Path) -> None:
+    """The README's example, end to end over real HTTP: the IdP plays the demo biller, and
+    python3-saml (strict, signed assertions wanted, SHA-1 refused) judges every fault."""
+    import importlib.util
+    import socket
+    import sys
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from idp import create_app
+    from idp.cast import apply_crm
+    from idp.settings import Settings
+    from validator.crm import load_crm
+
+    root = Path(__file__).parent.parent
+    spec = importlib.util.spec_from_file_location("sp_fault_suite", root / "examples" / "sp_fault_suite.py")
+    assert spec is not None and spec.loader is not None
+    suite = importlib.util.module_from_spec(spec)
+    sys.modules["sp_fault_suite"] = suite  # dataclasses look their module up there
+    spec.loader.exec_module(suite)
+
+    record = load_crm(root / "validator" / "demo" / "springfield-water.toml")
+    with socket.socket() as probe:  # a free port, so that the IdP's base URL is known before it starts
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    settings = apply_crm(Settings.model_validate({"server": {"base_url": base, "key_folder": "keys"}}), record)
+    app = create_app(settings, base=tmp_path, crm=record)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        outcomes = {o.fault: o for o in suite.run(base, record)}
+    finally:
+        server.shutdown()
+    assert outcomes["(none)"].refused is False, outcomes["(none)"].reason
+    must_refuse = {"expired", "not-yet-valid", "wrong-audience", "wrong-recipient", "wrong-destination",
+                   "wrong-in-response-to", "wrong-issuer", "status-responder", "status-authn-failed", "unsigned",
+                   "signed-by-unknown-key", "keyinfo-foreign-certificate", "tampered-after-signing", "rsa-sha1",
+                   "sha1-digest", "xsw-forged-assertion-first", "xsw-signed-assertion-in-extensions",
+                   "xsw-signed-assertion-in-advice", "two-assertions", "replay", "no-bearer-confirmation"}
+    assert {f for f in must_refuse if outcomes[f].refused is not True} == set()
+    # python3-saml accepts the split NameID, and reads it whole, as it must.
+    assert "customer-1@springfield-water.example.evil.test" in outcomes["comment-in-nameid"].reason
+    assert outcomes["encrypted-for-other-key"].refused is None  # the record's SP publishes no key

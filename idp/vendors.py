@@ -1,0 +1,273 @@
+"""Vendor profiles: responses shaped the way a given IdP product sends them.
+
+Each profile is shaped after real responses in the shared corpus
+(``../shared/corpus/responses/<vendor>/``), named in its docstring: the Issuer form, what is
+signed, the NameID format, the attributes' NameFormat and FriendlyName, and the claims the
+product adds on its own. A persona's claims are always sent with their names exactly as
+written — the CRM record is the contract — in the vendor's NameFormat; a persona claim
+replaces a vendor claim of the same name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from idp import IdPError
+from idp.assertion import ENTITY, Claim, SignWhat
+from idp.settings import EMAIL, TRANSIENT, UNSPECIFIED, Persona
+
+WS_CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
+MS_CLAIMS = "http://schemas.microsoft.com/identity/claims/"
+MS_PASSWORD = "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password"  # noqa: S105
+
+_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class UnknownVendor(IdPError, ValueError):
+    """A vendor profile key that is not one of :data:`PROFILES`."""
+
+
+@dataclass(frozen=True)
+class VendorProfile:
+    """How one IdP product shapes its responses."""
+
+    key: str
+    """The CRM record's vendor key: ``okta``, ``entra``, …"""
+    name: str
+    sign: SignWhat
+    """What the product signs by default."""
+    nameid_format: str
+    """Its default NameID format URI."""
+    name_format: str | None
+    """NameFormat of the attributes it sends (``unspecified``, ``basic``, ``uri``); None: left out."""
+    issuer_form: Callable[[str], str] = field(repr=False)
+    """The product's entity ID, built from the IdP's base URL (no trailing slash)."""
+    standard_claims: Callable[[Persona, str], tuple[Claim, ...]] = field(repr=False, default=lambda p, e: ())
+    """The claims the product adds by itself, for a persona and the IdP's entity ID."""
+    friendly_names: bool = False
+    """Persona claims carry a FriendlyName (their own name), as the product's attributes do."""
+    issuer_format: str | None = None
+    """The Format the product writes on saml:Issuer; None: left out (SAML Core §2.2.5 reads it as entity)."""
+
+    def entity_id(self, base_url: str) -> str:
+        """The IdP's entity ID in this vendor's form; the same `base_url` always gives the same ID."""
+        return self.issuer_form(base_url.rstrip("/"))
+
+    def claims(self, persona: Persona, *, entity_id: str) -> tuple[Claim, ...]:
+        """The vendor's own claims, then the persona's, never two with the same Name."""
+        own = tuple(
+            Claim(name, (value,) if isinstance(value, str) else tuple(value), self.name_format,
+                  name if self.friendly_names else None)
+            for name, value in persona.claims.items()
+        )
+        vendor = tuple(c for c in self.standard_claims(persona, entity_id) if c.name not in persona.claims)
+        return vendor + own
+
+    def uri_form(self, name: str) -> str:
+        """`name` as a claim URI the way Entra ID and AD FS name custom claims.
+
+        The other products have no URI style for a custom claim (Shibboleth's ``urn:oid:`` names
+        are registered, not derivable), so the same namespace stands in for them. A name that is
+        already a URI is returned as it is.
+        """
+        if name.startswith(("http://", "https://", "urn:")):
+            return name
+        return WS_CLAIMS + name
+
+
+def _number(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest(), "big")
+
+
+def _token(text: str, alphabet: str, length: int) -> str:
+    n, out = _number(text), []
+    for _ in range(length):
+        n, i = divmod(n, len(alphabet))
+        out.append(alphabet[i])
+    return "".join(out)
+
+
+def _guid(*parts: str) -> str:
+    # Random-looking (version 4) like the tenant and object IDs Entra ID and PingOne hand out.
+    return str(uuid.UUID(bytes=hashlib.sha256("\n".join(parts).encode()).digest()[:16], version=4))
+
+
+def _email(persona: Persona) -> str | None:
+    return persona.nameid if _ADDRESS.fullmatch(persona.nameid) else None
+
+
+def _names(persona: Persona) -> tuple[str, str | None, str | None]:
+    """Display name, given name and surname (the last two only when the display name has both)."""
+    display = persona.display_name.strip() or persona.id
+    given, _, surname = display.partition(" ")
+    return (display, given, surname.strip()) if surname.strip() else (display, None, None)
+
+
+def _made(name_format: str | None, rows: list[tuple[str, str | None]]) -> tuple[Claim, ...]:
+    # Products leave out a claim whose source attribute is empty rather than send it blank.
+    return tuple(Claim(name, (value,), name_format) for name, value in rows if value)
+
+
+def _entra(persona: Persona, entity_id: str) -> tuple[Claim, ...]:
+    found = _GUID.search(entity_id)
+    tenant = found.group(0) if found else _guid("entra", entity_id)
+    display, given, surname = _names(persona)
+    fixed = _made(None, [
+        (MS_CLAIMS + "tenantid", tenant),
+        (MS_CLAIMS + "objectidentifier", _guid(tenant, persona.id)),
+        (MS_CLAIMS + "displayname", display),
+        # A member of the tenant (not a guest) is vouched for by the tenant itself.
+        (MS_CLAIMS + "identityprovider", entity_id),
+    ])
+    methods = Claim("http://schemas.microsoft.com/claims/authnmethodsreferences", (MS_PASSWORD,), None)
+    return (*fixed, methods, *_made(None, [
+        (WS_CLAIMS + "givenname", given),
+        (WS_CLAIMS + "surname", surname),
+        (WS_CLAIMS + "emailaddress", _email(persona)),
+        (WS_CLAIMS + "name", persona.nameid),  # the user principal name
+    ]))
+
+
+def _adfs(persona: Persona, entity_id: str) -> tuple[Claim, ...]:
+    # What the "Send LDAP Attributes as Claims" rule template sends (AD FS has no fixed claims).
+    _, given, surname = _names(persona)
+    return _made(None, [
+        (WS_CLAIMS + "emailaddress", _email(persona)),
+        (WS_CLAIMS + "givenname", given),
+        (WS_CLAIMS + "surname", surname),
+        (WS_CLAIMS + "upn", persona.nameid),
+    ])
+
+
+def _pingone(persona: Persona, entity_id: str) -> tuple[Claim, ...]:
+    # PingOne's required mapping: the subject, also sent as an attribute (equal to the NameID).
+    return _made("basic", [("saml_subject", persona.nameid)])
+
+
+def _onelogin(persona: Persona, entity_id: str) -> tuple[Claim, ...]:
+    _, given, surname = _names(persona)
+    return _made("basic", [
+        ("User.email", _email(persona)),
+        ("User.FirstName", given),
+        ("User.LastName", surname),
+        ("User.Username", persona.id),
+    ])
+
+
+def _keycloak(persona: Persona, entity_id: str) -> tuple[Claim, ...]:
+    # The "role list" mapper of the default role_list scope: the realm's default roles. Keycloak
+    # sends one Role attribute per role; here they are one multi-valued attribute (one Name, once).
+    realm = entity_id.rstrip("/").rsplit("/", 1)[-1]
+    roles = ("view-profile", "manage-account-links", f"default-roles-{realm}", "manage-account",
+             "uma_authorization", "offline_access")
+    return (Claim("Role", roles, "basic"),)
+
+
+# eduPerson / inetOrgPerson attributes by their registered OIDs (MACE-Dir SAML Attribute Profiles).
+_OIDS = {
+    "uid": "urn:oid:0.9.2342.19200300.100.1.1",
+    "mail": "urn:oid:0.9.2342.19200300.100.1.3",
+    "eduPersonPrincipalName": "urn:oid:1.3.6.1.4.1.5923.1.1.1.6",
+    "displayName": "urn:oid:2.16.840.1.113730.3.1.241",
+    "givenName": "urn:oid:2.5.4.42",
+    "sn": "urn:oid:2.5.4.4",
+}
+
+
+def _shibboleth(persona: Persona, entity_id: str) -> tuple[Claim, ...]:
+    display, given, surname = _names(persona)
+    email = _email(persona)
+    # eduPersonPrincipalName is scoped by the organisation's domain: the address's when there is one.
+    scope = email.rpartition("@")[2] if email else urlsplit(entity_id).hostname or "localhost"
+    values = {"uid": persona.id, "mail": email, "eduPersonPrincipalName": f"{persona.id}@{scope}",
+              "displayName": display, "givenName": given, "sn": surname}
+    return tuple(Claim(_OIDS[friendly], (value,), "uri", friendly) for friendly, value in values.items() if value)
+
+
+OKTA = VendorProfile(
+    "okta", "Okta", "both", EMAIL, "unspecified", issuer_format=ENTITY,
+    issuer_form=lambda base: "http://www.okta.com/exk" + _token(base, string.ascii_letters + string.digits, 17),
+)
+"""okta/okta-ssoready-2024-signed-response-and-assertion.xml (also okta-dev-969244-2017 for the
+attributes): Response and Assertion signed, Issuer with Format entity, bare attribute names with
+NameFormat unspecified, and nothing the admin did not map."""
+
+ENTRA = VendorProfile(
+    "entra", "Microsoft Entra ID", "assertion", EMAIL, None, standard_claims=_entra,
+    issuer_form=lambda base: f"https://sts.windows.net/{_guid('entra', base)}/",
+)
+"""entra-id/entra-id-ssoready-2023-signed-assertion.xml: only the Assertion signed, no NameFormat,
+and the claims Entra always adds (tenantid, objectidentifier, displayname, identityprovider,
+authnmethodsreferences, givenname, surname, emailaddress, name)."""
+
+ADFS = VendorProfile(
+    "adfs", "Microsoft AD FS", "assertion", EMAIL, None, standard_claims=_adfs,
+    # AD FS's default federation service identifier uses http:// whatever the service's scheme.
+    issuer_form=lambda base: f"http://{urlsplit(base).netloc}/adfs/services/trust",
+)
+"""adfs/adfs-spstest2-2017-signed-assertion.decoded.xml (and adfs-2021-redacted, bead-loc-2014):
+Assertion signed, ws/2005 claim URIs without NameFormat."""
+
+GOOGLE = VendorProfile(
+    "google", "Google Workspace", "assertion", UNSPECIFIED, None,
+    issuer_form=lambda base: "https://accounts.google.com/o/saml2?idpid=C0"
+    + _token(base, string.ascii_lowercase + string.digits, 7),
+)
+"""google-workspace/google-workspace-ssoready-2023-signed-assertion.xml: Assertion signed (the
+"Signed response" box unticked), unspecified NameID; google-apps-2016 for the attributes: bare
+names, no NameFormat."""
+
+PING = VendorProfile(
+    "ping", "Ping Identity (PingOne)", "assertion", UNSPECIFIED, "basic", standard_claims=_pingone,
+    issuer_form=lambda base: f"https://auth.pingone.com/{_guid('ping', base)}",
+)
+"""pingone/pingone-ssoready-2023-signed-assertion.xml: Assertion signed, NameFormat basic, the
+saml_subject attribute. The sample's NameID has no Format, which SAML Core §2.2.2 reads as unspecified."""
+
+ONELOGIN = VendorProfile(
+    "onelogin", "OneLogin", "assertion", EMAIL, "basic", standard_claims=_onelogin,
+    issuer_form=lambda base: f"https://app.onelogin.com/saml/metadata/{100000 + _number(base) % 900000}",
+)
+"""onelogin/onelogin-164679-2013-signed-assertion-external-ns.xml and onelogin-634027-2017-signed.xml:
+Assertion signed, emailAddress NameID, User.* attributes with NameFormat basic. Those samples sign
+with SHA-1; this profile keeps SHA-256 (SHA-1 only as a deliberate fault)."""
+
+KEYCLOAK = VendorProfile(
+    "keycloak", "Keycloak", "assertion", EMAIL, "basic", standard_claims=_keycloak,
+    issuer_form=lambda base: f"{base}/realms/preflight",
+)
+"""keycloak/keycloak-ssoready-2024-signed-assertion.xml: Assertion signed, emailAddress NameID,
+Role attributes with NameFormat basic."""
+
+SHIBBOLETH = VendorProfile(
+    "shibboleth", "Shibboleth IdP", "both", TRANSIENT, "uri", standard_claims=_shibboleth,
+    friendly_names=True, issuer_form=lambda base: f"{base}/idp/shibboleth",
+)
+"""shibboleth/ukfederation-test-idp-2022-redacted.xml (and samltest-id-artifact-response-soap.xml,
+decrypted): Response and Assertion signed, transient NameID, urn:oid names with NameFormat uri
+and a FriendlyName."""
+
+GENERIC = VendorProfile(
+    "generic", "Generic SAML IdP", "assertion", EMAIL, "unspecified",
+    issuer_form=lambda base: f"{base}/metadata", issuer_format=ENTITY,
+)
+"""The test IdP's own behaviour: no vendor's habits, persona claims only."""
+
+PROFILES: dict[str, VendorProfile] = {
+    p.key: p for p in (OKTA, ENTRA, ADFS, GOOGLE, PING, ONELOGIN, KEYCLOAK, SHIBBOLETH, GENERIC)
+}
+
+
+def profile(key: str) -> VendorProfile:
+    """The profile for `key`; raises :class:`UnknownVendor` naming every valid choice."""
+    try:
+        return PROFILES[key]
+    except KeyError:
+        raise UnknownVendor(f"unknown vendor profile {key!r}; choose one of: {', '.join(PROFILES)}") from None
