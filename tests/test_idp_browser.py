@@ -253,3 +253,24 @@ def test_without_javascript_the_continue_button_posts_to_the_acs(browser: Any, p
         assert page.locator("#who").inner_text() == "signed in as alice@example.com", page.content()
     finally:
         context.close()
+
+
+def test_a_fault_picked_in_the_browser_is_refused_by_the_sp(browser: Any, peers: Peers, tmp_path: Path) -> None:
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{peers.sp.origin}/login")
+        picker = page.get_by_label("Fault to send")
+        assert picker.is_visible()
+        # The SP publishes no encryption key: that fault is offered but cannot be chosen.
+        assert page.locator('option[value="encrypted-for-other-key"]').is_disabled()
+        picker.select_option("wrong-audience")
+        page.screenshot(path=tmp_path / "idp-fault-picker.png", full_page=True)
+        before = len(peers.sp.accepted)
+        page.get_by_role("button", name="Sign in as bob").click()
+        page.wait_for_url(peers.sp.acs)
+        assert "is not a valid audience" in page.locator("#error").inner_text(), page.content()
+        assert len(peers.sp.accepted) == before
+    finally:
+        context.close()
