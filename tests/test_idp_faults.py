@@ -309,3 +309,10 @@ def test_saml_idp_faults_lists_the_catalogue() -> None:
     listed = json.loads(CliRunner().invoke(cli, ["faults", "--format", "json"]).output)
     assert len(listed) == len(CATALOGUE)
     assert CliRunner().invoke(cli, ["faults", "--format", "markdown"]).output == catalogue_markdown()
+
+
+def test_the_index_names_the_vendor_the_biller_and_persona_faults(tmp_path: Path) -> None:
+    app = make(tmp_path, personas=(ALICE.model_copy(update={"faults": ("expired",)}),), vendor="entra")
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert "Microsoft Entra ID" in page and "playing the IdP of Test Biller (B-1)" in page
+    assert "faults: expired" in page and "signs assertion" in page
