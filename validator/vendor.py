@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from metadata.model import EntityDescriptor
 
@@ -84,3 +85,83 @@ def detect_vendor(entity: EntityDescriptor) -> Detection | None:
         return None
     best = max(evidence, key=lambda k: len(evidence[k]))
     return Detection(VENDORS[best], tuple(evidence[best]))
+
+
+# Where each product lets an admin set what the checks compare, in the product's own words.
+Setting = Literal["issuer", "audience", "acs", "claim", "nameid", "sign_on"]
+_SETTINGS: dict[Setting, dict[str, str]] = {
+    "issuer": {
+    "okta": "the Okta app's 'Identity Provider Issuer' (Sign On tab › View SAML setup instructions)",
+    "entra": "Entra ID's 'Microsoft Entra Identifier' (Enterprise app › Single sign-on › Set up)",
+    "adfs": "AD FS 'Federation Service Identifier' (AD FS Management › Edit Federation Service Properties)",
+    "google": "Google's 'Entity ID' (Admin console › Apps › Web and mobile apps › the app)",
+    },
+    "claim": {
+    "okta": "Okta admin console › Applications › the portal app › General › SAML Settings › Attribute "
+            "Statements: the statement's Name",
+    "entra": "Entra admin center › Enterprise applications › the portal app › Single sign-on › Attributes & "
+             "Claims: the claim's Name, with its Namespace left empty",
+    "adfs": "AD FS Management › Relying Party Trusts › the portal's trust › Edit Claim Issuance Policy: the "
+            "rule's 'Outgoing claim type'",
+    "google": "Google Admin console › Apps › Web and mobile apps › the portal app › SAML attribute mapping: "
+              "the App attribute",
+    "ping": "PingOne › Applications › the portal app › Attribute Mappings: the attribute name",
+    "onelogin": "OneLogin › Applications › the portal app › Parameters: the field name",
+    "keycloak": "Keycloak › Clients › the portal client › Client scopes › Mappers: 'SAML Attribute Name'",
+    "shibboleth": "attribute-resolver.xml: the SAML2 AttributeEncoder's name",
+    },
+    "audience": {
+    "okta": "Okta › the portal app › General › SAML Settings › 'Audience URI (SP Entity ID)'",
+    "entra": "Entra › Enterprise applications › the portal app › Single sign-on › Basic SAML Configuration › "
+             "'Identifier (Entity ID)'",
+    "adfs": "AD FS › Relying Party Trusts › the portal's trust › Properties › Identifiers",
+    "google": "Google Admin console › the portal app › Service provider details › 'Entity ID'",
+    "onelogin": "OneLogin › the portal app › Configuration › 'Audience (EntityID)'",
+    "keycloak": "Keycloak › Clients › the portal client › 'Client ID'",
+        "ping": "PingOne › Applications › the portal app › Configuration › 'Entity ID'",
+    },
+    "acs": {
+    "okta": "Okta › the portal app › General › SAML Settings › 'Single sign-on URL' (and 'Recipient URL' / "
+            "'Destination URL' when set apart)",
+    "entra": "Entra › Enterprise applications › the portal app › Single sign-on › Basic SAML Configuration › "
+             "'Reply URL (Assertion Consumer Service URL)'",
+    "adfs": "AD FS › Relying Party Trusts › the portal's trust › Properties › Endpoints",
+    "google": "Google Admin console › the portal app › Service provider details › 'ACS URL'",
+    "onelogin": "OneLogin › the portal app › Configuration › 'ACS (Consumer) URL'",
+    "keycloak": "Keycloak › Clients › the portal client › Advanced › 'Assertion Consumer Service POST Binding "
+                "URL'",
+        "ping": "PingOne › Applications › the portal app › Configuration › 'ACS URLs'",
+    },
+    "nameid": {
+        "okta": "Okta › the portal app › General › SAML Settings › 'Name ID format' and 'Application username'",
+        "entra": "Entra › Enterprise applications › the portal app › Single sign-on › Attributes & Claims › "
+                 "'Unique User Identifier (Name ID)'",
+        "adfs": "AD FS › the portal's trust › Edit Claim Issuance Policy: a rule sending 'Name ID' with the "
+                "'Outgoing name ID format'",
+        "google": "Google Admin console › the portal app › Service provider details › 'Name ID format'",
+        "ping": "PingOne › the portal app › Attribute Mappings › 'saml_subject'",
+        "onelogin": "OneLogin › the portal app › SSO › 'SAML nameID format'",
+        "keycloak": "Keycloak › Clients › the portal client › 'Name ID format'",
+    },
+    "sign_on": {
+        "okta": "Okta › the portal app › General › App Embed Link: leave the login to the portal (SP-initiated)",
+        "entra": "Entra › Enterprise applications › the portal app › Basic SAML Configuration › 'Sign on URL'",
+        "adfs": "AD FS: nothing to set; the portal starts the login (SP-initiated)",
+        "google": "Google Admin console › the portal app › Service provider details › 'Start URL' (optional)",
+        "onelogin": "OneLogin › the portal app › Configuration › 'Login URL'",
+        "keycloak": "Keycloak › Clients › the portal client › 'Home URL'",
+    },
+}
+_DEFAULT_SETTING: dict[Setting, str] = {
+    "issuer": "the IdP's entity ID (issuer) setting",
+    "claim": "the IdP's attribute mapping for the portal's application",
+    "audience": "the audience (SP entity ID) of the portal's application",
+    "acs": "the ACS (reply) URL of the portal's application",
+    "nameid": "the NameID format of the portal's application",
+    "sign_on": "the portal's login page, where every sign-in starts (SP-initiated)",
+}
+
+
+def setting(vendor_key: str | None, what: Setting) -> str:
+    """Where, in the vendor's own words, an admin sets `what`; a neutral phrase for other vendors."""
+    return _SETTINGS[what].get(vendor_key or "", _DEFAULT_SETTING[what])

@@ -13,11 +13,11 @@ import re
 from collections.abc import Iterator
 
 from metadata.xml import visible
-from validator.checks.crm_match import _CLAIM_SETTING
 from validator.crm import Claim, CRMRecord
 from validator.findings import Finding, Rule, Severity, rule
 from validator.nearmiss import claim_near_misses
 from validator.response_facts import Attribute, ResponseFacts
+from validator.vendor import setting
 
 
 def _rule(code: str, title: str, what: str, why: str, fix: str, severity: Severity = Severity.ERROR) -> Rule:
@@ -107,7 +107,7 @@ def _where(name: str, line: int | None) -> str:
 
 
 def _setting(vendor_key: str | None) -> str:
-    return _CLAIM_SETTING.get(vendor_key or "", "the IdP's attribute mapping for the portal's application")
+    return setting(vendor_key, "claim")
 
 
 def _missing(claim: Claim, facts: ResponseFacts, vendor_key: str | None) -> tuple[Finding, set[str]]:

@@ -13,7 +13,7 @@ from metadata.model import BROWSER_BINDINGS, binding_name
 from validator.context import MetadataContext
 from validator.findings import Finding, Severity, rule
 from validator.nearmiss import claim_near_misses, uri_difference
-from validator.vendor import detect_vendor
+from validator.vendor import detect_vendor, setting
 
 ENTITY_ID = rule(
     "CRM001", "The IdP entity ID differs from the CRM record", Severity.ERROR, "crm-match",
@@ -73,27 +73,6 @@ CLAIM_NOT_OFFERED = rule(
     fix="Add the claim to the IdP's attribute statements for the portal's application.",
 )
 
-# Where each vendor lets an admin set what the checks compare, in the vendor's own words.
-_ENTITY_SETTING = {
-    "okta": "the Okta app's 'Identity Provider Issuer' (Sign On tab › View SAML setup instructions)",
-    "entra": "Entra ID's 'Microsoft Entra Identifier' (Enterprise app › Single sign-on › Set up)",
-    "adfs": "AD FS 'Federation Service Identifier' (AD FS Management › Edit Federation Service Properties)",
-    "google": "Google's 'Entity ID' (Admin console › Apps › Web and mobile apps › the app)",
-}
-_CLAIM_SETTING = {
-    "okta": "Okta admin console › Applications › the portal app › General › SAML Settings › Attribute "
-            "Statements: the statement's Name",
-    "entra": "Entra admin center › Enterprise applications › the portal app › Single sign-on › Attributes & "
-             "Claims: the claim's Name, with its Namespace left empty",
-    "adfs": "AD FS Management › Relying Party Trusts › the portal's trust › Edit Claim Issuance Policy: the "
-            "rule's 'Outgoing claim type'",
-    "google": "Google Admin console › Apps › Web and mobile apps › the portal app › SAML attribute mapping: "
-              "the App attribute",
-    "ping": "PingOne › Applications › the portal app › Attribute Mappings: the attribute name",
-    "onelogin": "OneLogin › Applications › the portal app › Parameters: the field name",
-    "keycloak": "Keycloak › Clients › the portal client › Client scopes › Mappers: 'SAML Attribute Name'",
-    "shibboleth": "attribute-resolver.xml: the SAML2 AttributeEncoder's name",
-}
 
 
 def _vendor_key(ctx: MetadataContext) -> str | None:
@@ -127,14 +106,14 @@ def check_entity_id(ctx: MetadataContext) -> Iterator[Finding]:
     if expected == actual:
         return
     difference = uri_difference(expected, actual)
-    setting = _ENTITY_SETTING.get(_vendor_key(ctx) or "", "the IdP's entity ID (issuer) setting")
+    place = setting(_vendor_key(ctx), "issuer")
     message = (f"the entity IDs differ by {difference}" if difference
                else "the metadata belongs to another entity than the record names")
     yield ENTITY_ID.finding(
         message, expected=expected, actual=actual,
         where=ctx.where(ctx.entity.line, "md:EntityDescriptor/@entityID"),
         fix=(f"Make both identical: correct idp.entity_id in the CRM record to {actual!r} if the metadata is "
-             f"right, or change {setting} to {expected!r}."),
+             f"right, or change {place} to {expected!r}."),
     )
 
 
@@ -186,7 +165,7 @@ def check_offered_claims(ctx: MetadataContext) -> Iterator[Finding]:
         return
     offered = [(a.name, a.friendly_name) for a in idp.attributes]
     names = {a.name for a in idp.attributes}
-    setting = _CLAIM_SETTING.get(_vendor_key(ctx) or "", "the IdP's attribute mapping for the portal app")
+    place = setting(_vendor_key(ctx), "claim")
     for claim in ctx.crm.claims:
         if claim.name in names:
             continue
@@ -196,7 +175,7 @@ def check_offered_claims(ctx: MetadataContext) -> Iterator[Finding]:
             yield CLAIM_NAME.finding(
                 f"the claim {claim.name!r} is offered as {miss.actual!r}: {miss.reason}",
                 expected=claim.name, actual=miss.actual, where=ctx.where(line, "saml:Attribute/@Name"),
-                fix=f"Send the claim under exactly the name {claim.name!r}. Where: {setting}.",
+                fix=f"Send the claim under exactly the name {claim.name!r}. Where: {place}.",
             )
         if not misses and claim.required:
             yield CLAIM_NOT_OFFERED.finding(
@@ -204,7 +183,7 @@ def check_offered_claims(ctx: MetadataContext) -> Iterator[Finding]:
                 "metadata lists",
                 expected=claim.name, actual=f"{len(idp.attributes)} attributes, none named {claim.name!r}",
                 where=ctx.where(idp.line, "md:IDPSSODescriptor/saml:Attribute"),
-                fix=f"Add the claim {claim.name!r}. Where: {setting}.",
+                fix=f"Add the claim {claim.name!r}. Where: {place}.",
             )
 
 

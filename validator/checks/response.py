@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from metadata.xml import visible
-from validator.checks.crm_match import _ENTITY_SETTING
 from validator.checks.request import UNSPECIFIED, parse_instant
 from validator.crm import CRMRecord
 from validator.findings import Finding, Rule, Severity, rule
 from validator.nearmiss import uri_difference
 from validator.response_facts import BEARER, SUCCESS, ResponseFacts, SubjectConfirmation
+from validator.vendor import setting
 
 MAX_SKEW_SECONDS = 300
 _STATUS = "urn:oasis:names:tc:SAML:2.0:status:"
@@ -217,26 +217,6 @@ SPLIT_VALUE = _rule(
     "value, as the SP must.",
 )
 
-_AUDIENCE_SETTING = {
-    "okta": "Okta › the portal app › General › SAML Settings › 'Audience URI (SP Entity ID)'",
-    "entra": "Entra › Enterprise applications › the portal app › Single sign-on › Basic SAML Configuration › "
-             "'Identifier (Entity ID)'",
-    "adfs": "AD FS › Relying Party Trusts › the portal's trust › Properties › Identifiers",
-    "google": "Google Admin console › the portal app › Service provider details › 'Entity ID'",
-    "onelogin": "OneLogin › the portal app › Configuration › 'Audience (EntityID)'",
-    "keycloak": "Keycloak › Clients › the portal client › 'Client ID'",
-}
-_ACS_SETTING = {
-    "okta": "Okta › the portal app › General › SAML Settings › 'Single sign-on URL' (and 'Recipient URL' / "
-            "'Destination URL' when set apart)",
-    "entra": "Entra › Enterprise applications › the portal app › Single sign-on › Basic SAML Configuration › "
-             "'Reply URL (Assertion Consumer Service URL)'",
-    "adfs": "AD FS › Relying Party Trusts › the portal's trust › Properties › Endpoints",
-    "google": "Google Admin console › the portal app › Service provider details › 'ACS URL'",
-    "onelogin": "OneLogin › the portal app › Configuration › 'ACS (Consumer) URL'",
-    "keycloak": "Keycloak › Clients › the portal client › Advanced › 'Assertion Consumer Service POST Binding "
-                "URL'",
-}
 _STATUS_HINTS = {
     "Requester": "The IdP refused the portal's request: check that the portal's entity ID and ACS URL are "
                  "registered at the IdP exactly as in the CRM record.",
@@ -356,7 +336,7 @@ def check_issuer(ctx: ResponseContext) -> Iterator[Finding]:
     if f.assertion_present:
         levels.append(("the assertion's Issuer", f.assertion_issuer, "saml:Assertion/saml:Issuer",
                        f.assertion_issuer_line or f.assertion_line))
-    setting = _ENTITY_SETTING.get(ctx.vendor_key or "", "the IdP's entity ID (issuer) setting")
+    place = setting(ctx.vendor_key, "issuer")
     for label, value, path, line in levels:
         if value is None:
             yield ISSUER.finding("the assertion has no Issuer", expected=expected or "the IdP's entity ID",
@@ -364,7 +344,7 @@ def check_issuer(ctx: ResponseContext) -> Iterator[Finding]:
         elif expected is not None and value != expected:
             yield ISSUER.finding(
                 _differs(label, expected, value), expected=expected, actual=_actual(value), where=_where(path, line),
-                fix=(f"Make both identical: change {setting} to {expected!r}, or correct idp.entity_id in the CRM "
+                fix=(f"Make both identical: change {place} to {expected!r}, or correct idp.entity_id in the CRM "
                      f"record (or --metadata) if the partner's IdP really is {value!r}."))
     if expected is None and any(value is not None for _, value, _, _ in levels):
         yield NO_ENTITY_ID.finding("no IdP entity ID was given, so the Issuer was not compared",
@@ -524,7 +504,7 @@ def check_audience(ctx: ResponseContext) -> Iterator[Finding]:
     if ctx.crm is None:
         return
     expected = ctx.crm.sp.entity_id
-    setting = _AUDIENCE_SETTING.get(ctx.vendor_key or "", "the audience (SP entity ID) of the portal's app")
+    place = setting(ctx.vendor_key, "audience")
     for audiences in f.audiences:  # Core §2.5.1.4: every restriction must be met
         if expected in audiences:
             continue
@@ -534,7 +514,7 @@ def check_audience(ctx: ResponseContext) -> Iterator[Finding]:
         if near:
             message += f", which differs from the portal's entity ID by {near}"
         yield AUDIENCE.finding(message, expected=expected, actual=", ".join(_actual(a) for a in audiences) or "none",
-                               where=where, fix=f"Set {setting} to exactly {expected!r}.")
+                               where=where, fix=f"Set {place} to exactly {expected!r}.")
 
 
 def check_bearer(ctx: ResponseContext) -> Iterator[Finding]:
@@ -547,8 +527,8 @@ def check_bearer(ctx: ResponseContext) -> Iterator[Finding]:
 
 
 def _acs_fix(ctx: ResponseContext, expected: str) -> str:
-    setting = _ACS_SETTING.get(ctx.vendor_key or "", "the ACS (reply) URL of the portal's app")
-    return f"Set {setting} to exactly {expected!r}."
+    place = setting(ctx.vendor_key, "acs")
+    return f"Set {place} to exactly {expected!r}."
 
 
 def check_recipient(ctx: ResponseContext) -> Iterator[Finding]:
