@@ -335,6 +335,12 @@ def _exchange(target: _Target, addresses: list[str], run: _Run) -> _Reply:
         response = connection.getresponse()
         reply_headers = {name.lower(): response.headers[name] for name in response.headers}
         run.diagnostics["status"] = response.status
+        # Kept for an error status too: the discovery worksheet reads framing headers from a
+        # sign-in URL that answers 400 without a SAMLRequest.
+        run.diagnostics["framing_headers"] = [
+            f"{name}: {reply_headers[name]}" for name in ("x-frame-options", "content-security-policy")
+            if name in reply_headers
+        ]
         if "content-type" in reply_headers:
             run.diagnostics["content_type"] = reply_headers["content-type"]
         ok = 200 <= response.status < 300

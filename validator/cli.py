@@ -237,6 +237,64 @@ def crm_command(record: Path, fmt: str, out: Path | None, strict: bool, now: str
     emit(report, fmt, out, strict)
 
 
+@cli.command("discover")
+@click.argument("source", metavar="FILE|URL")
+@click.option("--crm", "crm_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The partner's CRM record: its claims, login types and the portal's URLs fill the worksheet.")
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True,
+              help="Worksheet format.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the worksheet to this file.")
+@click.option("--draft-crm", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the draft CRM record (TOML) to this new file; an existing file is never replaced.")
+@click.option("--no-probe", is_flag=True, help="Do not ask the IdP's sign-in URL for its framing headers.")
+@click.option("--warn-days", type=click.IntRange(0, 3650), default=30, show_default=True,
+              help="Warn when a signing certificate expires within this many days.")
+@click.option("--allow-http", is_flag=True, help="Allow fetching a metadata URL over plain http.")
+@click.option("--now", "now", metavar="ISO", help="Judge dates against this time instead of the clock.")
+def discover_command(source: str, crm_path: Path | None, fmt: str, out: Path | None, draft_crm: Path | None,
+                     no_probe: bool, warn_days: int, allow_http: bool, now: str | None) -> None:
+    """The discovery worksheet: which IdP, which claims, entity ID, metadata URL, SSO URL, the
+    signing certificates, whether the login can sit in an iframe, and a draft CRM record."""
+    from validator.discovery import build_worksheet, probe_framing, sign_in_url
+    from validator.render.worksheet import render_markdown, render_worksheet_html
+
+    if draft_crm is not None and draft_crm.exists():  # said before any fetch; _write_new guards the race
+        raise _draft_exists(draft_crm)
+    is_url = "://" in source
+    if not is_url and not Path(source).is_file():
+        raise click.BadParameter(f"{source!r} is neither a file nor a URL", param_hint="FILE|URL")
+    policy = _http_policy() if allow_http else None
+    options = MetadataOptions(now=parse_now(now), warn_days=warn_days, fetch_policy=policy)
+    crm = _load_crm(crm_path)
+    report = inspect_metadata(source, options, crm, crm_source=str(crm_path) if crm_path else None)
+    sso = sign_in_url(report.facts)
+    probe = None if no_probe or sso is None else probe_framing(sso, *((policy,) if policy else ()))
+    worksheet = build_worksheet(report, crm, metadata_url=report.inputs["metadata"] if is_url else None,
+                                probe=probe)
+    text = render_markdown(worksheet) if fmt == "md" else render_worksheet_html(worksheet)
+    if out is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        _write_atomically(out, text)
+        click.echo(f"{report.verdict}: worksheet written to {out}", err=True)
+    if draft_crm is not None:
+        _write_new(draft_crm, worksheet.draft)
+        click.echo(f"draft CRM record written to {draft_crm}", err=True)
+    sys.exit(report.exit_code(strict=False))
+
+
+def _write_new(path: Path, text: str) -> None:
+    try:
+        with path.open("x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError as exc:
+        raise _draft_exists(path) from exc
+
+
+def _draft_exists(path: Path) -> click.BadParameter:
+    return click.BadParameter(f"{path} exists; a draft is never written over a file", param_hint="--draft-crm")
+
+
 @cli.command("serve")
 @click.option("--crm-folder", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Folder of CRM records, one <biller-id>.toml each.")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 import jinja2
+from markupsafe import Markup
 
 from validator.findings import Finding, Rule, Severity
 from validator.findings import rules as registered_rules
@@ -62,7 +63,14 @@ def render_html(report: Report, *, rules: Iterable[Rule] | None = None) -> str:
         ],
         certificates=_node(certificates) if certificates else None,
         facts=_node(facts) if facts else None,
+        css=page_css(),
     )
+
+
+@functools.cache
+def page_css() -> Markup:
+    """The shared stylesheet of our pages (package data, no outside input)."""
+    return Markup(resources.files("validator.render").joinpath("page.css").read_text(encoding="utf-8"))  # noqa: S704
 
 
 @functools.cache

@@ -1,0 +1,168 @@
+"""saml-validate discover: the five questions, the iframe verdict with its live probe, setup hints
+in the vendor's words, the draft CRM record, and the Markdown and HTML worksheets."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from metadata.fetch import FetchPolicy
+from tests.helpers import crm_toml
+from tests.test_fetch import respond, serving
+from validator.cli import cli
+from validator.crm import parse_crm
+from validator.discovery import FrameProbe, build_worksheet, iframe_verdict, probe_framing, setup_hints
+from validator.inspection import MetadataOptions, inspect_metadata
+from validator.render.worksheet import render_markdown, render_worksheet_html
+
+CORPUS_OKTA = "idp-metadata/okta/okta-trial-102286-app-metadata-2024.xml"
+DEMO = Path(__file__).parent.parent / "validator" / "demo"
+LOCAL = FetchPolicy(allow_http=True, allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
+PORTAL = "https://sso.portal.example"
+RECORD = parse_crm(crm_toml(login_types=((1, "Customer"), (2, "Manager"))), "crm.toml", "toml")
+
+
+# ---- the framing rules ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("probe", "origin", "forbids"), [
+    (FrameProbe("https://idp.example/sso", 200), PORTAL, False),
+    (FrameProbe("https://idp.example/sso", 200, x_frame_options="DENY"), PORTAL, True),
+    (FrameProbe("https://idp.example/sso", 200, x_frame_options="sameorigin"), PORTAL, True),
+    (FrameProbe("https://idp.example/sso", 200, x_frame_options="SAMEORIGIN"), "https://idp.example", False),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors="'none'"), PORTAL, True),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors="'self'"), PORTAL, True),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=f"'self' {PORTAL}"), PORTAL, False),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors="https://*.portal.example"), PORTAL, False),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors="sso.portal.example"), PORTAL, False),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors="http://sso.portal.example"), PORTAL, True),
+    # CSP frame-ancestors wins over X-Frame-Options (CSP Level 2 §7.7.1)
+    (FrameProbe("https://idp.example/sso", 200, x_frame_options="DENY", frame_ancestors=PORTAL), PORTAL, False),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors="https://*.portal.example"), None, True),
+    (FrameProbe("https://idp.example/sso", error="timed out"), PORTAL, None),
+])
+def test_framing_headers_are_judged_for_the_portals_origin(probe: FrameProbe, origin: str | None,
+                                                           forbids: bool | None) -> None:
+    assert probe.forbids(origin) is forbids
+
+
+def test_only_okta_may_be_embedded_and_only_where_its_headers_allow_the_portal() -> None:
+    open_probe = FrameProbe("https://acme.okta.com/app/x/sso/saml", 200)
+    okta = iframe_verdict("okta", open_probe, PORTAL)
+    assert okta.verdict == "possible" and "Trusted Origin" in okta.rule and "may frame it" in okta.evidence
+    blocked = iframe_verdict("okta", FrameProbe("https://acme.okta.com/sso", 403, x_frame_options="DENY"), PORTAL)
+    assert blocked.verdict == "no" and "add the portal's origin as a Trusted Origin" in blocked.evidence
+    entra = iframe_verdict("entra", open_probe, PORTAL)
+    assert entra.verdict == "no" and "Entra ID forbids framing" in entra.rule
+    for other in ("adfs", "google", None):
+        assert iframe_verdict(other, open_probe, PORTAL).verdict == "no"
+    assert "not probed" in iframe_verdict("okta", None, PORTAL).evidence
+
+
+def test_the_probe_reads_the_headers_of_an_error_page_too() -> None:
+    with serving() as server:
+        server.routes["/sso"] = respond(400, b"<html>no SAMLRequest</html>", "text/html",
+                                        [("X-Frame-Options", "DENY"),
+                                         ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")])
+        server.routes["/open"] = respond(200, b"<html>sign in</html>", "text/html")
+        denied = probe_framing(server.url("/sso"), LOCAL)
+        opened = probe_framing(server.url("/open"), LOCAL)
+    assert (denied.status, denied.x_frame_options, denied.frame_ancestors) == (400, "DENY", "'none'")
+    assert denied.forbids(PORTAL) is True
+    assert (opened.status, opened.x_frame_options, opened.frame_ancestors, opened.error) == (200, None, None, None)
+    refused = probe_framing("http://10.0.0.1/sso", LOCAL)  # SECURITY.md §4: never a private address
+    assert refused.error is not None and "10.0.0.1" in refused.error and refused.forbids(PORTAL) is None
+
+
+# ---- the worksheet -------------------------------------------------------------------------------
+
+def worksheet_of(path: Path, crm: object = RECORD, probe: FrameProbe | None = None) -> object:
+    from datetime import UTC, datetime
+
+    report = inspect_metadata(str(path), MetadataOptions(now=datetime(2026, 11, 27, tzinfo=UTC)), crm)  # type: ignore[arg-type]
+    return build_worksheet(report, crm, metadata_url=None, probe=probe)  # type: ignore[arg-type]
+
+
+def test_a_real_okta_file_answers_the_five_questions(corpus: Path) -> None:
+    ws = worksheet_of(corpus / CORPUS_OKTA, crm=None)
+    text = render_markdown(ws)  # type: ignore[arg-type]
+    assert "| Which identity provider? | Okta<br>evidence: " in text
+    assert "| The IdP entity ID | http://www.okta.com/" in text
+    assert "| The metadata XML URL | not known: ask the partner" in text
+    assert "HTTP-Redirect: https://trial-102286.okta.com/app/" in text or "HTTP-POST: https://" in text
+    assert "**Possible, when configured.**" in text and "Audience URI (SP Entity ID)" in text
+    draft = ws.draft  # type: ignore[attr-defined]
+    record = parse_crm(draft, "draft.toml", "toml")  # the draft is a valid record, TODOs and all
+    assert record.idp.vendor == "okta" and record.biller.id == "TODO" and record.idp.entity_id
+    assert record.idp.sso_url and record.idp.sso_url.startswith("https://")
+
+
+def test_with_a_record_the_worksheet_compares_and_the_draft_keeps_the_record(tmp_path: Path) -> None:
+    record = parse_crm((DEMO / "springfield-water.toml").read_text(), "demo.toml", "toml")
+    ws = worksheet_of(DEMO / "springfield-water-idp-metadata.xml", crm=record)
+    text = render_markdown(ws)  # type: ignore[arg-type]
+    assert "not among those offered (exact names): AccountNumber, Email" in text
+    assert "the CRM record says 'https://sts.springfieldwater.example/adfs/services/trust'" in text
+    assert "LoginTypeId (exactly; values: one of 1, 2)" in text and "Edit Claim Issuance Policy" in text
+    drafted = parse_crm(ws.draft, "draft.toml", "toml")  # type: ignore[attr-defined]
+    assert [c.name for c in drafted.claims] == ["AccountNumber", "Email", "LoginTypeId"]
+    assert drafted.login_type_ids == {1: "Customer", 2: "Property Manager"}
+    # the metadata's entity ID, not the record's: the draft says what the IdP publishes
+    assert drafted.idp.entity_id == "http://sts.springfieldwater.example/adfs/services/trust"
+
+
+@pytest.mark.parametrize(("vendor", "words"), [
+    ("okta", ("Audience URI (SP Entity ID)", "Single sign-on URL", "Attribute Statements")),
+    ("entra", ("Identifier (Entity ID)", "Reply URL", "Attributes & Claims")),
+    ("adfs", ("Relying Party Trusts", "Outgoing claim type")),
+    (None, ("the audience (SP entity ID)",)),
+])
+def test_setup_hints_use_the_vendors_own_words(vendor: str | None, words: tuple[str, ...]) -> None:
+    where = " ".join(h.where for h in setup_hints(vendor, RECORD))
+    assert all(w in where for w in words), where
+
+
+def test_partner_values_cannot_break_the_markdown_or_the_html(tmp_path: Path) -> None:
+    evil = "https://idp.example/x|<script>alert(1)</script>`\u202e"
+    path = tmp_path / "evil.xml"
+    path.write_text(
+        f'<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{evil.replace("<", "&lt;")}">'
+        '<md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+        '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" '
+        'Location="https://idp.example/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>')
+    ws = worksheet_of(path, crm=None)
+    text = render_markdown(ws)  # type: ignore[arg-type]
+    assert "x\\|<script>" in text and "\\`" in text and "\\u202e" in text
+    page = render_worksheet_html(ws)  # type: ignore[arg-type]
+    assert "<script>" not in page and "&lt;script&gt;" in page and "\u202e" not in page
+    assert parse_crm(ws.draft, "d.toml", "toml").idp.entity_id == evil  # type: ignore[attr-defined]
+
+
+# ---- the command ---------------------------------------------------------------------------------
+
+def test_the_command_writes_the_worksheet_and_a_new_draft_only(tmp_path: Path) -> None:
+    draft = tmp_path / "draft.toml"
+    args = ["discover", str(DEMO / "springfield-water-idp-metadata.xml"), "--crm", str(DEMO / "springfield-water.toml"),
+            "--no-probe", "--now", "2026-11-27", "--format", "html", "--out", str(tmp_path / "w.html"),
+            "--draft-crm", str(draft)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output  # the demo metadata has errors: exit 1, as `metadata`
+    assert "<h1>Springfield Water</h1>" in (tmp_path / "w.html").read_text()
+    assert parse_crm(draft.read_text(), "d", "toml").biller.id == "B-10442"
+    draft.write_text("# the partner's edits\n")
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 2 and "exists; a draft is never written over a file" in again.output
+    assert draft.read_text() == "# the partner's edits\n"
+
+
+def test_the_command_names_a_missing_source() -> None:
+    result = CliRunner().invoke(cli, ["discover", "no-such-file.xml"])
+    assert result.exit_code == 2 and "neither a file nor a URL" in result.output
+
+
+def test_an_unreachable_metadata_url_is_a_finding_in_the_worksheet() -> None:
+    result = CliRunner().invoke(cli, ["discover", "https://10.0.0.1/metadata", "--no-probe"])
+    assert result.exit_code == 1 and "NET" in result.output and "| The metadata XML URL | https://10.0.0.1" in (
+        result.output)

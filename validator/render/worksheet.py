@@ -1,0 +1,122 @@
+"""The discovery worksheet as Markdown (for a ticket or a wiki) and as a self-contained HTML page.
+
+Every value from the partner's metadata goes through `shown` first; Markdown table cells also
+have their pipes and backticks escaped, HTML is autoescaped by its template.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from validator.discovery import Worksheet
+from validator.render import iso_z, plain, shown
+from validator.render.html import page_css
+
+QUESTIONS = ("Which identity provider?", "Which claim attributes?", "The IdP entity ID",
+             "The metadata XML URL", "The SSO URL")
+
+
+def answers(ws: Worksheet) -> list[tuple[str, list[str]]]:
+    """The five discovery questions and their answers, each a list of lines."""
+    facts = ws.facts
+    vendor = ws.vendor
+    if vendor:
+        who = [f"{vendor['name']}", *(f"evidence: {e}" for e in vendor.get("evidence", []))]
+    else:
+        who = ["not recognised from the metadata: ask the partner which product runs their IdP"]
+    if ws.crm and ws.crm.idp.vendor and vendor and ws.crm.idp.vendor != vendor["key"]:
+        who.append(f"the CRM record says {ws.crm.idp.vendor!r}")
+    offered = list(facts.get("offered_attributes", []))
+    claims = [f"offered in the metadata: {', '.join(offered)}" if offered else
+              "the metadata lists no attributes (most IdPs do not): agree the names with the partner"]
+    if ws.crm:
+        required = [c.name for c in ws.crm.claims if c.required]
+        claims.append(f"the CRM record requires: {', '.join(required) or 'none'}")
+        missing = [name for name in required if offered and name not in offered]
+        if missing:
+            claims.append(f"not among those offered (exact names): {', '.join(missing)}")
+    entity = [str(facts.get("entity_id", "not found in the metadata"))]
+    if ws.crm and ws.crm.idp.entity_id and facts.get("entity_id") and ws.crm.idp.entity_id != facts["entity_id"]:
+        entity.append(f"the CRM record says {ws.crm.idp.entity_id!r}")
+    url = [ws.metadata_url or "not known: ask the partner for the URL their IdP publishes its metadata at"]
+    sso = [f"{e['binding']}: {e['location']}" for e in ws.sso] or ["no SingleSignOnService in the metadata"]
+    return [(q, [shown(line, one_line=True) for line in a])
+            for q, a in zip(QUESTIONS, (who, claims, entity, url, sso), strict=True)]
+
+
+def _certificates(ws: Worksheet) -> list[dict[str, Any]]:
+    """The signing certificates' facts as plain data (dates as ISO 8601 text)."""
+    found = plain(ws.signing_certificates)
+    assert isinstance(found, list)
+    return [c for c in found if isinstance(c, dict)]
+
+
+def _cell(text: str) -> str:
+    return shown(text, one_line=True).replace("|", "\\|").replace("`", "\\`")
+
+
+def render_markdown(ws: Worksheet) -> str:
+    title = ws.crm.biller.name if ws.crm else str(ws.facts.get("entity_id", "unknown IdP"))
+    lines = [
+        f"# SAML discovery worksheet: {_cell(title)}", "",
+        f"Metadata: {_cell(ws.report.inputs.get('metadata', '?'))} · checked {iso_z(ws.report.clock)} · "
+        f"{ws.report.verdict}", "",
+        "## The five questions", "", "| Question | Answer |", "|---|---|",
+    ]
+    lines += [f"| {q} | {'<br>'.join(_cell(a) for a in answer)} |" for q, answer in answers(ws)]
+    lines += ["", "## Signing certificates", ""]
+    certs = _certificates(ws)
+    if certs:
+        lines += ["| Subject | SHA-256 fingerprint | Valid until | Days left |", "|---|---|---|---|"]
+        lines += [f"| {_cell(c['subject'])} | `{c['sha256']}` | {c['not_after'][:10]} | {c['days_left']} |"
+                  for c in certs]
+    else:
+        lines.append("None: the metadata has no signing certificate.")
+    verdict = {"possible": "Possible, when configured", "no": "No"}[ws.iframe.verdict]
+    lines += ["", "## Can the portal embed the login in an iframe?", "", f"**{verdict}.** {ws.iframe.rule}", "",
+              f"Live check: {_cell(ws.iframe.evidence)}", "",
+              f"## Setup, in {_cell(ws.vendor['name']) if ws.vendor else 'the IdP'}'s words", "",
+              "| Set | Where | Value |", "|---|---|---|"]
+    lines += [f"| {_cell(h.what)} | {_cell(h.where)} | {_cell(h.value)} |" for h in ws.hints]
+    lines += ["", "## Checks", "", f"{len(ws.errors)} errors, {len(ws.warnings)} warnings"
+              " (`saml-validate metadata` shows each with its fix)."]
+    lines += [f"- error {_cell(e)}" for e in ws.errors] + [f"- warning {_cell(w)}" for w in ws.warnings]
+    lines += ["", "## Draft CRM record", "", "```toml", ws.draft.rstrip("\n").replace("```", "'''"), "```", ""]
+    return "\n".join(lines)
+
+
+def render_worksheet_html(ws: Worksheet, *, timeline: str | None = None) -> str:
+    """The page; `timeline` is the certificate timeline SVG, drawn by our own renderer."""
+    title = ws.crm.biller.name if ws.crm else str(ws.facts.get("entity_id", "unknown IdP"))
+    certs = [{**c, "subject": shown(c["subject"], one_line=True)} for c in _certificates(ws)]
+    context: dict[str, Any] = {
+        "title": shown(title, one_line=True),
+        "source": shown(ws.report.inputs.get("metadata", "?"), one_line=True),
+        "clock": iso_z(ws.report.clock),
+        "verdict": ws.report.verdict,
+        "answers": answers(ws),
+        "certificates": certs,
+        "timeline": Markup(timeline) if timeline else None,  # noqa: S704 - built by our renderer, all text escaped
+        "iframe": ws.iframe,
+        "iframe_evidence": shown(ws.iframe.evidence, one_line=True),
+        "vendor": shown(ws.vendor["name"]) if ws.vendor else "the IdP",
+        "hints": [(shown(h.what), shown(h.where), shown(h.value, one_line=True)) for h in ws.hints],
+        "errors": [shown(e, one_line=True) for e in ws.errors],
+        "warnings": [shown(w, one_line=True) for w in ws.warnings],
+        "draft": shown(ws.draft),
+        "css": page_css(),
+    }
+    return _template().render(**context)
+
+
+@functools.cache
+def _template() -> jinja2.Template:
+    source = resources.files("validator.render").joinpath("worksheet.html").read_text(encoding="utf-8")
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                                     lstrip_blocks=True)
+    return environment.from_string(source)
