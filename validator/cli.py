@@ -166,7 +166,7 @@ def response_command(
     skew: int, allow_http: bool, fmt: str, out: Path | None, strict: bool, now: str | None,
 ) -> None:
     """Check a SAML response: raw XML, base64, a form body or a SAML-tracer export (FILE, or - for stdin)."""
-    from validator.response_inspection import ResponseOptions, inspect_response_bytes
+    from validator.response_inspection import response_report
 
     if source == "-":
         data = sys.stdin.buffer.read(2 * MiB)
@@ -176,50 +176,12 @@ def response_command(
     else:
         raise click.BadParameter(f"{source!r} is not a file (use - for standard input)", param_hint="FILE|-")
     crm = _load_crm(crm_path)
-    inputs = {"response": source}
-    if crm_path:
-        inputs["crm"] = str(crm_path)
-    report = Report(subject="response", inputs=inputs, clock=parse_now(now),
-                    subjects_run=("input", "response-signature", "response") + (("claims",) if crm else ()))
-    trust, trust_findings = _trust(metadata_source or (crm.idp.metadata_url if crm else None), crm, allow_http)
-    if metadata_source or (crm and crm.idp.metadata_url):
-        report.inputs["metadata"] = metadata_source or str(crm.idp.metadata_url if crm else "")
-    report.extend(trust_findings)
-    options = ResponseOptions(
-        now=report.clock, trusted=trust.certificates if trust else (), idp_entity_id=trust.entity_id if trust else None,
-        sp_key_pem=sp_key.read_bytes() if sp_key else None, request_id=request_id, skew_seconds=skew,
-        vendor_key=trust.vendor_key if trust else None,
+    report = response_report(
+        data, source, now=parse_now(now), crm=crm, crm_source=str(crm_path) if crm_path else None,
+        metadata=metadata_source, sp_key_pem=sp_key.read_bytes() if sp_key else None, request_id=request_id,
+        skew_seconds=skew, policy=_http_policy() if allow_http else None,
     )
-    inspect_response_bytes(data, source, options, crm, report)
     emit(report, fmt, out, strict)
-
-
-def _trust(location: str | None, crm: CRMRecord | None, allow_http: bool) -> tuple[Any, list[Any]]:
-    """The IdP's certificates from its metadata, or the findings that say why there are none."""
-    from metadata.errors import UnsafeXML
-    from validator.checks.input import finding_for_unsafe_xml
-    from validator.response_inspection import trust_from_metadata
-
-    if location is None:
-        return None, []
-    try:
-        if "://" in location:
-            from metadata.fetch import FetchError, FetchPolicy, fetch
-            from validator.checks.fetching import finding_for_fetch_error
-
-            try:
-                data = fetch(location, FetchPolicy(allow_http=allow_http)).body
-            except FetchError as exc:
-                return None, [finding_for_fetch_error(exc)]
-        else:
-            data = Path(location).read_bytes()
-        return trust_from_metadata(data, crm), []
-    except UnsafeXML as exc:
-        return None, [finding_for_unsafe_xml(exc, location)]
-    except MetadataError as exc:
-        from validator.checks.input import NOT_METADATA
-
-        return None, [NOT_METADATA.finding(str(exc), where=location)]
 
 
 @cli.command("crm")

@@ -69,11 +69,7 @@ def inspect_metadata(
     source: str, options: MetadataOptions, crm: CRMRecord | None = None, *, crm_source: str | None = None
 ) -> Report:
     """Judge the metadata at `source`: an https URL or a file path (``-`` is not supported here)."""
-    inputs = {"metadata": source}
-    if crm_source:
-        inputs["crm"] = crm_source
-    report = Report(subject="metadata", inputs=inputs, clock=options.now,
-                    subjects_run=("input", "metadata") + (("crm-match",) if crm else ()))
+    report = metadata_report(source, options, crm, crm_source)
     if "://" in source or source.lower().startswith(("file:", "data:")):
         from metadata.fetch import FetchError, FetchPolicy, fetch, redact_url
 
@@ -100,6 +96,17 @@ def inspect_metadata(
         with path.open("rb") as handle:  # a pipe or device has no size: read one byte past the limit
             inspect_metadata_bytes(handle.read(options.max_bytes + 1), source, options, crm, report)
     return report
+
+
+def metadata_report(source: str, options: MetadataOptions, crm: CRMRecord | None, crm_source: str | None = None
+                    ) -> Report:
+    """An empty metadata report; :func:`inspect_metadata_bytes` fills it from bytes already at hand
+    (an upload), after refusing more than ``options.max_bytes``."""
+    inputs = {"metadata": source}
+    if crm_source:
+        inputs["crm"] = crm_source
+    return Report(subject="metadata", inputs=inputs, clock=options.now,
+                  subjects_run=("input", "metadata") + (("crm-match",) if crm else ()))
 
 
 def _fetch_facts(result: FetchResult) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from metadata.encryption import DecryptionError
 from metadata.errors import MetadataError, UnsafeXML
@@ -18,7 +19,7 @@ from metadata.response import ResponseError, structure_problems, verify_response
 from metadata.signing import SignatureError
 from metadata.xml import MESSAGE_LIMITS, metadata_limits, parse_untrusted
 from validator.checks import claims, response, response_signature
-from validator.checks.input import BAD_BASE64, NOT_A_RESPONSE_INPUT, finding_for_unsafe_xml
+from validator.checks.input import BAD_BASE64, NOT_A_RESPONSE_INPUT, NOT_METADATA, finding_for_unsafe_xml
 from validator.checks.keys import signing_keys
 from validator.crm import CRMRecord
 from validator.findings import Finding
@@ -26,6 +27,9 @@ from validator.report import Report
 from validator.response_facts import read_facts
 from validator.response_input import ResponseInputError, read_response_input
 from validator.vendor import detect_vendor
+
+if TYPE_CHECKING:
+    from metadata.fetch import FetchPolicy
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,59 @@ def trust_from_metadata(data: bytes, crm: CRMRecord | None) -> IdPTrust:
     certs = tuple(c.der for k in signing_keys(idp.keys) for c in k.certificates if c.der)
     detection = detect_vendor(entity)
     return IdPTrust(certs, entity.entity_id, detection.vendor.key if detection else None)
+
+
+def load_trust(
+    metadata: bytes | str | None, crm: CRMRecord | None, policy: FetchPolicy | None = None
+) -> tuple[IdPTrust | None, list[Finding]]:
+    """The IdP's certificates from its metadata — `metadata` is the document itself (bytes), a file
+    path or a URL (str) — or the findings that say why there are none."""
+    if metadata is None:
+        return None, []
+    where = metadata if isinstance(metadata, str) else "the IdP metadata"
+    try:
+        if isinstance(metadata, bytes):
+            data = metadata
+        elif "://" in metadata:
+            from metadata.fetch import FetchError, FetchPolicy, fetch
+            from validator.checks.fetching import finding_for_fetch_error
+
+            try:
+                data = fetch(metadata, policy or FetchPolicy()).body
+            except FetchError as exc:
+                return None, [finding_for_fetch_error(exc)]
+        else:
+            data = Path(metadata).read_bytes()
+        return trust_from_metadata(data, crm), []
+    except UnsafeXML as exc:
+        return None, [finding_for_unsafe_xml(exc, where)]
+    except MetadataError as exc:
+        return None, [NOT_METADATA.finding(str(exc), where=where)]
+
+
+def response_report(
+    data: bytes, source: str, *, now: datetime, crm: CRMRecord | None, crm_source: str | None = None,
+    metadata: bytes | str | None = None, metadata_source: str | None = None, sp_key_pem: bytes | None = None,
+    request_id: str | None = None, skew_seconds: int = 120, policy: FetchPolicy | None = None,
+) -> Report:
+    """The whole response check, as ``saml-validate response`` and the web app run it: the IdP's
+    certificates from `metadata` (default: the CRM record's metadata URL), then every check."""
+    inputs = {"response": source, **({"crm": crm_source} if crm_source else {})}
+    report = Report(subject="response", inputs=inputs, clock=now,
+                    subjects_run=("input", "response-signature", "response") + (("claims",) if crm else ()))
+    if metadata is None and crm is not None and crm.idp.metadata_url:
+        metadata = crm.idp.metadata_url
+    if metadata is not None:
+        report.inputs["metadata"] = metadata_source or (metadata if isinstance(metadata, str) else "uploaded")
+    trust, problems = load_trust(metadata, crm, policy)
+    report.extend(problems)
+    options = ResponseOptions(
+        now=now, trusted=trust.certificates if trust else (), idp_entity_id=trust.entity_id if trust else None,
+        sp_key_pem=sp_key_pem, request_id=request_id, skew_seconds=skew_seconds,
+        vendor_key=trust.vendor_key if trust else None,
+    )
+    inspect_response_bytes(data, source, options, crm, report)
+    return report
 
 
 def inspect_response_bytes(
