@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from .faults import CATALOGUE, FaultError, fault
+from .faults import CATALOGUE, FaultError, conflict, fault
 from .flow import fault_problem
 from .sso import ARMED_FAULTS, armed_fault_key
 from .state import IdPState, state
@@ -70,8 +70,9 @@ def arm_faults() -> tuple[Response, int]:
         return jsonify(error=usage, faults=list(CATALOGUE)), 400
     unknown = sorted(set(body) - {"fault", "faults", "sp", "persona"})
     ids = body.get("faults", [body["fault"]] if "fault" in body else None)
-    if unknown or not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-        extra = f"; unknown keys: {', '.join(unknown)}" if unknown else ""
+    both = "fault" in body and "faults" in body
+    if unknown or both or not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        extra = f"; unknown keys: {', '.join(unknown)}" if unknown else "; not both" if both else ""
         return jsonify(error=usage + extra, faults=list(CATALOGUE)), 400
     try:
         chosen = tuple(fault(i) for i in ids)
@@ -85,7 +86,7 @@ def arm_faults() -> tuple[Response, int]:
     if persona_id is not None and persona is None:
         return jsonify(error=f"unknown persona {persona_id!r}", personas=sorted(idp.personas)), 400
     # Judged now where the SP (and persona) are known; otherwise when the response is built.
-    problem = fault_problem(idp, sp, persona, chosen) if sp is not None else None
+    problem = fault_problem(idp, sp, persona, chosen) if sp is not None else conflict(chosen)
     if problem:
         return jsonify(error=problem), 400
     idp.store.put(ARMED_FAULTS, armed_fault_key(sp_id, persona_id), json.dumps([f.id for f in chosen]).encode(),
@@ -96,8 +97,7 @@ def arm_faults() -> tuple[Response, int]:
 
 @blueprint.get("/faults")
 def faults() -> Response:
-    return jsonify([{"id": f.id, "group": f.group, "title": f.title, "sp_must": f.sp_must, "code": f.code,
-                     "needs": sorted(f.needs)} for f in CATALOGUE.values()])
+    return jsonify([f.as_dict() for f in CATALOGUE.values()])
 
 
 @blueprint.get("/personas")

@@ -24,12 +24,11 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
 from typing import get_args
 
 from validator.crm import CRMRecord
 
-from .settings import EMAIL, Persona, ServiceProvider, Settings, Vendor
+from .settings import Persona, ServiceProvider, Settings, Vendor
 
 __all__ = ["apply_crm", "personas_from_crm", "sp_from_crm"]
 
@@ -97,7 +96,7 @@ def apply_crm(settings: Settings, record: CRMRecord) -> Settings:
 
 def _persona(record: CRMRecord, pid: str, display_name: str, claims: Claims, nameid: str) -> Persona:
     return Persona(id=pid, display_name=display_name, password=pid, nameid=nameid,
-                   nameid_format=record.idp.nameid_format or EMAIL, claims=claims)
+                   nameid_format=record.idp.nameid_format, claims=claims)
 
 
 def _claims(record: CRMRecord, pid: str, login_type_id: int | None, email: str) -> Claims:
@@ -140,18 +139,18 @@ def _claim_case_miss(record: CRMRecord, base: Persona) -> tuple[str, str, Claims
     for claim in record.required_claims:
         if claim.name not in base.claims:
             continue  # the login-type claim of a record without login types
-        for wrong in _wrong_cases(claim.name):
+        for wrong in wrong_cases(claim.name):
             if wrong not in names:
                 claims = {wrong if name == claim.name else name: value for name, value in base.claims.items()}
                 return "near-miss-claim-case", f"Near miss: {wrong!r} instead of {claim.name!r}", claims
     return None
 
 
-def _wrong_cases(name: str) -> Iterable[str]:
+def wrong_cases(name: str) -> list[str]:
     """`name` with the case of its first letter swapped, then all lower case: those that differ."""
     at = next((i for i, ch in enumerate(name) if ch.isalpha()), None)
     if at is None:
-        return ()
+        return []
     candidates = (name[:at] + name[at].swapcase() + name[at + 1:], name.lower())
     return [c for c in dict.fromkeys(candidates) if c != name]
 
@@ -160,9 +159,8 @@ def _login_type_miss(record: CRMRecord, base: Persona) -> tuple[str, str, Claims
     lt_claim = record.login_type_claim
     if lt_claim is None or not record.login_types:
         return None
-    ids = set(record.login_type_ids)
-    unknown = next(n for n in range(1, len(ids) + 2) if n not in ids)
-    held = ", ".join(str(n) for n in sorted(ids))
+    unknown = record.unused_login_type_id
+    held = ", ".join(str(n) for n in sorted(record.login_type_ids))
     return ("near-miss-login-type",
             f"Near miss: login type {unknown} in {lt_claim.name!r}, which the record does not list ({held})",
             {**base.claims, lt_claim.name: str(unknown)})

@@ -149,8 +149,7 @@ def faults(fmt: str) -> None:
     if fmt == "json":
         import json
 
-        click.echo(json.dumps([{"id": f.id, "group": f.group, "title": f.title, "sp_must": f.sp_must,
-                                "code": f.code, "needs": sorted(f.needs)} for f in CATALOGUE.values()], indent=2))
+        click.echo(json.dumps([f.as_dict() for f in CATALOGUE.values()], indent=2))
     elif fmt == "markdown":
         click.echo(catalogue_markdown(), nl=False)
     else:

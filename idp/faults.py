@@ -33,15 +33,17 @@ from metadata.signing import ECDSA_SHA1, ECDSA_SHA256, RSA_SHA1, SHA1, sign
 from validator.crm import CRMRecord
 
 from .assertion import AUTHN_FAILED, RESPONDER, SAMLP, Claim, ResponseSpec, SigningKey, build_response
+from .cast import wrong_cases
 from .settings import PERSISTENT, UNSPECIFIED
+from .vendors import WS_CLAIMS
 
 _A = f"{{{SAML}}}"
 _P = f"{{{SAMLP}}}"
-WS_CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
 OTHER_ACS = "https://other-sp.example/saml/acs"
 HOLDER_OF_KEY = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key"
 
-Need = Literal["signature", "plaintext", "encryption-key", "account-claim", "login-type-claim"]
+Need = Literal["assertion", "signature", "plaintext", "encryption-key", "account-claim", "login-type-claim"]
+Effect = Literal["assertion", "signature", "plaintext"]
 
 
 class FaultError(IdPError, ValueError):
@@ -56,6 +58,8 @@ class ClaimRoles:
     login_type: str | None = None
     login_type_ids: tuple[str, ...] = ()
     """The login type IDs the biller holds (from the CRM record), when known."""
+    unused_login_type: str = "999"
+    """A login type ID the biller does not hold: the record's smallest missing one."""
 
 
 _ACCOUNT = re.compile(r"account|invoice|policy|customer.?(number|no|id)", re.IGNORECASE)
@@ -74,7 +78,8 @@ def claim_roles(claims: Iterable[str], crm: CRMRecord | None = None) -> ClaimRol
         required = [c.name for c in crm.required_claims if c.name != login_type]
         account = next((n for n in required if _ACCOUNT.search(n) and n in names), None)
         return ClaimRoles(account=account, login_type=login_type if login_type in names else None,
-                          login_type_ids=tuple(str(i) for i in crm.login_type_ids))
+                          login_type_ids=tuple(str(i) for i in crm.login_type_ids),
+                          unused_login_type=str(crm.unused_login_type_id))
     return ClaimRoles(account=next((n for n in names if _ACCOUNT.search(n)), None),
                       login_type=next((n for n in names if _LOGIN_TYPE.search(n)), None))
 
@@ -118,19 +123,28 @@ class Fault:
     edit: Callable[[etree._Element, Plan], None] | None = None
     after: Callable[[etree._Element, Plan], etree._Element] | None = None
     needs: frozenset[Need] = field(default_factory=frozenset)
+    removes: frozenset[Effect] = field(default_factory=frozenset)
+    """What this fault takes away that other faults may need (a status fault: the assertion)."""
+
+    def as_dict(self) -> dict[str, object]:
+        """The fault as ``saml-idp faults --format json`` and ``GET /api/v1/faults`` list it."""
+        return {"id": self.id, "group": self.group, "title": self.title, "sp_must": self.sp_must, "code": self.code,
+                "needs": sorted(self.needs)}
 
 
 # ---- small tree edits -------------------------------------------------------------------------
 
 def _assertion(response: etree._Element) -> etree._Element:
     found = response.find(f"{_A}Assertion")
-    assert found is not None, "the fault needs an assertion: the catalogue's needs guard this"
+    if found is None:  # the needs of the catalogue keep this from happening
+        raise FaultError("the fault needs a plaintext assertion, and this response has none")
     return found
 
 
 def _path(response: etree._Element, path: str) -> etree._Element:
     found = _assertion(response).find(path.replace("saml:", _A))
-    assert found is not None, path
+    if found is None:
+        raise FaultError(f"the fault needs {path}, and this response's assertion has none")
     return found
 
 
@@ -175,14 +189,15 @@ def _other_format(plan: Plan) -> str:
     return PERSISTENT if plan.spec.nameid_format == UNSPECIFIED else UNSPECIFIED
 
 
-def _unknown_login_type(roles: ClaimRoles) -> str:
-    held = {int(i) for i in roles.login_type_ids if i.isdigit()}
-    return str(min(n for n in range(1, len(held) + 2) if n not in held)) if held else "999"
+def _joined(plan: Plan, claim: Claim) -> str:
+    """Two login type IDs in one value: two the biller holds when it holds two, so that only the
+    joining is wrong."""
+    held = plan.roles.login_type_ids
+    return ",".join(held[:2]) if len(held) >= 2 else ",".join((*claim.values[:1], plan.roles.unused_login_type))
 
 
-def _swap_case(name: str) -> str:
-    swapped = name[:1].swapcase() + name[1:]
-    return swapped if swapped != name else name.lower()
+def _wrong_case(name: str) -> str:
+    return (wrong_cases(name) or [name.swapcase()])[0]
 
 
 # ---- keys that are not the IdP's ---------------------------------------------------------------
@@ -271,8 +286,16 @@ def _future_issue_instants(response: etree._Element, plan: Plan) -> None:
             element.set("IssueInstant", _xs(plan.now + timedelta(minutes=10)))
 
 
-def _other_assertion_issuer(response: etree._Element, plan: Plan) -> None:
-    _path(response, "saml:Issuer").text = "https://idp.other.example/"
+def _other_response_issuer(response: etree._Element, plan: Plan) -> None:
+    issuer = response.find(f"{_A}Issuer")
+    if issuer is not None:
+        issuer.text = "https://idp.other.example/"
+
+
+def _future_conditions(response: etree._Element, plan: Plan) -> None:
+    conditions = _path(response, "saml:Conditions")
+    conditions.set("NotBefore", _xs(plan.now + timedelta(minutes=10)))
+    conditions.set("NotOnOrAfter", _xs(plan.now + timedelta(minutes=10, seconds=plan.spec.lifetime_seconds)))
 
 
 def _sha1_method(plan: Plan) -> Plan:
@@ -282,8 +305,13 @@ def _sha1_method(plan: Plan) -> Plan:
 
 def _fault(id: str, group: str, title: str, sp_must: str, code: str, *, needs: set[Need] | None = None,
            plan: Callable[[Plan], Plan] | None = None, edit: Callable[[etree._Element, Plan], None] | None = None,
-           after: Callable[[etree._Element, Plan], etree._Element] | None = None) -> Fault:
-    return Fault(id, group, title, sp_must, code, plan, edit, after, frozenset(needs or ()))
+           after: Callable[[etree._Element, Plan], etree._Element] | None = None, response_level: bool = False,
+           removes: set[Effect] | None = None) -> Fault:
+    """A catalogue entry; every fault needs the assertion unless it changes only the Response."""
+    wanted: set[Need] = set(needs or ())
+    if not response_level:
+        wanted.add("assertion")
+    return Fault(id, group, title, sp_must, code, plan, edit, after, frozenset(wanted), frozenset(removes or ()))
 
 
 _REFUSE = "Refuse the response"
@@ -293,7 +321,7 @@ CATALOGUE: dict[str, Fault] = {f.id: f for f in (
            "RSP009", plan=lambda p: replace(p, now=p.now - timedelta(seconds=p.spec.lifetime_seconds + 600))),
     _fault("not-yet-valid", "time", "The assertion becomes valid in ten minutes",
            f"{_REFUSE}: NotBefore lies beyond its clock skew", "RSP008",
-           plan=lambda p: replace(p, now=p.now + timedelta(minutes=10))),
+           edit=_future_conditions),
     _fault("issue-instant-skewed", "time", "IssueInstant lies ten minutes in the future; the validity window is "
            "correct", f"{_REFUSE}: a future IssueInstant means a wrong clock or a forged message", "RSP011",
            edit=_future_issue_instants),
@@ -317,42 +345,47 @@ CATALOGUE: dict[str, Fault] = {f.id: f for f in (
                      lambda p: OTHER_ACS)),
     _fault("wrong-destination", "addressing", "The Response's Destination is another SP's ACS URL",
            f"{_REFUSE}: the Destination must be this ACS", "RSP016",
-           edit=_set("samlp:Response", "Destination", lambda p: OTHER_ACS)),
+           response_level=True, edit=_set("samlp:Response", "Destination", lambda p: OTHER_ACS)),
     _fault("wrong-in-response-to", "addressing", "InResponseTo names a request the SP never sent",
            f"{_REFUSE}: InResponseTo must be an outstanding request of this browser session", "RSP017",
-           plan=lambda p: replace(p, spec=replace(p.spec, in_response_to=p.new_id()))),
+           response_level=True, plan=lambda p: replace(p, spec=replace(p.spec, in_response_to=p.new_id()))),
     _fault("missing-in-response-to", "addressing", "No InResponseTo: the response looks IdP-initiated",
-           f"{_REFUSE}: the portal supports the SP-initiated flow only", "RSP018", plan=_spec(in_response_to=None)),
+           f"{_REFUSE}: the portal supports the SP-initiated flow only", "RSP018", response_level=True,
+           plan=_spec(in_response_to=None)),
     # -- issuer and status -------------------------------------------------------------------------
     _fault("wrong-issuer", "issuer", "The Issuer is the IdP's entity ID with a trailing slash added or removed",
            f"{_REFUSE}: compare the Issuer exactly with the IdP's entity ID", "RSP003",
-           plan=lambda p: replace(p, spec=replace(p.spec, issuer=_trailing_slash(p.spec.issuer)))),
-    _fault("assertion-issuer-differs", "issuer", "The assertion's Issuer differs from the Response's",
-           f"{_REFUSE}: both name the IdP", "RSP004", needs={"plaintext"},
-           edit=_other_assertion_issuer),
+           response_level=True, plan=lambda p: replace(p, spec=replace(p.spec, issuer=_trailing_slash(p.spec.issuer)))),
+    _fault("issuers-differ", "issuer", "The Response's Issuer names another IdP; the assertion's is right",
+           f"{_REFUSE}: both name the IdP", "RSP004",
+           edit=_other_response_issuer),
     _fault("status-responder", "status", "Status Responder, no assertion",
-           "Show an error, sign nobody in", "RSP001", plan=_spec(status=(RESPONDER, None),
+           "Show an error, sign nobody in", "RSP001", response_level=True, removes={"assertion"},
+           plan=_spec(status=(RESPONDER, None),
                                                                 status_message="The IdP could not sign you in")),
     _fault("status-authn-failed", "status", "Status Responder / AuthnFailed, no assertion",
-           "Show an error, sign nobody in", "RSP001", plan=_spec(status=(RESPONDER, AUTHN_FAILED),
+           "Show an error, sign nobody in", "RSP001", response_level=True, removes={"assertion"},
+           plan=_spec(status=(RESPONDER, AUTHN_FAILED),
                                                                 status_message="Wrong password")),
     # -- signature ---------------------------------------------------------------------------------
     _fault("unsigned", "signature", "Neither the Response nor the assertion is signed",
-           f"{_REFUSE}: anyone can write an unsigned response", "SIG021", plan=_spec(sign="none")),
+           f"{_REFUSE}: anyone can write an unsigned response", "SIG021", response_level=True,
+           removes={"signature"}, plan=_spec(sign="none")),
     _fault("signed-by-unknown-key", "signature", "Signed by a key that is not in the IdP's metadata; KeyInfo "
            "carries the metadata's certificate", f"{_REFUSE}: verify with the metadata's key, never trust KeyInfo",
-           "SIG022", needs={"signature"},
+           "SIG022", needs={"signature"}, response_level=True,
            plan=lambda p: replace(p, key=_Key(stranger().key_pem, p.key.cert_pem))),
     _fault("keyinfo-foreign-certificate", "signature", "Signed by an unknown key whose own certificate is in "
            "KeyInfo", f"{_REFUSE}: a certificate in KeyInfo is no reason to trust a key", "SIG022",
-           needs={"signature"}, plan=lambda p: replace(p, key=stranger())),
+           needs={"signature"}, response_level=True, plan=lambda p: replace(p, key=stranger())),
     _fault("tampered-after-signing", "signature", "The NameID was changed to admin@example.com after signing",
            f"{_REFUSE}: the signature no longer verifies", "SIG022", needs={"signature", "plaintext"},
            after=_tamper),
     _fault("rsa-sha1", "signature", "Signed with RSA-SHA1 (ECDSA-SHA1 with an EC key)",
-           "Refuse SHA-1 signatures, or at least warn", "SIG024", needs={"signature"}, plan=_sha1_method),
+           "Refuse SHA-1 signatures, or at least warn", "SIG024", needs={"signature"}, response_level=True,
+           plan=_sha1_method),
     _fault("sha1-digest", "signature", "The signature's digest is SHA-1", "Refuse SHA-1 digests, or at least warn",
-           "SIG024", needs={"signature"}, plan=_spec(digest_method=SHA1)),
+           "SIG024", needs={"signature"}, response_level=True, plan=_spec(digest_method=SHA1)),
     # -- wrapping --------------------------------------------------------------------------------
     _fault("xsw-forged-assertion-first", "wrapping", "An unsigned forged assertion for admin comes before the "
            "signed one", f"{_REFUSE}: exactly one assertion, and read claims only from what was signed", "SIG020",
@@ -368,9 +401,10 @@ CATALOGUE: dict[str, Fault] = {f.id: f for f in (
            needs={"signature", "plaintext"}, edit=_second_assertion),
     _fault("comment-in-nameid", "wrapping", "A comment splits the signed NameID: 'alice@example.com<!---->"
            ".evil.test'", "Read the whole text (the user is '…evil.test'), or refuse", "RSP025",
-           needs={"plaintext"}, edit=_comment_in_nameid),
-    _fault("replay", "wrapping", "The previous response of this IdP session to this SP, sent again unchanged",
-           f"{_REFUSE}: the assertion ID was already used", "RSP023"),
+           edit=_comment_in_nameid),
+    _fault("replay", "wrapping", "The previous response to this SP for this persona, sent again unchanged (its "
+           "InResponseTo names the earlier request)", f"{_REFUSE}: the assertion ID was already used", "RSP023",
+           response_level=True),
     # -- subject -----------------------------------------------------------------------------------
     _fault("nameid-format-mismatch", "subject", "The NameID format is not the one requested (unspecified, or "
            "persistent when unspecified was asked)", f"{_REFUSE}: the NameID format must be the one configured",
@@ -388,7 +422,7 @@ CATALOGUE: dict[str, Fault] = {f.id: f for f in (
            plan=_claims(lambda p, c: (), "account")),
     _fault("claim-wrong-case", "claims", "The account number claim's name is sent in the wrong case",
            "Match claim names exactly; refuse", "CLM001", needs={"account-claim"},
-           plan=_claims(lambda p, c: (replace(c, name=_swap_case(c.name)),), "account")),
+           plan=_claims(lambda p, c: (replace(c, name=_wrong_case(c.name)),), "account")),
     _fault("claim-vendor-uri", "claims", "The account number claim's name is sent in the IdP product's URI form",
            "Match claim names exactly; refuse", "CLM001", needs={"account-claim"},
            plan=_claims(lambda p, c: (replace(c, name=p.uri_form(c.name)),), "account")),
@@ -400,14 +434,13 @@ CATALOGUE: dict[str, Fault] = {f.id: f for f in (
            plan=_claims(lambda p, c: (c, c), "account")),
     _fault("unknown-login-type", "claims", "The login type is an ID the biller does not hold (the smallest "
            "missing one; 999 without a CRM record)", "Refuse the sign-in", "CLM006", needs={"login-type-claim"},
-           plan=_claims(lambda p, c: (replace(c, values=(_unknown_login_type(p.roles),)),), "login_type")),
+           plan=_claims(lambda p, c: (replace(c, values=(p.roles.unused_login_type,)),), "login_type")),
     _fault("login-types-joined", "claims", "Two login type IDs joined with a comma in one value",
            "Refuse: one login type per value", "CLM007", needs={"login-type-claim"},
-           plan=_claims(lambda p, c: (replace(c, values=(",".join((*c.values[:1], _unknown_login_type(p.roles))),)),),
-                        "login_type")),
+           plan=_claims(lambda p, c: (replace(c, values=(_joined(p, c),)),), "login_type")),
     # -- encryption --------------------------------------------------------------------------------
     _fault("encrypted-for-other-key", "encryption", "The assertion is encrypted for a key that is not the SP's",
-           f"{_REFUSE}: it cannot be decrypted", "SIG027", needs={"encryption-key"},
+           f"{_REFUSE}: it cannot be decrypted", "SIG027", needs={"encryption-key"}, removes={"plaintext"},
            plan=lambda p: replace(p, encrypt_for=stranger().cert_der)),
 )}
 
@@ -438,8 +471,24 @@ def why_not(chosen: Fault, situation: Situation) -> str | None:
                             "named like LoginType or Role)" if roles is not None and roles.login_type is None else None,
     }
     for need in sorted(chosen.needs):
-        if reasons[need]:
+        if reasons.get(need):
             return f"fault {chosen.id!r} does not apply: {reasons[need]}"
+    return None
+
+
+def conflict(faults: Sequence[Fault]) -> str | None:
+    """Why `faults` cannot be sent together, whatever the SP; None when they can."""
+    if len(faults) > 1 and any(f.id == "replay" for f in faults):
+        return "fault 'replay' sends an earlier response unchanged, so it cannot be combined with other faults"
+    for chosen in faults:
+        for other in faults:
+            if other is chosen:
+                continue
+            taken = other.removes & (chosen.needs | chosen.removes)
+            if taken:
+                what = {"assertion": "the assertion", "signature": "the signatures",
+                        "plaintext": "the plaintext assertion"}[sorted(taken)[0]]
+                return f"faults {chosen.id!r} and {other.id!r} cannot be combined: {other.id!r} removes {what}"
     return None
 
 

@@ -29,7 +29,7 @@ from .assertion import (
     build_response,
     serialize,
 )
-from .faults import Fault, Plan, Situation, build, claim_roles, why_not
+from .faults import Fault, Plan, Situation, build, claim_roles, conflict, why_not
 from .registry import RegisteredSP
 from .settings import EMAIL, Persona
 from .state import IdPState, secret_token
@@ -123,27 +123,26 @@ def persona_response(
 
 
 def fault_problem(idp: IdPState, sp: RegisteredSP, persona: Persona | None, faults: Sequence[Fault]) -> str | None:
-    """Why one of `faults` cannot apply to this SP and persona; None when all can. Without a
-    persona, only what the SP decides is judged."""
+    """Why `faults` cannot be sent together to this SP for this persona; None when they can. Without
+    a persona, only what the SP decides is judged."""
     situation = Situation(
         signed=(sp.options.sign or idp.vendor.sign) != "none",
         encrypted=sp.options.encrypt and sp.encryption_certificate is not None,
         sp_has_encryption_key=sp.encryption_certificate is not None,
         roles=claim_roles(persona.claims, idp.crm) if persona is not None else None,
     )
-    if len(faults) > 1 and any(f.id == "replay" for f in faults):
-        return "fault 'replay' sends an earlier response unchanged, so it cannot be combined with other faults"
-    return next((problem for chosen in faults if (problem := why_not(chosen, situation))), None)
+    return conflict(faults) or next((problem for chosen in faults if (problem := why_not(chosen, situation))), None)
 
 
-def remember_response(idp: IdPState, sid: str | None, sp: RegisteredSP, xml: bytes) -> None:
-    """Keep the last response of this IdP session to `sp`, for the ``replay`` fault."""
+def remember_response(idp: IdPState, sid: str | None, sp: RegisteredSP, persona: Persona, xml: bytes) -> None:
+    """Keep the last response of this IdP session to `sp` for `persona`, for the ``replay`` fault."""
     if sid:
-        idp.store.put("last-response", f"{sid} {sp.entity_id}", xml, idp.settings.server.session_lifetime)
+        idp.store.put("last-response", f"{sid} {sp.entity_id} {persona.id}", xml,
+                      idp.settings.server.session_lifetime)
 
 
-def previous_response(idp: IdPState, sid: str | None, sp: RegisteredSP) -> bytes | None:
-    return idp.store.get("last-response", f"{sid} {sp.entity_id}") if sid else None
+def previous_response(idp: IdPState, sid: str | None, sp: RegisteredSP, persona: Persona) -> bytes | None:
+    return idp.store.get("last-response", f"{sid} {sp.entity_id} {persona.id}") if sid else None
 
 
 TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"

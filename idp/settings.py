@@ -86,10 +86,11 @@ class Persona(StrictModel):
     @field_validator("faults")
     @classmethod
     def _known_faults(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from .faults import fault
+        from .faults import FaultError, conflict, fault
 
-        for fault_id in value:
-            fault(fault_id)  # FaultError (a ValueError) names the valid ones
+        problem = conflict([fault(fault_id) for fault_id in value])  # FaultError names the valid ones
+        if problem:
+            raise FaultError(problem)
         return value
 
 

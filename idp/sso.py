@@ -154,25 +154,25 @@ def same_site_post() -> bool:
 def _signed_in(idp: IdPState, sid: str, session: dict[str, Any], sp: RegisteredSP, pending: flow.Pending,
                persona: Persona, *, new_cookie: bool = True, picked: tuple[Fault, ...] = ()) -> Response:
     """The response for `persona`, with the faults that apply to this one response: the persona's own
-    (settings), one armed through the API for this SP and persona (taken once), and `picked` on
-    the login page. Nothing else carries a fault over to another response."""
-    chosen = tuple(dict.fromkeys((*(fault(f) for f in persona.faults), *take_armed_faults(idp, sp, persona),
-                                  *picked)))
+    (settings), `picked` on the login page, and one armed through the API for this SP and persona
+    (taken once, and only when it can apply here: one meant for another SP stays armed)."""
+    chosen = tuple(dict.fromkeys((*(fault(f) for f in persona.faults), *picked)))
     problem = flow.fault_problem(idp, sp, persona, chosen)
     if problem is not None:
         log.warning("fault refused for %s: %s", sp.entity_id, problem)
         return render_page("fault_refused.html", status=400, problem=problem, sp=sp.entity_id)
+    chosen += take_armed_faults(idp, sp, persona, chosen)
     label = f"signed in as {persona.id}" + (f" · faults: {', '.join(f.id for f in chosen)}" if chosen else "")
     earlier = request.cookies.get(flow.SESSION_COOKIE)
     if chosen and chosen[0].id == "replay":
-        xml = flow.previous_response(idp, sid, sp) or flow.previous_response(idp, earlier, sp)
+        xml = flow.previous_response(idp, sid, sp, persona) or flow.previous_response(idp, earlier, sp, persona)
         if xml is None:
             return render_page("fault_refused.html", status=400, sp=sp.entity_id, problem=(
-                "fault 'replay' sends this browser's previous response to this SP again, and there is none yet: "
-                "sign in once without it first"))
+                f"fault 'replay' sends this browser's previous response for {persona.id} to this SP again, and there "
+                "is none yet: sign in once without it first"))
     else:
         xml = flow.persona_response(idp, sp, pending, persona, session, chosen)
-    flow.remember_response(idp, sid, sp, xml)
+    flow.remember_response(idp, sid, sp, persona, xml)
     response = flow.post_form(idp, sid, pending, sp, xml, label=label)
     if new_cookie:
         set_session_cookie(idp, response, sid)
@@ -186,13 +186,18 @@ def armed_fault_key(sp: str | None, persona: str | None) -> str:
     return f"{sp or '*'}|{persona or '*'}"
 
 
-def take_armed_faults(idp: IdPState, sp: RegisteredSP, persona: Persona) -> tuple[Fault, ...]:
-    """Faults armed through the API for this SP and persona, the most specific first; taken once."""
+def take_armed_faults(idp: IdPState, sp: RegisteredSP, persona: Persona, chosen: tuple[Fault, ...]
+                      ) -> tuple[Fault, ...]:
+    """Faults armed through the API for this SP and persona, the most specific first, taken once
+    — but only when they can apply with `chosen` here; otherwise they stay armed for their login."""
     for key in (armed_fault_key(sp.entity_id, persona.id), armed_fault_key(sp.entity_id, None),
                 armed_fault_key(None, persona.id), armed_fault_key(None, None)):
-        taken = idp.store.take(ARMED_FAULTS, key)
-        if taken:
-            return tuple(fault(f) for f in json.loads(taken))
+        armed = idp.store.get(ARMED_FAULTS, key)
+        if not armed:
+            continue
+        faults = tuple(fault(f) for f in json.loads(armed) if f not in {c.id for c in chosen})
+        if flow.fault_problem(idp, sp, persona, (*chosen, *faults)) is None and idp.store.take(ARMED_FAULTS, key):
+            return faults
     return ()
 
 

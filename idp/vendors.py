@@ -61,7 +61,7 @@ class VendorProfile:
         return self.issuer_form(base_url.rstrip("/"))
 
     def claims(self, persona: Persona, *, entity_id: str) -> tuple[Claim, ...]:
-        """The vendor's own claims, then the persona's, never two with the same Name."""
+        """The vendor's own claims, then the persona's; a persona claim replaces vendor claims of its Name."""
         own = tuple(
             Claim(name, (value,) if isinstance(value, str) else tuple(value), self.name_format,
                   name if self.friendly_names else None)
@@ -162,12 +162,13 @@ def _onelogin(persona: Persona, entity_id: str) -> tuple[Claim, ...]:
 
 
 def _keycloak(persona: Persona, entity_id: str) -> tuple[Claim, ...]:
-    # The "role list" mapper of the default role_list scope: the realm's default roles. Keycloak
-    # sends one Role attribute per role; here they are one multi-valued attribute (one Name, once).
+    # The "role list" mapper of the default role_list scope: the realm's default roles, one Role
+    # attribute per role as Keycloak sends them (keycloak-ssoready-2024), so that an SP meets a
+    # repeated attribute Name the way it will in production.
     realm = entity_id.rstrip("/").rsplit("/", 1)[-1]
     roles = ("view-profile", "manage-account-links", f"default-roles-{realm}", "manage-account",
              "uma_authorization", "offline_access")
-    return (Claim("Role", roles, "basic"),)
+    return tuple(Claim("Role", (role,), "basic") for role in roles)
 
 
 # eduPerson / inetOrgPerson attributes by their registered OIDs (MACE-Dir SAML Attribute Profiles).

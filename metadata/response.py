@@ -101,6 +101,9 @@ class VerifiedResponse:
     assertion_signed: bool
     encrypted: bool
     signatures: tuple[SignatureFacts, ...]
+    decrypted: etree._Element | None = None
+    """The decrypted Assertion as parsed, comments kept: only for looking at what canonicalisation
+    drops (a comment splitting a value); never read claims from it."""
 
 
 def _name(element: etree._Element) -> str:
@@ -291,13 +294,14 @@ def verify_response(
         # signed in, so an unsigned one is accepted and its status reported.
         return VerifiedResponse(response=response, response_signed=response_signed, assertion=None,
                                 assertion_signed=False, encrypted=False, signatures=tuple(facts))
+    decrypted = None
     # Taken from the signed Response when there is one, so nothing unsigned is ever read.
     carried = _only_child(response, _ASSERTION, _ENCRYPTED_ASSERTION)
     encrypted = carried.tag == _ENCRYPTED_ASSERTION
     if encrypted:
         if sp_key_pem is None:
             raise DecryptionError("no-key", "the assertion is encrypted and no SP private key was given to decrypt it")
-        carried = parse_untrusted(decrypt_assertion(carried, sp_key_pem), MESSAGE_LIMITS).getroot()
+        carried = decrypted = parse_untrusted(decrypt_assertion(carried, sp_key_pem), MESSAGE_LIMITS).getroot()
         problems = _decrypted_problems(carried, root)
         if problems:
             raise _refuse(problems)
@@ -326,4 +330,5 @@ def verify_response(
         assertion_signed=assertion_signed,
         encrypted=encrypted,
         signatures=tuple(facts),
+        decrypted=decrypted,
     )

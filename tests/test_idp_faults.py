@@ -54,13 +54,13 @@ def sp_metadata(entity_id: str, acs: str, *, encryption: bool) -> str:
 
 
 def make(tmp_path: Path, *, personas: tuple[Persona, ...] = (ALICE, BOB), encryption: bool = True,
-         crm: CRMRecord | None = RECORD, **server: Any) -> Flask:
+         encrypt: bool = False, crm: CRMRecord | None = RECORD, **server: Any) -> Flask:
     (tmp_path / "sp.xml").write_text(sp_metadata(SP_ENTITY, ACS, encryption=encryption))
     (tmp_path / "other.xml").write_text(sp_metadata(OTHER_SP, OTHER_ACS, encryption=False))
     settings = Settings.model_validate({
         "server": {"base_url": IDP_BASE, "key_folder": str(tmp_path / "keys"), "dev_mode": False, **server},
         "personas": [p.model_dump() for p in personas],
-        "sps": [{"metadata": "sp.xml"}, {"metadata": "other.xml"}],
+        "sps": [{"metadata": "sp.xml", "encrypt": encrypt}, {"metadata": "other.xml"}],
     })
     app = create_app(settings, base=tmp_path, clock=lambda: NOW, crm=crm)
     app.testing = True
@@ -127,6 +127,15 @@ def test_the_validator_reports_each_faults_declared_code(tmp_path: Path, fault_i
     login = Login(client, picked=fault_id, number=2, force_authn=True)
     found = problems(judge(app, login, seen))
     assert CATALOGUE[fault_id].code in found, found
+    # A fault breaks what its title says and nothing else, except where one implies the other.
+    assert set(found) <= {CATALOGUE[fault_id].code, *ALSO.get(fault_id, ())}, found
+
+
+ALSO = {
+    "expired": {"RSP010"},  # the bearer confirmation expires with the assertion
+    "issuers-differ": {"RSP003"},  # one of the two Issuers is then not the IdP's
+    "replay": {"RSP017"},  # the earlier response answers the earlier request
+}
 
 
 def test_the_catalogue_is_complete_and_every_code_is_a_validator_rule() -> None:
@@ -290,7 +299,7 @@ def test_the_api_lists_the_catalogue(tmp_path: Path) -> None:
     listed = json.loads(make(tmp_path).test_client().get("/api/v1/faults").get_data())
     assert [f["id"] for f in listed] == list(CATALOGUE)
     assert listed[0] == {"id": "expired", "group": "time", "title": CATALOGUE["expired"].title,
-                         "sp_must": CATALOGUE["expired"].sp_must, "code": "RSP009", "needs": []}
+                         "sp_must": CATALOGUE["expired"].sp_must, "code": "RSP009", "needs": ["assertion"]}
 
 
 def test_fault_lookup_names_the_valid_choices() -> None:
@@ -316,3 +325,53 @@ def test_the_index_names_the_vendor_the_biller_and_persona_faults(tmp_path: Path
     page = app.test_client().get("/").get_data(as_text=True)
     assert "Microsoft Entra ID" in page and "playing the IdP of Test Biller (B-1)" in page
     assert "faults: expired" in page and "signs assertion" in page
+
+
+# ---- combinations, and the review's cases ------------------------------------------------------
+
+@pytest.mark.parametrize(("faults", "text"), [
+    (["status-responder", "wrong-recipient"], "'status-responder' removes the assertion"),
+    (["encrypted-for-other-key", "tampered-after-signing"], "removes the plaintext assertion"),
+    (["unsigned", "signed-by-unknown-key"], "'unsigned' removes the signatures"),
+    (["status-responder", "status-authn-failed"], "cannot be combined"),
+])
+def test_faults_that_cannot_go_together_are_refused_everywhere(tmp_path: Path, faults: list[str], text: str) -> None:
+    app = make(tmp_path)
+    status, body = arm(app.test_client(), faults=faults, sp=SP_ENTITY)
+    assert status == 400 and text in body["error"]
+    status, body = arm(app.test_client(), faults=faults)  # no SP: judged without one
+    assert status == 400 and text in body["error"]
+    with pytest.raises(ValueError, match=text.replace("'", ".")):
+        Persona(id="x", nameid="x@example.com", faults=tuple(faults))
+
+
+def test_a_picked_fault_that_clashes_with_the_personas_own_is_an_error_page_not_a_crash(tmp_path: Path) -> None:
+    app = make(tmp_path, personas=(ALICE.model_copy(update={"faults": ("status-responder",)}),))
+    login = Login(app.test_client(), picked="comment-in-nameid")
+    assert login.status == 400 and "removes the assertion" in login.page.get_data(as_text=True)
+
+
+def test_an_armed_fault_that_cannot_apply_here_stays_armed_for_its_own_login(tmp_path: Path) -> None:
+    app = make(tmp_path)
+    assert arm(app.test_client(), fault="encrypted-for-other-key")[0] == 200  # any SP, any persona
+    other = Login(app.test_client(), sp=OTHER_SP, acs=OTHER_ACS, number=1)  # that SP has no key
+    assert other.status == 200 and b"EncryptedAssertion" not in other.xml
+    assert "SIG027" in problems(judge(app, Login(app.test_client(), number=2)))
+
+
+def test_replay_sends_only_the_same_personas_earlier_response(tmp_path: Path) -> None:
+    app = make(tmp_path)
+    client = app.test_client()
+    Login(client, persona="alice", number=1)
+    assert arm(client, fault="replay", persona="bob")[0] == 200
+    bob = Login(client, persona="bob", number=2, force_authn=True)
+    assert bob.status == 400 and "previous response for bob" in bob.page.get_data(as_text=True)
+
+
+def test_a_comment_in_an_encrypted_nameid_is_found_after_decryption(tmp_path: Path) -> None:
+    app = make(tmp_path, encrypt=True)
+    login = Login(app.test_client(), picked="comment-in-nameid")
+    assert b"EncryptedAssertion" in login.xml
+    report = judge(app, login)
+    assert problems(report) == ["RSP025"]
+    assert report.facts["response"]["nameid"] == "alice@example.com.evil.test"

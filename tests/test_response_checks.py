@@ -183,11 +183,11 @@ def test_lifetime_up_to_the_limit_passes() -> None:
 
 def test_a_comment_in_a_received_value_is_found_and_the_whole_value_read() -> None:
     root, assertion = parsed(RESPONSE_XML)
-    facts = read_facts(root, assertion, response_signed=True, assertion_signed=True, received=root)
+    facts = read_facts(root, assertion, response_signed=True, assertion_signed=True, received=[root])
     assert facts.split_values == (("saml:NameID", 8),) and facts.nameid == "jo@example.com.au"
     assert codes(run(facts)) == ["RSP025"]
     clean = parse_untrusted(RESPONSE_XML.replace("<!-- split -->", "").encode(), MESSAGE_LIMITS).getroot()
-    assert read_facts(clean, None, response_signed=True, assertion_signed=True, received=clean).split_values == ()
+    assert read_facts(clean, None, response_signed=True, assertion_signed=True, received=[clean]).split_values == ()
 
 
 def test_error_response_without_assertion_gives_only_its_status() -> None:

@@ -90,6 +90,12 @@ class CRMRecord(_Strict):
         return tuple(claim for claim in self.claims if claim.required)
 
     @property
+    def unused_login_type_id(self) -> int:
+        """The smallest positive ID the record does not hold: a login type the portal never issued."""
+        held = set(self.login_type_ids)
+        return next(n for n in range(1, len(held) + 2) if n not in held)
+
+    @property
     def login_type_ids(self) -> dict[int, str]:
         """Login type ID -> name; the first entry wins when an ID is listed twice."""
         ids: dict[int, str] = {}

@@ -13,6 +13,7 @@ Line numbers are those of the trees handed in (for the assertion, of its re-pars
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lxml import etree
@@ -188,10 +189,11 @@ def read_facts(
     *,
     response_signed: bool,
     assertion_signed: bool,
-    received: etree._Element | None = None,
+    received: Sequence[etree._Element] = (),
 ) -> ResponseFacts:
     """The facts of `response` (a samlp:Response) and `assertion` (the signed saml:Assertion);
-    `received` is the document as it arrived, searched only for :func:`split_values`.
+    `received` is the document as it arrived (and a decrypted assertion as decrypted), searched
+    only for :func:`split_values`.
 
     Either may be None, or an element of another type, which then counts as absent. The
     assertion is read only from `assertion`, never from inside `response`.
@@ -239,7 +241,7 @@ def read_facts(
         ),
         response_signed=response_signed,
         assertion_signed=assertion_signed,
-        split_values=split_values(received) if received is not None else (),
+        split_values=tuple(dict.fromkeys(found for tree in received for found in split_values(tree))),
         response_line=_line(rsp),
         issuer_line=_line(issuer),
         status_line=_line(status),

@@ -172,7 +172,8 @@ def _inspect_one(
         return {"verified": False}
     report.extend(response_signature.verified_findings(verified, source))
     facts = read_facts(verified.response, verified.assertion, response_signed=verified.response_signed,
-                       assertion_signed=verified.assertion_signed, received=tree.getroot())
+                       assertion_signed=verified.assertion_signed,
+                       received=[t for t in (tree.getroot(), verified.decrypted) if t is not None])
     ctx = response.ResponseContext(
         facts=facts, now=options.now, crm=crm, idp_entity_id=options.idp_entity_id or (
             crm.idp.entity_id if crm else None),
