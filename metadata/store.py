@@ -151,13 +151,26 @@ class SQLiteStore:
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         except OSError as exc:
             raise StoreUnavailable(f"SQLite store {self.path} cannot be created: {exc}") from exc
-        with self._guard() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+        self._create_schema()
         os.register_at_fork(before=functools.partial(_before_fork, weakref.ref(self)))
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
+
+    def _create_schema(self) -> None:
+        # Workers starting together all do this at once. Switching to WAL takes an exclusive lock
+        # for which SQLite may answer "locked" without waiting out the busy timeout, so wait here.
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                with self._guard() as conn:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.executescript(_SCHEMA)
+                return
+            except StoreUnavailable as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
     def _drop_thread_connection(self) -> None:
         holder: _ThreadConnection | None = getattr(self._local, "holder", None)
