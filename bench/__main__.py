@@ -1,4 +1,4 @@
-"""`python -m bench [--entities 10000] [--runs 3] [--only aggregate|cli|idp|response]`: run them, print a table.
+"""`python -m bench [--entities 10000] [--runs 3] [--only aggregate|cli|idp|response|sweep]`: run them, print a table.
 
 Every measurement runs in a fresh process (bench.measure), one warm-up run first (not
 counted: it fills the page cache and the bytecode cache). Times are medians over the runs.
@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import aggregate, idp_bench, response_bench
+from bench import aggregate, idp_bench, response_bench, sweep_bench
 from bench.measure import ROOT, Run, child, machine, median, python, run
 from bench.table import Row, table
 
@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--entities", type=int, default=10_000, help="entities in the aggregate (default 10000)")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per benchmark (default 3)")
-    parser.add_argument("--only", choices=("aggregate", "cli", "idp", "response"), help="run one benchmark only")
+    parser.add_argument("--only", choices=("aggregate", "cli", "idp", "response", "sweep"),
+                        help="run one benchmark only")
     parser.add_argument("--sign-seconds", type=int, default=3,
                         help="idp: seconds of each signing-rate loop and of openssl speed (default 3)")
     parser.add_argument("--http-seconds", type=float, default=10.0,
@@ -174,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="idp: concurrent client connections in the HTTP-flow load (default 8)")
     parser.add_argument("--response-seconds", type=float, default=3.0,
                         help="response: seconds of each validation-rate loop (default 3)")
+    parser.add_argument("--sweep-partners", type=int, default=sweep_bench.PARTNERS,
+                        help="sweep: CRM records swept (default 1000)")
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so that every child and gunicorn started here is stopped.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -183,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sign-seconds must be 1-60, --http-seconds 1-120 and --concurrency 1-64")
     if not 0.5 <= args.response_seconds <= 60:
         parser.error("--response-seconds must be 0.5-60")
+    if not 1 <= args.sweep_partners <= 100_000:
+        parser.error("--sweep-partners must be 1-100000")
     info = machine()
     print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     print(f"Runs: {args.runs} measured (median) after 1 warm-up, each in a fresh process\n", flush=True)
@@ -195,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += idp_bench.rows(args.runs, args.sign_seconds, args.http_seconds, args.concurrency)
     if args.only in (None, "response"):
         rows += response_bench.rows(args.runs, args.response_seconds)
+    if args.only in (None, "sweep"):
+        rows += sweep_bench.rows(args.runs, args.sweep_partners)
     print(table(rows))
     print()
     for row in rows:

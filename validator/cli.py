@@ -233,7 +233,7 @@ def discover_command(source: str, crm_path: Path | None, fmt: str, out: Path | N
     probe = None if no_probe or sso is None else probe_framing(sso, *((policy,) if policy else ()))
     worksheet = build_worksheet(report, crm, metadata_url=report.inputs["metadata"] if is_url else None,
                                 probe=probe)
-    text = render_markdown(worksheet) if fmt == "md" else render_worksheet_html(worksheet)
+    text = render_markdown(worksheet) if fmt == "md" else render_worksheet_html(worksheet, warn_days=warn_days)
     if out is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:
@@ -274,6 +274,52 @@ def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None) 
     click.echo(f"test SP on {url}/ — start a login at {url}/test-login/<biller-id>; "
                f"SP metadata at {url}/test-sp/metadata?biller=<biller-id>", err=True)
     app.run(host=host, port=port, threaded=True)
+
+
+@cli.command("sweep")
+@click.argument("folder", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--warn-days", type=click.IntRange(0, 3650), default=30, show_default=True,
+              help="Warn when a signing certificate expires within this many days.")
+@click.option("--store", "store_url", metavar="URL",
+              help="Where sweep history is kept: sqlite:///ABSOLUTE/PATH or redis://host:port/db "
+                   "(default: the web app's SQLite file in the working directory).")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Partners fetched and checked at once.")
+@click.option("--quiet", is_flag=True, help="No progress; the text summary lists only partners that need "
+                                            "attention, and is empty when none does.")
+@click.option("--verbose", is_flag=True, help="One line per partner on standard error as it finishes.")
+@click.option("--allow-http", is_flag=True, help="Allow fetching metadata URLs over plain http.")
+@report_options
+def sweep_command(
+    folder: Path, warn_days: int, store_url: str | None, concurrency: int, quiet: bool, verbose: bool,
+    allow_http: bool, fmt: str, out: Path | None, strict: bool, now: str | None,
+) -> None:
+    """Every CRM record in DIR: fetch its metadata URL, check it, compare it with the last good
+    copy, warn before a signing certificate expires; exit 1 when any partner has errors."""
+    from validator.render.sweep import SweepProgress, render_sweep
+    from validator.sweep import SweepOptions, fetch_policy, open_sweep_store, record_files, run_sweep
+
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose exclude each other")
+    options = SweepOptions(now=parse_now(now), warn_days=warn_days, concurrency=concurrency,
+                           fetch_policy=fetch_policy(allow_http))
+    total = len(record_files(folder))
+    store = open_sweep_store(store_url)
+    try:
+        with SweepProgress(total, stream=sys.stderr, tty=sys.stderr.isatty(), verbose=verbose,
+                           quiet=quiet) as progress:
+            result = run_sweep(folder, options, store, progress=progress)
+    finally:
+        store.close()
+    color = fmt == "text" and out is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    text = render_sweep(result, fmt, quiet=quiet, color=color)
+    if out is not None:
+        _write_atomically(out, text)
+        if verbose:
+            click.echo(f"sweep report written to {out}", err=True)
+    elif text:
+        click.echo(text, nl=not text.endswith("\n"))
+    sys.exit(result.exit_code(strict=strict))
 
 
 @cli.command("checks")

@@ -12,6 +12,7 @@ from . import (
     response,
     response_signature,
     signature,
+    sweep,
 )
 
 METADATA_CHECKS = (*metadata.CHECKS, *keys.CHECKS)
@@ -19,5 +20,5 @@ CRM_MATCH_CHECKS = crm_match.CHECKS
 
 __all__ = [
     "CRM_MATCH_CHECKS", "METADATA_CHECKS", "claims", "crm_record", "fetching", "input", "request", "response",
-    "response_signature", "signature",
+    "response_signature", "signature", "sweep",
 ]

@@ -22,7 +22,12 @@ QUESTIONS = ("Which identity provider?", "Which claim attributes?", "The IdP ent
 
 
 def answers(ws: Worksheet) -> list[tuple[str, list[str]]]:
-    """The five discovery questions and their answers, each a list of lines."""
+    """The five discovery questions and their answers, each a list of lines, as a person may see them."""
+    return [(q, [shown(line, one_line=True) for line in lines]) for q, lines in raw_answers(ws)]
+
+
+def raw_answers(ws: Worksheet) -> list[tuple[str, list[str]]]:
+    """The five discovery questions and their answers, values exactly as found."""
     facts = ws.facts
     vendor = ws.vendor
     if vendor:
@@ -45,8 +50,7 @@ def answers(ws: Worksheet) -> list[tuple[str, list[str]]]:
         entity.append(f"the CRM record says {ws.crm.idp.entity_id!r}")
     url = [ws.metadata_url or "not known: ask the partner for the URL their IdP publishes its metadata at"]
     sso = [f"{e['binding']}: {e['location']}" for e in ws.sso] or ["no SingleSignOnService in the metadata"]
-    return [(q, [shown(line, one_line=True) for line in a])
-            for q, a in zip(QUESTIONS, (who, claims, entity, url, sso), strict=True)]
+    return list(zip(QUESTIONS, (who, claims, entity, url, sso), strict=True))
 
 
 def _certificates(ws: Worksheet) -> list[dict[str, Any]]:
@@ -90,8 +94,14 @@ def render_markdown(ws: Worksheet) -> str:
     return "\n".join(lines)
 
 
-def render_worksheet_html(ws: Worksheet, *, timeline: str | None = None) -> str:
-    """The page; `timeline` is the certificate timeline SVG, drawn by our own renderer."""
+def render_worksheet_html(ws: Worksheet, *, warn_days: int = 30) -> str:
+    """The page, with the signing certificates drawn on a timeline."""
+    from validator.render.timeline import TimelineCertificate, certificate_timeline
+
+    timeline = certificate_timeline(
+        [TimelineCertificate(c["subject"], c["not_before"], c["not_after"], c["sha256"], False)
+         for c in ws.signing_certificates], now=ws.report.clock, warn_days=warn_days,
+    ) if ws.signing_certificates else None
     title = ws.crm.biller.name if ws.crm else str(ws.facts.get("entity_id", "unknown IdP"))
     certs = [{**c, "subject": shown(c["subject"], one_line=True)} for c in _certificates(ws)]
     context: dict[str, Any] = {
@@ -101,7 +111,8 @@ def render_worksheet_html(ws: Worksheet, *, timeline: str | None = None) -> str:
         "verdict": ws.report.verdict,
         "answers": answers(ws),
         "certificates": certs,
-        "timeline": Markup(timeline) if timeline else None,  # noqa: S704 - built by our renderer, all text escaped
+        # Drawn by our own renderer, which escapes every text it places.
+        "timeline": Markup(timeline) if timeline else None,  # noqa: S704
         "iframe": ws.iframe,
         "iframe_evidence": shown(ws.iframe.evidence, one_line=True),
         "vendor": shown(ws.vendor["name"]) if ws.vendor else "the IdP",
@@ -120,3 +131,21 @@ def _template() -> jinja2.Template:
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                                      lstrip_blocks=True)
     return environment.from_string(source)
+
+
+def worksheet_json(ws: Worksheet) -> dict[str, Any]:
+    """The worksheet for programs (``saml-preflight/discovery/v1``): values exactly as found, the
+    metadata report in full as ``saml-preflight/report/v1``."""
+    import json
+
+    from validator.render.json import render_json
+
+    return {
+        "schema": "saml-preflight/discovery/v1",
+        "answers": [{"question": q, "answer": lines} for q, lines in raw_answers(ws)],
+        "iframe": {"verdict": ws.iframe.verdict, "rule": ws.iframe.rule, "evidence": ws.iframe.evidence},
+        "setup": [{"what": h.what, "where": h.where, "value": h.value} for h in ws.hints],
+        "signing_certificates": _certificates(ws),
+        "draft_crm": ws.draft,
+        "report": json.loads(render_json(ws.report)),
+    }

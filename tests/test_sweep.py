@@ -1,0 +1,535 @@
+"""The onboarding sweep: every record in a folder, fetched from a local server, checked, compared
+with its last good copy, and reported as text, JSON, JUnit and HTML.
+
+Servers are threads on 127.0.0.1 (tests/test_fetch.py's fixtures, with its autouse guard that
+fails a test on any connect outside loopback and on any DNS lookup of a name). The fetch
+policy's allow-list is opened for 127.0.0.1 here only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+
+from metadata.certs import fingerprint
+from metadata.fetch import FetchPolicy
+from metadata.store import SQLiteStore, Store
+from metadata.write import HTTP_POST, HTTP_REDIRECT, idp_metadata_xml
+from metadata.xml import parse_untrusted
+from tests import test_fetch
+from tests.factory import NOW, KeyPair, make_keypair
+from tests.helpers import IDP_DEFAULTS, crm_toml
+from tests.test_fetch import ALLOW_LOCAL, LOGIN_PAGE, PKI, LocalServer, redirect, respond
+from validator.checks.sweep import Snapshot, SnapshotCertificate, choose_signer, compare
+from validator.cli import cli
+from validator.findings import Severity
+from validator.render.sweep import SweepProgress, render_sweep
+from validator.sweep import PartnerResult, SweepOptions, SweepResult, run_sweep
+from validator.sweep_history import (
+    LAST_GOOD_NS,
+    read_last_good,
+    recent_runs,
+    record_signer,
+)
+
+ENTITY_ID = IDP_DEFAULTS["entity_id"]
+SSO_URL = IDP_DEFAULTS["sso_url"]
+EMAIL = IDP_DEFAULTS["nameid_format"]
+LATER = NOW + timedelta(days=1)
+
+# tests/test_fetch.py's fixtures, used by name: its test CA, its https server on 127.0.0.1, and
+# its autouse guard that fails a test on any connect outside loopback.
+pki = test_fetch.pki
+https_server = test_fetch.https_server
+network = test_fetch.network
+
+
+# --- material ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def key_a() -> KeyPair:
+    return make_keypair("idp signing A", not_before=NOW - timedelta(days=400), not_after=NOW + timedelta(days=700))
+
+
+@pytest.fixture(scope="module")
+def key_b() -> KeyPair:
+    return make_keypair("idp signing B", not_before=NOW - timedelta(days=10), not_after=NOW + timedelta(days=1000))
+
+
+def metadata(*certs: KeyPair, entity_id: str = ENTITY_ID, sso: str = SSO_URL, post: str | None = None) -> bytes:
+    element = idp_metadata_xml(
+        entity_id, sso_urls={HTTP_REDIRECT: sso, HTTP_POST: post or sso}, slo_urls={},
+        certificates=[c.cert_der for c in certs], nameid_formats=[EMAIL], want_authn_requests_signed=False,
+    )
+    return etree.tostring(element, xml_declaration=True, encoding="UTF-8")
+
+
+def write_record(folder: Path, name: str, url: str | None, *, biller: str = "B-1", title: str = "Test Biller",
+                 entity_id: str = ENTITY_ID) -> Path:
+    path = folder / name
+    path.write_text(crm_toml(idp={**IDP_DEFAULTS, "entity_id": entity_id, "metadata_url": url},
+                             biller=(biller, title)))
+    return path
+
+
+@pytest.fixture
+def records(tmp_path: Path) -> Path:
+    folder = tmp_path / "records"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = SQLiteStore(tmp_path / "store.sqlite3")
+    yield opened
+    opened.close()
+
+
+def options(pki: PKI, now: datetime = NOW, **changes: object) -> SweepOptions:
+    policy = FetchPolicy(allowed_networks=ALLOW_LOCAL, ca_bundle=pki.ca_file)
+    return SweepOptions(now=now, fetch_policy=policy, concurrency=4, **changes)  # type: ignore[arg-type]
+
+
+def codes(partner: PartnerResult) -> list[str]:
+    return [f.code for f in partner.report.sorted_findings]
+
+
+def only(partner: PartnerResult, code: str) -> str:
+    found = [f.message for f in partner.report.findings if f.code == code]
+    assert len(found) == 1, (code, codes(partner))
+    return found[0]
+
+
+def sweep_one(records: Path, store: Store, pki: PKI, now: datetime = NOW, **changes: object) -> PartnerResult:
+    result = run_sweep(records, options(pki, now, **changes), store)
+    assert len(result.partners) == 1
+    return result.partners[0]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# --- one partner ---------------------------------------------------------------------------------
+
+
+def test_a_good_partner_is_ready_and_its_copy_is_kept(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair
+) -> None:
+    document = metadata(key_a)
+    https_server.routes["/metadata"] = respond(body=document)
+    write_record(records, "b1.toml", https_server.url())
+    partner = sweep_one(records, store, pki)
+    assert partner.report.verdict == "ready", codes(partner)
+    assert partner.report.count(Severity.ERROR) == partner.report.count(Severity.WARNING) == 0
+    assert "CRM201" not in codes(partner) and "CRM202" not in codes(partner) and "CRM203" not in codes(partner)
+    assert partner.changes == ["first copy kept"]
+    assert partner.signer is not None and partner.signer.how == "only"
+    assert "is the only signing certificate" in only(partner, "KEY022")
+    kept = read_last_good(store, "B-1")
+    assert kept is not None and kept.body == document and kept.fetched_at == NOW
+    assert kept.snapshot.entity_id == ENTITY_ID
+    assert [c.sha256 for c in kept.snapshot.certificates] == [fingerprint(key_a.cert_der)]
+    runs = recent_runs(store, "B-1")
+    assert len(runs) == 1 and runs[0]["fetched"] and runs[0]["last_good_replaced"]
+    assert partner.report.facts["sweep"]["history"]["replaced"] is True
+
+
+def test_an_unreachable_url_is_a_finding(records: Path, store: Store, pki: PKI) -> None:
+    write_record(records, "b1.toml", f"https://127.0.0.1:{closed_port()}/metadata")
+    partner = sweep_one(records, store, pki)
+    assert "NET005" in codes(partner)
+    assert partner.report.exit_code() == 1
+    assert read_last_good(store, "B-1") is None
+    assert "no good copy yet: the fetch failed" in partner.history["kept"]
+
+
+def test_a_tls_failure_is_a_finding(records: Path, store: Store, pki: PKI, https_server: LocalServer,
+                                    key_a: KeyPair) -> None:
+    https_server.routes["/metadata"] = respond(body=metadata(key_a))
+    write_record(records, "b1.toml", https_server.url())
+    untrusting = SweepOptions(now=NOW, fetch_policy=FetchPolicy(allowed_networks=ALLOW_LOCAL))  # no test CA
+    partner = run_sweep(records, untrusting, store).partners[0]
+    assert "NET007" in codes(partner)
+    assert "certificate verification failed" in only(partner, "NET007")
+
+
+def test_a_redirect_to_a_private_address_is_refused(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, network: object
+) -> None:
+    https_server.routes["/metadata"] = redirect("https://10.0.0.1/metadata")
+    write_record(records, "b1.toml", https_server.url())
+    partner = sweep_one(records, store, pki)
+    assert "NET004" in codes(partner)
+    assert [s.path for s in https_server.seen] == ["/metadata"]
+
+
+def test_a_login_page_where_metadata_was_expected(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer
+) -> None:
+    https_server.routes["/metadata"] = respond(200, LOGIN_PAGE, "text/html; charset=utf-8")
+    write_record(records, "b1.toml", https_server.url())
+    partner = sweep_one(records, store, pki)
+    assert {"XML007", "NET012"} <= set(codes(partner))
+    assert partner.report.verdict == "not ready"
+    assert read_last_good(store, "B-1") is None
+
+
+def test_a_record_without_a_metadata_url(records: Path, store: Store, pki: PKI) -> None:
+    write_record(records, "b1.toml", None)
+    partner = sweep_one(records, store, pki)
+    assert codes(partner).count("CRM202") == 1
+    assert partner.report.exit_code() == 1
+    assert "no metadata URL" in partner.history["kept"]
+
+
+# --- a folder ------------------------------------------------------------------------------------
+
+
+def test_a_broken_record_is_its_partners_finding_and_the_others_are_swept(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair
+) -> None:
+    https_server.routes["/metadata"] = respond(body=metadata(key_a))
+    write_record(records, "a-good.toml", https_server.url(), biller="B-1")
+    (records / "b-broken.toml").write_text('[biller]\nid = "B-2"\nnmae = "typo"\n')
+    (records / "c-broken.json").write_text("{not json")
+    write_record(records, "d-good.toml", https_server.url(), biller="B-4")
+    (records / "notes.txt").write_text("not a record")
+    result = run_sweep(records, options(pki), store)
+    assert [p.record for p in result.partners] == ["a-good.toml", "b-broken.toml", "c-broken.json", "d-good.toml"]
+    good, broken, garbled, other = result.partners
+    assert good.report.verdict == other.report.verdict == "ready"
+    assert set(codes(broken)) == {"CRM201"}
+    wheres = {f.where for f in broken.report.findings}
+    assert "b-broken.toml: biller.nmae" in wheres and "b-broken.toml: sp" in wheres
+    assert set(codes(garbled)) == {"CRM201"} and "JSON" in garbled.report.findings[0].message
+    assert broken.biller_id is None and broken.name == "b-broken.toml"
+    assert result.exit_code() == 1
+    assert len(https_server.seen) == 2
+
+
+def test_two_records_with_one_biller_id_keep_no_history(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair
+) -> None:
+    https_server.routes["/metadata"] = respond(body=metadata(key_a))
+    write_record(records, "a.toml", https_server.url(), biller="B-1")
+    write_record(records, "b.toml", https_server.url(), biller="B-1")
+    result = run_sweep(records, options(pki), store)
+    assert [codes(p).count("CRM203") for p in result.partners] == [1, 1]
+    assert store.keys(LAST_GOOD_NS) == [] and recent_runs(store, "B-1") == []
+
+
+# --- history -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("route", "code"), [
+    (respond(500, b"<html><body>Internal error</body></html>", "text/html"), "NET008"),
+    (respond(404, b"not found", "text/plain"), "NET008"),
+    (respond(200, LOGIN_PAGE, "text/html"), "XML007"),
+    (respond(200, b"<md:EntityDescriptor xmlns:md='urn:oasis:names:tc:SAML:2.0:metadata'", "text/xml"), "XML002"),
+    (respond(200, b"<feed xmlns='http://www.w3.org/2005/Atom'/>", "application/xml"), "XML008"),
+], ids=["server-error", "not-found", "login-page", "malformed", "not-metadata"])
+def test_a_failed_fetch_never_overwrites_the_last_good_copy(
+    route: Callable[..., None], code: str, records: Path, store: Store, pki: PKI, https_server: LocalServer,
+    key_a: KeyPair,
+) -> None:
+    good = metadata(key_a)
+    https_server.routes["/metadata"] = respond(body=good)
+    write_record(records, "b1.toml", https_server.url())
+    sweep_one(records, store, pki)
+    https_server.routes["/metadata"] = route
+    partner = sweep_one(records, store, pki, LATER)
+    assert code in codes(partner)
+    kept = read_last_good(store, "B-1")
+    assert kept is not None and kept.body == good and kept.fetched_at == NOW
+    assert partner.history["replaced"] is False
+    assert "the last good copy of 2026-06-01 12:00 UTC is kept" in partner.history["kept"]
+    # The partner's certificates are still known, from the last good copy, for the expiry column.
+    assert partner.certificates_from == "last good copy" and len(partner.certificates) == 1
+    runs = recent_runs(store, "B-1")
+    assert [r["last_good_replaced"] for r in runs] == [False, True]  # newest first
+
+
+def test_errors_in_the_checks_keep_the_last_good_copy(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair
+) -> None:
+    good = metadata(key_a)
+    https_server.routes["/metadata"] = respond(body=good)
+    write_record(records, "b1.toml", https_server.url())
+    sweep_one(records, store, pki)
+    https_server.routes["/metadata"] = respond(body=metadata(key_a, sso="http://idp.example.com/sso"))  # MD010
+    partner = sweep_one(records, store, pki, LATER)
+    assert partner.report.count(Severity.ERROR)
+    kept = read_last_good(store, "B-1")
+    assert kept is not None and kept.body == good
+
+
+def test_a_certificate_rollover_is_detected(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair, key_b: KeyPair
+) -> None:
+    write_record(records, "b1.toml", https_server.url())
+    https_server.routes["/metadata"] = respond(body=metadata(key_a))
+    sweep_one(records, store, pki)
+
+    https_server.routes["/metadata"] = respond(body=metadata(key_a))  # unchanged: nothing to report
+    unchanged = sweep_one(records, store, pki, LATER)
+    assert not {"KEY020", "KEY021", "MD020", "MD021"} & set(codes(unchanged))
+    assert unchanged.changes == []
+
+    https_server.routes["/metadata"] = respond(body=metadata(key_a, key_b))  # B announced
+    added = sweep_one(records, store, pki, LATER + timedelta(days=1))
+    assert "CN=idp signing B" in only(added, "KEY020")
+    assert [f.actual for f in added.report.findings if f.code == "KEY020"] == [fingerprint(key_b.cert_der)]
+    assert "KEY021" not in codes(added)
+    assert added.changes == ["certificate added"]
+    assert added.report.verdict == "ready, with warnings"  # the new copy is good: it becomes the last good one
+
+    https_server.routes["/metadata"] = respond(body=metadata(key_b))  # A retired
+    removed = sweep_one(records, store, pki, LATER + timedelta(days=2))
+    assert "CN=idp signing A" in only(removed, "KEY021")
+    assert "KEY020" not in codes(removed)
+    assert removed.changes == ["certificate removed"]
+
+
+def test_entity_id_and_sso_changes_are_reported(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair
+) -> None:
+    write_record(records, "b1.toml", https_server.url())
+    https_server.routes["/metadata"] = respond(body=metadata(key_a))
+    sweep_one(records, store, pki)
+    moved = metadata(key_a, entity_id="https://idp.example.com/saml2", post="https://idp.example.com/sso/post")
+    https_server.routes["/metadata"] = respond(body=moved)
+    partner = sweep_one(records, store, pki, LATER)
+    assert "from 'https://idp.example.com/saml' to 'https://idp.example.com/saml2'" in only(partner, "MD020")
+    assert "HTTP-POST endpoint moved" in only(partner, "MD021")
+    assert "CRM001" in codes(partner)  # the record still names the old entity ID: an error
+    assert partner.changes == ["entity ID", "SSO endpoint"]
+    kept = read_last_good(store, "B-1")
+    assert kept is not None and kept.snapshot.entity_id == ENTITY_ID  # errors: not the new good copy
+
+
+def test_sso_changes_in_detail() -> None:
+    cert = SnapshotCertificate("AA", "CN=a", NOW - timedelta(days=1), NOW + timedelta(days=100))
+    before = Snapshot(ENTITY_ID, (("HTTP-Redirect", "https://a/sso"), ("HTTP-POST", "https://a/post")), (cert,))
+    after = Snapshot(ENTITY_ID, (("HTTP-Redirect", "https://a/sso"), ("HTTP-Redirect", "https://b/sso"),
+                                 ("SOAP", "https://a/soap")), (cert,))
+    found = compare(before, after, since=NOW, where="url")
+    assert [(f.code, f.severity, f.message.split(" since")[0]) for f in found] == [
+        ("MD021", Severity.INFO, "a HTTP-Redirect endpoint was added at https://b/sso"),
+        ("MD021", Severity.WARNING, "the HTTP-POST endpoint https://a/post was removed"),
+        ("MD021", Severity.INFO, "a SOAP endpoint was added at https://a/soap"),
+    ]
+    assert compare(before, before, since=NOW, where="url") == []
+
+
+# --- expiry and the signer -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("days_left", "warned"), [(29, True), (31, False)])
+def test_expiry_is_warned_at_the_horizon(
+    days_left: int, warned: bool, records: Path, store: Store, pki: PKI, https_server: LocalServer
+) -> None:
+    soon = make_keypair("expiring", not_before=NOW - timedelta(days=300), not_after=NOW + timedelta(days=days_left,
+                                                                                                     hours=1))
+    https_server.routes["/metadata"] = respond(body=metadata(soon))
+    write_record(records, "b1.toml", https_server.url())
+    partner = sweep_one(records, store, pki, warn_days=30)
+    assert ("KEY006" in codes(partner)) is warned
+    facts = partner.report.facts["sweep"]["next_expiry"]
+    assert facts["days_left"] == days_left and facts["signer"] is True
+    text = render_sweep(run_sweep(records, options(pki, warn_days=30), store), "text")
+    assert f"({days_left} d), signer" in text
+
+
+def test_the_signer_is_a_guess_unless_a_test_login_saw_it(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair, key_b: KeyPair
+) -> None:
+    https_server.routes["/metadata"] = respond(body=metadata(key_a, key_b))
+    write_record(records, "b1.toml", https_server.url())
+    guessed = sweep_one(records, store, pki)
+    assert guessed.signer is not None and guessed.signer.how == "likely"
+    assert guessed.signer.sha256 == fingerprint(key_b.cert_der)  # the newer of two valid ones
+    assert "metadata alone cannot tell" in only(guessed, "KEY022")
+
+    record_signer(store, "B-1", fingerprint(key_a.cert_der), NOW - timedelta(hours=2))
+    seen = sweep_one(records, store, pki, LATER)
+    assert seen.signer is not None and seen.signer.how == "test-login"
+    assert seen.signer.sha256 == fingerprint(key_a.cert_der)
+    assert "verified the test login of 2026-06-01 10:00 UTC" in only(seen, "KEY022")
+
+
+def test_a_test_login_signer_that_left_the_metadata_is_said() -> None:
+    a = SnapshotCertificate("AA", "CN=a", NOW - timedelta(days=10), NOW + timedelta(days=100))
+    b = SnapshotCertificate("BB", "CN=b", NOW - timedelta(days=400), NOW - timedelta(days=1))
+    signer = choose_signer([a, b], NOW, seen=("CC", NOW - timedelta(days=3)))
+    assert signer is not None and signer.sha256 == "AA" and signer.how == "likely"
+    assert "only one of 2 signing certificates valid now" in signer.note and "no longer in the metadata" in signer.note
+    expired = choose_signer([b], NOW + timedelta(days=30))
+    assert expired is not None and expired.how == "only"
+    assert choose_signer([], NOW) is None
+
+
+# --- outputs -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mixed(records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair) -> SweepResult:
+    """One ready partner, one whose metadata URL fails, one broken record with a hostile name."""
+    https_server.routes["/metadata"] = respond(body=metadata(key_a))
+    write_record(records, "a.toml", https_server.url(), title="Springfield <b>&amp; Water")
+    write_record(records, "b.toml", f"https://127.0.0.1:{closed_port()}/metadata", biller="B-2")
+    (records / "c.json").write_text("[]")
+    return run_sweep(records, options(pki), store)
+
+
+def test_json_holds_one_report_per_partner(mixed: SweepResult) -> None:
+    document = json.loads(render_sweep(mixed, "json"))
+    assert document["schema"] == "saml-preflight/sweep/v1"
+    assert document["exit_code"] == 1 and document["verdict"] == "not ready"
+    assert document["summary"] == {"partners": 3, "not_ready": 2, "ready_with_warnings": 0, "ready": 1,
+                                   "changed": 0, "errors": document["summary"]["errors"], "warnings": 0}
+    assert [p["record"] for p in document["partners"]] == ["a.toml", "b.toml", "c.json"]
+    for partner in document["partners"]:
+        assert partner["report"]["schema"] == "saml-preflight/report/v1"
+        assert partner["report"]["facts"]["sweep"]["record"] == partner["record"]
+    good = document["partners"][0]
+    assert good["signer"]["how"] == "only" and good["next_expiry"]["days_left"] == 700
+    assert good["report"]["inputs"]["metadata"].startswith("https://127.0.0.1:")
+    assert render_sweep(mixed, "json") == render_sweep(mixed, "json")
+
+
+def test_junit_has_one_testsuite_per_partner(mixed: SweepResult) -> None:
+    root = parse_untrusted(render_sweep(mixed, "junit").encode()).getroot()
+    assert root.tag == "testsuites"
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["saml-preflight.sweep.a.toml", "saml-preflight.sweep.b.toml",
+                                               "saml-preflight.sweep.c.json"]
+    assert [s.get("failures") for s in suites] == ["0", "1", "1"]
+    failed = {c.get("name", "").split()[0] for s in suites for c in s.iter("testcase") if c.find("failure") is not None}
+    assert failed == {"NET005", "CRM201"}
+    assert int(root.get("tests", "0")) == sum(int(s.get("tests", "0")) for s in suites)
+
+
+def test_html_is_self_contained_with_a_timeline_per_partner(mixed: SweepResult) -> None:
+    page = render_sweep(mixed, "html")
+    assert "<script" not in page.lower() and "http-equiv=\"Content-Security-Policy\"" in page
+    assert page.count('role="img"') == 1  # only the partner whose certificates are known
+    assert "Springfield &lt;b&gt;&amp;amp; Water" in page and "<b>&amp; Water" not in page
+    assert 'class="certificate valid current"' in page
+    assert "src=" not in page and "href=\"http" not in page
+
+
+def test_text_summary_and_quiet(mixed: SweepResult, records: Path, store: Store, pki: PKI) -> None:
+    text = render_sweep(mixed, "text")
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("Partner"))
+    assert header.split() == ["Partner", "Verdict", "Errors", "Warnings", "Next", "expiry", "Changed"]
+    assert any(line.startswith("B-1 Springfield <b>&amp; Water") and "✓ ready" in line for line in lines)
+    assert "NET005" in text and "CRM201" in text
+    quiet = render_sweep(mixed, "text", quiet=True)
+    assert "B-1 Springfield" not in quiet and "B-2" in quiet
+    (records / "b.toml").unlink()
+    (records / "c.json").unlink()
+    calm = run_sweep(records, options(pki, LATER), store)
+    assert render_sweep(calm, "text", quiet=True) == ""  # cron mails nothing
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def cli_run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "validator.cli", *map(str, args)], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_usage_errors_exit_two(tmp_path: Path) -> None:
+    missing = cli_run("sweep", tmp_path / "nowhere")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("x")
+    nothing = cli_run("sweep", empty, "--store", f"sqlite:///{tmp_path}/s.sqlite3")
+    assert nothing.returncode == 2 and "holds no CRM record" in nothing.stderr
+    both = cli_run("sweep", empty, "--quiet", "--verbose")
+    assert both.returncode == 2
+
+
+def test_errors_exit_one_and_nothing_is_printed_on_stderr(tmp_path: Path, records: Path) -> None:
+    write_record(records, "b1.toml", "https://127.0.0.1/metadata")  # refused before connecting: NET004
+    result = cli_run("sweep", records, "--store", f"sqlite:///{tmp_path}/s.sqlite3", "--now", "2026-06-01")
+    assert result.returncode == 1
+    assert "NET004" in result.stdout
+    assert result.stderr == ""  # not a terminal: no progress
+
+
+def test_a_clean_sweep_exits_zero_and_writes_every_format(
+    tmp_path: Path, records: Path, pki: PKI, https_server: LocalServer, key_a: KeyPair,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    https_server.routes["/metadata"] = respond(body=metadata(key_a))
+    write_record(records, "b1.toml", https_server.url())
+    monkeypatch.setattr("validator.sweep.fetch_policy", lambda allow_http: options(pki).fetch_policy)
+    store = f"sqlite:///{tmp_path}/s.sqlite3"
+    runner = CliRunner()
+    for fmt in ("text", "json", "junit", "html"):
+        out = tmp_path / f"sweep.{fmt}"
+        result = runner.invoke(cli, ["sweep", str(records), "--store", store, "--now", "2026-06-01T12:00:00Z",
+                                     "--format", fmt, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "" and result.stderr == ""
+        assert out.read_text()
+    assert json.loads((tmp_path / "sweep.json").read_text())["exit_code"] == 0
+    verbose = runner.invoke(cli, ["sweep", str(records), "--store", store, "--verbose", "--now", "2026-06-01"])
+    assert verbose.exit_code == 0
+    assert "[1/1] B-1 Test Biller (b1.toml): ✓ ready" in verbose.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_on_a_terminal(mixed: SweepResult) -> None:
+    partners = mixed.partners
+    for tty, verbose, quiet, expect in [(False, False, False, ""), (True, False, True, ""),
+                                        (True, False, False, "Sweeping"), (False, True, False, "[1/3]")]:
+        stream = _Terminal() if tty else io.StringIO()
+        with SweepProgress(len(partners), stream=stream, tty=tty, verbose=verbose, quiet=quiet) as progress:
+            for partner in partners:
+                progress(partner)
+        output = stream.getvalue()
+        assert (expect in output) if expect else output == "", (tty, verbose, quiet, output)
+    bar = _Terminal()
+    with SweepProgress(3, stream=bar, tty=True) as progress:
+        for partner in partners:
+            progress(partner)
+    assert "3/3" in bar.getvalue()
+
+
+def test_the_default_store_is_the_web_apps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Shared with `saml-validate serve`, so the sweep can read which certificate verified a test login.
+    from validator.sweep import open_sweep_store
+    from validator.web import DEFAULT_STORE
+
+    monkeypatch.chdir(tmp_path)
+    opened = open_sweep_store(None)
+    try:
+        assert isinstance(opened, SQLiteStore) and opened.path == tmp_path / DEFAULT_STORE
+    finally:
+        opened.close()

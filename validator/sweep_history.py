@@ -1,0 +1,162 @@
+"""Sweep history in the :class:`~metadata.store.Store`: per biller, the last good copy of its
+metadata and a capped log of sweep runs; and the certificate that verified its last test login.
+
+Namespaces and values (all keyed by the CRM record's ``biller.id``):
+
+``sweep-last-good``     one value: a JSON header line (``fetched_at``, ``url``, ``sha256`` of the
+                        body, and the :class:`Snapshot` the next sweep compares with), a line feed,
+                        then the metadata exactly as fetched. One ``put``, so header and body never
+                        disagree. Replaced only after a fetch whose checks found no error.
+``sweep-runs``          a list, newest first, capped at :data:`RUNS_KEPT`: one JSON summary per run.
+``test-login-signers``  one value: ``{"sha256": …, "verified_at": …}`` of the trusted certificate
+                        that verified the partner's last test login (written by the test SP).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from metadata.store import Store
+from validator.checks.sweep import Snapshot, SnapshotCertificate
+
+LAST_GOOD_NS = "sweep-last-good"
+RUNS_NS = "sweep-runs"
+RUNS_KEPT = 100
+SIGNERS_NS = "test-login-signers"
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class LastGood:
+    """A partner's last good metadata: exactly the bytes fetched, when and from where."""
+
+    fetched_at: datetime
+    url: str
+    """The URL, redacted (no password)."""
+    snapshot: Snapshot
+    body: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
+
+
+def read_last_good(store: Store, biller_id: str) -> LastGood | None:
+    """The last good copy, or None; an entry this version cannot read counts as none (it is left in place)."""
+    value = store.get(LAST_GOOD_NS, biller_id)
+    if value is None:
+        return None
+    header, _, body = value.partition(b"\n")
+    try:
+        meta = json.loads(header)
+        if meta.get("format") != _FORMAT:
+            return None
+        return LastGood(_moment(meta["fetched_at"]), str(meta["url"]), _snapshot(meta["snapshot"]), body)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def save_last_good(store: Store, biller_id: str, copy: LastGood) -> None:
+    header = {
+        "format": _FORMAT, "fetched_at": _iso(copy.fetched_at), "url": copy.url, "sha256": copy.sha256,
+        "bytes": len(copy.body), "snapshot": snapshot_json(copy.snapshot),
+    }
+    store.put(LAST_GOOD_NS, biller_id, json.dumps(header, sort_keys=True).encode() + b"\n" + copy.body)
+
+
+def keep_last_good(
+    store: Store, biller_id: str, previous: LastGood | None, candidate: LastGood | None, why_not: str
+) -> dict[str, Any]:
+    """Save `candidate` as the last good copy, if there is one (a fetch whose checks found no
+    error); otherwise leave `previous` exactly as it is. What the store holds now, and why."""
+    history: dict[str, Any] = {"replaced": candidate is not None}
+    if previous is not None:
+        history["compared_with"] = history["last_good"] = {"fetched_at": previous.fetched_at,
+                                                           "sha256": previous.sha256}
+    if candidate is not None:
+        save_last_good(store, biller_id, candidate)
+        history["last_good"] = {"fetched_at": candidate.fetched_at, "sha256": candidate.sha256}
+    else:
+        history["kept"] = (f"the last good copy of {previous.fetched_at:%Y-%m-%d %H:%M} UTC is kept: {why_not}"
+                           if previous else f"no good copy yet: {why_not}")
+    return history
+
+
+def append_run(store: Store, biller_id: str, entry: dict[str, Any]) -> None:
+    store.append(RUNS_NS, biller_id, json.dumps(entry, sort_keys=True).encode(), RUNS_KEPT)
+
+
+def recent_runs(store: Store, biller_id: str, n: int = RUNS_KEPT) -> list[dict[str, Any]]:
+    """Up to `n` run summaries, newest first (entries that are not JSON objects are skipped)."""
+    runs = []
+    for item in store.recent(RUNS_NS, biller_id, n):
+        try:
+            entry = json.loads(item)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            runs.append(entry)
+    return runs
+
+
+def record_signer(store: Store, biller_id: str, sha256: str, verified_at: datetime) -> None:
+    """For the test SP: remember the certificate (SHA-256, colon hex) that verified a test login."""
+    store.put(SIGNERS_NS, biller_id, json.dumps({"sha256": sha256, "verified_at": _iso(verified_at)}).encode())
+
+
+def last_signer(store: Store, biller_id: str) -> tuple[str, datetime] | None:
+    value = store.get(SIGNERS_NS, biller_id)
+    if value is None:
+        return None
+    try:
+        seen = json.loads(value)
+        return str(seen["sha256"]).upper(), _moment(seen["verified_at"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def snapshot_from_facts(facts: dict[str, Any]) -> Snapshot | None:
+    """The snapshot of a metadata report's facts (``entity_id``, ``sso``, ``certificates``), or
+    None when no single entity was judged."""
+    if "entity_id" not in facts:
+        return None
+    certificates: dict[str, SnapshotCertificate] = {}
+    for cert in facts.get("certificates", []):
+        if cert.get("signing") and cert["sha256"] not in certificates:
+            certificates[cert["sha256"]] = SnapshotCertificate(
+                cert["sha256"], cert["subject"], cert["not_before"], cert["not_after"])
+    sso = tuple((str(e["binding"]), str(e["location"])) for e in facts.get("sso", []))
+    return Snapshot(str(facts["entity_id"]), sso, tuple(certificates.values()))
+
+
+def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
+    return {
+        "entity_id": snapshot.entity_id,
+        "sso": [{"binding": b, "location": loc} for b, loc in snapshot.sso],
+        "certificates": [
+            {"sha256": c.sha256, "subject": c.subject, "not_before": _iso(c.not_before), "not_after": _iso(c.not_after)}
+            for c in snapshot.certificates
+        ],
+    }
+
+
+def _snapshot(data: dict[str, Any]) -> Snapshot:
+    return Snapshot(
+        None if data["entity_id"] is None else str(data["entity_id"]),
+        tuple((str(e["binding"]), str(e["location"])) for e in data["sso"]),
+        tuple(SnapshotCertificate(str(c["sha256"]), str(c["subject"]), _moment(c["not_before"]),
+                                  _moment(c["not_after"])) for c in data["certificates"]),
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _moment(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
