@@ -11,7 +11,6 @@ here: it starts ``/usr/bin/chromium`` (``apt-get install chromium``), or the tes
 from __future__ import annotations
 
 import html
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,10 +26,6 @@ from idp.settings import Persona, ServiceProvider, Settings
 from metadata.store import SQLiteStore
 from tests.idp_support import ALICE, idp_key, pem_body
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
-INSTALL_HINT = "apt-get install chromium"
 TIMEOUT_MS = 10_000
 RELAY_STATE = "/invoices/42"
 POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
@@ -167,23 +162,6 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
         for thread in threads:
             thread.join(timeout=5)
         store.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"no Chromium at {CHROMIUM}: {INSTALL_HINT}")
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install "
-                                         "-e '.[test]'")
-    with playwright_api.sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        except playwright_api.Error as exc:
-            pytest.skip(f"playwright cannot start {CHROMIUM} ({INSTALL_HINT}): {str(exc).splitlines()[0]}")
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _csp_problems(page: Any) -> list[str]:

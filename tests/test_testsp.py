@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from lxml import etree
 
 from idp.settings import Persona, ServiceProvider
 from metadata.bindings import decode_redirect
@@ -18,6 +20,7 @@ from tests.helpers import crm_toml
 from tests.idp_support import IDP_BASE, login_as, make_idp, sso_path
 from validator.crm import CRMRecord
 from validator.web import create_app
+from validator.web.testsp import VIEWS_NS, login_steps
 
 BASE = "https://validator.test.example"
 TEST_ACS = f"{BASE}/test-sp/acs"
@@ -30,8 +33,19 @@ CRM = crm_toml(sp_entity_id=PORTAL_ENTITY, acs_url="https://portal.example.com/s
 MATCHING = {"AccountNumber": "100200300", "Email": "alice@example.com", "LoginTypeId": "1"}
 
 
+class Clock:
+    """The test SP's clock, moved by hand (the IdP keeps the real one, so start near now)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=250_000)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 class Pair:
-    def __init__(self, tmp_path: Path, *, crm: str = CRM, sso_in_record: bool = True) -> None:
+    def __init__(self, tmp_path: Path, *, crm: str = CRM, sso_in_record: bool = True,
+                 clock: Clock | None = None) -> None:
         folder = tmp_path / "crm"
         folder.mkdir()
         (folder / "B-1.toml").write_text(crm if sso_in_record else crm.replace(f'sso_url = "{IDP_BASE}/sso"\n', ""))
@@ -43,7 +57,7 @@ class Pair:
         self.loads: list[str] = []
         self.app: Flask = create_app(crm_folder=folder, base_url=BASE,
                                      store=SQLiteStore(tmp_path / "validator.sqlite3"),
-                                     metadata_loader=self._metadata)
+                                     metadata_loader=self._metadata, clock=clock)
         self.app.testing = True
         self.sp: FlaskClient = self.app.test_client()
 
@@ -273,3 +287,99 @@ def test_a_javascript_sso_location_is_never_followed(tmp_path: Path) -> None:
     assert answer.status_code == 400
     assert "Location" not in answer.headers
     assert "not an https URL" in answer.get_data(as_text=True)
+
+
+# --- the sequence picture ------------------------------------------------------------------
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def sequence_of(html: str) -> etree._Element:
+    """The login's sequence picture on a result page, parsed."""
+    start = html.index('<svg xmlns="http://www.w3.org/2000/svg" class="login-sequence"')
+    return etree.fromstring(html[start:html.index("</svg>", start) + len("</svg>")].encode())
+
+
+def step_states(svg: etree._Element) -> dict[str, str]:
+    return {g.get("class", "").split()[1]: g.get("class", "").split()[2]
+            for g in svg.iter(f"{SVG}g") if g.get("class", "").startswith("step ")}
+
+
+def test_the_result_page_draws_the_login_with_its_times(tmp_path: Path) -> None:
+    clock = Clock()
+    started = clock.now
+    pair = Pair(tmp_path, clock=clock)
+    fields = pair.login()
+    clock.now += timedelta(seconds=84.3)  # the user at the IdP
+    posted = pair.sp.post("/test-sp/acs", data=fields)
+    login_id = posted.headers["Location"].rsplit("/", 1)[1]
+    view = json.loads(pair.app.extensions["saml_validator_web"].store.get(VIEWS_NS, login_id))
+    assert view["times"] == {"requested": started.isoformat().replace("+00:00", "Z"),
+                             "received": clock.now.isoformat().replace("+00:00", "Z"),
+                             "judged": clock.now.isoformat().replace("+00:00", "Z")}
+    assert view["idp"] == {"entity_id": f"{IDP_BASE}/metadata", "vendor": None}
+
+    html = pair.sp.get(posted.headers["Location"]).get_data(as_text=True)
+    assert html.index('class="login-sequence"') < html.index("<h2>Claims")  # near the top
+    svg = sequence_of(html)
+    assert svg.get("role") == "img"
+    assert step_states(svg) == dict.fromkeys(
+        ("login", "request", "idp", "response", "signature", "protocol", "claims", "result"), "done")
+    assert len(svg.findall(f".//{SVG}circle[@class='passed-mark']")) == 3
+    words = ["".join(t.itertext()) for t in svg.iter(f"{SVG}text")]
+    assert {f"{started:%H:%M:%S}", f"{clock.now:%H:%M:%S}", "+1 min 24 s", "1 min 24 s",
+            f"{IDP_BASE}/metadata", PORTAL_ENTITY, "report: ready"} <= set(words)
+    assert "Every step completed and every check passed." in (svg.get("aria-label") or "")
+
+
+@pytest.mark.parametrize(("fault", "stage", "codes"), [
+    ("wrong-audience", "protocol", "RSP013"),
+    ("signed-by-unknown-key", "signature", "SIG022"),
+    ("missing-required-claim", "claims", "CLM001"),
+])
+def test_the_picture_marks_where_a_faulty_response_failed(pair: Pair, fault: str, stage: str, codes: str) -> None:
+    pair.idp_app.extensions["saml_idp"].personas["alice"] = Persona(
+        id="alice", nameid="alice@example.com", claims=MATCHING, faults=(fault,))
+    posted = pair.sp.post("/test-sp/acs", data=pair.login())
+    svg = sequence_of(pair.sp.get(posted.headers["Location"]).get_data(as_text=True))
+    states = step_states(svg)
+    assert [k for k, v in states.items() if v == "failed"] == [stage]
+    order = list(states)
+    assert all(states[k] == "not-reached" for k in order[order.index(stage) + 1:-1])
+    assert states["result"] == "done"
+    failed = next(g for g in svg.iter(f"{SVG}g") if g.get("class") == f"step {stage} failed")
+    assert codes in "".join(failed.itertext())
+    assert f"({codes}: " in (svg.get("aria-label") or "")
+
+
+def test_a_hostile_entity_id_is_drawn_escaped(tmp_path: Path) -> None:
+    hostile = f'{IDP_BASE}/metadata?<script>alert("x")</script>&'
+    pair = Pair(tmp_path, crm=CRM.replace(f'entity_id = "{IDP_BASE}/metadata"',
+                                          f"entity_id = '{hostile}'"))
+    posted = pair.sp.post("/test-sp/acs", data=pair.login())
+    html = pair.sp.get(posted.headers["Location"]).get_data(as_text=True)
+    assert "<script>" not in html
+    svg = sequence_of(html)
+    assert hostile in "".join(t.text or "" for t in svg.iter(f"{SVG}title"))
+    assert step_states(svg)["signature"] == "failed"  # no metadata entity has that ID: nothing is trusted
+
+
+def test_a_view_stored_before_step_times_still_draws() -> None:
+    steps, failed = login_steps({"biller_id": "B-1", "started_at": "2025-03-14T09:26:53Z"},
+                                {"verdict": "not ready", "findings": [{"code": "RSP013", "severity": "error"},
+                                                                       {"code": "CLM003", "severity": "warning"}]})
+    assert failed == "protocol"
+    assert [s.at is not None for s in steps] == [True, True, False, False, False, False, False, False]
+    assert next(s for s in steps if s.key == "protocol").note == "RSP013"
+
+
+def test_one_error_is_named_with_its_title_several_by_their_codes() -> None:
+    def note(findings: list[dict[str, str]]) -> str:
+        steps, failed = login_steps({}, {"findings": findings})
+        return next(s for s in steps if s.key == failed).note
+
+    audience = {"code": "RSP013", "severity": "error", "title": "The audience is not the portal's entity ID"}
+    assert note([audience]) == "RSP013: The audience is not the portal's entity ID"
+    assert note([audience, {**audience, "code": "RSP015"}]) == "RSP013, RSP015"
+    many = [{**audience, "code": f"RSP0{n}"} for n in range(10, 16)]
+    assert note(many) == "RSP010, RSP011, RSP012, RSP013 and 2 more"

@@ -1,17 +1,22 @@
-"""The validator's web app (``saml-validate serve``): for now, only the live test SP.
+"""The validator's web app (``saml-validate serve``): pages, the JSON API and the live test SP.
 
-Endpoints (see :mod:`validator.web.testsp`):
-
-==============================  ===========================================================
-``/test-login/<biller-id>``     GET: send an AuthnRequest for that CRM record to its IdP
-``/test-sp/acs``                POST: the test SP's AssertionConsumerService (HTTP-POST)
-``/test-sp/metadata``           GET: the test SP's metadata (``?biller=<id>`` for its entity ID)
-``/test-logins/<id>``           GET: the result page of one test login
-``/api/v1/test-logins/<id>``    GET: the same report as JSON (``saml-preflight/report/v1``)
-==============================  ===========================================================
+==================================  =========================================================
+``/``                               GET: the forms (metadata, response, discovery), the partners
+``/check/metadata``                 POST: check metadata (upload, paste or URL) → HTML report
+``/check/response``                 POST: check a SAML response → HTML report
+``/discover``                       POST: the discovery worksheet → HTML
+``/partners/<biller-id>/report``    GET: the printable go-live report of a partner
+``/partners/<biller-id>/discover``  GET: a partner's discovery worksheet
+``/test-login/<biller-id>``         GET: send an AuthnRequest for that CRM record to its IdP
+``/test-sp/acs``                    POST: the test SP's AssertionConsumerService (HTTP-POST)
+``/test-sp/metadata``               GET: the test SP's metadata (``?biller=<id>`` for its entity ID)
+``/test-logins/<id>``               GET: the result page of one test login
+``/api/v1/...``                     JSON: see ``/api/v1/openapi.json`` (:mod:`validator.web.api`)
+==================================  =========================================================
 
 Every page carries the headers of SECURITY.md §6 (strict CSP, ``X-Frame-Options: DENY``,
-``nosniff``); request bodies are capped at 256 KiB (SECURITY.md §1).
+``nosniff``); forms carry a CSRF token (:mod:`validator.web.csrf`). Request bodies are capped
+at 256 KiB (SECURITY.md §1), except where metadata may be uploaded (5 MiB and the form).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from flask import Flask, Response
 
+    from metadata.fetch import FetchPolicy
     from metadata.keys import KeyPair
     from metadata.store import Store
     from validator.crm import CRMRecord
@@ -36,43 +42,104 @@ DEFAULT_STORE = "saml-validate-web.sqlite3"
 
 def create_app(
     *,
-    crm_folder: Path,
-    base_url: str = "http://127.0.0.1:8081",
+    crm_folder: Path | None = None,
+    base_url: str | None = None,
     store: Store | None = None,
     clock: Callable[[], datetime] | None = None,
     metadata_loader: Callable[[CRMRecord], bytes] | None = None,
     signing_key: KeyPair | None = None,
+    fetch_policy: FetchPolicy | None = None,
 ) -> Flask:
     """The validator's web app.
 
     `crm_folder` holds one ``<biller-id>.toml`` CRM record per biller. `base_url` is where the
-    app is reachable from a browser (the test SP's ACS is ``<base_url>/test-sp/acs``).
+    app is reachable from a browser (the test SP's ACS is ``<base_url>/test-sp/acs``). For
+    ``gunicorn 'validator.web:create_app()'``, unset arguments come from the environment:
+    ``VALIDATOR_CRM_FOLDER`` (default: the working directory), ``VALIDATOR_BASE_URL`` (default
+    ``http://127.0.0.1:8081``) and ``VALIDATOR_STORE`` (``sqlite:///PATH`` or ``redis://…``).
     `metadata_loader` returns a record's IdP metadata (default: the safe fetcher on
     ``idp.metadata_url``). With `signing_key`, AuthnRequests are signed (HTTP-Redirect
-    signature, RSA-SHA256) and the test SP's metadata publishes the certificate.
+    signature, RSA-SHA256) and the test SP's metadata publishes the certificate. `fetch_policy`
+    governs partner URLs (metadata, the discovery probe); the default is SECURITY.md §4's.
     """
+    import os
+
     from flask import Flask
 
     from metadata.store import open_store
 
-    from . import testsp
+    from . import api, csrf, pages, testsp
 
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH)
     app.extensions["saml_validator_web"] = testsp.WebState(
-        crm_folder=Path(crm_folder),
-        base_url=base_url.rstrip("/"),
-        store=store if store is not None else open_store(None, Path.cwd() / DEFAULT_STORE),
+        crm_folder=Path(crm_folder or os.environ.get("VALIDATOR_CRM_FOLDER", ".")),
+        base_url=(base_url or os.environ.get("VALIDATOR_BASE_URL", "http://127.0.0.1:8081")).rstrip("/"),
+        store=store if store is not None else open_store(os.environ.get("VALIDATOR_STORE"),
+                                                         Path.cwd() / DEFAULT_STORE),
         clock=clock or testsp.utc_now,
         metadata_loader=metadata_loader or testsp.fetch_idp_metadata,
         signing_key=signing_key,
     )
-    app.register_blueprint(testsp.blueprint)
+    if fetch_policy is not None:
+        app.extensions[pages.FETCH_POLICY] = fetch_policy
+    for blueprint in (pages.blueprint, api.blueprint, testsp.blueprint):
+        app.register_blueprint(blueprint)
     app.register_error_handler(404, testsp.not_found)
     app.register_error_handler(405, testsp.method_not_allowed)
-    app.register_error_handler(413, testsp.too_large)
+    app.register_error_handler(413, too_large)
+    app.before_request(guard)
+    app.after_request(csrf.set_cookie)
     app.after_request(security_headers)
     return app
+
+
+# Where metadata may be uploaded: the document (5 MiB), a CRM record and the other fields.
+UPLOAD_LIMIT = 6 * 1024 * 1024
+_UPLOADS = {"pages.check_metadata", "pages.check_response", "pages.discover", "api.metadata", "api.responses",
+            "api.discover"}
+_NOT_GUARDED = {"testsp.acs"}  # IdPs post there from their own origin, by design
+
+
+def guard() -> Response | None:
+    """Per-route body limits, then CSRF for every state-changing request (SECURITY.md §1, §6)."""
+    from flask import request
+
+    from .csrf import refusal
+    from .testsp import error_page
+
+    if request.endpoint in _UPLOADS:
+        request.max_content_length = UPLOAD_LIMIT
+        request.max_form_memory_size = UPLOAD_LIMIT  # pasted metadata arrives as a form field
+    limit = request.max_content_length
+    if request.content_length is not None and limit is not None and request.content_length > limit:
+        # Refused on the declared length, before the form parser spools any of it to disk.
+        from werkzeug.exceptions import RequestEntityTooLarge
+
+        raise RequestEntityTooLarge()
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.endpoint in _NOT_GUARDED:
+        return None
+    reason = refusal()
+    if reason is None:
+        return None
+    if request.path.startswith("/api/"):
+        from .api import problem
+
+        return problem(f"refused: {reason}", 403)
+    return error_page(403, "Request refused", f"The request was refused: {reason}.")
+
+
+def too_large(_exc: Exception) -> Response:
+    from flask import request
+
+    from .testsp import error_page
+
+    limit = request.max_content_length or MAX_CONTENT_LENGTH
+    if request.path.startswith("/api/"):
+        from .api import problem
+
+        return problem(f"the request body is larger than {limit // 1024:,} KiB", 413)
+    return error_page(413, "Request too large", f"The request body is larger than {limit // 1024:,} KiB.")
 
 
 def security_headers(response: Response) -> Response:

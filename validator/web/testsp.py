@@ -8,6 +8,12 @@ only from the browser that started the login, and only once (SECURITY.md §3).
 check with the remembered request ID; the report is kept 24 hours as
 ``/test-logins/<id>`` (page) and ``/api/v1/test-logins/<id>`` (JSON).
 
+The result page draws the login as a sequence (:mod:`validator.render.sequence`) with the
+times the test SP saw: the AuthnRequest sent (the pending entry's ``started_at``), the
+response received at the ACS, and the response judged. The user's time at the IdP is the
+gap between the first two. A login whose IdP never answers leaves only a pending entry that
+expires unseen, so it has no result page and no picture.
+
 The test SP's ACS differs from the portal's (``sp.acs_url``), so the record is checked with
 its ACS URL replaced by the test SP's: Destination and Recipient must name the ACS this SP
 asked for. Both URLs are listed in the report's ``test_sp`` facts.
@@ -27,6 +33,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request
 from lxml import etree
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from metadata.bindings import BindingError, decode_post, encode_redirect
@@ -37,12 +44,13 @@ from metadata.model import BINDING_POST, BINDING_REDIRECT
 from metadata.read import read_metadata
 from metadata.store import Store, StoreUnavailable
 from metadata.xml import MESSAGE_LIMITS, metadata_limits, parse_untrusted
-from validator.crm import CRMRecord, load_crm
-from validator.errors import CRMRecordError
+from validator.crm import CRMRecord
 from validator.render import iso_z
 from validator.render.json import render_json
+from validator.render.sequence import CHECK_STAGES, Lifeline, Lifelines, Step, failed_stage, login_sequence, stage_of
 from validator.report import Report
-from validator.response_inspection import ResponseOptions, inspect_response_bytes, trust_from_metadata
+from validator.response_inspection import IdPTrust, ResponseOptions, inspect_response_bytes, trust_from_metadata
+from validator.vendor import VENDORS
 
 blueprint = Blueprint("testsp", __name__, template_folder="templates")
 
@@ -58,9 +66,9 @@ SEEN_NS, SEEN_TTL = "test-sp-seen-assertions", 24 * 3600
 RESULTS_NS, RESULTS_TTL = "test-logins", 24 * 3600
 """The report, exactly as :func:`render_json` wrote it."""
 VIEWS_NS = "test-login-views"
-"""What the result page shows beside the report: the decoded XML and the expected claims."""
+"""What the result page shows beside the report: the decoded XML, the expected claims, the
+IdP's names and the step times (``times``: requested, received, judged; ISO 8601 UTC)."""
 
-_BILLER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 MetadataLoader = Callable[[CRMRecord], bytes]
@@ -120,10 +128,6 @@ def method_not_allowed(_exc: HTTPException) -> Response:
     return error_page(405, "Method not allowed", f"{request.method} is not accepted at this address.")
 
 
-def too_large(_exc: HTTPException) -> Response:
-    return error_page(413, "Request too large", "The request body is larger than 256 KiB (SECURITY.md §1).")
-
-
 # --- the record ---------------------------------------------------------------------------
 
 
@@ -134,17 +138,12 @@ class _Refusal(Exception):
 
 
 def _record(biller_id: str) -> CRMRecord:
-    if not _BILLER_ID.fullmatch(biller_id):
-        raise _Refusal(404, "Unknown biller", "A biller ID has only letters, digits, '-' and '_'; "
-                       "this one has something else.")
-    path = web().crm_folder / f"{biller_id}.toml"
-    if not path.is_file():
-        raise _Refusal(404, "Unknown biller", f"There is no CRM record for biller {biller_id!r}.")
+    from .partners import PartnerError, load_partner
+
     try:
-        return load_crm(path)
-    except CRMRecordError as exc:
-        raise _Refusal(400, "The CRM record cannot be used", f"The record of biller {biller_id!r} is invalid: "
-                       f"{str(exc).replace(str(path), path.name)}") from None
+        return load_partner(web().crm_folder, biller_id)
+    except PartnerError as exc:
+        raise _Refusal(exc.status, exc.title, exc.message) from None
 
 
 def _sso_url(record: CRMRecord) -> str:
@@ -244,6 +243,7 @@ _REQUEST_ID = re.compile(r"_[0-9a-f]{40}")
 @blueprint.post("/test-sp/acs")
 def acs() -> Response:
     state = web()
+    received = state.clock()
     try:
         message = decode_post(request.get_data(cache=False), "SAMLResponse")
     except (BindingError, MetadataError) as exc:
@@ -265,12 +265,18 @@ def acs() -> Response:
         record = _record(pending["biller_id"])
     except _Refusal as refusal:
         return refusal.response
-    report = _judge(message.xml, record, pending, state)
+    report, trust = _judge(message.xml, record, pending, state)
+    judged = state.clock()
     login_id = secrets.token_urlsafe(24)
+    vendor = record.idp.vendor or (trust.vendor_key if trust else None)
     view = {
         "biller_id": record.biller.id,
         "biller_name": record.biller.name,
         "started_at": pending["started_at"],
+        "times": {"requested": pending["started_at"], "received": iso_z(received), "judged": iso_z(judged)},
+        "sp_entity_id": record.sp.entity_id,
+        "idp": {"entity_id": (trust.entity_id if trust else None) or record.idp.entity_id,
+                "vendor": VENDORS[vendor].name if vendor in VENDORS else vendor},
         "xml": message.xml.decode("utf-8", errors="replace"),
         "relay_state": message.relay_state,
         "claims": [c.model_dump() for c in record.claims],
@@ -287,7 +293,7 @@ def acs() -> Response:
     return response  # type: ignore[return-value]
 
 
-def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebState) -> Report:
+def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebState) -> tuple[Report, IdPTrust | None]:
     now = state.clock()
     checked = record.model_copy(update={"sp": record.sp.model_copy(update={"acs_url": state.acs_url})})
     report = Report(subject="response", inputs={"response": "test SP ACS (HTTP-POST)",
@@ -297,6 +303,7 @@ def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebSta
     trusted: tuple[bytes, ...] = ()
     idp_entity_id: str | None = None
     vendor_key: str | None = None
+    trust: IdPTrust | None = None
     try:
         trust = trust_from_metadata(state.metadata_loader(record), checked)
         trusted, idp_entity_id, vendor_key = trust.certificates, trust.entity_id, trust.vendor_key
@@ -313,7 +320,7 @@ def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebSta
         report.findings.clear()
         inspect_response_bytes(xml, "response", replace(options, seen_assertion_ids=frozenset({assertion_id})),
                                checked, report)
-    return report
+    return report, trust
 
 
 # --- results ------------------------------------------------------------------------------
@@ -352,9 +359,61 @@ def result(login_id: str) -> Response:
         return found
     report, view = found
     response_facts = report.get("facts", {}).get("response", {})
+    steps, failed_at = login_steps(view or {}, report)
+    # Markup only for what login_sequence built: it escapes every text it draws.
+    sequence = Markup(login_sequence(steps, failed_at=failed_at, lifelines=lifelines(view or {})))  # noqa: S704
     return page("result.html", login_id=login_id, report=report, view=view or {},
                 claims=claim_rows(view or {}, response_facts), xml=pretty_xml((view or {}).get("xml", "")),
-                verified=bool(response_facts.get("verified")), response_facts=response_facts)
+                verified=bool(response_facts.get("verified")), response_facts=response_facts, sequence=sequence)
+
+
+def login_steps(view: dict[str, Any], report: dict[str, Any]) -> tuple[list[Step], str | None]:
+    """The test login as the sequence picture draws it, and the check it failed at (None: accepted)."""
+    times: dict[str, str] = view.get("times") or {"requested": view.get("started_at", "")}
+    requested, received, judged = (_moment(times.get(k)) for k in ("requested", "received", "judged"))
+    findings = [f for f in report.get("findings", []) if f.get("severity") == "error"]
+    errors = sorted({f["code"] for f in findings})
+    titles: dict[str, str] = {f["code"]: f.get("title", "") for f in findings}
+    failed = failed_stage(errors)
+
+    def check(stage: str, name: str, passed: str, about: str) -> Step:
+        if stage != failed and (failed is None or CHECK_STAGES.index(stage) < CHECK_STAGES.index(failed)):
+            return Step(stage, passed, "sp", "sp", judged, note=about, check=True)
+        codes = [c for c in errors if stage_of(c) == stage] if stage == failed else []
+        note = ", ".join(codes[:4]) + (f" and {len(codes) - 4} more" if len(codes) > 4 else "") if codes else about
+        if len(codes) == 1 and titles.get(codes[0]):
+            note = f"{codes[0]}: {titles[codes[0]]}"
+        return Step(stage, name, "sp", "sp", judged, note=note, check=True)
+
+    return [
+        Step("login", f"GET /test-login/{view.get('biller_id', '…')}", "browser", "sp", requested),
+        Step("request", "AuthnRequest (HTTP-Redirect)", "sp", "idp", requested,
+             note="302 to the IdP's SSO URL, via the browser"),
+        Step("idp", "the user signs in at the IdP", "idp", "idp"),
+        Step("response", "POST SAMLResponse to /test-sp/acs", "idp", "sp", received,
+             note="HTTP-POST, via the browser"),
+        check("signature", "signature", "signature verified", "with the IdP's certificates from its metadata"),
+        check("protocol", "protocol checks", "protocol checks passed",
+              "issuer, audience, destination, times, InResponseTo"),
+        check("claims", "claims vs the CRM record", "claims match the CRM record",
+              f"{len(view.get('claims', []))} claims in the record"),
+        Step("result", "303 to this result page", "sp", "browser", judged,
+             note=f"report: {report.get('verdict', '')}", after_failure=True),
+    ], failed
+
+
+def lifelines(view: dict[str, Any]) -> Lifelines:
+    idp: dict[str, str | None] = view.get("idp") or {}
+    detail = " · ".join(v for v in (idp.get("vendor"), idp.get("entity_id")) if v)
+    return Lifelines(sp=Lifeline("Test SP (validator)", view.get("sp_entity_id") or ""),
+                     idp=Lifeline("Partner IdP", detail))
+
+
+def _moment(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
 
 
 def claim_rows(view: dict[str, Any], response_facts: dict[str, Any]) -> list[dict[str, str]]:

@@ -1,0 +1,55 @@
+"""What the web app runs for a page or an API call: the same library calls as the command line,
+fed with a :class:`~validator.web.inputs.Document` and a CRM record.
+
+The metadata URL of a document, and the sign-in URL the discovery probe asks, are fetched with
+the SSRF-safe fetcher and the app's :class:`FetchPolicy` (SECURITY.md §4).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from metadata.fetch import FetchPolicy
+from metadata.xml import MiB
+from validator.crm import CRMRecord
+from validator.discovery import Worksheet, build_worksheet, probe_framing, sign_in_url
+from validator.inspection import MetadataOptions, inspect_metadata, inspect_metadata_bytes, metadata_report
+from validator.report import Report
+from validator.response_inspection import response_report
+
+from .inputs import Document
+
+METADATA_LIMIT = 5 * MiB
+"""The largest metadata document the app takes (SECURITY.md §1)."""
+RESPONSE_LIMIT = 1 * MiB
+"""A pasted or uploaded SAML response (SECURITY.md §1: pasted XML)."""
+
+
+def check_metadata(document: Document, crm: CRMRecord | None, crm_source: str | None, *, now: datetime,
+                   policy: FetchPolicy | None) -> Report:
+    options = MetadataOptions(now=now, fetch_policy=policy, max_bytes=METADATA_LIMIT)
+    if document.url is not None:
+        return inspect_metadata(document.url, options, crm, crm_source=crm_source)
+    report = metadata_report(document.source, options, crm, crm_source)
+    inspect_metadata_bytes(document.data or b"", document.source, options, crm, report)
+    return report
+
+
+def check_response(response: Document, crm: CRMRecord | None, crm_source: str | None, *,
+                   metadata: Document | None, request_id: str | None, now: datetime,
+                   policy: FetchPolicy | None) -> Report:
+    trust: bytes | str | None = None
+    if metadata is not None:
+        trust = metadata.url if metadata.url is not None else metadata.data
+    return response_report(
+        response.data or b"", response.source, now=now, crm=crm, crm_source=crm_source, metadata=trust,
+        metadata_source=metadata.source if metadata else None, request_id=request_id or None, policy=policy,
+    )
+
+
+def discover(document: Document, crm: CRMRecord | None, crm_source: str | None, *, now: datetime,
+             policy: FetchPolicy | None, probe: bool) -> Worksheet:
+    report = check_metadata(document, crm, crm_source, now=now, policy=policy)
+    sso = sign_in_url(report.facts)
+    found = probe_framing(sso, policy) if probe and sso else None
+    return build_worksheet(report, crm, metadata_url=document.url, probe=found)

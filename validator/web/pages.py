@@ -1,0 +1,151 @@
+"""The pages of the validator's web app, for a partner or an engineer who would rather click.
+
+``GET /`` offers three forms (check metadata, check a response, discovery worksheet) and the
+partners of the CRM folder with their go-live report, worksheet and live test login. Results
+are the same self-contained pages the command line writes (``--format html``).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+
+from metadata.fetch import FetchPolicy
+from validator.crm import CRMRecord
+from validator.discovery import Worksheet
+from validator.render import render
+from validator.render.worksheet import render_worksheet_html
+from validator.report import Report
+
+from . import jobs
+from .csrf import csrf_token
+from .inputs import Document, InputError, document_from_form, record_from_form
+from .partners import PartnerError, list_partners, load_partner
+from .testsp import web
+
+blueprint = Blueprint("pages", __name__, template_folder="templates")
+
+FETCH_POLICY = "saml_validator_fetch_policy"
+"""app.extensions key: the FetchPolicy for partner URLs (default: SECURITY.md §4's)."""
+
+
+def fetch_policy() -> FetchPolicy | None:
+    found: FetchPolicy | None = current_app.extensions.get(FETCH_POLICY)
+    return found
+
+
+def html(text: str, status: int = 200) -> Response:
+    return Response(text, status=status, mimetype="text/html")
+
+
+def home_page(error: str | None = None, status: int = 200) -> Response:
+    partners = list_partners(web().crm_folder)
+    return html(render_template("home.html", partners=partners, csrf=csrf_token(), error=error,
+                                usable=[p for p in partners if p.record is not None]), status)
+
+
+@blueprint.get("/")
+def home() -> Response:
+    return home_page()
+
+
+@blueprint.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """Liveness for the container's health check: the app answers and its store works."""
+    from metadata.store import StoreUnavailable
+
+    try:
+        web().store.get("health", "probe")
+    except StoreUnavailable as exc:
+        return jsonify(status="unavailable", store=str(exc)), 503
+    return jsonify(status="ok", partners=len(list_partners(web().crm_folder))), 200
+
+
+def _report_page(report: Report) -> Response:
+    return html(render(report, "html"))
+
+
+def _worksheet_page(worksheet: Worksheet) -> Response:
+    return html(render_worksheet_html(worksheet))
+
+
+def _record() -> tuple[CRMRecord | None, str | None]:
+    return record_from_form(request.form, request.files, web().crm_folder)
+
+
+@blueprint.post("/check/metadata")
+def check_metadata() -> Response:
+    try:
+        document = document_from_form(request.form, request.files, "metadata", what="metadata",
+                                      limit=jobs.METADATA_LIMIT)
+        crm, crm_source = _record()
+    except InputError as exc:
+        return home_page(exc.message, 400)
+    assert document is not None
+    return _report_page(jobs.check_metadata(document, crm, crm_source, now=web().clock(), policy=fetch_policy()))
+
+
+@blueprint.post("/check/response")
+def check_response() -> Response:
+    try:
+        response = document_from_form(request.form, request.files, "response", what="SAML response",
+                                      limit=jobs.RESPONSE_LIMIT)
+        metadata = document_from_form(request.form, request.files, "metadata", what="IdP metadata",
+                                      limit=jobs.METADATA_LIMIT, required=False)
+        crm, crm_source = _record()
+    except InputError as exc:
+        return home_page(exc.message, 400)
+    assert response is not None
+    report = jobs.check_response(response, crm, crm_source, metadata=metadata, now=web().clock(),
+                                 request_id=(request.form.get("request_id") or "").strip() or None,
+                                 policy=fetch_policy())
+    return _report_page(report)
+
+
+@blueprint.post("/discover")
+def discover() -> Response:
+    try:
+        document = document_from_form(request.form, request.files, "metadata", what="metadata",
+                                      limit=jobs.METADATA_LIMIT)
+        crm, crm_source = _record()
+    except InputError as exc:
+        return home_page(exc.message, 400)
+    assert document is not None
+    worksheet = jobs.discover(document, crm, crm_source, now=web().clock(), policy=fetch_policy(),
+                              probe=request.form.get("probe") == "on")
+    return _worksheet_page(worksheet)
+
+
+def partner_metadata(biller_id: str) -> tuple[CRMRecord, Document]:
+    """A partner's record and its metadata URL; PartnerError when the record names none."""
+    record = load_partner(web().crm_folder, biller_id)
+    if not record.idp.metadata_url:
+        raise PartnerError(400, "No metadata URL", f"The CRM record of {biller_id!r} has no idp.metadata_url: "
+                           "upload the partner's metadata on the home page instead.")
+    return record, Document(source=record.idp.metadata_url, url=record.idp.metadata_url)
+
+
+@blueprint.get("/partners/<biller_id>/report")
+def partner_report(biller_id: str) -> Response:
+    """The printable go-live report: the partner's metadata URL checked against its record."""
+    try:
+        record, document = partner_metadata(biller_id)
+    except PartnerError as exc:
+        return refused(exc)
+    return _report_page(jobs.check_metadata(document, record, f"{biller_id}.toml", now=web().clock(),
+                                            policy=fetch_policy()))
+
+
+@blueprint.get("/partners/<biller_id>/discover")
+def partner_worksheet(biller_id: str) -> Response:
+    try:
+        record, document = partner_metadata(biller_id)
+    except PartnerError as exc:
+        return refused(exc)
+    return _worksheet_page(jobs.discover(document, record, f"{biller_id}.toml", now=web().clock(),
+                                         policy=fetch_policy(), probe=True))
+
+
+def refused(exc: PartnerError) -> Response:
+    from .testsp import error_page
+
+    return error_page(exc.status, exc.title, exc.message)
