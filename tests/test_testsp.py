@@ -134,6 +134,15 @@ def test_end_to_end_ready_page_and_json(pair: Pair) -> None:
     assert report["facts"]["test_sp"]["acs_url"] == TEST_ACS
     assert "ready" in html and report["summary"]["errors"] == 0
 
+    # The certificate that verified it is remembered for the sweep's "current signer".
+    from metadata.certs import fingerprint
+    from validator.sweep_history import last_signer
+
+    idp_cert = pair.idp_app.extensions["saml_idp"].key.cert_der
+    assert report["facts"]["response"]["signed_by"] == [fingerprint(idp_cert)] * 2
+    signer = last_signer(pair.app.extensions["saml_validator_web"].store, "B-1")
+    assert signer is not None and signer[0] == fingerprint(idp_cert)
+
     again = pair.sp.post("/test-sp/acs", data=fields)  # consumed once
     assert again.status_code == 400
     assert "already used" in again.get_data(as_text=True)

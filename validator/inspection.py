@@ -71,20 +71,7 @@ def inspect_metadata(
     """Judge the metadata at `source`: an https URL or a file path (``-`` is not supported here)."""
     report = metadata_report(source, options, crm, crm_source)
     if "://" in source or source.lower().startswith(("file:", "data:")):
-        from metadata.fetch import FetchError, FetchPolicy, fetch, redact_url
-
-        report.inputs["metadata"] = redact_url(source)
-        report.subjects_run += ("fetch",)
-        policy = replace(options.fetch_policy or FetchPolicy(), max_bytes=options.max_bytes)
-        try:
-            result = fetch(source, policy)
-        except FetchError as exc:
-            report.findings.append(fetching.finding_for_fetch_error(exc))
-            report.facts["fetch"] = dict(exc.diagnostics)
-            return report
-        report.facts["fetch"] = _fetch_facts(result)
-        report.extend(fetching.content_type_findings(result))
-        inspect_metadata_bytes(result.body, source, options, crm, report)
+        inspect_metadata_url(source, options, crm, report)
     else:
         path = Path(source)
         size = path.stat().st_size
@@ -96,6 +83,26 @@ def inspect_metadata(
         with path.open("rb") as handle:  # a pipe or device has no size: read one byte past the limit
             inspect_metadata_bytes(handle.read(options.max_bytes + 1), source, options, crm, report)
     return report
+
+
+def inspect_metadata_url(url: str, options: MetadataOptions, crm: CRMRecord | None, report: Report) -> bytes | None:
+    """Fetch `url` with the SSRF-safe fetcher and judge it into `report`; the body fetched (whatever
+    the checks then found), or None when the fetch failed, which is a NET finding."""
+    from metadata.fetch import FetchError, FetchPolicy, fetch, redact_url
+
+    report.inputs["metadata"] = redact_url(url)
+    report.subjects_run += ("fetch",)
+    policy = replace(options.fetch_policy or FetchPolicy(), max_bytes=options.max_bytes)
+    try:
+        result = fetch(url, policy)
+    except FetchError as exc:
+        report.findings.append(fetching.finding_for_fetch_error(exc))
+        report.facts["fetch"] = dict(exc.diagnostics)
+        return None
+    report.facts["fetch"] = _fetch_facts(result)
+    report.extend(fetching.content_type_findings(result))
+    inspect_metadata_bytes(result.body, url, options, crm, report)
+    return result.body
 
 
 def metadata_report(source: str, options: MetadataOptions, crm: CRMRecord | None, crm_source: str | None = None

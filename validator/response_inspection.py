@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metadata.certs import fingerprint
 from metadata.encryption import DecryptionError
 from metadata.errors import MetadataError, UnsafeXML
 from metadata.read import read_metadata
@@ -186,6 +187,7 @@ def _inspect_one(
     return {
         "verified": True,
         "signed": [s.element for s in verified.signatures],
+        "signed_by": [fingerprint(s.certificate) for s in verified.signatures],
         "encrypted": verified.encrypted,
         "issuer": facts.issuer,
         "assertion_id": facts.assertion_id,

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from metadata.store import Store, open_store
 from metadata.xml import MiB
 from validator.checks.crm_record import check_record
-from validator.checks.fetching import content_type_findings, finding_for_fetch_error
 from validator.checks.sweep import (
     DUPLICATE_BILLER,
     NO_METADATA_URL,
@@ -46,7 +45,7 @@ from validator.config import FORMATS as RECORD_SUFFIXES
 from validator.crm import CRMRecord, load_crm
 from validator.errors import CRMRecordError, UsageError
 from validator.findings import Severity
-from validator.inspection import MetadataOptions, _fetch_facts, inspect_metadata_bytes
+from validator.inspection import MetadataOptions, inspect_metadata_url
 from validator.report import Report
 from validator.sweep_history import (
     LastGood,
@@ -258,24 +257,12 @@ def sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> Partner
 
 
 def fetch_and_inspect(url: str, options: SweepOptions, record: CRMRecord, report: Report) -> bytes | None:
-    """Fetch `url` and judge it into `report` as `inspect_metadata` judges a URL; the body when
-    it was fetched (whatever the checks found), None when the fetch failed."""
-    from metadata.fetch import FetchError, FetchPolicy, fetch, redact_url
-
-    report.inputs["metadata"] = redact_url(url)
-    report.subjects_run += ("input", "metadata", "crm-match", "fetch")
-    policy = replace(options.fetch_policy or FetchPolicy(), max_bytes=options.max_bytes)
-    try:
-        fetched = fetch(url, policy)
-    except FetchError as exc:
-        report.findings.append(finding_for_fetch_error(exc))
-        report.facts["fetch"] = dict(exc.diagnostics)
-        return None
-    report.facts["fetch"] = _fetch_facts(fetched)
-    report.extend(content_type_findings(fetched))
-    metadata_options = MetadataOptions(now=options.now, warn_days=options.warn_days, max_bytes=options.max_bytes)
-    inspect_metadata_bytes(fetched.body, url, metadata_options, record, report)
-    return fetched.body
+    """Fetch `url` and judge it into `report` exactly as ``saml-validate metadata URL`` does; the
+    body when it was fetched (whatever the checks found), None when the fetch failed."""
+    report.subjects_run += ("input", "metadata", "crm-match")
+    metadata_options = MetadataOptions(now=options.now, warn_days=options.warn_days, max_bytes=options.max_bytes,
+                                       fetch_policy=options.fetch_policy)
+    return inspect_metadata_url(url, metadata_options, record, report)
 
 
 def _facts(result: PartnerResult, options: SweepOptions) -> dict[str, Any]:

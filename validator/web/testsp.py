@@ -50,6 +50,7 @@ from validator.render.json import render_json
 from validator.render.sequence import CHECK_STAGES, Lifeline, Lifelines, Step, failed_stage, login_sequence, stage_of
 from validator.report import Report
 from validator.response_inspection import IdPTrust, ResponseOptions, inspect_response_bytes, trust_from_metadata
+from validator.sweep_history import record_signer
 from validator.vendor import VENDORS
 
 blueprint = Blueprint("testsp", __name__, template_folder="templates")
@@ -285,6 +286,9 @@ def acs() -> Response:
     try:
         state.store.put(RESULTS_NS, login_id, render_json(report).encode(), ttl=RESULTS_TTL)
         state.store.put(VIEWS_NS, login_id, json.dumps(view).encode(), ttl=RESULTS_TTL)
+        signers = report.facts.get("response", {}).get("signed_by") or []
+        if signers:  # the sweep says which certificate signs from this (validator.sweep_history)
+            record_signer(state.store, record.biller.id, signers[-1], judged)
     except StoreUnavailable as exc:
         return error_page(503, "Storage unavailable", str(exc))
     response = redirect(f"/test-logins/{login_id}", code=303)
