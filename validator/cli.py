@@ -264,15 +264,21 @@ def _draft_exists(path: Path) -> click.BadParameter:
 @click.option("--port", default=8081, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--base-url", help="Where browsers reach this app (default: http://HOST:PORT); the test SP's ACS "
                                  "is BASE_URL/test-sp/acs.")
-def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None) -> None:
-    """The live test SP: /test-login/<biller-id> runs an SP-initiated login against the partner's IdP
-    (development server; for production: gunicorn 'validator.web:create_app(...)')."""
-    from validator.web import create_app
+@click.option("--store", "store_url", metavar="URL",
+              help="sqlite:///ABSOLUTE/PATH or redis://host:port/db (default: $VALIDATOR_STORE, else "
+                   "saml-validate-web.sqlite3 here; share it with `sweep --store` to know each partner's signer).")
+def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None, store_url: str | None) -> None:
+    """The web app: forms to check metadata and responses, discovery worksheets, go-live reports,
+    live test logins (/test-login/<biller-id>) and the JSON API (/api/v1/openapi.json). A
+    development server; for production: gunicorn 'validator.web:create_app()' (VALIDATOR_* settings)."""
+    from metadata.store import open_store
+    from validator.web import DEFAULT_STORE, create_app
 
     url = base_url or f"http://{host}:{port}"
-    app = create_app(crm_folder=crm_folder, base_url=url)
-    click.echo(f"test SP on {url}/ — start a login at {url}/test-login/<biller-id>; "
-               f"SP metadata at {url}/test-sp/metadata?biller=<biller-id>", err=True)
+    store = open_store(store_url or os.environ.get("VALIDATOR_STORE"), Path.cwd() / DEFAULT_STORE)
+    app = create_app(crm_folder=crm_folder, base_url=url, store=store)
+    click.echo(f"SAML Preflight on {url}/ — test logins at {url}/test-login/<biller-id>, the API at "
+               f"{url}/api/v1/openapi.json", err=True)
     app.run(host=host, port=port, threaded=True)
 
 
@@ -282,7 +288,7 @@ def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None) 
               help="Warn when a signing certificate expires within this many days.")
 @click.option("--store", "store_url", metavar="URL",
               help="Where sweep history is kept: sqlite:///ABSOLUTE/PATH or redis://host:port/db "
-                   "(default: the web app's SQLite file in the working directory).")
+                   "(default: $VALIDATOR_STORE, else the web app's SQLite file in the working directory).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Partners fetched and checked at once.")
 @click.option("--quiet", is_flag=True, help="No progress; the text summary lists only partners that need "

@@ -149,11 +149,14 @@ def fetch_policy(allow_http: bool) -> FetchPolicy:
 
 
 def open_sweep_store(url: str | None) -> Store:
-    """``--store URL``, or the web app's SQLite file in the working directory: sharing it lets
-    the sweep read which certificate verified a partner's last test login."""
+    """``--store URL``, else ``$VALIDATOR_STORE``, else the web app's SQLite file in the working
+    directory: sharing the web app's store lets the sweep read which certificate verified a
+    partner's last test login."""
+    import os
+
     from validator.web import DEFAULT_STORE
 
-    return open_store(url, Path.cwd() / DEFAULT_STORE)
+    return open_store(url or os.environ.get("VALIDATOR_STORE"), Path.cwd() / DEFAULT_STORE)
 
 
 def run_sweep(

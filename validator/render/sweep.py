@@ -80,7 +80,8 @@ def summary_line(result: SweepResult) -> str:
     c = summary_counts(result)
     parts = [f"{c['not_ready']} not ready", f"{c['ready_with_warnings']} with warnings", f"{c['ready']} ready"]
     changed = f"; {c['changed']} changed since the last good copy" if c["changed"] else ""
-    return f"{_MARK[verdict(result)]} {c['partners']} partners: {', '.join(parts)}{changed}"
+    noun = "partner" if c["partners"] == 1 else "partners"
+    return f"{_MARK[verdict(result)]} {c['partners']} {noun}: {', '.join(parts)}{changed}"
 
 
 def expiry_cell(partner: PartnerResult, result: SweepResult) -> str:
