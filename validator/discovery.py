@@ -268,9 +268,13 @@ def draft_record(report: Report, crm: CRMRecord | None, metadata_url: str | None
         lines.append(f"nameid_format = {_toml(chosen)}")
     if crm is not None:
         claims = [(c.name, c.required, c.login_type) for c in crm.claims]
-    else:
+    elif facts.get("offered_attributes"):
         lines += ["", "# The attributes the metadata offers; mark those the portal needs as required."]
-        claims = [(name, False, False) for name in facts.get("offered_attributes", [])]
+        claims = [(name, False, False) for name in facts["offered_attributes"]]
+    else:
+        lines += ["", "# The metadata lists no attributes: agree the claim names with the partner, one block each:",
+                  "# [[claims]]", '# name = "AccountNumber"', "# required = true"]
+        claims = []
     for name, required, is_login_type in claims:
         lines += ["", "[[claims]]", f"name = {_toml(name)}", f"required = {'true' if required else 'false'}"]
         if is_login_type:
