@@ -410,3 +410,19 @@ def test_helpers() -> None:
         "f": "nan",
         "s": "error",
     }
+
+
+def test_html_draws_the_signing_certificates_on_a_timeline() -> None:
+    from datetime import timedelta
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    signing = [{"use": "signing", "signing": True, "subject": "CN=<old>", "not_before": now - timedelta(days=700),
+                "not_after": now + timedelta(days=10), "sha256": "AA:BB"},
+               {"use": "encryption", "signing": False, "subject": "CN=enc", "not_before": now,
+                "not_after": now + timedelta(days=900), "sha256": "CC:DD"}]
+    out = render_html(_report([], certificates=signing, warn_days=30), rules=[])
+    section = out[out.index("<h2>Certificates</h2>"):]
+    svg = section[section.index("<svg"):section.index("</svg>")]
+    assert 'role="img"' in svg and "CN=&lt;old&gt;" in svg and "CN=enc" not in svg  # signing only, escaped
+    assert "expiring" in svg  # inside the 30-day horizon
+    assert "<svg" not in render_html(_report([], vendor="okta"), rules=[])  # no certificate, no picture

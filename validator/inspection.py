@@ -112,8 +112,10 @@ def metadata_report(source: str, options: MetadataOptions, crm: CRMRecord | None
     inputs = {"metadata": source}
     if crm_source:
         inputs["crm"] = crm_source
-    return Report(subject="metadata", inputs=inputs, clock=options.now,
-                  subjects_run=("input", "metadata") + (("crm-match",) if crm else ()))
+    report = Report(subject="metadata", inputs=inputs, clock=options.now,
+                    subjects_run=("input", "metadata") + (("crm-match",) if crm else ()))
+    report.facts["warn_days"] = options.warn_days
+    return report
 
 
 def _fetch_facts(result: FetchResult) -> dict[str, Any]:

@@ -62,24 +62,43 @@ def render_html(report: Report, *, rules: Iterable[Rule] | None = None) -> str:
             for s in Severity
         ],
         certificates=_node(certificates) if certificates else None,
+        timeline=_timeline(report),
         facts=_node(facts) if facts else None,
-        css=page_css(),
     )
 
 
-@functools.cache
-def page_css() -> Markup:
-    """The shared stylesheet of our pages (package data, no outside input)."""
-    return Markup(resources.files("validator.render").joinpath("page.css").read_text(encoding="utf-8"))  # noqa: S704
+def _timeline(report: Report) -> Markup | None:
+    """The signing certificates of a metadata report on a timeline (None without any)."""
+    from validator.render.timeline import TimelineCertificate, certificate_timeline
+
+    found = report.facts.get("certificates")
+    signing = [c for c in found if c.get("signing")] if isinstance(found, list) else []
+    if not signing:
+        return None
+    svg = certificate_timeline(
+        [TimelineCertificate(c["subject"], c["not_before"], c["not_after"], c["sha256"]) for c in signing],
+        now=report.clock, warn_days=int(report.facts.get("warn_days", 30)))
+    return Markup(svg)  # noqa: S704 - drawn by our renderer, which escapes every text it places
+
+
+def _package_file(name: str) -> str:
+    return resources.files("validator.render").joinpath(name).read_text(encoding="utf-8")
 
 
 @functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FunctionLoader(_package_file), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def page_template(name: str) -> jinja2.Template:
+    """A page template of the package: each extends ``page.html``, which holds the head, the CSP
+    and the stylesheet (``page.css``) of every page the validator writes."""
+    return _environment().get_template(name)
+
+
 def _template() -> jinja2.Template:
-    source = resources.files("validator.render").joinpath("report.html").read_text(encoding="utf-8")
-    environment = jinja2.Environment(
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
-    )
-    return environment.from_string(source)
+    return page_template("report.html")
 
 
 def _finding(finding: Finding, why: str | None) -> dict[str, object]:

@@ -13,16 +13,13 @@ a terminal, a line per partner with `verbose`, nothing otherwise.
 
 from __future__ import annotations
 
-import functools
 import json
 import textwrap
 from collections.abc import Iterator
-from importlib import resources
 from types import TracebackType
 from typing import Any, TextIO
 
 import click
-import jinja2
 from lxml import etree
 from markupsafe import Markup
 
@@ -31,7 +28,7 @@ from validator.errors import UsageError
 from validator.findings import Rule, Severity
 from validator.findings import rules as registered_rules
 from validator.render import Plain, iso_z, plain, shown
-from validator.render.html import page_css
+from validator.render.html import page_template
 from validator.render.json import report_document
 from validator.render.junit import render_junit
 from validator.render.timeline import TimelineCertificate, certificate_timeline
@@ -256,10 +253,10 @@ def render_html(result: SweepResult) -> str:
             "history": shown(str(partner.history.get("kept", ""))) or None,
         })
     counts = summary_counts(result)
-    return _template().render(
+    return page_template("sweep.html").render(
         folder=shown(result.folder, one_line=True), clock=iso_z(result.clock), warn_days=result.warn_days,
         verdict=verdict(result), tone=_tone(verdict(result)), summary=summary_line(result), counts=counts,
-        partners=partners, css=page_css(),
+        partners=partners,
     )
 
 
@@ -267,12 +264,6 @@ def _tone(text: str) -> str:
     return {"not ready": "fail", "ready, with warnings": "warn"}.get(text, "pass")
 
 
-@functools.cache
-def _template() -> jinja2.Template:
-    source = resources.files("validator.render").joinpath("sweep.html").read_text(encoding="utf-8")
-    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                                     lstrip_blocks=True)
-    return environment.from_string(source)
 
 
 # --- progress ------------------------------------------------------------------------------------

@@ -6,16 +6,13 @@ have their pipes and backticks escaped, HTML is autoescaped by its template.
 
 from __future__ import annotations
 
-import functools
-from importlib import resources
 from typing import Any
 
-import jinja2
 from markupsafe import Markup
 
 from validator.discovery import Worksheet
 from validator.render import iso_z, plain, shown
-from validator.render.html import page_css
+from validator.render.html import page_template
 
 QUESTIONS = ("Which identity provider?", "Which claim attributes?", "The IdP entity ID",
              "The metadata XML URL", "The SSO URL")
@@ -120,17 +117,10 @@ def render_worksheet_html(ws: Worksheet, *, warn_days: int = 30) -> str:
         "errors": [shown(e, one_line=True) for e in ws.errors],
         "warnings": [shown(w, one_line=True) for w in ws.warnings],
         "draft": shown(ws.draft),
-        "css": page_css(),
     }
-    return _template().render(**context)
+    return page_template("worksheet.html").render(**context)
 
 
-@functools.cache
-def _template() -> jinja2.Template:
-    source = resources.files("validator.render").joinpath("worksheet.html").read_text(encoding="utf-8")
-    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                                     lstrip_blocks=True)
-    return environment.from_string(source)
 
 
 def worksheet_json(ws: Worksheet) -> dict[str, Any]:
