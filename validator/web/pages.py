@@ -72,15 +72,20 @@ def _record() -> tuple[CRMRecord | None, str | None]:
     return record_from_form(request.form, request.files, web().crm_folder)
 
 
+def _metadata_and_record() -> tuple[Document, CRMRecord | None, str | None]:
+    """The metadata and the CRM record of a form; InputError saying what is missing or wrong."""
+    document = document_from_form(request.form, request.files, "metadata", what="metadata",
+                                  limit=jobs.METADATA_LIMIT)
+    assert document is not None  # required
+    return (document, *_record())
+
+
 @blueprint.post("/check/metadata")
 def check_metadata() -> Response:
     try:
-        document = document_from_form(request.form, request.files, "metadata", what="metadata",
-                                      limit=jobs.METADATA_LIMIT)
-        crm, crm_source = _record()
+        document, crm, crm_source = _metadata_and_record()
     except InputError as exc:
         return home_page(exc.message, 400)
-    assert document is not None
     return _report_page(jobs.check_metadata(document, crm, crm_source, now=web().clock(), policy=fetch_policy()))
 
 
@@ -104,12 +109,9 @@ def check_response() -> Response:
 @blueprint.post("/discover")
 def discover() -> Response:
     try:
-        document = document_from_form(request.form, request.files, "metadata", what="metadata",
-                                      limit=jobs.METADATA_LIMIT)
-        crm, crm_source = _record()
+        document, crm, crm_source = _metadata_and_record()
     except InputError as exc:
         return home_page(exc.message, 400)
-    assert document is not None
     worksheet = jobs.discover(document, crm, crm_source, now=web().clock(), policy=fetch_policy(),
                               probe=request.form.get("probe") == "on")
     return _worksheet_page(worksheet)
