@@ -14,7 +14,8 @@ from tests.helpers import crm_toml
 from tests.test_fetch import respond, serving
 from validator.cli import cli
 from validator.crm import parse_crm
-from validator.discovery import FrameProbe, build_worksheet, iframe_verdict, probe_framing, setup_hints
+from validator.discovery import build_worksheet, iframe_verdict, setup_hints
+from validator.framing import FrameProbe, probe_framing, read_headers
 from validator.inspection import MetadataOptions, inspect_metadata
 from validator.render.worksheet import render_markdown, render_worksheet_html
 
@@ -32,20 +33,50 @@ RECORD = parse_crm(crm_toml(login_types=((1, "Customer"), (2, "Manager"))), "crm
     (FrameProbe("https://idp.example/sso", 200, x_frame_options="DENY"), PORTAL, True),
     (FrameProbe("https://idp.example/sso", 200, x_frame_options="sameorigin"), PORTAL, True),
     (FrameProbe("https://idp.example/sso", 200, x_frame_options="SAMEORIGIN"), "https://idp.example", False),
-    (FrameProbe("https://idp.example/sso", 200, frame_ancestors="'none'"), PORTAL, True),
-    (FrameProbe("https://idp.example/sso", 200, frame_ancestors="'self'"), PORTAL, True),
-    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=f"'self' {PORTAL}"), PORTAL, False),
-    (FrameProbe("https://idp.example/sso", 200, frame_ancestors="https://*.portal.example"), PORTAL, False),
-    (FrameProbe("https://idp.example/sso", 200, frame_ancestors="sso.portal.example"), PORTAL, False),
-    (FrameProbe("https://idp.example/sso", 200, frame_ancestors="http://sso.portal.example"), PORTAL, True),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=("'none'",)), PORTAL, True),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=("'self'",)), PORTAL, True),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=(f"'self' {PORTAL}",)), PORTAL, False),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=("https://*.portal.example",)), PORTAL, False),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=("sso.portal.example",)), PORTAL, False),
+    # CSP Level 3: an http source also allows the https page (an upgrade), never the reverse
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=("http://sso.portal.example",)), PORTAL, False),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=("https://sso.portal.example",)),
+     "http://sso.portal.example", True),
     # CSP frame-ancestors wins over X-Frame-Options (CSP Level 2 §7.7.1)
-    (FrameProbe("https://idp.example/sso", 200, x_frame_options="DENY", frame_ancestors=PORTAL), PORTAL, False),
-    (FrameProbe("https://idp.example/sso", 200, frame_ancestors="https://*.portal.example"), None, True),
+    (FrameProbe("https://idp.example/sso", 200, x_frame_options="DENY", frame_ancestors=(PORTAL,)), PORTAL, False),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=("https://*.portal.example",)), None, True),
     (FrameProbe("https://idp.example/sso", error="timed out"), PORTAL, None),
+    # CSP Level 3 source matching: a scheme source, a path, the default port written out
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=("https:",)), PORTAL, False),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=(f"{PORTAL}/",)), PORTAL, False),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=(f"{PORTAL}:443",)), PORTAL, False),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=(f"{PORTAL}:8443",)), PORTAL, True),
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=("https://*.example",)), "https://example", True),
+    # several policies: each must allow the frame
+    (FrameProbe("https://idp.example/sso", 200, frame_ancestors=("'none'", "*")), PORTAL, True),
 ])
 def test_framing_headers_are_judged_for_the_portals_origin(probe: FrameProbe, origin: str | None,
                                                            forbids: bool | None) -> None:
     assert probe.forbids(origin) is forbids
+
+
+@pytest.mark.parametrize(("csp", "expected"), [
+    ("frame-ancestors 'none'; frame-ancestors *", ("'none'",)),  # only a policy's first directive counts
+    ("default-src 'self', frame-ancestors *", ("*",)),  # two headers, joined by a comma: two policies
+    ("frame-ancestors 'none', frame-ancestors *", ("'none'", "*")),
+    ("FRAME-ANCESTORS https://a.example", ("https://a.example",)),
+    ("default-src 'none'", ()),
+])
+def test_csp_policies_and_directives_are_read_as_browsers_read_them(csp: str, expected: tuple[str, ...]) -> None:
+    assert read_headers("https://idp.example/sso", 200, {"content-security-policy": csp}).frame_ancestors == expected
+
+
+def test_okta_needs_an_okta_domain() -> None:
+    open_probe = FrameProbe("https://evil.example/app/a/b/sso/saml", 200)
+    elsewhere = iframe_verdict("okta", open_probe, PORTAL, "https://evil.example/app/a/b/sso/saml")
+    assert elsewhere.verdict == "no" and "is not an Okta domain" in elsewhere.evidence
+    okta = iframe_verdict("okta", open_probe, PORTAL, "https://acme.okta.com/app/a/b/sso/saml")
+    assert okta.verdict == "possible"
 
 
 def test_only_okta_may_be_embedded_and_only_where_its_headers_allow_the_portal() -> None:
@@ -69,9 +100,9 @@ def test_the_probe_reads_the_headers_of_an_error_page_too() -> None:
         server.routes["/open"] = respond(200, b"<html>sign in</html>", "text/html")
         denied = probe_framing(server.url("/sso"), LOCAL)
         opened = probe_framing(server.url("/open"), LOCAL)
-    assert (denied.status, denied.x_frame_options, denied.frame_ancestors) == (400, "DENY", "'none'")
+    assert (denied.status, denied.x_frame_options, denied.frame_ancestors) == (400, "DENY", ("'none'",))
     assert denied.forbids(PORTAL) is True
-    assert (opened.status, opened.x_frame_options, opened.frame_ancestors, opened.error) == (200, None, None, None)
+    assert (opened.status, opened.x_frame_options, opened.frame_ancestors, opened.error) == (200, None, (), None)
     refused = probe_framing("http://10.0.0.1/sso", LOCAL)  # SECURITY.md §4: never a private address
     assert refused.error is not None and "10.0.0.1" in refused.error and refused.forbids(PORTAL) is None
 
@@ -124,17 +155,46 @@ def test_setup_hints_use_the_vendors_own_words(vendor: str | None, words: tuple[
     assert all(w in where for w in words), where
 
 
-def test_partner_values_cannot_break_the_markdown_or_the_html(tmp_path: Path) -> None:
-    evil = "https://idp.example/x|<script>alert(1)</script>`\u202e"
-    path = tmp_path / "evil.xml"
+def _metadata(tmp_path: Path, entity_id: str, attribute: str | None = None) -> Path:
+    path = tmp_path / f"evil-{abs(hash(entity_id))}.xml"
+    escaped = entity_id.replace("<", "&lt;").replace('"', "&quot;")  # character references stay
+    offered = (f'<saml:Attribute xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" Name="{attribute}"/>'
+               if attribute else "")
     path.write_text(
-        f'<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{evil.replace("<", "&lt;")}">'
+        f'<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{escaped}">'
         '<md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
         '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" '
-        'Location="https://idp.example/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>')
-    ws = worksheet_of(path, crm=None)
+        f'Location="https://idp.example/sso"/>{offered}</md:IDPSSODescriptor></md:EntityDescriptor>')
+    return path
+
+
+@pytest.mark.parametrize("attribute", ["a&#x7f;b", "quote&quot;d", "line&#10;break", "tab&#9;é\u2028"])
+def test_the_draft_always_parses_whatever_the_metadata_says(tmp_path: Path, attribute: str) -> None:
+    ws = worksheet_of(_metadata(tmp_path, 'https://idp.example/"&#10;[x]', attribute), crm=None)
+    drafted = parse_crm(ws.draft, "draft.toml", "toml")  # type: ignore[attr-defined]
+    assert [c.name for c in drafted.claims] == ws.facts["offered_attributes"]  # type: ignore[attr-defined]
+    assert drafted.idp.entity_id == 'https://idp.example/"\n[x]'
+
+
+def test_a_source_with_line_breaks_cannot_add_lines_to_the_draft(tmp_path: Path) -> None:
+    ws = worksheet_of(_metadata(tmp_path, "https://idp.example/x"), crm=None)
+    report = ws.report  # type: ignore[attr-defined]
+    report.inputs["metadata"] = "https://nowhere.invalid/x\n[extra]\nkey = 1"
+    drafted = build_worksheet(report, None, metadata_url=None, probe=None).draft
+    assert "\n[extra]" not in drafted and parse_crm(drafted, "d", "toml").biller.id == "TODO"
+
+
+def test_partner_values_cannot_break_the_markdown_or_the_html(tmp_path: Path) -> None:
+    evil = "https://idp.example/x|<script>alert(1)</script>`\u202e"
+    ws = worksheet_of(_metadata(tmp_path, evil), crm=None)
     text = render_markdown(ws)  # type: ignore[arg-type]
-    assert "x\\|<script>" in text and "\\`" in text and "\\u202e" in text
+    table = text[:text.index("## Draft CRM record")]  # the draft below is a code block: literal by nature
+    assert "x\\|&lt;script&gt;" in table and "<script>" not in table and "\\`" in table and "\\u202e" in table
+    assert "\u202e" not in text  # in the draft too, the bidi override is written as an escape
+    links = render_markdown(worksheet_of(_metadata(tmp_path, "https://idp.example/[x](javascript:alert(1))"),
+                                         crm=None))  # type: ignore[arg-type]
+    table = links[:links.index("## Draft CRM record")]
+    assert "\\[x\\](javascript:" in table and "[x](javascript:" not in table
     page = render_worksheet_html(ws)  # type: ignore[arg-type]
     assert "<script>" not in page and "&lt;script&gt;" in page and "\u202e" not in page
     assert parse_crm(ws.draft, "d.toml", "toml").idp.entity_id == evil  # type: ignore[attr-defined]

@@ -422,6 +422,11 @@ def test_junit_has_one_testsuite_per_partner(mixed: SweepResult) -> None:
     failed = {c.get("name", "").split()[0] for s in suites for c in s.iter("testcase") if c.find("failure") is not None}
     assert failed == {"NET005", "CRM201"}
     assert int(root.get("tests", "0")) == sum(int(s.get("tests", "0")) for s in suites)
+    # Checks that never ran are not listed as passed: no document was read for b, no record for c.
+    names = {s.get("name"): {c.get("name", "").split()[0] for c in s.iter("testcase")} for s in suites}
+    assert "KEY006" in names["saml-preflight.sweep.a.toml"]
+    assert not {"KEY006", "MD001", "CRM001"} & names["saml-preflight.sweep.b.toml"]
+    assert names["saml-preflight.sweep.c.json"] == {"CRM201"}
 
 
 def test_html_is_self_contained_with_a_timeline_per_partner(mixed: SweepResult) -> None:
@@ -533,3 +538,44 @@ def test_the_default_store_is_the_web_apps(tmp_path: Path, monkeypatch: pytest.M
         assert isinstance(opened, SQLiteStore) and opened.path == tmp_path / DEFAULT_STORE
     finally:
         opened.close()
+
+
+class _FailingFor:
+    """A store that fails every operation for one biller, as a Redis shard or a locked file might."""
+
+    def __init__(self, inner: Store, biller: str) -> None:
+        self.inner, self.biller = inner, biller
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self.inner, name)
+
+        def call(ns: str, key: str, *args: object, **kwargs: object) -> object:
+            if self.biller in key:
+                from metadata.store import StoreUnavailable
+
+                raise StoreUnavailable("the store did not answer (test)")
+            return method(ns, key, *args, **kwargs)
+        return call
+
+
+def test_a_store_failing_for_one_partner_is_its_finding_and_the_others_are_swept(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair
+) -> None:
+    https_server.routes["/metadata"] = respond(body=metadata(key_a))
+    write_record(records, "b1.toml", https_server.url(), biller="B-1")
+    write_record(records, "b2.toml", https_server.url(), biller="B-2", title="Other")
+    result = run_sweep(records, options(pki), _FailingFor(store, "B-2"))  # type: ignore[arg-type]
+    by_record = {p.record: p for p in result.partners}
+    assert codes(by_record["b2.toml"]) == ["CRM204"] and result.exit_code() == 1
+    assert by_record["b1.toml"].report.verdict == "ready" and read_last_good(store, "B-1") is not None
+    assert by_record["b2.toml"].biller_id == "B-2"
+
+
+def test_a_what_if_sweep_at_another_time_writes_no_history(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair
+) -> None:
+    https_server.routes["/metadata"] = respond(body=metadata(key_a))
+    write_record(records, "b1.toml", https_server.url())
+    partner = sweep_one(records, store, pki, record_history=False)
+    assert partner.report.verdict == "ready" and "what-if" in partner.history["kept"]
+    assert read_last_good(store, "B-1") is None and recent_runs(store, "B-1") == []

@@ -193,6 +193,13 @@ def test_forms_need_the_token_and_this_site(app: Flask) -> None:
     forged = client.post("/check/metadata", data={"metadata_text": "<x/>", "csrf": good},
                          headers={"Sec-Fetch-Site": "cross-site"})
     assert forged.status_code == 403 and "another site" in forged.get_data(as_text=True)
+    sibling = client.post("/check/metadata", data={"metadata_text": "<x/>", "csrf": good},
+                          headers={"Sec-Fetch-Site": "same-site"})  # another host or port of the same site
+    assert sibling.status_code == 403
+    # A cookie planted by a sibling host, repeated in the field, is not signed by this app.
+    planted = app.test_client()
+    planted.set_cookie("saml_preflight_csrf", "x.y")
+    assert planted.post("/check/metadata", data={"metadata_text": "<x/>", "csrf": "x.y"}).status_code == 403
     assert client.post("/check/metadata", data={"metadata_text": "<x/>", "csrf": good}).status_code == 200
 
 
@@ -277,3 +284,27 @@ def test_gunicorn_builds_the_app_from_the_environment_and_healthz_reports_the_st
     down = create_app(crm_folder=folder, store=RedisStore("redis://127.0.0.1:9/0"))
     answer = down.test_client().get("/healthz")
     assert answer.status_code == 503 and answer.get_json()["status"] == "unavailable"
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "/no/such/file", "/dev/zero"])
+def test_an_uploaded_record_never_opens_a_server_file(app: Flask, path: str) -> None:
+    record = record_toml().replace('[idp]\n', f'[idp]\nmetadata_url = "{path}"\n')
+    report = app.test_client().post("/api/v1/responses", json={"response": our_response(), "crm": _json(record)})
+    assert report.status_code == 200
+    codes = [f["code"] for f in report.get_json()["findings"]]
+    assert any(c.startswith("NET") for c in codes) and "XML002" not in codes, codes
+
+
+def _json(toml_text: str) -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads(toml_text)
+
+
+def test_json_records_are_partners_too(app: Flask) -> None:
+    folder = app.extensions["saml_validator_web"].crm_folder
+    (folder / "B-9.json").write_text(json.dumps(_json(record_toml().replace('"B-1"', '"B-9"'))))
+    listed = {p["biller_id"]: p for p in app.test_client().get("/api/v1/partners").get_json()}
+    assert listed["B-9"]["usable"] is True
+    checked = app.test_client().post("/api/v1/metadata", json={"xml": good_metadata().decode(), "biller": "B-9"})
+    assert checked.get_json()["inputs"]["crm"] == "CRM record B-9"

@@ -217,13 +217,14 @@ def discover_command(source: str, crm_path: Path | None, fmt: str, out: Path | N
                      no_probe: bool, warn_days: int, allow_http: bool, now: str | None) -> None:
     """The discovery worksheet: which IdP, which claims, entity ID, metadata URL, SSO URL, the
     signing certificates, whether the login can sit in an iframe, and a draft CRM record."""
-    from validator.discovery import build_worksheet, probe_framing, sign_in_url
+    from validator.discovery import build_worksheet, sign_in_url
+    from validator.framing import probe_framing
     from validator.render.worksheet import render_markdown, render_worksheet_html
 
     if draft_crm is not None and draft_crm.exists():  # said before any fetch; _write_new guards the race
         raise _draft_exists(draft_crm)
-    is_url = "://" in source
-    if not is_url and not Path(source).is_file():
+    url = "://" in source
+    if not url and not Path(source).is_file():
         raise click.BadParameter(f"{source!r} is neither a file nor a URL", param_hint="FILE|URL")
     policy = _http_policy() if allow_http else None
     options = MetadataOptions(now=parse_now(now), warn_days=warn_days, fetch_policy=policy)
@@ -231,7 +232,7 @@ def discover_command(source: str, crm_path: Path | None, fmt: str, out: Path | N
     report = inspect_metadata(source, options, crm, crm_source=str(crm_path) if crm_path else None)
     sso = sign_in_url(report.facts)
     probe = None if no_probe or sso is None else probe_framing(sso, *((policy,) if policy else ()))
-    worksheet = build_worksheet(report, crm, metadata_url=report.inputs["metadata"] if is_url else None,
+    worksheet = build_worksheet(report, crm, metadata_url=report.inputs["metadata"] if url else None,
                                 probe=probe)
     text = render_markdown(worksheet) if fmt == "md" else render_worksheet_html(worksheet, warn_days=warn_days)
     if out is None:
@@ -307,8 +308,9 @@ def sweep_command(
 
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
+    # --now is a what-if: judged at another time, the history is read but not written.
     options = SweepOptions(now=parse_now(now), warn_days=warn_days, concurrency=concurrency,
-                           fetch_policy=fetch_policy(allow_http))
+                           fetch_policy=fetch_policy(allow_http), record_history=now is None)
     total = len(record_files(folder))
     store = open_sweep_store(store_url)
     try:

@@ -2,8 +2,8 @@
 from the partner's metadata, with the iframe verdict, setup hints in the product's own words and
 a draft CRM record.
 
-Everything here is pure except :func:`probe_framing`, the one live request (through the
-SSRF-safe fetcher): it reads the sign-in URL's ``X-Frame-Options`` and CSP ``frame-ancestors``.
+Everything here is pure; the one live request, the framing probe of the sign-in URL, is
+:func:`validator.framing.probe_framing`.
 The metadata checks themselves run as for ``saml-validate metadata``; the worksheet is built
 from that :class:`~validator.report.Report` and its facts.
 """
@@ -11,100 +11,22 @@ from that :class:`~validator.report.Report` and its facts.
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from metadata.fetch import FetchError, FetchPolicy, fetch
+from metadata.xml import visible
 from validator.crm import VENDORS as CRM_VENDORS
 from validator.crm import CRMRecord
 from validator.findings import Severity
+from validator.framing import FrameProbe, Origin
 from validator.report import Report
 from validator.vendor import Setting, setting
 
 REDIRECT, POST = "HTTP-Redirect", "HTTP-POST"
 EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
-
-
-@dataclass(frozen=True)
-class FrameProbe:
-    """What the sign-in URL said about being framed."""
-
-    url: str
-    status: int | None = None
-    x_frame_options: str | None = None
-    frame_ancestors: str | None = None
-    """The CSP ``frame-ancestors`` sources, as sent; None when the CSP has no such directive."""
-    error: str | None = None
-    """Why the URL could not be asked (the headers are then unknown)."""
-
-    def forbids(self, origin: str | None) -> bool | None:
-        """Whether a page of `origin` is refused as the frame's parent; None when unknown.
-
-        CSP ``frame-ancestors`` wins over ``X-Frame-Options`` where both are sent (CSP Level 2 §7.7.1).
-        """
-        if self.error is not None:
-            return None
-        own = _origin(self.url)
-        if self.frame_ancestors is not None:
-            sources = self.frame_ancestors.split()
-            if "'none'" in sources:
-                return True
-            return not any(_matches(s, origin, own) for s in sources)
-        xfo = (self.x_frame_options or "").strip().upper()
-        if xfo == "DENY":
-            return True
-        if xfo == "SAMEORIGIN":
-            return origin != own
-        return False
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def _matches(source: str, origin: str | None, own: str) -> bool:
-    if source == "*":
-        return True
-    if source == "'self'":
-        return origin == own
-    if origin is None:
-        return False
-    if "://" not in source:  # a bare host source: the scheme of the protected page (https)
-        source = f"https://{source}"
-    scheme, _, host = source.lower().partition("://")
-    want_scheme, _, want_host = origin.partition("://")
-    if scheme != want_scheme:
-        return False
-    return want_host == host or (host.startswith("*.") and want_host.endswith(host[1:]))
-
-
-def probe_framing(url: str, policy: FetchPolicy | None = None) -> FrameProbe:
-    """Ask `url` (the IdP's sign-in URL, without a SAMLRequest) for its framing headers.
-
-    An error status still carries its headers: an IdP answers such a bare request with a 400
-    page, framed or not exactly as its real sign-in page is.
-    """
-    try:
-        result = fetch(url, policy or FetchPolicy())
-    except FetchError as exc:
-        if exc.kind != "status":
-            return FrameProbe(url, error=exc.message)
-        status = exc.diagnostics.get("status")
-        found = exc.diagnostics.get("framing_headers", [])
-        headers = dict(h.split(": ", 1) for h in (found if isinstance(found, list) else []))
-        return _probe(url, status if isinstance(status, int) else None, headers)
-    return _probe(url, result.status, result.headers)
-
-
-def _probe(url: str, status: int | None, headers: dict[str, str]) -> FrameProbe:
-    ancestors = None
-    for directive in headers.get("content-security-policy", "").replace(",", ";").split(";"):
-        name, _, value = directive.strip().partition(" ")
-        if name.lower() == "frame-ancestors":
-            ancestors = value.strip()
-    return FrameProbe(url, status, headers.get("x-frame-options"), ancestors)
 
 
 Verdict = Literal["possible", "no"]
@@ -119,15 +41,20 @@ class IframeVerdict:
     """What the live probe saw, or why there was none."""
 
 
-def iframe_verdict(vendor_key: str | None, probe: FrameProbe | None, portal_origin: str | None) -> IframeVerdict:
-    """Embedding the IdP's sign-in in the portal's iframe works only with Okta (DESIGN.md)."""
+_OKTA_DOMAIN = re.compile(r"\.(okta|oktapreview|okta-emea)\.com$")
+
+
+def iframe_verdict(vendor_key: str | None, probe: FrameProbe | None, portal_origin: str | None,
+                   sign_in: str | None = None) -> IframeVerdict:
+    """Embedding the IdP's sign-in in the portal's iframe works only with Okta, on an Okta domain
+    (DESIGN.md)."""
     if probe is None:
         evidence = "not probed (--no-probe, or no sign-in URL)"
     elif probe.error is not None:
         evidence = f"the probe of {probe.url} failed: {probe.error}"
     else:
         sent = [f"X-Frame-Options: {probe.x_frame_options}"] if probe.x_frame_options else []
-        sent += [f"CSP frame-ancestors {probe.frame_ancestors}"] if probe.frame_ancestors is not None else []
+        sent += [f"CSP frame-ancestors {sources}" for sources in probe.frame_ancestors]
         said = "; ".join(sent) or "no X-Frame-Options and no CSP frame-ancestors"
         forbids = probe.forbids(portal_origin)
         who = portal_origin or "another site"
@@ -137,6 +64,10 @@ def iframe_verdict(vendor_key: str | None, probe: FrameProbe | None, portal_orig
         rule = ("Okta allows its sign-in page in an iframe only on an Okta domain (or a custom domain of the org) "
                 "with 'Allow iFrame embedding' turned on and the portal's origin added as a Trusted Origin with the "
                 "'iFrame embed' scope (Security › API › Trusted Origins).")
+        host = urlsplit(sign_in).hostname or "" if sign_in else ""
+        if sign_in and not _OKTA_DOMAIN.search(host):
+            return IframeVerdict("no", rule, f"the sign-in URL's host {host!r} is not an Okta domain; if it is the "
+                                 f"org's custom domain, confirm it with the partner; {evidence}")
         blocked = probe is not None and probe.forbids(portal_origin) is True
         return IframeVerdict("no" if blocked else "possible", rule, evidence + (
             "; add the portal's origin as a Trusted Origin with 'iFrame embed'" if blocked else ""))
@@ -206,10 +137,10 @@ def build_worksheet(report: Report, crm: CRMRecord | None, *, metadata_url: str 
                     probe: FrameProbe | None) -> Worksheet:
     vendor = report.facts.get("vendor")
     vendor_key = vendor.get("key") if isinstance(vendor, dict) else (crm.idp.vendor if crm else None)
-    portal = _origin(crm.sp.acs_url) if crm else None
+    portal = str(Origin.of(crm.sp.acs_url)) if crm else None
     url = metadata_url or (crm.idp.metadata_url if crm else None)
-    return Worksheet(report, crm, url, iframe_verdict(vendor_key, probe, portal), setup_hints(vendor_key, crm),
-                     draft_record(report, crm, url))
+    verdict = iframe_verdict(vendor_key, probe, portal, sign_in_url(report.facts))
+    return Worksheet(report, crm, url, verdict, setup_hints(vendor_key, crm), draft_record(report, crm, url))
 
 
 def setup_hints(vendor_key: str | None, crm: CRMRecord | None) -> tuple[Hint, ...]:
@@ -231,8 +162,11 @@ def setup_hints(vendor_key: str | None, crm: CRMRecord | None) -> tuple[Hint, ..
 
 
 def _toml(value: str) -> str:
-    # A JSON string is a valid TOML basic string: the same escapes, control characters as \\uXXXX.
-    return json.dumps(value, ensure_ascii=False)
+    """`value` as a TOML basic string that reads back exactly. JSON's escapes are TOML's; DEL (which
+    TOML refuses) and invisible or bidi characters are written as \\uXXXX too, so that a person
+    checking the draft sees them."""
+    return "".join(f"\\u{ord(ch):04x}" if ch == "\x7f" or unicodedata.category(ch) in ("Cf", "Zl", "Zp") else ch
+                   for ch in json.dumps(value, ensure_ascii=False))
 
 
 def draft_record(report: Report, crm: CRMRecord | None, metadata_url: str | None) -> str:
@@ -241,8 +175,9 @@ def draft_record(report: Report, crm: CRMRecord | None, metadata_url: str | None
     vendor = facts.get("vendor")
     key = vendor.get("key") if isinstance(vendor, dict) else None
     formats = facts.get("nameid_formats") or []
+    source = visible(report.inputs.get("metadata", "?"), one_line=True)  # a comment line stays one line
     lines = [
-        f"# Draft CRM record written by saml-validate discover from {report.inputs.get('metadata', '?')}",
+        f"# Draft CRM record written by saml-validate discover from {source}",
         f"# on {report.clock:%Y-%m-%d}. Check every value with the partner and replace each TODO.",
         "[biller]",
         f"id = {_toml(crm.biller.id if crm else 'TODO')}",

@@ -71,17 +71,20 @@ def trust_from_metadata(data: bytes, crm: CRMRecord | None) -> IdPTrust:
 
 
 def load_trust(
-    metadata: bytes | str | None, crm: CRMRecord | None, policy: FetchPolicy | None = None
+    metadata: bytes | str | None, crm: CRMRecord | None, policy: FetchPolicy | None = None, *,
+    files: bool = True,
 ) -> tuple[IdPTrust | None, list[Finding]]:
-    """The IdP's certificates from its metadata — `metadata` is the document itself (bytes), a file
-    path or a URL (str) — or the findings that say why there are none."""
+    """The IdP's certificates from its metadata — `metadata` is the document itself (bytes), a URL,
+    or (only when `files`: the command line) a file path — or the findings that say why there
+    are none. Without `files` every string goes to the SSRF-safe fetcher, which refuses
+    anything but a URL: a CRM record uploaded to the web app never opens a server file."""
     if metadata is None:
         return None, []
     where = metadata if isinstance(metadata, str) else "the IdP metadata"
     try:
         if isinstance(metadata, bytes):
             data = metadata
-        elif "://" in metadata:
+        elif "://" in metadata or not files:
             from metadata.fetch import FetchError, FetchPolicy, fetch
             from validator.checks.fetching import finding_for_fetch_error
 
@@ -90,7 +93,12 @@ def load_trust(
             except FetchError as exc:
                 return None, [finding_for_fetch_error(exc)]
         else:
-            data = Path(metadata).read_bytes()
+            try:
+                with Path(metadata).open("rb") as handle:  # one byte past the cap: the parser says it is too large
+                    data = handle.read(metadata_limits().max_bytes + 1)
+            except OSError as exc:
+                return None, [NOT_METADATA.finding(f"the metadata file cannot be read: {exc.strerror or exc}",
+                                                   where=where)]
         return trust_from_metadata(data, crm), []
     except UnsafeXML as exc:
         return None, [finding_for_unsafe_xml(exc, where)]
@@ -102,6 +110,7 @@ def response_report(
     data: bytes, source: str, *, now: datetime, crm: CRMRecord | None, crm_source: str | None = None,
     metadata: bytes | str | None = None, metadata_source: str | None = None, sp_key_pem: bytes | None = None,
     request_id: str | None = None, skew_seconds: int = 120, policy: FetchPolicy | None = None,
+    files: bool = True,
 ) -> Report:
     """The whole response check, as ``saml-validate response`` and the web app run it: the IdP's
     certificates from `metadata` (default: the CRM record's metadata URL), then every check."""
@@ -112,7 +121,7 @@ def response_report(
         metadata = crm.idp.metadata_url
     if metadata is not None:
         report.inputs["metadata"] = metadata_source or (metadata if isinstance(metadata, str) else "uploaded")
-    trust, problems = load_trust(metadata, crm, policy)
+    trust, problems = load_trust(metadata, crm, policy, files=files)
     report.extend(problems)
     options = ResponseOptions(
         now=now, trusted=trust.certificates if trust else (), idp_entity_id=trust.entity_id if trust else None,

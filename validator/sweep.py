@@ -27,11 +27,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from metadata.store import Store, open_store
+from metadata.store import Store, StoreUnavailable, open_store
 from metadata.xml import MiB
 from validator.checks.crm_record import check_record
 from validator.checks.sweep import (
     DUPLICATE_BILLER,
+    HISTORY_UNAVAILABLE,
     NO_METADATA_URL,
     RECORD_UNREADABLE,
     Signer,
@@ -75,6 +76,8 @@ class SweepOptions:
     fetch_policy: FetchPolicy | None = None
     """How metadata URLs are fetched; None means FetchPolicy's secure defaults."""
     max_bytes: int = 5 * MiB
+    record_history: bool = True
+    """Write the last good copy and the run log; off for a what-if sweep (``--now``), which reads them."""
 
 
 @dataclass
@@ -193,9 +196,26 @@ def _load(paths: list[Path]) -> list[_Entry]:
 
 
 def sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> PartnerResult:
+    """One partner; a store that fails is that partner's finding (CRM204), never the sweep's end."""
+    try:
+        return _sweep_partner(entry, options, store)
+    except StoreUnavailable as exc:
+        name = entry.path.name
+        report = Report(subject="metadata", inputs={"crm": name}, clock=options.now)
+        report.findings.append(HISTORY_UNAVAILABLE.finding(str(exc), where=name))
+        result = PartnerResult(name, report)
+        if entry.record is not None:
+            result.biller_id, result.biller_name = entry.record.biller.id, entry.record.biller.name
+        result.history = {"replaced": False, "kept": "the store did not answer: nothing was read or written"}
+        report.facts["sweep"] = _facts(result, options)
+        return result
+
+
+def _sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> PartnerResult:
     started = time.perf_counter()
     name = entry.path.name
-    report = Report(subject="metadata", inputs={"crm": name}, clock=options.now, subjects_run=("sweep",))
+    # Subjects are added as they run, so that JUnit lists only checks that ran.
+    report = Report(subject="metadata", inputs={"crm": name}, clock=options.now)
     result = PartnerResult(name, report)
     if entry.record is None:
         assert entry.error is not None
@@ -229,6 +249,7 @@ def sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> Partner
         current = snapshot_from_facts(report.facts) if body is not None else None
     where = report.inputs.get("metadata", "metadata")
     if previous is not None and current is not None:
+        report.subjects_run += ("sweep",)
         report.extend(compare(previous.snapshot, current, since=previous.fetched_at, where=where))
     shown = current or (previous.snapshot if previous else None)
     if shown is not None:
@@ -243,6 +264,8 @@ def sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> Partner
     if entry.duplicate:
         result.history = {"replaced": False,
                           "kept": "history untouched: another record has the same biller ID (CRM203)"}
+    elif not options.record_history:
+        result.history = {"replaced": False, "kept": "a what-if sweep (--now): history read, nothing written"}
     else:
         why_not = ("the record has no metadata URL" if not url else "the fetch failed" if body is None else
                    "what came back could not be read as the partner's metadata" if current is None else
@@ -253,7 +276,7 @@ def sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> Partner
     if previous is None and good and not entry.duplicate:
         result.changes.append("first copy kept")
     report.facts["sweep"] = _facts(result, options)
-    if not entry.duplicate:
+    if not entry.duplicate and options.record_history:
         append_run(store, record.biller.id, _run_entry(result, options, body, good))
     result.seconds = time.perf_counter() - started
     return result
@@ -262,10 +285,12 @@ def sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> Partner
 def fetch_and_inspect(url: str, options: SweepOptions, record: CRMRecord, report: Report) -> bytes | None:
     """Fetch `url` and judge it into `report` exactly as ``saml-validate metadata URL`` does; the
     body when it was fetched (whatever the checks found), None when the fetch failed."""
-    report.subjects_run += ("input", "metadata", "crm-match")
     metadata_options = MetadataOptions(now=options.now, warn_days=options.warn_days, max_bytes=options.max_bytes,
                                        fetch_policy=options.fetch_policy)
-    return inspect_metadata_url(url, metadata_options, record, report)
+    body = inspect_metadata_url(url, metadata_options, record, report)
+    if body is not None:
+        report.subjects_run += ("input", "metadata", "crm-match")
+    return body
 
 
 def _facts(result: PartnerResult, options: SweepOptions) -> dict[str, Any]:

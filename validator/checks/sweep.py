@@ -46,6 +46,14 @@ DUPLICATE_BILLER = rule(
         "history of neither is updated until the IDs differ.",
     fix="Give each record the biller's own ID from the CRM; delete the record that is a stale copy.",
 )
+HISTORY_UNAVAILABLE = rule(
+    "CRM204", "The partner's sweep history could not be read or written", Severity.ERROR, SUBJECT,
+    what="The sweep reads the partner's last good copy and run log from the store, and writes them back.",
+    why="Without its history the sweep cannot tell what changed since the last good copy, and this run is not "
+        "recorded; the other partners are swept all the same, and nothing already stored is changed.",
+    fix="Check the store (--store, or $VALIDATOR_STORE): a Redis server down, a full disk, a SQLite file locked "
+        "by another program. Run the sweep again once it answers.",
+)
 ENTITY_ID_CHANGED = rule(
     "MD020", "The entity ID changed since the last good copy", Severity.WARNING, SUBJECT,
     what="The entityID of the partner's metadata equals the one in the last good copy the sweep kept.",

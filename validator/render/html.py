@@ -76,7 +76,9 @@ def _timeline(report: Report) -> Markup | None:
     if not signing:
         return None
     svg = certificate_timeline(
-        [TimelineCertificate(c["subject"], c["not_before"], c["not_after"], c["sha256"]) for c in signing],
+        # With one signing certificate, that one signs: the only case metadata alone decides.
+        [TimelineCertificate(c["subject"], c["not_before"], c["not_after"], c["sha256"], len(signing) == 1)
+         for c in signing],
         now=report.clock, warn_days=int(report.facts.get("warn_days", 30)))
     return Markup(svg)  # noqa: S704 - drawn by our renderer, which escapes every text it places
 

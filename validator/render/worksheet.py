@@ -57,8 +57,15 @@ def _certificates(ws: Worksheet) -> list[dict[str, Any]]:
     return [c for c in found if isinstance(c, dict)]
 
 
+# What lets a value become markup: a cell break, code, a link or an image. Emphasis is cosmetic
+# and claim names are full of underscores, so * and _ stay as they are.
+_MARKDOWN = str.maketrans({c: f"\\{c}" for c in "\\`|[]"})
+
+
 def _cell(text: str) -> str:
-    return shown(text, one_line=True).replace("|", "\\|").replace("`", "\\`")
+    """`text` inert in Markdown: no HTML, no link, no code, no table cell break."""
+    escaped = shown(text, one_line=True).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escaped.translate(_MARKDOWN)
 
 
 def render_markdown(ws: Worksheet) -> str:
@@ -96,7 +103,8 @@ def render_worksheet_html(ws: Worksheet, *, warn_days: int = 30) -> str:
     from validator.render.timeline import TimelineCertificate, certificate_timeline
 
     timeline = certificate_timeline(
-        [TimelineCertificate(c["subject"], c["not_before"], c["not_after"], c["sha256"], False)
+        [TimelineCertificate(c["subject"], c["not_before"], c["not_after"], c["sha256"],
+                             len(ws.signing_certificates) == 1)  # one signing certificate: it signs
          for c in ws.signing_certificates], now=ws.report.clock, warn_days=warn_days,
     ) if ws.signing_certificates else None
     title = ws.crm.biller.name if ws.crm else str(ws.facts.get("entity_id", "unknown IdP"))

@@ -73,7 +73,7 @@ def partner_report(biller_id: str) -> Response:
         record, document = partner_metadata(biller_id)
     except PartnerError as exc:
         return problem(exc.message, exc.status)
-    return report_answer(jobs.check_metadata(document, record, f"{biller_id}.toml", now=web().clock(),
+    return report_answer(jobs.check_metadata(document, record, f"CRM record {biller_id}", now=web().clock(),
                                              policy=fetch_policy()))
 
 

@@ -129,6 +129,6 @@ def record_from_json(body: dict[str, Any], folder: Path) -> tuple[CRMRecord | No
 
 def _biller(folder: Path, biller: str) -> tuple[CRMRecord, str]:
     try:
-        return load_partner(folder, biller), f"{biller}.toml"
+        return load_partner(folder, biller), f"CRM record {biller}"
     except PartnerError as exc:
         raise InputError(exc.message) from None

@@ -12,7 +12,8 @@ from datetime import datetime
 from metadata.fetch import FetchPolicy
 from metadata.xml import MiB
 from validator.crm import CRMRecord
-from validator.discovery import Worksheet, build_worksheet, probe_framing, sign_in_url
+from validator.discovery import Worksheet, build_worksheet, sign_in_url
+from validator.framing import probe_framing
 from validator.inspection import MetadataOptions, inspect_metadata, inspect_metadata_bytes, metadata_report
 from validator.report import Report
 from validator.response_inspection import response_report
@@ -44,6 +45,7 @@ def check_response(response: Document, crm: CRMRecord | None, crm_source: str | 
     return response_report(
         response.data or b"", response.source, now=now, crm=crm, crm_source=crm_source, metadata=trust,
         metadata_source=metadata.source if metadata else None, request_id=request_id or None, policy=policy,
+        files=False,  # a record uploaded here names URLs, never a file of this server
     )
 
 

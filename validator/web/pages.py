@@ -133,7 +133,7 @@ def partner_report(biller_id: str) -> Response:
         record, document = partner_metadata(biller_id)
     except PartnerError as exc:
         return refused(exc)
-    return _report_page(jobs.check_metadata(document, record, f"{biller_id}.toml", now=web().clock(),
+    return _report_page(jobs.check_metadata(document, record, f"CRM record {biller_id}", now=web().clock(),
                                             policy=fetch_policy()))
 
 
@@ -143,7 +143,7 @@ def partner_worksheet(biller_id: str) -> Response:
         record, document = partner_metadata(biller_id)
     except PartnerError as exc:
         return refused(exc)
-    return _worksheet_page(jobs.discover(document, record, f"{biller_id}.toml", now=web().clock(),
+    return _worksheet_page(jobs.discover(document, record, f"CRM record {biller_id}", now=web().clock(),
                                          policy=fetch_policy(), probe=True))
 
 

@@ -1,4 +1,5 @@
-"""The partners the web app knows: one CRM record per biller, ``<crm_folder>/<biller-id>.toml``.
+"""The partners the web app knows: one CRM record per biller, ``<crm_folder>/<biller-id>.toml``
+(or ``.json``, as the sweep reads them).
 
 A broken record is listed with what is wrong with it, never dropped: the folder is the
 onboarding team's, and a typo in one record must not hide the others.
@@ -37,8 +38,8 @@ def load_partner(folder: Path, biller_id: str) -> CRMRecord:
     if not BILLER_ID.fullmatch(biller_id):
         raise PartnerError(404, "Unknown biller", "A biller ID has only letters, digits, '-' and '_'; "
                            "this one has something else.")
-    path = folder / f"{biller_id}.toml"
-    if not path.is_file():
+    path = next((p for p in (folder / f"{biller_id}.toml", folder / f"{biller_id}.json") if p.is_file()), None)
+    if path is None:
         raise PartnerError(404, "Unknown biller", f"There is no CRM record for biller {biller_id!r}.")
     try:
         return load_crm(path)
@@ -48,9 +49,9 @@ def load_partner(folder: Path, biller_id: str) -> CRMRecord:
 
 
 def list_partners(folder: Path) -> list[Partner]:
-    """Every ``*.toml`` record in `folder`, by biller ID; broken ones with their problem."""
+    """Every ``*.toml`` and ``*.json`` record in `folder`, by biller ID; broken ones with their problem."""
     partners = []
-    for path in sorted(folder.glob("*.toml")):
+    for path in sorted({*folder.glob("*.toml"), *folder.glob("*.json")}):
         biller_id = path.stem
         try:
             partners.append(Partner(biller_id, load_partner(folder, biller_id)))
