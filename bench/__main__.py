@@ -1,4 +1,4 @@
-"""`python -m bench [--entities 10000] [--runs 3] [--only aggregate|cli|idp|response|sweep]`: run them, print a table.
+"""`python -m bench [--entities N] [--runs 3] [--only aggregate|cli|idp|load|response|sweep]`: run them, print a table.
 
 Every measurement runs in a fresh process (bench.measure), one warm-up run first (not
 counted: it fills the page cache and the bytecode cache). Times are medians over the runs.
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import aggregate, idp_bench, response_bench, sweep_bench
+from bench import load as login_load
 from bench.measure import ROOT, Run, child, machine, median, python, run
 from bench.table import Row, table
 
@@ -165,14 +166,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--entities", type=int, default=10_000, help="entities in the aggregate (default 10000)")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per benchmark (default 3)")
-    parser.add_argument("--only", choices=("aggregate", "cli", "idp", "response", "sweep"),
+    parser.add_argument("--only", choices=("aggregate", "cli", "idp", "load", "response", "sweep"),
                         help="run one benchmark only")
     parser.add_argument("--sign-seconds", type=int, default=3,
                         help="idp: seconds of each signing-rate loop and of openssl speed (default 3)")
     parser.add_argument("--http-seconds", type=float, default=10.0,
                         help="idp: seconds of load per HTTP-flow measurement (default 10)")
     parser.add_argument("--concurrency", type=int, default=8,
-                        help="idp: concurrent client connections in the HTTP-flow load (default 8)")
+                        help="idp, load: concurrent client connections in the HTTP-flow load and the login "
+                             "load (default 8)")
+    parser.add_argument("--load-seconds", type=float, default=60.0,
+                        help="load: seconds of complete logins, after a 2 s warm-up (default 60)")
+    parser.add_argument("--load-login", choices=("auto", "picker"), default="auto",
+                        help="load: sign in by an auto_login persona (one request per login, default) or "
+                             "through the persona picker at /login (two requests, a pending request each)")
     parser.add_argument("--response-seconds", type=float, default=3.0,
                         help="response: seconds of each validation-rate loop (default 3)")
     parser.add_argument("--sweep-partners", type=int, default=sweep_bench.PARTNERS,
@@ -186,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sign-seconds must be 1-60, --http-seconds 1-120 and --concurrency 1-64")
     if not 0.5 <= args.response_seconds <= 60:
         parser.error("--response-seconds must be 0.5-60")
+    if not 1 <= args.load_seconds <= 600:
+        parser.error("--load-seconds must be 1-600")
     if not 1 <= args.sweep_partners <= 100_000:
         parser.error("--sweep-partners must be 1-100000")
     info = machine()
@@ -198,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += cli_rows(args.runs)
     if args.only in (None, "idp"):
         rows += idp_bench.rows(args.runs, args.sign_seconds, args.http_seconds, args.concurrency)
+    if args.only in (None, "load"):
+        rows += login_load.rows(args.load_seconds, args.concurrency, args.load_login)
     if args.only in (None, "response"):
         rows += response_bench.rows(args.runs, args.response_seconds)
     if args.only in (None, "sweep"):

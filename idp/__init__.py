@@ -55,8 +55,10 @@ def create_app(
 
     from flask import Flask
 
+    from metadata.store import StoreUnavailable
+
     from . import api, login, pages, slo, sso
-    from .pages import security_headers
+    from .pages import security_headers, store_unavailable
     from .settings import load_settings
     from .state import build_state
 
@@ -85,15 +87,26 @@ def create_app(
     app.extensions["saml_idp"] = idp_state
     for module in (pages, sso, login, slo, api):
         app.register_blueprint(module.blueprint)
+    app.register_error_handler(StoreUnavailable, store_unavailable)
     app.after_request(security_headers)
     return app
 
 
 def _session_secret(store: Store) -> str:
-    # One secret for every worker and restart: created once, kept in the store.
+    # One secret for every worker and restart: created once, kept in the store. No page uses
+    # Flask's signed session (the IdP session is the idp_session cookie, looked up in the store),
+    # so a worker that starts while the store is down boots with a key of its own and answers 503
+    # until the store is back: failing to boot would make gunicorn stop every worker for good.
+    import logging
     import secrets
 
-    store.add("idp-config", "session-secret", secrets.token_hex(32).encode())
-    value = store.get("idp-config", "session-secret")
-    assert value is not None
-    return value.decode()
+    from metadata.store import StoreUnavailable
+
+    from .state import shared_secret
+
+    try:
+        return shared_secret(store).decode()
+    except StoreUnavailable as exc:
+        logging.getLogger("idp").warning("starting while the store is unavailable (%s); requests get 503 until "
+                                         "it is back", exc)
+        return secrets.token_hex(32)

@@ -32,7 +32,7 @@ from .assertion import (
 from .faults import Fault, Plan, Situation, build, claim_roles, conflict, why_not
 from .registry import RegisteredSP
 from .settings import EMAIL, Persona
-from .state import IdPState, secret_token
+from .state import IdPState, secret_token, shared_secret
 
 log = logging.getLogger("idp")
 
@@ -156,7 +156,7 @@ def nameid_value(idp: IdPState, persona: Persona, sp_entity_id: str, nameid_form
     if nameid_format == TRANSIENT:
         return idp.new_id()
     if nameid_format == PERSISTENT:
-        secret = idp.store.get("idp-config", "session-secret") or b""
+        secret = shared_secret(idp.store)  # never b"": a store that lost it gets a new one
         digest = hmac.new(secret, f"{persona.id}\x00{sp_entity_id}".encode(), hashlib.sha256).hexdigest()
         return f"_{digest[:40]}"
     return persona.nameid

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Response, jsonify, request
 from lxml import etree
 
@@ -12,9 +14,13 @@ from metadata.write import idp_metadata_xml
 from . import flow
 from .settings import EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED
 from .sso import render_page, request_error, same_site_post
-from .state import IdPState, state
+from .state import SECRET, IdPState, state
 
 blueprint = Blueprint("pages", __name__)
+log = logging.getLogger("idp")
+
+RETRY_AFTER = 5
+"""Seconds a client is told to wait when the store is unavailable."""
 
 REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
@@ -62,10 +68,23 @@ def metadata() -> Response:
 def healthz() -> tuple[Response, int]:
     idp = state()
     try:
-        idp.store.get("idp-config", "session-secret")
+        idp.store.get(*SECRET)
     except StoreUnavailable as exc:
         return jsonify(status="unavailable", store=str(exc)), 503
     return jsonify(status="ok", entity_id=idp.entity_id, sps=len(idp.registry)), 200
+
+
+def store_unavailable(exc: StoreUnavailable) -> Response:
+    """Any request while the store is down (Redis gone, SQLite file unusable): a 503 that says
+    so, never a 500: no response was sent, and the login works once the store is back."""
+    log.error("store unavailable on %s %s: %s", request.method, request.path, exc)
+    if request.path.startswith("/api/"):
+        response = jsonify(error=f"the IdP's store is unavailable: {exc}", retry_after=RETRY_AFTER)
+        response.status_code = 503
+    else:
+        response = render_page("unavailable.html", status=503, reason=str(exc))
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
 
 
 @blueprint.get("/debug")

@@ -16,7 +16,7 @@ from typing import Any
 from flask import current_app
 
 from metadata.keys import KeyFolder, KeyPair
-from metadata.store import Store, open_store
+from metadata.store import Store, StoreUnavailable, open_store
 from metadata.write import new_id as default_new_id
 from validator.crm import CRMRecord
 
@@ -99,3 +99,20 @@ def state() -> IdPState:
 
 def secret_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+SECRET = ("idp-config", "session-secret")
+"""Where the IdP's own secret lives in the store: Flask's session key and the key of pairwise
+persistent NameIDs, the same for every worker and restart."""
+
+
+def shared_secret(store: Store) -> bytes:
+    """The IdP's secret from the store, created by whichever worker asks first. Asked for on each
+    use: a store that lost it (a Redis without persistence, restarted) gets a new one, never none."""
+    value = store.get(*SECRET)
+    if not value:
+        store.add(*SECRET, secrets.token_hex(32).encode())  # of two workers adding at once, one wins
+        value = store.get(*SECRET)
+    if not value:
+        raise StoreUnavailable(f"{store!r} lost the IdP secret right after storing it")
+    return value
