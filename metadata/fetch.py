@@ -51,11 +51,29 @@ _PREVIEW_BYTES = 512
 _SHARED_ADDRESS_SPACE = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT, RFC 6598
 _UNIQUE_LOCAL = ipaddress.IPv6Network("fc00::/7")  # RFC 4193
 _USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)[^/?#]*@")
+_LOOSE_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?[/\\]*)[\s\S]*@")
 
 
 def redact_url(url: str) -> str:
-    """`url` with any user name and password replaced by ``***``: safe to show and to store."""
-    return _USERINFO.sub(r"\1***@", url)
+    """`url` with any user name and password replaced by ``***``: safe to show and to store.
+
+    A URL without a valid host that has an ``@`` (``https://admin:pa/ss@host/``, whose password
+    holds a ``/``; ``https:/\\admin:secret@host/``) has everything from its scheme up to its last
+    ``@`` hidden: it is refused anyway, and what comes before the ``@`` may be a password.
+    """
+    redacted = _USERINFO.sub(r"\1***@", url)
+    if "@" in redacted and not _has_host(redacted):
+        redacted = _LOOSE_USERINFO.sub(r"\1***@", redacted)
+    return redacted
+
+
+def _has_host(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError:
+        return False
+    return bool(parts.hostname)
 
 
 def _system_resolve(host: str, port: int) -> list[str]:
@@ -187,11 +205,11 @@ def fetch(url: str, policy: FetchPolicy = FetchPolicy()) -> FetchResult:
             location = reply.headers.get("location", "").strip()
             if not location:
                 raise run.error("status", f"{run.url} answered HTTP {reply.status} without a Location header")
-            following = urljoin(run.url, location)
+            following = redact_url(urljoin(run.url, location))  # a password in a Location is refused, never shown
             if len(run.redirects) >= policy.max_redirects:
                 raise run.error(
                     "redirects",
-                    f"{url} redirects more than {policy.max_redirects} times; {run.url} answered "
+                    f"{run.requested_url} redirects more than {policy.max_redirects} times; {run.url} answered "
                     f"HTTP {reply.status} with yet another redirect, to {visible(following)}",
                 )
             run.redirects.append(following)
@@ -216,13 +234,16 @@ def _target(run: _Run) -> _Target:
     url = run.url
     run.url = redact_url(url)  # never repeat a password in a message
     shown = visible(run.url)
+    # A URL that does not parse had what may be a password hidden: so must the parser's reason be.
+    hidden = run.url != _USERINFO.sub(r"\1***@", url)
     if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
         raise run.error("bad-url", f"the URL {shown!r} contains a space or a control character")
     try:
         parts = urlsplit(url)
         explicit_port = parts.port
     except ValueError as exc:
-        raise run.error("bad-url", f"{shown} is not a valid URL: {exc}") from exc
+        reason = "what came before its '@' is hidden, as it may be a password" if hidden else str(exc)
+        raise run.error("bad-url", f"{shown} is not a valid URL: {reason}") from exc
     if "@" in parts.netloc:
         raise run.error("userinfo", f"{shown} has a user name or password before the host (shown as ***)")
     scheme = parts.scheme.lower()
@@ -289,8 +310,10 @@ def _forbidden(address: _Address, allowed: tuple[_Network, ...]) -> str | None:
         return None
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
-            inner = _forbidden(address.ipv4_mapped, allowed)
-            return None if inner is None else f"the IPv4-mapped form of {address.ipv4_mapped}, {inner}"
+            # SECURITY.md §4 refuses every IPv4-mapped address, not only those of private IPv4
+            # addresses: no public service is reached through one, and stacks treat them unevenly.
+            why = _forbidden(address.ipv4_mapped, allowed) or "which is never fetched from"
+            return f"the IPv4-mapped form of {address.ipv4_mapped}, {why}"
         if address.sixtofour is not None and (inner := _forbidden(address.sixtofour, ())):
             return f"a 6to4 address wrapping {address.sixtofour}, {inner}"
     if address.is_loopback:

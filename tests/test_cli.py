@@ -216,3 +216,16 @@ def test_demo_trust_verifies_demo_metadata() -> None:
     result = run("metadata", DEMO / "springfield-water-idp-metadata.xml", "--trust", DEMO / "metadata-signer.pem",
                  "--format", "json")
     assert json.loads(result.stdout)["facts"]["signature"]["status"] == "verified"
+
+
+def test_junit_of_an_unfetchable_url_lists_only_the_fetch() -> None:
+    from click.testing import CliRunner
+
+    from metadata.xml import parse_untrusted
+    from validator.cli import cli
+
+    result = CliRunner().invoke(cli, ["metadata", "https://10.0.0.1/metadata", "--format", "junit"])
+    assert result.exit_code == 1
+    suite = parse_untrusted(result.output.encode()).getroot()
+    listed = {c.get("name", "").split()[0] for c in suite.iter("testcase")}
+    assert "NET002" in listed and not any(code.startswith(("MD", "KEY", "XML", "CRM0")) for code in listed), listed

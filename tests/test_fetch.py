@@ -692,3 +692,11 @@ def test_every_net_rule_is_documented() -> None:
         assert registered.subject == "fetch"
         assert registered.title and registered.what and registered.why and registered.fix
         assert registered.severity is (Severity.WARNING if registered.code == "NET012" else Severity.ERROR)
+
+
+def test_an_ipv4_mapped_address_is_refused_even_of_a_public_ipv4_address(network: Network) -> None:
+    # SECURITY.md §4 lists IPv4-mapped addresses among those never fetched from.
+    err = refused("https://mapped.partner.test/metadata", FetchPolicy(resolver=FakeDNS(
+        {"mapped.partner.test": ["::ffff:8.8.8.8"]})))
+    assert err.kind == "forbidden-address" and "IPv4-mapped form of 8.8.8.8" in err.message
+    assert network.connects == []

@@ -128,9 +128,7 @@ def metadata_command(
     now: str | None,
 ) -> None:
     """Check IdP metadata from a FILE or an https URL."""
-    is_url = "://" in source or source.lower().startswith(("file:", "data:"))
-    if not is_url and not Path(source).is_file():
-        raise click.BadParameter(f"{source!r} is neither a file nor a URL", param_hint="FILE|URL")
+    _file_or_url(source)
     options = MetadataOptions(
         now=parse_now(now), entity_id=entity_id, trusted=_load_trust(trust), warn_days=warn_days,
         max_bytes=max_size * MiB, all_entities=all_entities,
@@ -139,6 +137,20 @@ def metadata_command(
     crm = _load_crm(crm_path)
     report = inspect_metadata(source, options, crm, crm_source=str(crm_path) if crm_path else None)
     emit(report, fmt, out, strict)
+
+
+def _file_or_url(source: str) -> bool:
+    """True for a URL (judged by the fetcher, which refuses all but https), False for a file that
+    exists; a usage error otherwise, naming the source with any password hidden."""
+    from validator.inspection import is_url
+
+    if is_url(source):
+        return True
+    if not Path(source).is_file():
+        from metadata.fetch import redact_url
+
+        raise click.BadParameter(f"{redact_url(source)!r} is neither a file nor a URL", param_hint="FILE|URL")
+    return False
 
 
 def _http_policy() -> FetchPolicy:
@@ -223,9 +235,7 @@ def discover_command(source: str, crm_path: Path | None, fmt: str, out: Path | N
 
     if draft_crm is not None and draft_crm.exists():  # said before any fetch; _write_new guards the race
         raise _draft_exists(draft_crm)
-    url = "://" in source
-    if not url and not Path(source).is_file():
-        raise click.BadParameter(f"{source!r} is neither a file nor a URL", param_hint="FILE|URL")
+    url = _file_or_url(source)
     policy = _http_policy() if allow_http else None
     options = MetadataOptions(now=parse_now(now), warn_days=warn_days, fetch_policy=policy)
     crm = _load_crm(crm_path)
