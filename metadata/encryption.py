@@ -14,8 +14,6 @@ its own. The plaintext comes back as bytes and is parsed by the one parser
 
 from __future__ import annotations
 
-import copy
-
 import xmlsec
 from lxml import etree
 from xmlsec import constants as xc
@@ -186,12 +184,18 @@ def _decrypt(encrypted: etree._Element, key: xmlsec.Key) -> bytes:
     Without KeyInfo libxmlsec cannot look for a key; without Type it hands back bytes instead of
     parsing the plaintext into the tree itself.
     """
-    bare = etree.Element(encrypted.tag, nsmap={"xenc": XENC})
+    name = etree.QName(encrypted).localname
+    parts = [f'<xenc:{name} xmlns:xenc="{XENC}">'.encode()]
     for tag in (_ENCRYPTION_METHOD, _CIPHER_DATA):
         part = encrypted.find(tag)
         if part is None:
-            raise DecryptionError("layout", f"{etree.QName(encrypted).localname} has no xenc:{tag.split('}')[1]}")
-        bare.append(copy.deepcopy(part))
+            raise DecryptionError("layout", f"{name} has no xenc:{tag.split('}')[1]}")
+        parts.append(etree.tostring(part, with_tail=False))
+    parts.append(f"</xenc:{name}>".encode())
+    # Made by the one parser from bytes, not by copying elements here: a copy would intern the
+    # partner's element names in this thread's dictionary for good (metadata.xml._ParsingThread).
+    # It is never larger than the encrypted assertion, whose size was checked.
+    bare = parse_untrusted(b"".join(parts), MESSAGE_LIMITS).getroot()
     ctx = xmlsec.EncryptionContext()
     ctx.key = key
     try:

@@ -43,6 +43,7 @@ _OBJECT = f"{{{DS}}}Object"
 _XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
 _ID_ATTRIBUTES = ("ID", "Id", _XML_ID)
 _PREFIXES = {SAMLP: "samlp", SAML: "saml", DS: "ds"}
+_MAX_SIGNED = signed_bytes_limits(MESSAGE_LIMITS).max_bytes  # what _reparse would accept
 
 __all__ = [
     "DecryptionError", "ResponseError", "SignatureError", "SignatureFacts", "StructureProblem",
@@ -285,7 +286,7 @@ def verify_response(
     response = root
     response_signed = root.find(_SIGNATURE) is not None
     if response_signed:
-        verified = verify(root, trusted, id_attribute="ID", allow_sha1=allow_sha1)
+        verified = verify(root, trusted, id_attribute="ID", allow_sha1=allow_sha1, max_signed_bytes=_MAX_SIGNED)
         facts.append(_facts("Response", verified))
         response = _reparse(verified)
 
@@ -315,7 +316,7 @@ def verify_response(
         # The Assertion as it sits in the original document (or the decrypted one), so that
         # verify's ID count sees every element an attacker may have added.
         target = carried if encrypted or not response_signed else _only_child(root, _ASSERTION)
-        verified = verify(target, trusted, id_attribute="ID", allow_sha1=allow_sha1)
+        verified = verify(target, trusted, id_attribute="ID", allow_sha1=allow_sha1, max_signed_bytes=_MAX_SIGNED)
         facts.append(_facts("Assertion", verified))
         assertion = _reparse(verified)
     elif response_signed:

@@ -15,7 +15,7 @@ import binascii
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import xmlsec
 from lxml import etree
@@ -23,7 +23,7 @@ from xmlsec import constants as xc
 
 from metadata.errors import MetadataError
 from metadata.read import DS
-from metadata.xml import line_of, text_of
+from metadata.xml import METADATA_LIMITS, line_of, signed_bytes_limits, text_of
 
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 EXC_C14N_COMMENTS = "http://www.w3.org/2001/10/xml-exc-c14n#WithComments"
@@ -63,6 +63,8 @@ _XMLSEC_DIGEST = {
     SHA512: xc.TransformSha512,
 }
 _NS = {"ds": DS}
+MAX_SIGNED_BYTES = signed_bytes_limits(METADATA_LIMITS).max_bytes
+"""Default cap on the canonical form of a signed element: four times the largest default document."""
 
 
 def algorithm_name(uri: str) -> str:
@@ -210,11 +212,13 @@ def verify(
     *,
     id_attribute: str = "ID",
     allow_sha1: bool = False,
+    max_signed_bytes: int = MAX_SIGNED_BYTES,
 ) -> VerifiedSignature:
     """Verify the enveloped signature of `element` with one of the `trusted` DER certificates.
 
     Raises :class:`SignatureError` unless a trusted key explicitly verifies the one expected
-    signature. On success the signed bytes are returned; read nothing else.
+    signature. On success the signed bytes are returned; read nothing else. Signed content that
+    canonicalises to more than `max_signed_bytes` is refused (``profile``) before any key is tried.
     """
     signature = signature_of(element)
     profile = read_profile(signature)
@@ -232,6 +236,7 @@ def verify(
         )
     if not trusted:
         raise SignatureError("no-trusted-key", "no trusted certificate was given", profile=profile)
+    signed = _signed_bytes(element, signature, profile, max_signed_bytes)
     for der in trusted:
         # A fresh context per certificate (SECURITY.md §2: rollover).
         try:
@@ -240,7 +245,6 @@ def verify(
             ctx.verify(signature)
         except (xmlsec.Error, xmlsec.VerificationError, xmlsec.InternalError):
             continue
-        signed = _signed_bytes(element, signature, profile)
         if not signed.strip():
             raise SignatureError("invalid", "the signed content canonicalises to nothing", profile=profile)
         return VerifiedSignature(profile=profile, certificate=der, signed_bytes=signed)
@@ -248,25 +252,53 @@ def verify(
     raise SignatureError("invalid", f"the signature does not verify with {keys}", profile=profile)
 
 
-def _signed_bytes(element: etree._Element, signature: etree._Element, profile: SignatureProfile) -> bytes:
+class _OverLimit(Exception):
+    pass
+
+
+class _CappedSink:
+    """A file for canonical bytes that stops the canonicalisation once they pass `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise _OverLimit
+        self.parts.append(data)
+        return len(data)
+
+
+def _signed_bytes(element: etree._Element, signature: etree._Element, profile: SignatureProfile, limit: int) -> bytes:
     # The enveloped transform removes the signature; exclusive c14n then gives the digested
     # octets. Detach it for the canonicalisation, then put it back where it was.
+    # Exclusive c14n declares a namespace again on every element that uses it: a 1 KiB URI used
+    # by 20,000 siblings makes 20 MB of a 140 KB response (unbounded URIs made gigabytes), which
+    # xmlsec would digest and a verified signature would hold. The capped sink stops it first.
     parent = signature.getparent()
     assert parent is not None
     index = parent.index(signature)
     tail = signature.tail
     parent.remove(signature)
+    sink = _CappedSink(limit)
     try:
-        return etree.tostring(
-            element,
-            method="c14n",
-            exclusive=True,
-            with_comments=False,
-            inclusive_ns_prefixes=list(profile.inclusive_prefixes) or None,
+        tree: Any = etree.ElementTree(element)  # lxml-stubs know neither `exclusive` nor file-like sinks
+        tree.write_c14n(
+            sink, exclusive=True, with_comments=False, inclusive_ns_prefixes=list(profile.inclusive_prefixes) or None
         )
+    except _OverLimit:
+        raise SignatureError("profile", f"the signed content canonicalises to more than {limit:,} bytes (a namespace "
+                             "declared once and used by many elements is repeated on each); refused before any key "
+                             "is tried", profile=profile) from None
+    except etree.C14NError as exc:  # "void" canonical XML: a relative namespace URI, say
+        raise SignatureError("invalid", f"the signed content cannot be canonicalised: {exc}", profile=profile) from None
     finally:
         signature.tail = tail
         parent.insert(index, signature)
+    return b"".join(sink.parts)
 
 
 @functools.lru_cache(maxsize=16)

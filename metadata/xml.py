@@ -11,9 +11,12 @@ comments — what a signature covers — joins the pieces again.
 from __future__ import annotations
 
 import codecs
+import os
 import re
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from lxml import etree
@@ -34,6 +37,8 @@ class XMLLimits:
     """Deepest element nesting accepted (the root is depth 1)."""
     max_elements: int = 20_000
     """Most elements accepted in one document."""
+    max_namespace_length: int = 1024
+    """Longest namespace URI accepted, in characters (SAML's are under 100)."""
 
 
 # A SAML protocol message (a decoded SAMLResponse): SECURITY.md §1.
@@ -50,7 +55,7 @@ def signed_bytes_limits(limits: XMLLimits) -> XMLLimits:
     Canonicalisation lengthens a document (``<x/>`` becomes ``<x></x>``, ``>`` becomes
     ``&gt;``) by at most a few times; depth and element count cannot grow.
     """
-    return XMLLimits(max_bytes=4 * limits.max_bytes, max_depth=limits.max_depth, max_elements=limits.max_elements)
+    return replace(limits, max_bytes=4 * limits.max_bytes)
 
 
 def metadata_limits(max_bytes: int = 5 * MiB) -> XMLLimits:
@@ -101,6 +106,23 @@ def _declaration_line(data: bytes, encoding: str) -> int | None:
     return data.count(b"\n", 0, match.start()) + 1 if match else None
 
 
+def _long_namespace_line(data: bytes, encoding: str, limit: int) -> int | None:
+    """The line of the first namespace declaration whose URI is longer than `limit`, or None.
+
+    Declared once, a namespace is used by every element in it: libxml2's schema validation
+    compares the whole URI for each element, and exclusive c14n repeats the declaration on
+    each, so a 5 MiB document with one 2 MB URI costs hours. Counted in the raw text, which
+    is never shorter than the value (a character reference only lengthens it).
+    """
+    pattern = rf"""xmlns(?::[^\s=]*)?\s*=\s*(?:"[^"]{{{limit + 1}}}|'[^']{{{limit + 1}}})"""
+    if encoding.startswith("utf-16"):
+        text = data.decode("utf-16", "replace")
+        found = re.search(pattern, text)
+        return text.count("\n", 0, found.start()) + 1 if found else None
+    match = re.search(pattern.encode("ascii"), data)
+    return data.count(b"\n", 0, match.start()) + 1 if match else None
+
+
 class _NoExternalResources(etree.Resolver):
     """Refuses every external resource. lxml's load_dtd=False and no_network=True still let
     libxml2 open ``file:`` DTDs and parameter entities; this closes that door too."""
@@ -135,9 +157,58 @@ def parse_untrusted(data: bytes, limits: XMLLimits = METADATA_LIMITS) -> etree._
 
     Refused: empty input; more than ``limits.max_bytes``; an encoding other than UTF-8 or
     UTF-16; an HTML page; anything not well-formed; any DOCTYPE (internal or external
-    subset, so no entity can be declared); nesting deeper than ``limits.max_depth``; more
-    than ``limits.max_elements`` elements.
+    subset, so no entity can be declared); a namespace URI longer than
+    ``limits.max_namespace_length``; nesting deeper than ``limits.max_depth``; more than
+    ``limits.max_elements`` elements.
     """
+    return _parsing_thread().parse(data, limits)
+
+
+class _ParsingThread:
+    """The thread that parses for one calling thread, replaced once it has read `_RECYCLE_BYTES`.
+
+    lxml interns every element and attribute name in a dictionary of the parsing thread and never
+    frees one: a worker fed documents with ever-new names (any request to ``/sso``) grows without
+    bound, some 80 MB per million names. The names a document brings are never more than its
+    bytes, so a thread retired after parsing 1 MiB bounds that growth; its dictionary is freed
+    with the last document parsed in it. A hand-off costs tens of microseconds, a new thread per
+    document some 250.
+    """
+
+    def __init__(self) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse_untrusted")
+        self.parsed = 0
+
+    def parse(self, data: bytes, limits: XMLLimits) -> etree._ElementTree:
+        if self.parsed > _RECYCLE_BYTES:
+            self.executor.shutdown(wait=False)  # its thread ends once idle, which it is
+            self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse_untrusted")
+            self.parsed = 0
+        self.parsed += len(data)
+        return self.executor.submit(_parse, data, limits).result()
+
+
+_RECYCLE_BYTES = 1 * MiB
+_threads = threading.local()
+
+
+def _forget_threads() -> None:
+    # A forked child (gunicorn with --preload) has no helper threads, only their records.
+    global _threads
+    _threads = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_threads)
+
+
+def _parsing_thread() -> _ParsingThread:
+    thread: _ParsingThread | None = getattr(_threads, "parser", None)
+    if thread is None:
+        thread = _threads.parser = _ParsingThread()
+    return thread
+
+
+def _parse(data: bytes, limits: XMLLimits) -> etree._ElementTree:
     if not data.strip():
         raise UnsafeXML("empty", "the input is empty")
     if len(data) > limits.max_bytes:
@@ -153,6 +224,10 @@ def parse_untrusted(data: bytes, limits: XMLLimits = METADATA_LIMITS) -> etree._
     if declaration is not None:
         raise UnsafeXML("doctype", "the document has a DOCTYPE or an entity declaration; both are refused",
                         line=declaration)
+    long_namespace = _long_namespace_line(data, encoding, limits.max_namespace_length)
+    if long_namespace is not None:
+        raise UnsafeXML("too-large", f"a namespace URI is longer than {limits.max_namespace_length:,} characters",
+                        line=long_namespace)
     try:
         tree = etree.ElementTree(etree.fromstring(data, _parser()))
     except UnsafeXML:

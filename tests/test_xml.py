@@ -169,3 +169,36 @@ def test_visible_one_line_escapes_line_breaks() -> None:
     assert visible("https://evil\rhttps://good") == "https://evil\\u000dhttps://good"
     assert visible("a\nb") == "a\nb"
     assert visible("a\nb\tc", one_line=True) == "a\\u000ab\\u0009c"
+
+
+def test_a_namespace_uri_over_the_limit_is_refused_with_its_line() -> None:
+    limit = MESSAGE_LIMITS.max_namespace_length
+    accepted = f'<r xmlns:p="urn:{"n" * (limit - 4)}"><p:e/></r>'.encode()
+    assert parse_untrusted(accepted, MESSAGE_LIMITS).getroot().tag == "r"
+    error = refused(f'<r>\n<x xmlns="urn:{"n" * (limit - 3)}"/></r>'.encode())
+    assert error.kind == "too-large"
+    assert error.line == 2
+    assert f"longer than {limit:,} characters" in error.message
+
+
+def test_a_forked_child_parses_with_threads_of_its_own() -> None:
+    # Parsing runs in a helper thread per calling thread. A child forked after a parse (gunicorn
+    # with --preload) inherits the record of that helper but not the thread: it must start its own.
+    import os
+    import time
+
+    parse_untrusted(b"<before-fork/>")
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's own exit status is the assertion
+        try:
+            os._exit(0 if parse_untrusted(b"<in-child/>").getroot().tag == "in-child" else 1)
+        finally:
+            os._exit(2)
+    deadline = time.monotonic() + 10
+    while (status := os.waitpid(child, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if status == (0, 0):
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+        pytest.fail("the child's parse did not return within 10 s")
+    assert os.waitstatus_to_exitcode(status[1]) == 0

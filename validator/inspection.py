@@ -30,7 +30,7 @@ from metadata.signing import (
     signature_of,
     verify,
 )
-from metadata.xml import MiB, line_of, metadata_limits, parse_untrusted
+from metadata.xml import MiB, line_of, metadata_limits, parse_untrusted, signed_bytes_limits
 from validator.checks import CRM_MATCH_CHECKS, METADATA_CHECKS, fetching, signature
 from validator.checks.input import finding_for_not_metadata, finding_for_unsafe_xml
 from validator.checks.keys import signing_keys
@@ -162,7 +162,8 @@ def inspect_metadata_bytes(
         report.findings.append(finding_for_not_metadata(exc, source))
         return
     report.extend(schema_findings(validate_schema(tree, "metadata"), source))
-    outcome, signed_bytes = _signature(tree.getroot(), options.trusted)
+    max_signed = signed_bytes_limits(metadata_limits(options.max_bytes)).max_bytes
+    outcome, signed_bytes = _signature(tree.getroot(), options.trusted, max_signed)
     if signed_bytes is not None:
         # Read every value from what was signed (SECURITY.md §2), re-parsed with the one parser;
         # the partner's line numbers are carried over, since the canonical bytes have others.
@@ -254,7 +255,8 @@ def _restore_lines(root: etree._Element, lines: array[int]) -> None:
             setattr(element, "sourceline", line)  # noqa: B010 - lxml-stubs type it read-only; it is not
 
 
-def _signature(root: etree._Element, trusted: tuple[bytes, ...]) -> tuple[SignatureOutcome, bytes | None]:
+def _signature(root: etree._Element, trusted: tuple[bytes, ...], max_signed: int
+               ) -> tuple[SignatureOutcome, bytes | None]:
     """How the root's signature fares, and the signed bytes when a trusted key verified it."""
     if root.find(f"{{{DS}}}Signature") is None:
         return SignatureOutcome("unsigned", trusted_given=len(trusted)), None
@@ -267,10 +269,10 @@ def _signature(root: etree._Element, trusted: tuple[bytes, ...]) -> tuple[Signat
         # Outside the SAML profile: refused before any key is tried, trusted or not.
         return SignatureOutcome("profile", "; ".join(problems), profile=profile, trusted_given=len(trusted)), None
     if not trusted:
-        return SignatureOutcome("untrusted", profile=profile, self_consistent=_self_consistent(root, profile),
-                                trusted_given=0), None
+        return SignatureOutcome("untrusted", profile=profile,
+                                self_consistent=_self_consistent(root, profile, max_signed), trusted_given=0), None
     try:
-        verified = verify(root, trusted, allow_sha1=True)
+        verified = verify(root, trusted, allow_sha1=True, max_signed_bytes=max_signed)
     except SignatureError as exc:
         status = "invalid" if exc.kind in ("invalid", "duplicate-id") else "profile"
         return SignatureOutcome(status, exc.message, profile=exc.profile or profile,
@@ -280,11 +282,11 @@ def _signature(root: etree._Element, trusted: tuple[bytes, ...]) -> tuple[Signat
     return outcome, verified.signed_bytes
 
 
-def _self_consistent(root: etree._Element, profile: Any) -> bool | None:
+def _self_consistent(root: etree._Element, profile: Any, max_signed: int) -> bool | None:
     if not profile.embedded_certificates:
         return None
     try:
-        verify(root, profile.embedded_certificates[:1], allow_sha1=True)
+        verify(root, profile.embedded_certificates[:1], allow_sha1=True, max_signed_bytes=max_signed)
     except SignatureError as exc:
         return False if exc.kind == "invalid" else None
     return True

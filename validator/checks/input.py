@@ -32,10 +32,13 @@ DOCTYPE = rule(
 TOO_LARGE = rule(
     "XML004", "The input exceeds the size limit", Severity.ERROR, "input",
     what="The document is larger than the byte limit for its kind (metadata: 5 MiB unless raised with "
-         "--max-size; a SAML message: 192 KiB).",
-    why="Limits stop memory-exhaustion attacks; partner IdP metadata is a few kilobytes.",
+         "--max-size; a SAML message: 192 KiB), or declares a namespace URI longer than 1,024 characters.",
+    why="Limits stop memory-exhaustion attacks; partner IdP metadata is a few kilobytes. SAML's namespace URIs "
+        "are under 100 characters: a long one used by many elements makes schema validation and exclusive "
+        "canonicalisation (which repeats it on every element) run for minutes.",
     fix="Give the metadata of the one IdP entity rather than a whole federation feed, or raise the limit "
-        "with --max-size when checking an aggregate on purpose.",
+        "with --max-size when checking an aggregate on purpose. A namespace URI that long is never what an "
+        "IdP product writes: find what produced the document.",
 )
 TOO_COMPLEX = rule(
     "XML005", "The document is nested too deep or has too many elements", Severity.ERROR, "input",

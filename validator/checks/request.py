@@ -22,7 +22,7 @@ from metadata.errors import UnsafeXML
 from metadata.model import BINDING_POST, binding_name
 from metadata.read import DS, SAML
 from metadata.signing import SHA1_SIGNATURE_METHODS, SignatureError, algorithm_name, verify
-from metadata.xml import line_of, text_of, visible
+from metadata.xml import REQUEST_LIMITS, line_of, signed_bytes_limits, text_of, visible
 from validator.findings import Finding, Rule, Severity, rule
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -433,7 +433,8 @@ def request_signature(
         if isinstance(message, RedirectMessage):
             cert = verify_redirect_signature(message, sp.signing_certificates, allow_sha1=allow_sha1)
             return SignatureCheck("verified", "the query-string signature verifies", algorithm, sha1, cert)
-        verified = verify(root, sp.signing_certificates, allow_sha1=allow_sha1)
+        verified = verify(root, sp.signing_certificates, allow_sha1=allow_sha1,
+                          max_signed_bytes=signed_bytes_limits(REQUEST_LIMITS).max_bytes)
     except SignatureError as exc:
         if exc.profile is not None:
             algorithm, sha1 = exc.profile.signature_method, exc.profile.uses_sha1
