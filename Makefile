@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/saml-idp serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check metadata idp validator tests bench
+	$(BIN)/ruff check metadata idp validator tests bench fuzz
 	$(BIN)/mypy
 
 system-packages:

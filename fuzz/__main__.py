@@ -1,0 +1,40 @@
+"""``python -m fuzz TARGET|all --seconds N``: fuzz targets one after another, each in a child process."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fuzz.runner import CRASH_DIR, default_engine, run
+from fuzz.targets import TARGETS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__)
+    parser.add_argument("target", choices=[*TARGETS, "all"])
+    parser.add_argument("--seconds", type=float, default=60, help="how long each target runs (default 60)")
+    parser.add_argument("--engine", choices=["atheris", "hypothesis"], default=None,
+                        help=f"default: atheris when it is installed (here: {default_engine()})")
+    parser.add_argument("--budget", type=float, default=2.0, help="most seconds one input may take (default 2)")
+    parser.add_argument("--rss-mb", type=int, default=1024, help="most memory a target may hold (default 1024)")
+    parser.add_argument("--seed", type=int, default=0, help="hypothesis: the first batch's random seed")
+    parser.add_argument("--crash-dir", type=Path, default=CRASH_DIR, help=f"where failures go (default {CRASH_DIR})")
+    parser.add_argument("--no-corpus", action="store_true", help="generated seeds only, not ../shared/corpus")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the fuzzer's own output")
+    args = parser.parse_args(argv)
+
+    names = list(TARGETS) if args.target == "all" else [args.target]
+    failed = 0
+    for name in names:
+        outcome = run(name, engine=args.engine, seconds=args.seconds, seed=args.seed, budget=args.budget,
+                      rss_mb=args.rss_mb, crash_dir=args.crash_dir, corpus=not args.no_corpus, echo=args.verbose)
+        print(outcome.summary(), flush=True)
+        if not outcome.ok:
+            failed += 1
+            print(f"  {outcome.verdict}: {outcome.detail.strip()}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
