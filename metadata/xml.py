@@ -181,7 +181,10 @@ class _ParsingThread:
 
     def parse(self, data: bytes, limits: XMLLimits) -> etree._ElementTree:
         if self.parsed > _RECYCLE_BYTES:
-            self.executor.shutdown(wait=False)  # its thread ends once idle, which it is
+            # Waited for, so that the next thread takes over its malloc arena (glibc hands a
+            # finished thread's arena to the next one): a new arena per large document raised
+            # the peak memory of a 26 MB aggregate's check from 235 MB to 353 MB.
+            self.executor.shutdown(wait=True)
             self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse_untrusted")
             self.parsed = 0
         self.parsed += len(data)
