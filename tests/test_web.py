@@ -257,6 +257,13 @@ def test_api_mistakes_are_named(app: Flask, path: str, body: dict[str, Any], mes
     assert answer.status_code == 400 and message in answer.get_json()["error"]
 
 
+def test_a_response_is_asked_for_by_the_one_key_the_api_takes(app: Flask) -> None:
+    # A response is never fetched from a URL: the error names only the key that is accepted.
+    answer = app.test_client().post("/api/v1/responses", json={})
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == "send the SAML response as 'response' (text)"
+
+
 def test_the_openapi_document_describes_every_api_route_and_no_other(app: Flask) -> None:
     document = app.test_client().get("/api/v1/openapi.json").get_json()
     assert document["openapi"].startswith("3.")

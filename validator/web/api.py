@@ -95,8 +95,7 @@ def responses() -> Response:
     try:
         body = _body()
         _known(body, "response", "metadata_xml", "metadata_url", "request_id", "biller", "crm")
-        response = document_from_json(body, "response", "response_url", what="SAML response",
-                                      limit=jobs.RESPONSE_LIMIT)
+        response = document_from_json(body, "response", None, what="SAML response", limit=jobs.RESPONSE_LIMIT)
         trust = document_from_json(body, "metadata_xml", "metadata_url", what="IdP metadata",
                                    limit=jobs.METADATA_LIMIT, required=False)
         crm, crm_source = record_from_json(body, web().crm_folder)

@@ -70,9 +70,10 @@ def document_from_form(form: Any, files: Any, prefix: str, *, what: str, limit: 
     return None
 
 
-def document_from_json(body: dict[str, Any], text_key: str, url_key: str, *, what: str, limit: int,
+def document_from_json(body: dict[str, Any], text_key: str, url_key: str | None, *, what: str, limit: int,
                        required: bool = True) -> Document | None:
-    text, url = body.get(text_key), body.get(url_key)
+    """The document sent as text under `text_key` or, where `url_key` is given, as a URL to fetch."""
+    text, url = body.get(text_key), body.get(url_key) if url_key else None
     if text is not None and url is not None:
         raise InputError(f"give {text_key!r} or {url_key!r}, not both")
     if text is not None:
@@ -87,7 +88,7 @@ def document_from_json(body: dict[str, Any], text_key: str, url_key: str, *, wha
             raise InputError(f"{url_key!r} must be an https URL")
         return Document(source=url, url=url)
     if required:
-        raise InputError(f"send the {what} as {text_key!r} (text) or {url_key!r}")
+        raise InputError(f"send the {what} as {text_key!r} (text)" + (f" or {url_key!r}" if url_key else ""))
     return None
 
 
