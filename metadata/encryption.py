@@ -190,12 +190,16 @@ def _decrypt(encrypted: etree._Element, key: xmlsec.Key) -> bytes:
         part = encrypted.find(tag)
         if part is None:
             raise DecryptionError("layout", f"{name} has no xenc:{tag.split('}')[1]}")
-        parts.append(etree.tostring(part, with_tail=False))
+        # Exclusive c14n declares only the namespaces the part uses; plain serialisation would
+        # repeat every declaration of its ancestors, in each part.
+        parts.append(etree.tostring(part, method="c14n", exclusive=True, with_comments=False))
     parts.append(f"</xenc:{name}>".encode())
     # Made by the one parser from bytes, not by copying elements here: a copy would intern the
     # partner's element names in this thread's dictionary for good (metadata.xml._ParsingThread).
-    # It is never larger than the encrypted assertion, whose size was checked.
-    bare = parse_untrusted(b"".join(parts), MESSAGE_LIMITS).getroot()
+    try:
+        bare = parse_untrusted(b"".join(parts), MESSAGE_LIMITS).getroot()
+    except UnsafeXML as exc:  # canonical form lengthens what it writes: an odd assertion can pass the cap
+        raise DecryptionError("too-large", f"the {name} cannot be copied for decryption: {exc}") from None
     ctx = xmlsec.EncryptionContext()
     ctx.key = key
     try:

@@ -188,7 +188,11 @@ class _ParsingThread:
             self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse_untrusted")
             self.parsed = 0
         self.parsed += len(data)
-        return self.executor.submit(_parse, data, limits).result()
+        try:
+            future = self.executor.submit(_parse, data, limits)
+        except RuntimeError:  # the interpreter is shutting down (atexit, a late thread): no new threads
+            return _parse(data, limits)
+        return future.result()
 
 
 _RECYCLE_BYTES = 1 * MiB

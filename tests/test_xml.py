@@ -202,3 +202,15 @@ def test_a_forked_child_parses_with_threads_of_its_own() -> None:
         os.waitpid(child, 0)
         pytest.fail("the child's parse did not return within 10 s")
     assert os.waitstatus_to_exitcode(status[1]) == 0
+
+
+def test_parsing_still_works_while_the_interpreter_shuts_down() -> None:
+    # Parsing runs in a helper thread, and no thread can start once shutdown has begun: an atexit
+    # handler (or a late thread) that parses must still get its tree, not a RuntimeError.
+    import subprocess
+    import sys
+
+    program = ("import atexit\nfrom metadata.xml import parse_untrusted\n"
+               "atexit.register(lambda: print(parse_untrusted(b'<late/>').getroot().tag))\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "late", "")
