@@ -57,14 +57,18 @@ _LOOSE_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?[/\\]*)[\s\S]*@")
 def redact_url(url: str) -> str:
     """`url` with any user name and password replaced by ``***``: safe to show and to store.
 
-    A URL without a valid host that has an ``@`` (``https://admin:pa/ss@host/``, whose password
-    holds a ``/``; ``https:/\\admin:secret@host/``) has everything from its scheme up to its last
-    ``@`` hidden: it is refused anyway, and what comes before the ``@`` may be a password.
+    Everything from the scheme up to the last ``@`` before the query is hidden, whether or not
+    the URL parses: a password may hold a ``/`` (``https://admin:2024/Secret@host/``, which
+    parses as host "admin", port 2024), or the URL may have no ``//`` at all
+    (``https:/\\admin:secret@host/``). An ``@`` only in the query is hidden likewise when the URL
+    has no valid host (``https://admin:pa?ss@host/``).
     """
-    redacted = _USERINFO.sub(r"\1***@", url)
-    if "@" in redacted and not _has_host(redacted):
-        redacted = _LOOSE_USERINFO.sub(r"\1***@", redacted)
-    return redacted
+    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
+    if "@" in url[:cut]:
+        return _LOOSE_USERINFO.sub(r"\1***@", url[:cut]) + url[cut:]
+    if "@" in url and not _has_host(url):
+        return _LOOSE_USERINFO.sub(r"\1***@", url)
+    return url
 
 
 def _has_host(url: str) -> bool:
@@ -244,7 +248,9 @@ def _target(run: _Run) -> _Target:
     except ValueError as exc:
         reason = "what came before its '@' is hidden, as it may be a password" if hidden else str(exc)
         raise run.error("bad-url", f"{shown} is not a valid URL: {reason}") from exc
-    if "@" in parts.netloc:
+    if "@" in parts.netloc or "@" in parts.path:
+        # An '@' in the path is legal, but in a metadata URL it is a password holding a '/' far
+        # more often than a path: https://admin:2024/Secret@host/ parses as host "admin".
         raise run.error("userinfo", f"{shown} has a user name or password before the host (shown as ***)")
     scheme = parts.scheme.lower()
     if scheme not in (("https", "http") if run.policy.allow_http else ("https",)):

@@ -229,3 +229,14 @@ def test_junit_of_an_unfetchable_url_lists_only_the_fetch() -> None:
     suite = parse_untrusted(result.output.encode()).getroot()
     listed = {c.get("name", "").split()[0] for c in suite.iter("testcase")}
     assert "NET002" in listed and not any(code.startswith(("MD", "KEY", "XML", "CRM0")) for code in listed), listed
+
+
+def test_a_file_whose_name_has_a_colon_is_read_as_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 'okta:prod.xml' looks like a URL with the scheme 'okta'; a file of that name is a file.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "okta:prod.xml").write_bytes(idp_metadata(IdPSpec()))
+    result = run("metadata", "okta:prod.xml", "--format", "json")
+    report = json.loads(result.stdout)
+    assert not [f["code"] for f in report["findings"] if f["code"].startswith("NET")]
+    assert report["facts"]["document"]["entities"] == 1
+    assert run("metadata", "okta:missing.xml", "--format", "json").returncode == 1  # no such file: a URL, NET001

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import select
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -510,12 +512,13 @@ def test_a_javascript_url_is_refused_as_a_scheme_without_a_connection(network: N
         ("https:/\\admin:s3cret@127.0.0.1/metadata", "https:/\\***@127.0.0.1/metadata"),
         ("https:admin:s3cret@127.0.0.1/metadata", "https:***@127.0.0.1/metadata"),
         ("ftp://admin:s3cret/k3y@127.0.0.1/metadata.xml", "ftp://***@127.0.0.1/metadata.xml"),
+        ("https://admin:2024/s3cret@127.0.0.1/metadata", "https://***@127.0.0.1/metadata"),
     ],
-    ids=["backslash-authority", "no-slashes", "ftp-slash-in-password"],
+    ids=["backslash-authority", "no-slashes", "ftp-slash-in-password", "password-parsed-as-a-port"],
 )
 def test_a_password_in_a_url_without_a_host_is_never_repeated(url: str, shown: str, network: Network) -> None:
-    """Browsers read the first two as https://admin:s3cret@127.0.0.1/; urlsplit finds no host. They
-    are not in the matrix because inspect_metadata takes a source without ``://`` for a file path."""
+    """Browsers read the first two as https://admin:s3cret@127.0.0.1/, where urlsplit finds no host;
+    urlsplit reads the last as host "admin", port 2024 (a DNS lookup, refused in this test)."""
     err = refused(url)
     finding = finding_for_fetch_error(err)
     assert err.url == finding.where == shown
@@ -533,3 +536,21 @@ def test_the_traps_see_a_fetcher_that_gets_through(env: Env, network: Network) -
         with pytest.raises(FetchError):  # the trap hangs up at once
             fetch(f"http://{targets[name]}:{trap.port}/metadata", policy)
         assert len(trap.accepted()) == 1, name
+
+
+@pytest.mark.parametrize("url", ["https:/\\admin:s3cret@127.0.0.1/metadata", "https://admin:s3cret@127.0.0.1/metadata",
+                                 "https://admin:2024/s3cret@127.0.0.1/metadata"])
+def test_a_password_in_the_metadata_url_of_a_response_check_is_never_repeated(
+    url: str, network: Network, tmp_path: Path
+) -> None:
+    """`saml-validate response --metadata URL` takes the same way as `metadata`: the fetcher, and
+    the URL shown redacted in the report's inputs and in the finding."""
+    response = tmp_path / "response.xml"
+    response.write_text("<samlp:Response xmlns:samlp='urn:oasis:names:tc:SAML:2.0:protocol'/>")
+    result = CliRunner().invoke(cli, ["response", str(response), "--metadata", url, "--format", "json"])
+    assert result.exit_code == 1, result.output
+    assert "s3cret" not in result.output
+    report = json.loads(result.output)
+    assert report["inputs"]["metadata"].endswith("***@127.0.0.1/metadata")
+    assert {"NET001", "NET002", "NET003"} & {f["code"] for f in report["findings"]}
+    assert network.connects == []

@@ -91,8 +91,11 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
 
 def is_url(source: str) -> bool:
     """Whether `source` names a URL (for the SSRF-safe fetcher, which refuses every scheme but
-    https, and http when allowed) rather than a file. A one-letter scheme is a Windows drive."""
-    return _SCHEME.match(source) is not None
+    https, and http when allowed) rather than a file. A one-letter scheme is a Windows drive, and
+    a file that exists is a file (``okta:prod.xml``) unless the source has a ``//``."""
+    if _SCHEME.match(source) is None:
+        return False
+    return "//" in source or not Path(source).is_file()
 
 
 def inspect_metadata_url(url: str, options: MetadataOptions, crm: CRMRecord | None, report: Report) -> bytes | None:

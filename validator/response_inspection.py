@@ -80,11 +80,14 @@ def load_trust(
     anything but a URL: a CRM record uploaded to the web app never opens a server file."""
     if metadata is None:
         return None, []
-    where = metadata if isinstance(metadata, str) else "the IdP metadata"
+    from metadata.fetch import redact_url  # imported here: urllib3 costs the CLI 0.1 s
+    from validator.inspection import is_url
+
+    where = redact_url(metadata) if isinstance(metadata, str) else "the IdP metadata"
     try:
         if isinstance(metadata, bytes):
             data = metadata
-        elif "://" in metadata or not files:
+        elif not files or is_url(metadata):
             from metadata.fetch import FetchError, FetchPolicy, fetch
             from validator.checks.fetching import finding_for_fetch_error
 
@@ -120,7 +123,10 @@ def response_report(
     if metadata is None and crm is not None and crm.idp.metadata_url:
         metadata = crm.idp.metadata_url
     if metadata is not None:
-        report.inputs["metadata"] = metadata_source or (metadata if isinstance(metadata, str) else "uploaded")
+        from metadata.fetch import redact_url  # imported here: urllib3 costs the CLI 0.1 s
+
+        shown = metadata_source or (metadata if isinstance(metadata, str) else "uploaded")
+        report.inputs["metadata"] = redact_url(shown)
     trust, problems = load_trust(metadata, crm, policy, files=files)
     report.extend(problems)
     options = ResponseOptions(
