@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from lxml import etree
 
 from metadata.fetch import FetchPolicy
+from metadata.read import MD
+from tests.factory import IdPSpec, idp_metadata
 from tests.helpers import crm_toml
 from tests.test_fetch import respond, serving
 from validator.cli import cli
@@ -222,7 +225,23 @@ def test_the_command_names_a_missing_source() -> None:
     assert result.exit_code == 2 and "neither a file nor a URL" in result.output
 
 
-def test_an_unreachable_metadata_url_is_a_finding_in_the_worksheet() -> None:
-    result = CliRunner().invoke(cli, ["discover", "https://10.0.0.1/metadata", "--no-probe"])
-    assert result.exit_code == 1 and "NET" in result.output and "| The metadata XML URL | https://10.0.0.1" in (
-        result.output)
+def test_an_unreachable_metadata_url_gives_its_finding_and_no_worksheet_or_draft(tmp_path: Path) -> None:
+    # A worksheet of a document never read would answer every question with "not found".
+    draft = tmp_path / "draft.toml"
+    result = CliRunner().invoke(cli, ["discover", "https://10.0.0.1/metadata", "--no-probe", "--draft-crm", str(draft)])
+    assert result.exit_code == 1
+    assert "NET004" in result.output and "no worksheet: no IdP entity could be read" in result.output
+    assert "The five questions" not in result.output and not draft.exists()
+
+
+def test_one_entity_of_an_aggregate_is_chosen_with_entity_id(tmp_path: Path) -> None:
+    first, second = (idp_metadata(IdPSpec(entity_id=f"https://idp{n}.example/saml")) for n in (1, 2))
+    inner = [etree.fromstring(x) for x in (first, second)]
+    aggregate = etree.Element(f"{{{MD}}}EntitiesDescriptor", nsmap={"md": MD})
+    aggregate.extend(inner)
+    path = tmp_path / "aggregate.xml"
+    path.write_bytes(etree.tostring(aggregate))
+    unchosen = CliRunner().invoke(cli, ["discover", str(path), "--no-probe"])
+    assert unchosen.exit_code == 1 and "several entities; choose one with --entity-id" in unchosen.output
+    chosen = CliRunner().invoke(cli, ["discover", str(path), "--no-probe", "--entity-id", "https://idp2.example/saml"])
+    assert "| The IdP entity ID | https://idp2.example/saml |" in chosen.output, chosen.output

@@ -172,6 +172,16 @@ def test_the_discovery_form_probes_the_sign_in_url(app: Flask, server: LocalServ
     assert page.status_code == 200 and "SAML discovery worksheet" in text and "X-Frame-Options: DENY" in text
 
 
+def test_discovery_of_metadata_that_cannot_be_read_shows_the_findings_not_a_worksheet(
+    app: Flask, server: LocalServer
+) -> None:
+    server.routes["/login-page"] = respond(200, b"<html><body>Sign in</body></html>", "text/html")
+    page = post_form(app.test_client(), "/discover", {"metadata_url": server.url("/login-page")})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "XML007" in text
+    assert "SAML discovery worksheet" not in text and "The five questions" not in text
+
+
 def test_the_go_live_report_of_a_partner(app: Flask) -> None:
     client = app.test_client()
     report = client.get("/partners/B-1/report")

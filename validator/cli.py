@@ -221,15 +221,17 @@ def crm_command(record: Path, fmt: str, out: Path | None, strict: bool, now: str
 @click.option("--draft-crm", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the draft CRM record (TOML) to this new file; an existing file is never replaced.")
 @click.option("--no-probe", is_flag=True, help="Do not ask the IdP's sign-in URL for its framing headers.")
+@click.option("--entity-id", help="The entity to describe in an aggregate (default: the CRM record's).")
 @click.option("--warn-days", type=click.IntRange(0, 3650), default=30, show_default=True,
               help="Warn when a signing certificate expires within this many days.")
 @click.option("--allow-http", is_flag=True, help="Allow fetching a metadata URL over plain http.")
 @click.option("--now", "now", metavar="ISO", help="Judge dates against this time instead of the clock.")
 def discover_command(source: str, crm_path: Path | None, fmt: str, out: Path | None, draft_crm: Path | None,
-                     no_probe: bool, warn_days: int, allow_http: bool, now: str | None) -> None:
+                     no_probe: bool, entity_id: str | None, warn_days: int, allow_http: bool,
+                     now: str | None) -> None:
     """The discovery worksheet: which IdP, which claims, entity ID, metadata URL, SSO URL, the
     signing certificates, whether the login can sit in an iframe, and a draft CRM record."""
-    from validator.discovery import build_worksheet, sign_in_url
+    from validator.discovery import build_worksheet, describes_an_idp, sign_in_url
     from validator.framing import probe_framing
     from validator.render.worksheet import render_markdown, render_worksheet_html
 
@@ -237,9 +239,16 @@ def discover_command(source: str, crm_path: Path | None, fmt: str, out: Path | N
         raise _draft_exists(draft_crm)
     url = _file_or_url(source)
     policy = _http_policy() if allow_http else None
-    options = MetadataOptions(now=parse_now(now), warn_days=warn_days, fetch_policy=policy)
+    options = MetadataOptions(now=parse_now(now), warn_days=warn_days, fetch_policy=policy, entity_id=entity_id)
     crm = _load_crm(crm_path)
     report = inspect_metadata(source, options, crm, crm_source=str(crm_path) if crm_path else None)
+    if not describes_an_idp(report):  # the findings say why; no worksheet, no draft
+        click.echo(render(report, "text"), err=True, nl=False)
+        several = any(f.code == "MD002" for f in report.findings)
+        click.echo("no worksheet: " + ("the metadata holds several entities; choose one with --entity-id"
+                                       if several else "no IdP entity could be read from the metadata (see the "
+                                       "findings above)"), err=True)
+        sys.exit(max(1, report.exit_code(strict=False)))
     sso = sign_in_url(report.facts)
     probe = None if no_probe or sso is None else probe_framing(sso, *((policy,) if policy else ()))
     worksheet = build_worksheet(report, crm, metadata_url=report.inputs["metadata"] if url else None,

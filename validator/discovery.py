@@ -127,6 +127,13 @@ class Worksheet:
         return [f"{f.code} {f.title}" for f in self.report.sorted_findings if f.severity is Severity.WARNING]
 
 
+def describes_an_idp(report: Report) -> bool:
+    """Whether the metadata check read one IdP entity to describe. Without one (a failed fetch, a
+    page that is not metadata, an aggregate with no entity chosen) a worksheet would answer every
+    question with "not found": the report's findings say what went wrong instead."""
+    return "entity_id" in report.facts
+
+
 def sign_in_url(facts: dict[str, Any]) -> str | None:
     """The SSO URL the portal sends users to: HTTP-Redirect first, as the portal's requests use it."""
     by_binding = {e.get("binding"): e.get("location") for e in facts.get("sso", [])}

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from metadata.fetch import FetchPolicy
 from validator.crm import CRMRecord
-from validator.discovery import Worksheet
+from validator.discovery import Worksheet, describes_an_idp
 from validator.render import render
 from validator.render.worksheet import render_worksheet_html
 from validator.report import Report
@@ -65,6 +65,8 @@ def _report_page(report: Report) -> Response:
 
 
 def _worksheet_page(worksheet: Worksheet) -> Response:
+    if not describes_an_idp(worksheet.report):  # nothing to describe: the findings say why
+        return _report_page(worksheet.report)
     return html(render_worksheet_html(worksheet))
 
 
