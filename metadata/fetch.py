@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import ipaddress
-import re
 import socket
 import ssl
 import string
@@ -35,6 +34,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.response import HTTPResponse
 
 from metadata.errors import MetadataError
+from metadata.urls import USERINFO as _USERINFO
+from metadata.urls import redact_url
 from metadata.xml import MiB, looks_like_html, visible
 
 __all__ = ["FetchError", "FetchPolicy", "FetchResult", "fetch", "redact_url"]
@@ -50,34 +51,6 @@ _CHUNK = 64 * 1024
 _PREVIEW_BYTES = 512
 _SHARED_ADDRESS_SPACE = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT, RFC 6598
 _UNIQUE_LOCAL = ipaddress.IPv6Network("fc00::/7")  # RFC 4193
-_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)[^/?#]*@")
-_LOOSE_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?[/\\]*)[\s\S]*@")
-
-
-def redact_url(url: str) -> str:
-    """`url` with any user name and password replaced by ``***``: safe to show and to store.
-
-    Everything from the scheme up to the last ``@`` before the query is hidden, whether or not
-    the URL parses: a password may hold a ``/`` (``https://admin:2024/Secret@host/``, which
-    parses as host "admin", port 2024), or the URL may have no ``//`` at all
-    (``https:/\\admin:secret@host/``). An ``@`` only in the query is hidden likewise when the URL
-    has no valid host (``https://admin:pa?ss@host/``).
-    """
-    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
-    if "@" in url[:cut]:
-        return _LOOSE_USERINFO.sub(r"\1***@", url[:cut]) + url[cut:]
-    if "@" in url and not _has_host(url):
-        return _LOOSE_USERINFO.sub(r"\1***@", url)
-    return url
-
-
-def _has_host(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
-    except ValueError:
-        return False
-    return bool(parts.hostname)
 
 
 def _system_resolve(host: str, port: int) -> list[str]:

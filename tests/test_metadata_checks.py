@@ -117,6 +117,26 @@ def test_endpoint_script_scheme(location: str) -> None:
     assert "MD010" not in codes(report)
 
 
+@pytest.mark.parametrize(("location", "shown"), [
+    ("https://bob:s3cret@idp.example.com/sso", "https://***@idp.example.com/sso"),
+    ("https://bob:20/s3cret@idp.example.com/sso", "https://***@idp.example.com/sso"),
+    ("http://bob:s3cret@idp.example.com/sso", "http://***@idp.example.com/sso"),
+])
+def test_a_password_in_an_endpoint_is_reported_and_never_repeated(location: str, shown: str) -> None:
+    from validator.render import render
+
+    report = inspect(idp_metadata(spec(sso=[("HTTP-Redirect", location)])))
+    assert only(report, "MD016").actual == shown
+    assert ("MD010" in codes(report)) == location.startswith("http:")
+    assert report.facts["sso"] == [{"binding": "HTTP-Redirect", "location": shown}]
+    assert "s3cret" not in render(report, "json") + render(report, "text")
+
+
+def test_an_at_sign_in_the_query_of_an_endpoint_is_no_password() -> None:
+    report = inspect(idp_metadata(spec(sso=[("HTTP-Redirect", "https://idp.example.com/sso?hint=a@b.example")])))
+    assert "MD016" not in codes(report) and "MD010" not in codes(report)
+
+
 def test_valid_until_past_and_future() -> None:
     past = (NOW - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     future = (NOW + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")

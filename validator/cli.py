@@ -147,7 +147,7 @@ def _file_or_url(source: str) -> bool:
     if is_url(source):
         return True
     if not Path(source).is_file():
-        from metadata.fetch import redact_url
+        from metadata.urls import redact_url
 
         raise click.BadParameter(f"{redact_url(source)!r} is neither a file nor a URL", param_hint="FILE|URL")
     return False

@@ -30,6 +30,7 @@ from metadata.signing import (
     signature_of,
     verify,
 )
+from metadata.urls import redact_url
 from metadata.xml import MiB, line_of, metadata_limits, parse_untrusted, signed_bytes_limits
 from validator.checks import CRM_MATCH_CHECKS, METADATA_CHECKS, fetching, signature
 from validator.checks.input import finding_for_not_metadata, finding_for_unsafe_xml
@@ -101,7 +102,7 @@ def is_url(source: str) -> bool:
 def inspect_metadata_url(url: str, options: MetadataOptions, crm: CRMRecord | None, report: Report) -> bytes | None:
     """Fetch `url` with the SSRF-safe fetcher and judge it into `report`; the body fetched (whatever
     the checks then found), or None when the fetch failed, which is a NET finding."""
-    from metadata.fetch import FetchError, FetchPolicy, fetch, redact_url
+    from metadata.fetch import FetchError, FetchPolicy, fetch
 
     report.inputs["metadata"] = redact_url(url)
     report.subjects_run += ("fetch",)
@@ -325,9 +326,10 @@ def entity_facts(entity: EntityDescriptor, now: datetime) -> dict[str, Any]:
     idp = entity.idp
     if idp is None:
         return facts
-    facts["sso"] = [{"binding": binding_name(e.binding), "location": e.location} for e in idp.sso]
+    # A password in a Location is MD016's to report, never the facts' to repeat.
+    facts["sso"] = [{"binding": binding_name(e.binding), "location": redact_url(e.location)} for e in idp.sso]
     if idp.slo:
-        facts["slo"] = [{"binding": binding_name(e.binding), "location": e.location} for e in idp.slo]
+        facts["slo"] = [{"binding": binding_name(e.binding), "location": redact_url(e.location)} for e in idp.slo]
     facts["nameid_formats"] = list(idp.nameid_formats)
     facts["want_authn_requests_signed"] = bool(idp.want_authn_requests_signed)
     if idp.attributes:

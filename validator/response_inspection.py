@@ -18,6 +18,7 @@ from metadata.errors import MetadataError, UnsafeXML
 from metadata.read import read_metadata
 from metadata.response import ResponseError, structure_problems, verify_response
 from metadata.signing import SignatureError
+from metadata.urls import redact_url
 from metadata.xml import MESSAGE_LIMITS, metadata_limits, parse_untrusted
 from validator.checks import claims, response, response_signature
 from validator.checks.input import BAD_BASE64, NOT_A_RESPONSE_INPUT, NOT_METADATA, finding_for_unsafe_xml
@@ -80,7 +81,6 @@ def load_trust(
     anything but a URL: a CRM record uploaded to the web app never opens a server file."""
     if metadata is None:
         return None, []
-    from metadata.fetch import redact_url  # imported here: urllib3 costs the CLI 0.1 s
     from validator.inspection import is_url
 
     where = redact_url(metadata) if isinstance(metadata, str) else "the IdP metadata"
@@ -123,8 +123,6 @@ def response_report(
     if metadata is None and crm is not None and crm.idp.metadata_url:
         metadata = crm.idp.metadata_url
     if metadata is not None:
-        from metadata.fetch import redact_url  # imported here: urllib3 costs the CLI 0.1 s
-
         shown = metadata_source or (metadata if isinstance(metadata, str) else "uploaded")
         report.inputs["metadata"] = redact_url(shown)
     trust, problems = load_trust(metadata, crm, policy, files=files)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from metadata.model import EntityDescriptor
+from metadata.urls import redact_url
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def detect_vendor(entity: EntityDescriptor) -> Detection | None:
         values = [entity.entity_id] if target == "entity" else urls
         for value in values:
             if pattern.search(value):
-                evidence.setdefault(key, []).append(f"{text}: {value}")
+                evidence.setdefault(key, []).append(f"{text}: {redact_url(value)}")
                 break
     if not evidence:
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from metadata.model import BROWSER_BINDINGS, binding_name
+from metadata.urls import redact_url
 from validator.context import MetadataContext
 from validator.findings import Finding, Severity, rule
 from validator.nearmiss import claim_near_misses, uri_difference
@@ -125,7 +126,7 @@ def check_sso_url(ctx: MetadataContext) -> Iterator[Finding]:
     browser = [e for e in idp.sso if e.binding in BROWSER_BINDINGS]
     if any(e.location == expected for e in browser):
         return
-    offered = [f"{binding_name(e.binding)} {e.location}" for e in browser]
+    offered = [f"{binding_name(e.binding)} {redact_url(e.location)}" for e in browser]
     for e in idp.sso:
         if e.location == expected:
             yield SSO_URL.finding(
@@ -141,7 +142,7 @@ def check_sso_url(ctx: MetadataContext) -> Iterator[Finding]:
     yield SSO_URL.finding(
         message, expected=expected, actual="; ".join(offered) or "none",
         where=ctx.where(idp.line, "md:IDPSSODescriptor/md:SingleSignOnService"),
-        fix=(f"Set idp.sso_url in the CRM record to {close[0][0].location!r}." if close else None),
+        fix=(f"Set idp.sso_url in the CRM record to {redact_url(close[0][0].location)!r}." if close else None),
     )
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from metadata.model import BROWSER_BINDINGS, Endpoint, binding_name
 from metadata.schema import SchemaIssue
+from metadata.urls import redact_url
 from validator.context import MetadataContext
 from validator.findings import Finding, Severity, rule
 
@@ -92,6 +93,14 @@ DANGEROUS_SCHEME = rule(
     why="An SP that redirects a browser to such a Location runs the attacker's script in its own origin; "
         "this is an attack, not a misconfiguration.",
     fix="Do not use this metadata; ask the partner where it came from.",
+)
+CREDENTIALS_IN_URL = rule(
+    "MD016", "An endpoint Location carries a user name or password", Severity.ERROR, "metadata",
+    what="No endpoint Location has a user name or password before its host (https://user:secret@host/…).",
+    why="The portal sends every user's browser to the SSO URL: a password in it reaches every browser, proxy "
+        "and log on the way, and browsers refuse or warn about such URLs. Reports show it as ***.",
+    fix="Remove the user name and password from the Location in the IdP's configuration and export the "
+        "metadata again; change that password, since the metadata has been shared.",
 )
 EXPIRED_METADATA = rule(
     "MD012", "The metadata's validUntil is in the past", Severity.ERROR, "metadata",
@@ -192,22 +201,27 @@ _URL_IGNORED = re.compile(r"[\x00-\x20\x7f]")
 
 def _location_findings(ctx: MetadataContext, endpoint: Endpoint, attribute: str, value: str) -> Iterator[Finding]:
     clean = _URL_IGNORED.search(value) is None
+    where = ctx.where(endpoint.line, f"md:{endpoint.kind}/@{attribute} ({binding_name(endpoint.binding)})")
+    shown = redact_url(value)
+    if shown != value and value[:8].lower().startswith(("https://", "http://")):
+        yield CREDENTIALS_IN_URL.finding(f"the {endpoint.kind} {attribute} has a user name or password before "
+                                         "its host (shown as ***)", expected="https://host/…", actual=shown,
+                                         where=where)
     # The scheme is case-insensitive (RFC 3986 §3.1): HTTPS://IDP.EXAMPLE.COM/ is fine.
     if clean and value[:8].lower() == "https://" and _has_host(value):
         return
-    where = ctx.where(endpoint.line, f"md:{endpoint.kind}/@{attribute} ({binding_name(endpoint.binding)})")
     squashed = _URL_IGNORED.sub("", value)
     scheme = squashed.split(":", 1)[0].lower() if ":" in squashed else ""
     if scheme in _DANGEROUS:
         yield DANGEROUS_SCHEME.finding(f"the {endpoint.kind} {attribute} uses the {scheme}: scheme",
-                                       actual=value, where=where)
+                                       actual=shown, where=where)
     elif not clean:
         yield NOT_HTTPS.finding(f"the {endpoint.kind} {attribute} contains whitespace or control characters",
-                                expected="an https URL without spaces or control characters", actual=value,
+                                expected="an https URL without spaces or control characters", actual=shown,
                                 where=where)
     else:
         yield NOT_HTTPS.finding(f"the {endpoint.kind} {attribute} is not an absolute https URL",
-                                expected="https://…", actual=value, where=where)
+                                expected="https://…", actual=shown, where=where)
 
 
 def _has_host(url: str) -> bool:
