@@ -563,10 +563,17 @@ def test_a_store_failing_for_one_partner_is_its_finding_and_the_others_are_swept
 ) -> None:
     https_server.routes["/metadata"] = respond(body=metadata(key_a))
     write_record(records, "b1.toml", https_server.url(), biller="B-1")
-    write_record(records, "b2.toml", https_server.url(), biller="B-2", title="Other")
+    write_record(records, "b2.toml", https_server.url("/gone"), biller="B-2", title="Other")
     result = run_sweep(records, options(pki), _FailingFor(store, "B-2"))  # type: ignore[arg-type]
     by_record = {p.record: p for p in result.partners}
-    assert codes(by_record["b2.toml"]) == ["CRM204"] and result.exit_code() == 1
+    # The store's failure stands beside the partner's own findings (here its URL's 404), never
+    # instead of them; and nothing is written for that partner.
+    failed = codes(by_record["b2.toml"])
+    assert failed.count("CRM204") == 1 and any(code.startswith("NET") for code in failed), failed
+    assert by_record["b2.toml"].history == {"replaced": False, "kept": "the store did not answer: no history was "
+                                                                       "written"}
+    assert read_last_good(store, "B-2") is None and recent_runs(store, "B-2") == []
+    assert result.exit_code() == 1
     assert by_record["b1.toml"].report.verdict == "ready" and read_last_good(store, "B-1") is not None
     assert by_record["b2.toml"].biller_id == "B-2"
 

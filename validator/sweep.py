@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from metadata.store import Store, StoreUnavailable, open_store
 from metadata.xml import MiB
@@ -206,9 +206,13 @@ def sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> Partner
         result = PartnerResult(name, report)
         if entry.record is not None:
             result.biller_id, result.biller_name = entry.record.biller.id, entry.record.biller.name
-        result.history = {"replaced": False, "kept": "the store did not answer: nothing was read or written"}
+        result.history = dict(_STORE_DOWN)
         report.facts["sweep"] = _facts(result, options)
         return result
+
+
+_STORE_DOWN = {"replaced": False, "kept": "the store did not answer: no history was written"}
+_T = TypeVar("_T")
 
 
 def _sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> PartnerResult:
@@ -238,7 +242,19 @@ def _sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> Partne
     if not url:
         report.findings.append(NO_METADATA_URL.finding("the record names no metadata URL to fetch",
                                                        where="idp.metadata_url"))
-    previous = read_last_good(store, record.biller.id) if not entry.duplicate else None
+    failed: list[StoreUnavailable] = []  # the first store failure: CRM204 beside the partner's own findings
+
+    def stored(call: Callable[[], _T], default: _T) -> _T:
+        if failed:
+            return default
+        try:
+            return call()
+        except StoreUnavailable as exc:
+            failed.append(exc)
+            report.findings.append(HISTORY_UNAVAILABLE.finding(str(exc), where=name))
+            return default
+
+    previous = stored(lambda: read_last_good(store, record.biller.id), None) if not entry.duplicate else None
     current: Snapshot | None = None
     body: bytes | None = None
     metadata_errors = 0
@@ -255,7 +271,8 @@ def _sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> Partne
     if shown is not None:
         result.certificates = shown.certificates
         result.certificates_from = "metadata" if current is not None else "last good copy"
-        result.signer = choose_signer(shown.certificates, options.now, seen=last_signer(store, record.biller.id))
+        seen = stored(lambda: last_signer(store, record.biller.id), None)
+        result.signer = choose_signer(shown.certificates, options.now, seen=seen)
         if result.signer is not None and current is not None:
             report.findings.append(signer_finding(result.signer, where))
     counts = Counter(CHANGE_CODES[f.code] for f in report.findings if f.code in CHANGE_CODES)
@@ -266,18 +283,21 @@ def _sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> Partne
                           "kept": "history untouched: another record has the same biller ID (CRM203)"}
     elif not options.record_history:
         result.history = {"replaced": False, "kept": "a what-if sweep (--now): history read, nothing written"}
+    elif failed:  # what was read is unsure: nothing is written on top of it
+        result.history = dict(_STORE_DOWN)
     else:
         why_not = ("the record has no metadata URL" if not url else "the fetch failed" if body is None else
                    "what came back could not be read as the partner's metadata" if current is None else
                    "the checks of this fetch found errors")
         candidate = (LastGood(options.now, where, current, body)
                      if good and current is not None and body is not None else None)
-        result.history = keep_last_good(store, record.biller.id, previous, candidate, why_not)
+        result.history = stored(lambda: keep_last_good(store, record.biller.id, previous, candidate, why_not),
+                                dict(_STORE_DOWN))
     if previous is None and good and not entry.duplicate:
         result.changes.append("first copy kept")
     report.facts["sweep"] = _facts(result, options)
     if not entry.duplicate and options.record_history:
-        append_run(store, record.biller.id, _run_entry(result, options, body, good))
+        stored(lambda: append_run(store, record.biller.id, _run_entry(result, options, body, good)), None)
     result.seconds = time.perf_counter() - started
     return result
 
