@@ -240,3 +240,21 @@ def test_a_file_whose_name_has_a_colon_is_read_as_a_file(tmp_path: Path, monkeyp
     assert not [f["code"] for f in report["findings"] if f["code"].startswith("NET")]
     assert report["facts"]["document"]["entities"] == 1
     assert run("metadata", "okta:missing.xml", "--format", "json").returncode == 1  # no such file: a URL, NET001
+
+
+@pytest.mark.parametrize("command", ["sweep", "serve"])
+def test_an_unsupported_store_url_is_a_usage_error_naming_where_it_came_from(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from validator.cli import cli
+
+    (tmp_path / "b.toml").write_text(crm_toml())
+    folder = [str(tmp_path)] if command == "sweep" else ["--crm-folder", str(tmp_path)]
+    given = CliRunner().invoke(cli, [command, *folder, "--store", "mysql://x"])
+    assert given.exit_code == 2 and "Invalid value for --store: store URL 'mysql://x' is not supported" in given.output
+    monkeypatch.setenv("VALIDATOR_STORE", "mysql://user:pw@x")
+    from_env = CliRunner().invoke(cli, [command, *folder])
+    assert from_env.exit_code == 2 and "Invalid value for $VALIDATOR_STORE" in from_env.output
+    assert "pw" not in from_env.output and "InternalError" not in from_env.output

@@ -32,6 +32,7 @@ from validator.report import Report
 
 if TYPE_CHECKING:
     from metadata.fetch import FetchPolicy
+    from metadata.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("text", "json", "junit", "html")
@@ -265,6 +266,14 @@ def discover_command(source: str, crm_path: Path | None, fmt: str, out: Path | N
     sys.exit(report.exit_code(strict=False))
 
 
+def _store(store_url: str | None, opener: Callable[[], Store]) -> Store:
+    """The opened store, or a usage error naming where its unsupported URL came from."""
+    try:
+        return opener()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--store" if store_url else "$VALIDATOR_STORE") from None
+
+
 def _write_new(path: Path, text: str) -> None:
     try:
         with path.open("x", encoding="utf-8") as handle:
@@ -295,7 +304,8 @@ def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None, 
     from validator.web import DEFAULT_STORE, create_app
 
     url = base_url or f"http://{host}:{port}"
-    store = open_store(store_url or os.environ.get("VALIDATOR_STORE"), Path.cwd() / DEFAULT_STORE)
+    store = _store(store_url, lambda: open_store(store_url or os.environ.get("VALIDATOR_STORE"),
+                                                 Path.cwd() / DEFAULT_STORE))
     app = create_app(crm_folder=crm_folder, base_url=url, store=store)
     click.echo(f"SAML Preflight on {url}/ — test logins at {url}/test-login/<biller-id>, the API at "
                f"{url}/api/v1/openapi.json", err=True)
@@ -331,7 +341,7 @@ def sweep_command(
     options = SweepOptions(now=parse_now(now), warn_days=warn_days, concurrency=concurrency,
                            fetch_policy=fetch_policy(allow_http), record_history=now is None)
     total = len(record_files(folder))
-    store = open_sweep_store(store_url)
+    store = _store(store_url, lambda: open_sweep_store(store_url))
     try:
         with SweepProgress(total, stream=sys.stderr, tty=sys.stderr.isatty(), verbose=verbose,
                            quiet=quiet) as progress:
