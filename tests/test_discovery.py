@@ -187,12 +187,24 @@ def test_a_source_with_line_breaks_cannot_add_lines_to_the_draft(tmp_path: Path)
     assert "\n[extra]" not in drafted and parse_crm(drafted, "d", "toml").biller.id == "TODO"
 
 
+def test_an_expired_certificate_says_so_instead_of_a_negative_count(corpus: Path) -> None:
+    from datetime import UTC, datetime
+
+    report = inspect_metadata(str(corpus / CORPUS_OKTA), MetadataOptions(now=datetime(2036, 11, 27, tzinfo=UTC)))
+    ws = build_worksheet(report, None, metadata_url=None, probe=None)
+    assert "| 2034-04-25 | expired 947 days ago |" in render_markdown(ws)
+    assert "<td>expired 947 days ago</td>" in render_worksheet_html(ws)
+    assert "| 2034-04-25 | 2706 |" in render_markdown(worksheet_of(corpus / CORPUS_OKTA, crm=None))  # type: ignore[arg-type]
+
+
 def test_partner_values_cannot_break_the_markdown_or_the_html(tmp_path: Path) -> None:
     evil = "https://idp.example/x|<script>alert(1)</script>`\u202e"
     ws = worksheet_of(_metadata(tmp_path, evil), crm=None)
     text = render_markdown(ws)  # type: ignore[arg-type]
     table = text[:text.index("## Draft CRM record")]  # the draft below is a code block: literal by nature
-    assert "x\\|&lt;script&gt;" in table and "<script>" not in table and "\\`" in table and "\\u202e" in table
+    # CommonMark backslash escapes: inert when rendered, readable in the raw file.
+    assert "x\\|\\<script\\>" in table and "<script>" not in table and "\\`" in table and "\\u202e" in table
+    assert "&lt;" not in table
     assert "\u202e" not in text  # in the draft too, the bidi override is written as an escape
     links = render_markdown(worksheet_of(_metadata(tmp_path, "https://idp.example/[x](javascript:alert(1))"),
                                          crm=None))  # type: ignore[arg-type]

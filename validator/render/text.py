@@ -50,7 +50,7 @@ def render_text(report: Report, *, color: bool = False) -> str:
 
 def summary_line(report: Report) -> str:
     """``✗ not ready — 3 errors, 2 warnings, 4 notes``; zero counts are left out."""
-    counts = [_plural(report.count(s), _NOUN[s]) for s in Severity if report.count(s)]
+    counts = [plural(report.count(s), _NOUN[s]) for s in Severity if report.count(s)]
     mark = "✗" if report.count(Severity.ERROR) else "✓"
     return f"{mark} {report.verdict}" + (f" — {', '.join(counts)}" if counts else "")
 
@@ -201,5 +201,6 @@ def paragraphs(text: str) -> Iterator[str]:
         yield " ".join(current)
 
 
-def _plural(n: int, noun: str) -> str:
+def plural(n: int, noun: str) -> str:
+    """"1 error", "2 errors"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

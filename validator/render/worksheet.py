@@ -13,6 +13,7 @@ from markupsafe import Markup
 from validator.discovery import Worksheet
 from validator.render import iso_z, plain, shown
 from validator.render.html import page_template
+from validator.render.text import plural
 
 QUESTIONS = ("Which identity provider?", "Which claim attributes?", "The IdP entity ID",
              "The metadata XML URL", "The SSO URL")
@@ -57,15 +58,23 @@ def _certificates(ws: Worksheet) -> list[dict[str, Any]]:
     return [c for c in found if isinstance(c, dict)]
 
 
+def days_left(days: int) -> str:
+    """The "Days left" cell: a negative count reads as what it is."""
+    if days < 0:
+        return f"expired {plural(-days, 'day')} ago"
+    return "expires today" if days == 0 else str(days)
+
+
 # What lets a value become markup: a cell break, code, a link or an image. Emphasis is cosmetic
 # and claim names are full of underscores, so * and _ stay as they are.
-_MARKDOWN = str.maketrans({c: f"\\{c}" for c in "\\`|[]"})
+# CommonMark's backslash escapes: '\<' cannot open a tag, '\&' a character reference, '\[' a
+# link; a reader of the raw file still sees <tenant> and "Attributes & Claims".
+_MARKDOWN = str.maketrans({c: f"\\{c}" for c in "\\`|[]<>&"})
 
 
 def _cell(text: str) -> str:
     """`text` inert in Markdown: no HTML, no link, no code, no table cell break."""
-    escaped = shown(text, one_line=True).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return escaped.translate(_MARKDOWN)
+    return shown(text, one_line=True).translate(_MARKDOWN)
 
 
 def render_markdown(ws: Worksheet) -> str:
@@ -81,7 +90,7 @@ def render_markdown(ws: Worksheet) -> str:
     certs = _certificates(ws)
     if certs:
         lines += ["| Subject | SHA-256 fingerprint | Valid until | Days left |", "|---|---|---|---|"]
-        lines += [f"| {_cell(c['subject'])} | `{c['sha256']}` | {c['not_after'][:10]} | {c['days_left']} |"
+        lines += [f"| {_cell(c['subject'])} | `{c['sha256']}` | {c['not_after'][:10]} | {days_left(c['days_left'])} |"
                   for c in certs]
     else:
         lines.append("None: the metadata has no signing certificate.")
@@ -91,7 +100,7 @@ def render_markdown(ws: Worksheet) -> str:
               f"## Setup, in {_cell(ws.vendor['name']) if ws.vendor else 'the IdP'}'s words", "",
               "| Set | Where | Value |", "|---|---|---|"]
     lines += [f"| {_cell(h.what)} | {_cell(h.where)} | {_cell(h.value)} |" for h in ws.hints]
-    lines += ["", "## Checks", "", f"{len(ws.errors)} errors, {len(ws.warnings)} warnings"
+    lines += ["", "## Checks", "", f"{plural(len(ws.errors), 'error')}, {plural(len(ws.warnings), 'warning')}"
               " (`saml-validate metadata` shows each with its fix)."]
     lines += [f"- error {_cell(e)}" for e in ws.errors] + [f"- warning {_cell(w)}" for w in ws.warnings]
     lines += ["", "## Draft CRM record", "", "```toml", ws.draft.rstrip("\n").replace("```", "'''"), "```", ""]
@@ -108,7 +117,8 @@ def render_worksheet_html(ws: Worksheet, *, warn_days: int = 30) -> str:
          for c in ws.signing_certificates], now=ws.report.clock, warn_days=warn_days,
     ) if ws.signing_certificates else None
     title = ws.crm.biller.name if ws.crm else str(ws.facts.get("entity_id", "unknown IdP"))
-    certs = [{**c, "subject": shown(c["subject"], one_line=True)} for c in _certificates(ws)]
+    certs = [{**c, "subject": shown(c["subject"], one_line=True), "left": days_left(c["days_left"])}
+             for c in _certificates(ws)]
     context: dict[str, Any] = {
         "title": shown(title, one_line=True),
         "source": shown(ws.report.inputs.get("metadata", "?"), one_line=True),
