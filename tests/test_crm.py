@@ -297,7 +297,17 @@ CASES = [
      _idp("nameid_format", "emailAddress"), "idp.nameid_format"),
     ("CRM116", GOOD, _idp("nameid_format", "urn:oasis:names:tc:SAML:2.0:nameid-format:emailAddress"),
      "idp.nameid_format"),
+    ("CRM117", _acs("https://sso.portal.example/saml/acs?hint=a@b.example"),
+     _acs("https://bob:s3cret@sso.portal.example/saml/acs"), "sp.acs_url"),
+    ("CRM117", GOOD, _idp("sso_url", "https://bob:20/s3cret@springfield.okta.com/sso"), "idp.sso_url"),
 ]
+
+
+def test_a_password_in_a_record_url_is_shown_as_stars(tmp_path: Path) -> None:
+    found = findings(tmp_path, _idp("metadata_url", "https://bob:s3cret@springfield.okta.com/metadata"))
+    assert [f.code for f in found] == ["CRM117"]
+    assert found[0].actual == '"https://***@springfield.okta.com/metadata"'
+    assert "s3cret" not in repr(found)
 
 
 def test_good_record_has_no_findings(tmp_path: Path) -> None:
@@ -363,7 +373,7 @@ def _module_rules() -> list[Rule]:
 
 def test_every_rule_is_documented_and_registered() -> None:
     module_rules = _module_rules()
-    assert len(module_rules) == len({r.code for r in module_rules}) == 16
+    assert len(module_rules) == len({r.code for r in module_rules}) == 17
     for rule in module_rules:
         assert rule.code.startswith("CRM1") and rule.subject == "crm-record"
         assert rule.title and rule.what and rule.why and rule.fix, rule.code

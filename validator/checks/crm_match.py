@@ -123,6 +123,7 @@ def check_sso_url(ctx: MetadataContext) -> Iterator[Finding]:
     if ctx.crm is None or ctx.crm.idp.sso_url is None or idp is None:
         return
     expected = ctx.crm.idp.sso_url
+    shown = redact_url(expected)  # CRM117 reports a password in it
     browser = [e for e in idp.sso if e.binding in BROWSER_BINDINGS]
     if any(e.location == expected for e in browser):
         return
@@ -131,7 +132,7 @@ def check_sso_url(ctx: MetadataContext) -> Iterator[Finding]:
         if e.location == expected:
             yield SSO_URL.finding(
                 f"the URL is offered only for {binding_name(e.binding)}, which a browser cannot use",
-                expected=f"{expected} (HTTP-Redirect or HTTP-POST)", actual="; ".join(offered) or "none",
+                expected=f"{shown} (HTTP-Redirect or HTTP-POST)", actual="; ".join(offered) or "none",
                 where=ctx.where(e.line, "md:SingleSignOnService"),
             )
             return
@@ -140,7 +141,7 @@ def check_sso_url(ctx: MetadataContext) -> Iterator[Finding]:
     message = (f"the record's SSO URL differs from the metadata's by {close[0][1]}" if close
                else "the record's SSO URL is not among the IdP's SingleSignOnService locations")
     yield SSO_URL.finding(
-        message, expected=expected, actual="; ".join(offered) or "none",
+        message, expected=shown, actual="; ".join(offered) or "none",
         where=ctx.where(idp.line, "md:IDPSSODescriptor/md:SingleSignOnService"),
         fix=(f"Set idp.sso_url in the CRM record to {redact_url(close[0][0].location)!r}." if close else None),
     )

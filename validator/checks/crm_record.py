@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
+from metadata.urls import redact_url
 from validator.crm import CRMRecord, quoted
 from validator.findings import Finding, Severity, rule
 
@@ -135,6 +136,14 @@ NAMEID_FORMAT_UNKNOWN = rule(
         recognised: the IdP ignores it, or refuses the login with InvalidNameIDPolicy.""",
     fix="""Use a standard URN, most often urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress
         or urn:oasis:names:tc:SAML:2.0:nameid-format:persistent.""",
+)
+URL_CREDENTIALS = rule(
+    "CRM117", "URL carries a user name or password", Severity.ERROR, SUBJECT,
+    what="No URL of the record has a user name or password before its host (https://user:secret@host/…).",
+    why="""The record is shared with the partner and the portal; a password in a URL ends up in
+        browsers, logs and reports. The metadata fetcher refuses such URLs (NET002). Reports show
+        it as ***.""",
+    fix="Remove the user name and password from the URL; change that password, since the record was shared.",
 )
 
 _SAML11 = "urn:oasis:names:tc:SAML:1.1:nameid-format:"
@@ -291,19 +300,23 @@ def _entity_id(where: str, value: str) -> Iterator[Finding]:
 
 def _https_url(where: str, value: str) -> Iterator[Finding]:
     expected = "an absolute https:// URL"
+    shown = redact_url(value)
+    if shown != value:
+        yield URL_CREDENTIALS.finding(f"{where} has a user name or password before its host (shown as ***).",
+                                      where=where, expected="https://host/…", actual=quoted(shown))
     scheme, host = _scheme_and_host(value)
     if not host or not _is_absolute_uri(value):
         yield URL_NOT_HTTPS.finding(
-            f"{where} is not a full URL with a host.", where=where, expected=expected, actual=quoted(value)
+            f"{where} is not a full URL with a host.", where=where, expected=expected, actual=quoted(shown)
         )
     elif scheme == "http" and host in LOCAL_HOSTS:
         yield URL_LOCAL_HTTP.finding(
             f"{where} uses plain http on the local machine: fine for testing, not for go-live.",
-            where=where, expected=expected, actual=quoted(value),
+            where=where, expected=expected, actual=quoted(shown),
         )
     elif scheme != "https":
         yield URL_NOT_HTTPS.finding(
-            f"{where} uses {scheme}://, not https://.", where=where, expected=expected, actual=quoted(value)
+            f"{where} uses {scheme}://, not https://.", where=where, expected=expected, actual=quoted(shown)
         )
 
 
