@@ -10,14 +10,28 @@ from fuzz.runner import CRASH_DIR, default_engine, run
 from fuzz.targets import TARGETS
 
 
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of seconds")
+    return number
+
+
+def _megabytes(value: str) -> int:
+    number = int(value)
+    if number < 256:
+        raise argparse.ArgumentTypeError(f"{value} MiB is below what the fuzzer itself holds; give at least 256")
+    return number
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__)
     parser.add_argument("target", choices=[*TARGETS, "all"])
-    parser.add_argument("--seconds", type=float, default=60, help="how long each target runs (default 60)")
+    parser.add_argument("--seconds", type=_positive, default=60, help="how long each target runs (default 60)")
     parser.add_argument("--engine", choices=["atheris", "hypothesis"], default=None,
                         help=f"default: atheris when it is installed (here: {default_engine()})")
-    parser.add_argument("--budget", type=float, default=2.0, help="most seconds one input may take (default 2)")
-    parser.add_argument("--rss-mb", type=int, default=1024, help="most memory a target may hold (default 1024)")
+    parser.add_argument("--budget", type=_positive, default=2.0, help="most seconds one input may take (default 2)")
+    parser.add_argument("--rss-mb", type=_megabytes, default=1024, help="most memory a target may hold (default 1024)")
     parser.add_argument("--seed", type=int, default=0, help="hypothesis: the first batch's random seed")
     parser.add_argument("--crash-dir", type=Path, default=CRASH_DIR, help=f"where failures go (default {CRASH_DIR})")
     parser.add_argument("--no-corpus", action="store_true", help="generated seeds only, not ../shared/corpus")
