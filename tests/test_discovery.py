@@ -187,6 +187,16 @@ def test_a_source_with_line_breaks_cannot_add_lines_to_the_draft(tmp_path: Path)
     assert "\n[extra]" not in drafted and parse_crm(drafted, "d", "toml").biller.id == "TODO"
 
 
+def test_each_check_in_the_worksheet_says_what_it_found() -> None:
+    from validator.crm import load_crm
+
+    ws = worksheet_of(DEMO / "springfield-water-idp-metadata.xml", crm=load_crm(DEMO / "springfield-water.toml"))
+    text = render_markdown(ws)  # type: ignore[arg-type]
+    assert "the claim 'AccountNumber' is offered as 'accountnumber': letter case" in text
+    assert "the claim 'Email' is offered as 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress'" \
+        in text
+
+
 def test_an_expired_certificate_says_so_instead_of_a_negative_count(corpus: Path) -> None:
     from datetime import UTC, datetime
 

@@ -120,11 +120,15 @@ class Worksheet:
 
     @property
     def errors(self) -> list[str]:
-        return [f"{f.code} {f.title}" for f in self.report.sorted_findings if f.severity is Severity.ERROR]
+        return self._listed(Severity.ERROR)
 
     @property
     def warnings(self) -> list[str]:
-        return [f"{f.code} {f.title}" for f in self.report.sorted_findings if f.severity is Severity.WARNING]
+        return self._listed(Severity.WARNING)
+
+    def _listed(self, severity: Severity) -> list[str]:
+        # The finding's own message says which claim, URL or certificate: two CRM004 lines differ.
+        return [f"{f.code} {f.title}: {f.message}" for f in self.report.sorted_findings if f.severity is severity]
 
 
 def describes_an_idp(report: Report) -> bool:
