@@ -244,7 +244,9 @@ def test_the_command_writes_the_worksheet_and_a_new_draft_only(tmp_path: Path) -
 
 def test_the_command_names_a_missing_source() -> None:
     result = CliRunner().invoke(cli, ["discover", "no-such-file.xml"])
-    assert result.exit_code == 2 and "neither a file nor a URL" in result.output
+    assert result.exit_code == 2 and "'no-such-file.xml' is neither a file nor a URL (no such file)" in result.output
+    folder = CliRunner().invoke(cli, ["discover", str(DEMO)])
+    assert folder.exit_code == 2 and "is a folder, not a file" in folder.output
 
 
 def test_an_unreachable_metadata_url_gives_its_finding_and_no_worksheet_or_draft(tmp_path: Path) -> None:

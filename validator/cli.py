@@ -147,10 +147,12 @@ def _file_or_url(source: str) -> bool:
 
     if is_url(source):
         return True
-    if not Path(source).is_file():
+    path = Path(source)
+    if not path.is_file():
         from metadata.urls import redact_url
 
-        raise click.BadParameter(f"{redact_url(source)!r} is neither a file nor a URL", param_hint="FILE|URL")
+        why = "is a folder, not a file" if path.is_dir() else "is neither a file nor a URL (no such file)"
+        raise click.BadParameter(f"{redact_url(source)!r} {why}", param_hint="FILE|URL")
     return False
 
 
