@@ -184,22 +184,22 @@ def _decrypt(encrypted: etree._Element, key: xmlsec.Key) -> bytes:
     Without KeyInfo libxmlsec cannot look for a key; without Type it hands back bytes instead of
     parsing the plaintext into the tree itself.
     """
+    # Copied by the one parser from bytes, not element by element here: copying (and lxml's
+    # c14n of a sub-element, which copies too) interns the partner's element names in this
+    # thread's dictionary for good (metadata.xml._ParsingThread). Serialised whole, the element
+    # is never longer than the encrypted assertion, whose size was checked.
     name = etree.QName(encrypted).localname
-    parts = [f'<xenc:{name} xmlns:xenc="{XENC}">'.encode()]
-    for tag in (_ENCRYPTION_METHOD, _CIPHER_DATA):
-        part = encrypted.find(tag)
-        if part is None:
-            raise DecryptionError("layout", f"{name} has no xenc:{tag.split('}')[1]}")
-        # Exclusive c14n declares only the namespaces the part uses; plain serialisation would
-        # repeat every declaration of its ancestors, in each part.
-        parts.append(etree.tostring(part, method="c14n", exclusive=True, with_comments=False))
-    parts.append(f"</xenc:{name}>".encode())
-    # Made by the one parser from bytes, not by copying elements here: a copy would intern the
-    # partner's element names in this thread's dictionary for good (metadata.xml._ParsingThread).
     try:
-        bare = parse_untrusted(b"".join(parts), MESSAGE_LIMITS).getroot()
-    except UnsafeXML as exc:  # canonical form lengthens what it writes: an odd assertion can pass the cap
+        bare = parse_untrusted(etree.tostring(encrypted, with_tail=False), MESSAGE_LIMITS).getroot()
+    except UnsafeXML as exc:  # cannot happen for what the size check let through; never escapes
         raise DecryptionError("too-large", f"the {name} cannot be copied for decryption: {exc}") from None
+    bare.attrib.clear()  # Type too: without it xmlsec hands back bytes
+    for child in list(bare):
+        if child.tag not in (_ENCRYPTION_METHOD, _CIPHER_DATA):
+            bare.remove(child)
+    for tag in (_ENCRYPTION_METHOD, _CIPHER_DATA):
+        if bare.find(tag) is None:
+            raise DecryptionError("layout", f"{name} has no xenc:{tag.split('}')[1]}")
     ctx = xmlsec.EncryptionContext()
     ctx.key = key
     try:
