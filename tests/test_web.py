@@ -274,6 +274,14 @@ def test_a_response_is_asked_for_by_the_one_key_the_api_takes(app: Flask) -> Non
     assert answer.get_json()["error"] == "send the SAML response as 'response' (text)"
 
 
+def test_api_discovery_of_what_is_not_metadata_answers_422_with_the_report(app: Flask) -> None:
+    answer = app.test_client().post("/api/v1/discover", json={"xml": "<html><body>Sign in</body></html>",
+                                                                "probe": False})
+    assert answer.status_code == 422
+    report = answer.get_json()
+    assert report["schema"] == "saml-preflight/report/v1" and "XML007" in [f["code"] for f in report["findings"]]
+
+
 def test_the_openapi_document_describes_every_api_route_and_no_other(app: Flask) -> None:
     document = app.test_client().get("/api/v1/openapi.json").get_json()
     assert document["openapi"].startswith("3.")

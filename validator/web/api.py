@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from validator.discovery import describes_an_idp
 from validator.render.json import render_json
 from validator.render.worksheet import worksheet_json
 from validator.report import Report
@@ -123,4 +124,6 @@ def discover() -> Response:
         return problem(exc.message)
     assert document is not None
     worksheet = jobs.discover(document, crm, crm_source, now=web().clock(), policy=fetch_policy(), probe=probe)
+    if not describes_an_idp(worksheet.report):  # nothing to describe: the report says why
+        return Response(render_json(worksheet.report), status=422, mimetype="application/json")
     return answer(worksheet_json(worksheet))
