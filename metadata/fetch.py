@@ -221,9 +221,9 @@ def _target(run: _Run) -> _Target:
     except ValueError as exc:
         reason = "what came before its '@' is hidden, as it may be a password" if hidden else str(exc)
         raise run.error("bad-url", f"{shown} is not a valid URL: {reason}") from exc
-    if "@" in parts.netloc or "@" in parts.path:
-        # An '@' in the path is legal, but in a metadata URL it is a password holding a '/' far
-        # more often than a path: https://admin:2024/Secret@host/ parses as host "admin".
+    if "@" in parts.netloc or run.url != url:
+        # What redact_url hides is refused: userinfo, and an '@' after a host that is no real one
+        # (https://admin:2024/Secret@host/ parses as host "admin": a password holding a '/').
         raise run.error("userinfo", f"{shown} has a user name or password before the host (shown as ***)")
     scheme = parts.scheme.lower()
     if scheme not in (("https", "http") if run.policy.allow_http else ("https",)):

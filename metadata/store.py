@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
 from metadata.errors import MetadataError
+from metadata.urls import redact_url
 
 if TYPE_CHECKING:
     import redis
@@ -297,11 +298,7 @@ class SQLiteStore:
 
 def _redacted(url: str) -> str:
     """``url`` without its password and query (which may carry ``password=``), for messages."""
-    parts = urlsplit(url)
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    netloc = f"{user}@{hostport}" if at and user else hostport
-    return f"{parts.scheme}://{netloc}{parts.path}"
+    return re.split(r"[?#]", redact_url(url), maxsplit=1)[0]
 
 
 def _value_name(ns: str, key: str) -> str:
@@ -429,7 +426,11 @@ def open_store(url: str | None, default_path: Path) -> Store:
     if scheme == "sqlite" and not parts.netloc and parts.path.strip("/") and not (parts.query or parts.fragment):
         return SQLiteStore(Path("/" + unquote(parts.path).lstrip("/")))
     if scheme in ("redis", "rediss"):
-        return RedisStore(url)
+        try:
+            return RedisStore(url)
+        except ValueError:  # redis-py's own words may quote part of the password
+            raise ValueError(f"store URL {_redacted(url)!r} is not a valid Redis URL: use "
+                             "redis://[user:password@]host[:port][/db] or rediss://… (TLS)") from None
     raise ValueError(
         f"store URL {_redacted(url)!r} is not supported: use sqlite:///ABSOLUTE/PATH,"
         " redis://[user:password@]host[:port][/db] or rediss://… (TLS)"

@@ -239,7 +239,8 @@ def test_a_file_whose_name_has_a_colon_is_read_as_a_file(tmp_path: Path, monkeyp
     report = json.loads(result.stdout)
     assert not [f["code"] for f in report["findings"] if f["code"].startswith("NET")]
     assert report["facts"]["document"]["entities"] == 1
-    assert run("metadata", "okta:missing.xml", "--format", "json").returncode == 1  # no such file: a URL, NET001
+    missing = run("metadata", "okta:missing.xml", "--format", "json")  # no such file: a URL with the scheme 'okta'
+    assert missing.returncode == 1 and [f["code"] for f in json.loads(missing.stdout)["findings"]] == ["NET001"]
 
 
 @pytest.mark.parametrize("command", ["sweep", "serve"])
@@ -254,7 +255,10 @@ def test_an_unsupported_store_url_is_a_usage_error_naming_where_it_came_from(
     folder = [str(tmp_path)] if command == "sweep" else ["--crm-folder", str(tmp_path)]
     given = CliRunner().invoke(cli, [command, *folder, "--store", "mysql://x"])
     assert given.exit_code == 2 and "Invalid value for --store: store URL 'mysql://x' is not supported" in given.output
-    monkeypatch.setenv("VALIDATOR_STORE", "mysql://user:pw@x")
+    monkeypatch.setenv("VALIDATOR_STORE", "mysql://user:2024?pw@x")
     from_env = CliRunner().invoke(cli, [command, *folder])
     assert from_env.exit_code == 2 and "Invalid value for $VALIDATOR_STORE" in from_env.output
     assert "pw" not in from_env.output and "InternalError" not in from_env.output
+    redis = CliRunner().invoke(cli, [command, *folder, "--store", "redis://u:p#secret@host:x/0"])
+    assert redis.exit_code == 2 and "'redis://***@host:x/0' is not a valid Redis URL" in redis.output
+    assert "secret" not in redis.output

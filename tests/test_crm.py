@@ -297,6 +297,8 @@ CASES = [
      _idp("nameid_format", "emailAddress"), "idp.nameid_format"),
     ("CRM116", GOOD, _idp("nameid_format", "urn:oasis:names:tc:SAML:2.0:nameid-format:emailAddress"),
      "idp.nameid_format"),
+    ("CRM117", _acs("https://sso.portal.example/@tenant/saml/acs"),
+     _acs("https://bob:20?s3cret@sso.portal.example/saml/acs"), "sp.acs_url"),
     ("CRM117", _acs("https://sso.portal.example/saml/acs?hint=a@b.example"),
      _acs("https://bob:s3cret@sso.portal.example/saml/acs"), "sp.acs_url"),
     ("CRM117", GOOD, _idp("sso_url", "https://bob:20/s3cret@springfield.okta.com/sso"), "idp.sso_url"),

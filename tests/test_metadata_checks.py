@@ -120,6 +120,7 @@ def test_endpoint_script_scheme(location: str) -> None:
 @pytest.mark.parametrize(("location", "shown"), [
     ("https://bob:s3cret@idp.example.com/sso", "https://***@idp.example.com/sso"),
     ("https://bob:20/s3cret@idp.example.com/sso", "https://***@idp.example.com/sso"),
+    ("https://bob:20?s3cret@idp.example.com/sso", "https://***@idp.example.com/sso"),
     ("http://bob:s3cret@idp.example.com/sso", "http://***@idp.example.com/sso"),
 ])
 def test_a_password_in_an_endpoint_is_reported_and_never_repeated(location: str, shown: str) -> None:
@@ -132,9 +133,12 @@ def test_a_password_in_an_endpoint_is_reported_and_never_repeated(location: str,
     assert "s3cret" not in render(report, "json") + render(report, "text")
 
 
-def test_an_at_sign_in_the_query_of_an_endpoint_is_no_password() -> None:
-    report = inspect(idp_metadata(spec(sso=[("HTTP-Redirect", "https://idp.example.com/sso?hint=a@b.example")])))
+@pytest.mark.parametrize("location", ["https://idp.example.com/sso?hint=a@b.example",
+                                      "https://idp.example.com/@acme/sso"])
+def test_an_at_sign_after_a_real_host_is_no_password(location: str) -> None:
+    report = inspect(idp_metadata(spec(sso=[("HTTP-Redirect", location)])))
     assert "MD016" not in codes(report) and "MD010" not in codes(report)
+    assert report.facts["sso"] == [{"binding": "HTTP-Redirect", "location": location}]
 
 
 def test_valid_until_past_and_future() -> None:

@@ -513,8 +513,11 @@ def test_a_javascript_url_is_refused_as_a_scheme_without_a_connection(network: N
         ("https:admin:s3cret@127.0.0.1/metadata", "https:***@127.0.0.1/metadata"),
         ("ftp://admin:s3cret/k3y@127.0.0.1/metadata.xml", "ftp://***@127.0.0.1/metadata.xml"),
         ("https://admin:2024/s3cret@127.0.0.1/metadata", "https://***@127.0.0.1/metadata"),
+        ("https://admin:2024?s3cret@127.0.0.1/metadata", "https://***@127.0.0.1/metadata"),
+        ("https://admin:2024#s3cret@127.0.0.1/metadata", "https://***@127.0.0.1/metadata"),
     ],
-    ids=["backslash-authority", "no-slashes", "ftp-slash-in-password", "password-parsed-as-a-port"],
+    ids=["backslash-authority", "no-slashes", "ftp-slash-in-password", "password-parsed-as-a-port",
+         "question-mark-in-password", "hash-in-password"],
 )
 def test_a_password_in_a_url_without_a_host_is_never_repeated(url: str, shown: str, network: Network) -> None:
     """Browsers read the first two as https://admin:s3cret@127.0.0.1/, where urlsplit finds no host;

@@ -43,6 +43,7 @@ from metadata.keys import KeyPair
 from metadata.model import BINDING_POST, BINDING_REDIRECT
 from metadata.read import read_metadata
 from metadata.store import Store, StoreUnavailable
+from metadata.urls import redact_url
 from metadata.xml import MESSAGE_LIMITS, metadata_limits, parse_untrusted
 from validator.crm import CRMRecord
 from validator.render import iso_z
@@ -312,7 +313,7 @@ def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebSta
         trust = trust_from_metadata(state.metadata_loader(record), checked)
         trusted, idp_entity_id, vendor_key = trust.certificates, trust.entity_id, trust.vendor_key
         if record.idp.metadata_url:
-            report.inputs["metadata"] = record.idp.metadata_url
+            report.inputs["metadata"] = redact_url(record.idp.metadata_url)
     except (MetadataError, ValueError) as exc:
         report.facts["idp_metadata_error"] = str(exc)
     options = ResponseOptions(now=now, trusted=trusted, idp_entity_id=idp_entity_id,
