@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from fuzz.targets import TARGETS
 
 def _positive(value: str) -> float:
     number = float(value)
-    if not number > 0:
+    if not (number > 0 and math.isfinite(number)):
         raise argparse.ArgumentTypeError(f"{value} is not a positive number of seconds")
     return number
 

@@ -258,6 +258,17 @@ def test_an_unreachable_metadata_url_gives_its_finding_and_no_worksheet_or_draft
     assert "The five questions" not in result.output and not draft.exists()
 
 
+def test_the_metadata_of_an_sp_gives_no_worksheet(tmp_path: Path) -> None:
+    sp = tmp_path / "sp.xml"
+    sp.write_text('<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://sp.example/saml">'
+                  '<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+                  '<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" '
+                  'Location="https://sp.example/acs" index="0"/></md:SPSSODescriptor></md:EntityDescriptor>')
+    result = CliRunner().invoke(cli, ["discover", str(sp), "--no-probe"])
+    assert result.exit_code == 1 and "MD005" in result.output and "no worksheet" in result.output
+    assert "The five questions" not in result.output
+
+
 def test_one_entity_of_an_aggregate_is_chosen_with_entity_id(tmp_path: Path) -> None:
     first, second = (idp_metadata(IdPSpec(entity_id=f"https://idp{n}.example/saml")) for n in (1, 2))
     inner = [etree.fromstring(x) for x in (first, second)]

@@ -133,9 +133,9 @@ class Worksheet:
 
 def describes_an_idp(report: Report) -> bool:
     """Whether the metadata check read one IdP entity to describe. Without one (a failed fetch, a
-    page that is not metadata, an aggregate with no entity chosen) a worksheet would answer every
+    page that is not metadata, an aggregate with no entity chosen, an SP's metadata) a worksheet would answer every
     question with "not found": the report's findings say what went wrong instead."""
-    return "entity_id" in report.facts
+    return "entity_id" in report.facts and "sso" in report.facts  # "sso": the entity has an IdP role
 
 
 def sign_in_url(facts: dict[str, Any]) -> str | None:

@@ -293,7 +293,7 @@ def _sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> Partne
                      if good and current is not None and body is not None else None)
         result.history = stored(lambda: keep_last_good(store, record.biller.id, previous, candidate, why_not),
                                 dict(_STORE_DOWN))
-    if previous is None and good and not entry.duplicate:
+    if previous is None and good and not entry.duplicate and not failed and options.record_history:
         result.changes.append("first copy kept")
     report.facts["sweep"] = _facts(result, options)
     if not entry.duplicate and options.record_history:

@@ -73,7 +73,8 @@ _MARKDOWN = str.maketrans({c: f"\\{c}" for c in "\\`|[]<>&"})
 
 
 def _cell(text: str) -> str:
-    """`text` inert in Markdown: no HTML, no link, no code, no table cell break."""
+    """`text` inert in Markdown: no HTML, no link or image markup, no code, no table cell break. (A
+    renderer that autolinks bare URLs still makes one a link to itself.)"""
     return shown(text, one_line=True).translate(_MARKDOWN)
 
 
