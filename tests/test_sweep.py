@@ -336,6 +336,17 @@ def test_sso_changes_in_detail() -> None:
     assert compare(before, before, since=NOW, where="url") == []
 
 
+def test_a_copy_kept_with_a_password_in_its_sso_url_is_compared_without_showing_it() -> None:
+    # Copies kept before facts were redacted hold the URL as the metadata gave it.
+    cert = SnapshotCertificate("AA", "CN=a", NOW - timedelta(days=1), NOW + timedelta(days=100))
+    kept = Snapshot(ENTITY_ID, (("HTTP-Redirect", "https://bob:s3cret@a.example/sso"),), (cert,))
+    same = Snapshot(ENTITY_ID, (("HTTP-Redirect", "https://***@a.example/sso"),), (cert,))
+    assert compare(kept, same, since=NOW, where="url") == []
+    moved = compare(kept, Snapshot(ENTITY_ID, (("HTTP-Redirect", "https://b.example/sso"),), (cert,)),
+                    since=NOW, where="url")
+    assert [f.code for f in moved] == ["MD021"] and "s3cret" not in repr(moved)
+
+
 # --- expiry and the signer -----------------------------------------------------------------------
 
 

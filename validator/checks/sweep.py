@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from metadata.urls import redact_url
 from validator.findings import Finding, Severity, rule
 
 SUBJECT = "sweep"
@@ -158,8 +159,8 @@ def _sso_changes(
 ) -> Iterator[Finding]:
     def by_binding(endpoints: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
         table: dict[str, list[str]] = {}
-        for binding, location in endpoints:
-            table.setdefault(binding, []).append(location)
+        for binding, location in endpoints:  # copies kept before facts were redacted held passwords
+            table.setdefault(binding, []).append(redact_url(location))
         return table
 
     then, now = by_binding(previous), by_binding(current)
