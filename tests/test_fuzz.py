@@ -259,3 +259,19 @@ def test_decrypting_assertions_with_ever_new_names_does_not_grow_the_process() -
         assert found is not None
         assert b"Assertion" in decrypt_assertion(found, material().sp_key.key_pem)
     assert _resident_mib() - before < 15
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["crm", "--seconds", "0"], "0 is not a positive number of seconds"),
+    (["crm", "--seconds", "inf"], "inf is not a positive number of seconds"),
+    (["crm", "--budget", "-1"], "-1 is not a positive number of seconds"),
+    (["crm", "--rss-mb", "10"], "10 MiB is below what the fuzzer itself holds"),
+])
+def test_the_fuzz_command_refuses_limits_that_make_no_sense(
+    args: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fuzz.__main__ import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(args)
+    assert stopped.value.code == 2 and words in capsys.readouterr().err
