@@ -552,18 +552,20 @@ def test_the_default_store_is_the_web_apps(tmp_path: Path, monkeypatch: pytest.M
 
 
 class _FailingFor:
-    """A store that fails every operation for one biller, as a Redis shard or a locked file might."""
+    """A store that fails every operation for one biller, as a Redis shard or a locked file might;
+    with `once`, only the first one, and then works: what is written after the failure shows."""
 
-    def __init__(self, inner: Store, biller: str) -> None:
-        self.inner, self.biller = inner, biller
+    def __init__(self, inner: Store, biller: str, *, once: bool = False) -> None:
+        self.inner, self.biller, self.once, self.failed = inner, biller, once, False
 
     def __getattr__(self, name: str) -> object:
         method = getattr(self.inner, name)
 
         def call(ns: str, key: str, *args: object, **kwargs: object) -> object:
-            if self.biller in key:
+            if self.biller in key and not (self.once and self.failed):
                 from metadata.store import StoreUnavailable
 
+                self.failed = True
                 raise StoreUnavailable("the store did not answer (test)")
             return method(ns, key, *args, **kwargs)
         return call
@@ -589,28 +591,12 @@ def test_a_store_failing_for_one_partner_is_its_finding_and_the_others_are_swept
     assert by_record["b2.toml"].biller_id == "B-2"
 
 
-class _FailingOnce(_FailingFor):
-    """Fails the first operation for one biller, then works: what was written after it shows."""
-
-    def __getattr__(self, name: str) -> object:
-        method = getattr(self.inner, name)
-
-        def call(ns: str, key: str, *args: object, **kwargs: object) -> object:
-            if self.biller in key and not getattr(self, "failed", False):
-                from metadata.store import StoreUnavailable
-
-                self.failed = True
-                raise StoreUnavailable("the store did not answer (test)")
-            return method(ns, key, *args, **kwargs)
-        return call
-
-
 def test_after_a_store_failure_nothing_is_written_for_that_partner(
     records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair
 ) -> None:
     https_server.routes["/metadata"] = respond(body=metadata(key_a))
     write_record(records, "b2.toml", https_server.url(), biller="B-2")
-    result = run_sweep(records, options(pki), _FailingOnce(store, "B-2"))  # type: ignore[arg-type]
+    result = run_sweep(records, options(pki), _FailingFor(store, "B-2", once=True))  # type: ignore[arg-type]
     partner = result.partners[0]
     assert codes(partner).count("CRM204") == 1 and "first copy kept" not in partner.changes
     assert read_last_good(store, "B-2") is None and recent_runs(store, "B-2") == []  # the store worked again
