@@ -347,7 +347,7 @@ def test_redis_outage_raises_store_unavailable_and_recovers(tmp_path: Path) -> N
         assert isinstance(raised.value, OSError)
         assert isinstance(raised.value, MetadataError)
         message = str(raised.value)
-        assert f"redis://127.0.0.1:{server.port}/0" in message
+        assert f"redis://***@127.0.0.1:{server.port}/0" in message  # the password hidden, its place shown
         assert "s3cret" not in message
         assert "s3cret" not in repr(store)
         with pytest.raises(StoreUnavailable):
