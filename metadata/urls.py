@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)[^/?#]*@")
 """The user name and password of a well-formed URL (group 1: its scheme and slashes)."""
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
+"""A URL's scheme; one letter is not one but a Windows drive (``C:\\x``)."""
 _LOOSE_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?[/\\]*)[\s\S]*@")
 
 
@@ -27,9 +28,11 @@ def redact_url(url: str) -> str:
     with a plausible host (``https://idp.example.com/@acme/sso``) is left alone, as is anything
     without a scheme (a file path).
     """
+    if "@" not in url:  # the common case, once per endpoint of a 10,000-entity aggregate
+        return url
     redacted = USERINFO.sub(r"\1***@", url)
     further = "@" in redacted.replace("***@", "", 1)
-    if not further or not _SCHEME.match(url) or _plausible_host(USERINFO.sub(r"\1", url)):
+    if not further or not SCHEME.match(url) or _plausible_host(USERINFO.sub(r"\1", url)):
         return redacted
     cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
     if "@" in url[:cut]:

@@ -7,7 +7,6 @@ failures of the tool itself raise.
 
 from __future__ import annotations
 
-import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -30,7 +29,7 @@ from metadata.signing import (
     signature_of,
     verify,
 )
-from metadata.urls import redact_url
+from metadata.urls import SCHEME, redact_url
 from metadata.xml import MiB, line_of, metadata_limits, parse_untrusted, signed_bytes_limits
 from validator.checks import CRM_MATCH_CHECKS, METADATA_CHECKS, fetching, signature
 from validator.checks.input import finding_for_not_metadata, finding_for_unsafe_xml
@@ -87,14 +86,11 @@ def inspect_metadata(
     return report
 
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
-
-
 def is_url(source: str) -> bool:
     """Whether `source` names a URL (for the SSRF-safe fetcher, which refuses every scheme but
     https, and http when allowed) rather than a file. A one-letter scheme is a Windows drive, and
     a file that exists is a file (``okta:prod.xml``) unless the source has a ``//``."""
-    if _SCHEME.match(source) is None:
+    if SCHEME.match(source) is None:
         return False
     return "//" in source or not Path(source).is_file()
 
