@@ -18,7 +18,7 @@ from urllib.parse import quote
 from lxml import etree
 
 from idp.assertion import Claim, ResponseSpec, build_response, serialize
-from metadata.bindings import encode_redirect, post_form_fields
+from metadata.bindings import Param, encode_redirect, post_form_fields
 from metadata.keys import KeyPair, generate_keypair
 from metadata.model import BINDING_POST
 from metadata.read import SAML
@@ -178,8 +178,7 @@ def as_base64(xml: bytes) -> bytes:
 
 
 def as_form(xml: bytes, relay_state: str = "/portal/home") -> bytes:
-    return f"SAMLResponse={quote(base64.b64encode(xml).decode('ascii'), safe='')}&RelayState={quote(relay_state)}"\
-        .encode("ascii")
+    return form_body(xml, param="SAMLResponse", relay_state=relay_state)
 
 
 def as_saml_tracer(xml: bytes) -> bytes:
@@ -199,5 +198,10 @@ def redirect_query(xml: bytes, *, key_pem: bytes | None = None, relay_state: str
 
 def post_body(xml: bytes, *, relay_state: str | None = "/portal") -> bytes:
     """The raw ``application/x-www-form-urlencoded`` body of an HTTP-POST AuthnRequest."""
-    fields = post_form_fields(xml, param="SAMLRequest", relay_state=relay_state)
+    return form_body(xml, param="SAMLRequest", relay_state=relay_state)
+
+
+def form_body(xml: bytes, *, param: Param, relay_state: str | None) -> bytes:
+    """The raw ``application/x-www-form-urlencoded`` body of an HTTP-POST message."""
+    fields = post_form_fields(xml, param=param, relay_state=relay_state)
     return "&".join(f"{name}={quote(value, safe='')}" for name, value in fields.items()).encode("ascii")
