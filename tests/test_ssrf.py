@@ -348,7 +348,7 @@ MATRIX = [
          ("resolves to ::ffff:", "the IPv4-mapped form of 127.0.0.1", LOOPBACK),
          policy=resolving({"internal.partner.test": ["::ffff:127.0.0.1"]})),
     Case("name-to-10.20.30.40", "http://internal.partner.test/metadata", "forbidden-address", "NET004",
-         ("resolves to 10.20.30.40", "a private or special-purpose address"),
+         ("resolves to 10.20.30.40", "a private address (10.0.0.0/8, RFC 1918)"),
          policy=resolving({"internal.partner.test": ["10.20.30.40"]})),
     Case("name-to-public-and-private", "http://idp.partner.test:{trap4}/metadata", "forbidden-address", "NET004",
          ("idp.partner.test in", "resolves to 127.0.0.1", LOOPBACK),
@@ -556,4 +556,127 @@ def test_a_password_in_the_metadata_url_of_a_response_check_is_never_repeated(
     report = json.loads(result.output)
     assert report["inputs"]["metadata"].endswith("***@127.0.0.1/metadata")
     assert {"NET001", "NET002", "NET003"} & {f["code"] for f in report["findings"]}
+    assert network.connects == []
+
+
+# --- the address policy: the IANA special-purpose registries ------------------------------------
+
+SPECIAL_PURPOSE = [
+    # (an address inside, the smallest refused block holding it): one row per block of metadata.fetch's table.
+    ("0.1.2.3", "0.0.0.0/8"),
+    ("0.0.0.0", "0.0.0.0/32"),
+    ("10.1.2.3", "10.0.0.0/8"),
+    ("100.100.1.1", "100.64.0.0/10"),
+    ("127.8.9.10", "127.0.0.0/8"),
+    ("169.254.169.254", "169.254.0.0/16"),
+    ("172.31.255.254", "172.16.0.0/12"),
+    ("192.0.0.100", "192.0.0.0/24"),
+    ("192.0.0.9", "192.0.0.0/24"),  # PCP anycast: globally reachable, yet it is our own gateway that answers
+    ("192.0.0.10", "192.0.0.0/24"),  # TURN anycast, likewise
+    ("192.0.0.1", "192.0.0.0/29"),
+    ("192.0.0.8", "192.0.0.8/32"),  # issue 11: Python's ipaddress calls it global
+    ("192.0.0.170", "192.0.0.170/32"),
+    ("192.0.0.171", "192.0.0.171/32"),
+    ("192.0.2.10", "192.0.2.0/24"),
+    ("192.88.99.1", "192.88.99.0/24"),
+    ("192.168.1.1", "192.168.0.0/16"),
+    ("198.19.0.1", "198.18.0.0/15"),
+    ("198.51.100.7", "198.51.100.0/24"),
+    ("203.0.113.7", "203.0.113.0/24"),
+    ("239.255.255.250", "224.0.0.0/4"),
+    ("240.0.0.1", "240.0.0.0/4"),
+    ("255.255.255.255", "255.255.255.255/32"),
+    ("::", "::/128"),
+    ("::1", "::1/128"),
+    ("::ffff:10.0.0.1", "::ffff:0:0/96"),
+    ("64:ff9b::7f00:1", "64:ff9b::/96"),
+    ("64:ff9b::808:808", "64:ff9b::/96"),  # the NAT64 form of a public address: the gateway is ours
+    ("64:ff9b:1::1", "64:ff9b:1::/48"),
+    ("100::1", "100::/64"),
+    ("2001:1::1", "2001::/23"),  # PCP anycast
+    ("2001:20::1", "2001::/23"),  # ORCHIDv2: an identifier, not a locator
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001::/32"),
+    ("2001:2::1", "2001:2::/48"),
+    ("2001:10::1", "2001:10::/28"),
+    ("2001:db8::1", "2001:db8::/32"),
+    ("2002:7f00:1::1", "2002::/16"),
+    ("2002:808:808::1", "2002::/16"),  # 6to4 of a public address: refused whole, see metadata.fetch
+    ("3fff::1", "3fff::/20"),
+    ("5f00::1", "5f00::/16"),
+    ("fd12:3456::1", "fc00::/7"),
+    ("fe80::1", "fe80::/10"),
+    ("fec0::1", "fec0::/10"),
+    ("ff02::1", "ff00::/8"),
+]
+
+PUBLIC = [
+    "8.8.8.8",
+    "1.1.1.1",
+    "100.128.0.1",  # just past carrier-grade NAT
+    "192.0.1.1",  # just past 192.0.0.0/24
+    "198.20.0.1",  # just past benchmarking
+    "192.31.196.1",  # AS112: a special-purpose block the registry calls globally reachable
+    "192.175.48.1",  # AS112 direct delegation, likewise
+    "223.255.255.254",  # just below multicast
+    "2606:4700:4700::1111",
+    "2620:4f:8000::1",  # AS112 for IPv6, globally reachable
+    "2001:200::1",  # just past 2001::/23
+]
+
+
+@pytest.mark.parametrize(("address", "block"), SPECIAL_PURPOSE, ids=[a for a, _ in SPECIAL_PURPOSE])
+def test_every_special_purpose_block_is_refused_by_name(address: str, block: str, network: Network) -> None:
+    host = f"[{address}]" if ":" in address else address
+    err = refused(f"https://{host}/metadata")
+    finding = finding_for_fetch_error(err)
+    assert (err.kind, finding.code) == ("forbidden-address", "NET004")
+    assert f"points at {ipaddress.ip_address(address)}," in finding.message
+    assert f"({block}, RFC " in finding.message, finding.message
+    assert PUBLIC_ONLY in finding.message
+    assert network.connects == []
+
+
+@pytest.mark.parametrize(
+    ("address", "carried"),
+    [("2002:7f00:1::1", "wrapping 127.0.0.1"), ("64:ff9b::a00:1", "translated to 10.0.0.1"),
+     ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "wrapping 192.0.2.45 behind the Teredo server 65.54.227.120"),
+     ("::ffff:192.0.0.8", "the IPv4-mapped form of 192.0.0.8 (::ffff:0:0/96, RFC 4291 §2.5.5.2), the IPv4 dummy")],
+)
+def test_a_transition_address_is_refused_naming_the_ipv4_address_inside(
+    address: str, carried: str, network: Network
+) -> None:
+    err = refused(f"https://[{address}]/metadata")
+    assert err.kind == "forbidden-address"
+    assert carried in err.message
+
+
+@pytest.mark.parametrize("address", ["::7f00:1", "4000::1", "e000::1"])
+def test_ipv6_outside_global_unicast_is_refused(address: str, network: Network) -> None:
+    err = refused(f"https://[{address}]/metadata")
+    assert err.kind == "forbidden-address"
+    assert "outside 2000::/3" in err.message
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_a_public_address_is_connected_to(address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the address policy the fetcher connects to the address it checked: here a connect
+    that is refused at once, so nothing leaves the machine."""
+    tried: list[str] = []
+
+    def connect(sock: socket.socket, where: tuple[str, int]) -> None:
+        tried.append(where[0])
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    err = refused("https://idp.partner.test/metadata", FetchPolicy(resolver=FakeDNS({"idp.partner.test": [address]})))
+    assert err.kind == "connect", err.message
+    assert tried == [address]
+    assert err.diagnostics["address"] == address
+
+
+def test_an_allowed_network_opens_only_itself(network: Network) -> None:
+    """The test allow-list lets 127.0.0.1 through and nothing beside it, nor its IPv4-mapped form."""
+    policy = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
+    for url in ("https://127.0.0.2/metadata", "https://[::ffff:127.0.0.1]/metadata", "https://[::1]/metadata"):
+        assert refused(url, policy).kind == "forbidden-address", url
     assert network.connects == []
