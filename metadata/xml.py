@@ -10,7 +10,6 @@ comments — what a signature covers — joins the pieces again.
 
 from __future__ import annotations
 
-import codecs
 import os
 import re
 import threading
@@ -22,6 +21,8 @@ from typing import Any, cast
 from lxml import etree
 
 from metadata.errors import UnsafeXML
+from metadata.sniff import declaration_line, declared_encoding, long_namespace_line, namespace_declarations
+from metadata.sniff import looks_like_html as looks_like_html
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -39,6 +40,11 @@ class XMLLimits:
     """Most elements accepted in one document."""
     max_namespace_length: int = 1024
     """Longest namespace URI accepted, in characters (SAML's are under 100)."""
+    max_namespaces_per_element: int = 40
+    """Most namespace declarations on one element (the corpus's most is 19, an AD FS document)."""
+    max_namespaces_in_scope: int = 64
+    """Most namespace declarations in scope at any element (the corpus's most is 20). With the
+    PrefixList cap of :mod:`metadata.signing`, this bounds what exclusive c14n pays per element."""
 
 
 # A SAML protocol message (a decoded SAMLResponse): SECURITY.md §1.
@@ -70,57 +76,7 @@ def metadata_limits(max_bytes: int = 5 * MiB) -> XMLLimits:
 
 METADATA_LIMITS = metadata_limits()
 
-_DECL_ENCODING = re.compile(rb"""^<\?xml\s[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _ALLOWED_ENCODINGS = {"utf-8", "utf-16", "utf-16le", "utf-16be"}
-_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S)
-
-
-def _declared_encoding(data: bytes) -> str:
-    """The document's encoding, from its BOM or XML declaration (UTF-8 when neither)."""
-    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) or data[:4] in (b"<\x00\x00\x00", b"\x00\x00\x00<"):
-        return "utf-32"
-    if data.startswith(codecs.BOM_UTF8):
-        return "utf-8"
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or data[:4] in (b"<\x00?\x00", b"\x00<\x00?"):
-        return "utf-16"
-    # The declaration may be padded with whitespace; it ends at the first "?>".
-    end = data.find(b"?>", 0, 4096)
-    match = _DECL_ENCODING.match(data[: end + 2] if end >= 0 else data[:4096])
-    return match.group(1).decode("ascii").lower() if match else "utf-8"
-
-
-_DECLARATION = re.compile(rb"<!(?i:doctype|entity)")
-
-
-def _declaration_line(data: bytes, encoding: str) -> int | None:
-    """The line of the first "<!DOCTYPE" or "<!ENTITY" anywhere in the document, or None.
-
-    Anywhere, not only where a prolog scan would look: a comment or a processing instruction
-    must not be able to hide one from this check. SAML never needs either, even in CDATA.
-    """
-    if encoding.startswith("utf-16"):
-        text = data.decode("utf-16", "replace")
-        found = re.search(r"<!(?i:doctype|entity)", text)
-        return text.count("\n", 0, found.start()) + 1 if found else None
-    match = _DECLARATION.search(data)
-    return data.count(b"\n", 0, match.start()) + 1 if match else None
-
-
-def _long_namespace_line(data: bytes, encoding: str, limit: int) -> int | None:
-    """The line of the first namespace declaration whose URI is longer than `limit`, or None.
-
-    Declared once, a namespace is used by every element in it: libxml2's schema validation
-    compares the whole URI for each element, and exclusive c14n repeats the declaration on
-    each, so a 5 MiB document with one 2 MB URI costs hours. Counted in the raw text, which
-    is never shorter than the value (a character reference only lengthens it).
-    """
-    pattern = rf"""xmlns(?::[^\s=]*)?\s*=\s*(?:"[^"]{{{limit + 1}}}|'[^']{{{limit + 1}}})"""
-    if encoding.startswith("utf-16"):
-        text = data.decode("utf-16", "replace")
-        found = re.search(pattern, text)
-        return text.count("\n", 0, found.start()) + 1 if found else None
-    match = re.search(pattern.encode("ascii"), data)
-    return data.count(b"\n", 0, match.start()) + 1 if match else None
 
 
 class _NoExternalResources(etree.Resolver):
@@ -129,11 +85,6 @@ class _NoExternalResources(etree.Resolver):
 
     def resolve(self, system_url: str, public_id: str, context: object = None) -> Any:
         raise UnsafeXML("doctype", f"the document refers to an external resource ({system_url!r}), which is refused")
-
-
-def looks_like_html(data: bytes) -> bool:
-    """True when the bytes start like an HTML page (a login or error page, typically)."""
-    return _HTML_START.match(data[:4096].lstrip(codecs.BOM_UTF8)) is not None
 
 
 def _parser() -> etree.XMLParser:
@@ -222,19 +173,15 @@ def _parse(data: bytes, limits: XMLLimits) -> etree._ElementTree:
         raise UnsafeXML(
             "too-large", f"the input is {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes"
         )
-    encoding = _declared_encoding(data)
+    encoding = declared_encoding(data)
     if encoding not in _ALLOWED_ENCODINGS:
         raise UnsafeXML("encoding", f"the document declares encoding {encoding!r}; only UTF-8 and UTF-16 are accepted")
     if looks_like_html(data):
         raise UnsafeXML("html", "an HTML page was given where XML was expected: " + _first_bytes(data))
-    declaration = _declaration_line(data, encoding)
+    declaration = declaration_line(data, encoding)
     if declaration is not None:
         raise UnsafeXML("doctype", "the document has a DOCTYPE or an entity declaration; both are refused",
                         line=declaration)
-    long_namespace = _long_namespace_line(data, encoding, limits.max_namespace_length)
-    if long_namespace is not None:
-        raise UnsafeXML("too-large", f"a namespace URI is longer than {limits.max_namespace_length:,} characters",
-                        line=long_namespace)
     try:
         tree = etree.ElementTree(etree.fromstring(data, _parser()))
     except UnsafeXML:
@@ -263,7 +210,52 @@ def _parse(data: bytes, limits: XMLLimits) -> etree._ElementTree:
             f"elements are nested more than {limits.max_depth} deep",
             line=line_of(too_deep[0]),
         )
+    _check_namespaces(root, data, encoding, limits)
     return tree
+
+
+def _check_namespaces(root: etree._Element, data: bytes, encoding: str, limits: XMLLimits) -> None:
+    """Refuse long namespace URIs and too many declarations, per element or in scope.
+
+    Declared once, a namespace is used by every element in it: libxml2's schema validation
+    compares the whole URI for each element, and exclusive c14n repeats it on each, so a 5 MiB
+    document with one 2 MB URI costs hours. Many declarations in scope multiply what exclusive
+    c14n pays per element (4,000 elements under 800 declarations: 50 s). A document that spells
+    ``xmlns`` fewer times than the per-element cap is judged from its bytes; others by a walk.
+    """
+    if not encoding.startswith("utf-16") and namespace_declarations(data) <= limits.max_namespaces_per_element:
+        line = long_namespace_line(data, limits.max_namespace_length)
+        if line is not None:
+            raise _long_namespace(limits, line)
+        return
+    in_scope = on_element = 0
+    problem: str | None = None
+    for event, value in etree.iterwalk(root, events=("start", "start-ns", "end-ns")):
+        if event == "start-ns":
+            in_scope += 1
+            on_element += 1
+            if len(cast("tuple[str, str]", value)[1]) > limits.max_namespace_length:
+                problem = problem or "long"
+            elif on_element > limits.max_namespaces_per_element:
+                problem = problem or f"{on_element} namespace declarations on one element; the limit is " \
+                                     f"{limits.max_namespaces_per_element}"
+            elif in_scope > limits.max_namespaces_in_scope:
+                problem = problem or f"{in_scope} namespace declarations in scope; the limit is " \
+                                     f"{limits.max_namespaces_in_scope}"
+        elif event == "end-ns":
+            in_scope -= 1
+        else:
+            if problem == "long":
+                raise _long_namespace(limits, line_of(cast(etree._Element, value)))
+            if problem:
+                raise UnsafeXML("too-many-namespaces", f"an element has {problem}",
+                                line=line_of(cast(etree._Element, value)))
+            on_element = 0
+
+
+def _long_namespace(limits: XMLLimits, line: int | None) -> UnsafeXML:
+    return UnsafeXML("too-large", f"a namespace URI is longer than {limits.max_namespace_length:,} characters",
+                     line=line)
 
 
 def _first_bytes(data: bytes, n: int = 80) -> str:

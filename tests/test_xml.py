@@ -149,7 +149,7 @@ def test_parser_itself_opens_no_external_resource(monkeypatch: pytest.MonkeyPatc
     # Even if the text scan missed a DOCTYPE, the parser's resolver refuses every file.
     import metadata.xml as xml
 
-    monkeypatch.setattr(xml, "_declaration_line", lambda data, encoding: None)
+    monkeypatch.setattr(xml, "declaration_line", lambda data, encoding: None)
     for data in (b'<!DOCTYPE r SYSTEM "file:///etc/hostname"><r/>',
                  b'<!DOCTYPE r [<!ENTITY % p SYSTEM "file:///etc/hostname"> %p;]><r/>'):
         error = refused(data)

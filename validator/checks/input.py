@@ -41,9 +41,12 @@ TOO_LARGE = rule(
         "IdP product writes: find what produced the document.",
 )
 TOO_COMPLEX = rule(
-    "XML005", "The document is nested too deep or has too many elements", Severity.ERROR, "input",
-    what="More than 64 levels of nesting, or more elements than the limit for the document's size.",
-    why="Deep or huge trees are a denial-of-service vector and never occur in real SAML documents.",
+    "XML005", "The document is nested too deep or has too many elements or namespaces", Severity.ERROR, "input",
+    what="More than 64 levels of nesting, more elements than the limit for the document's size, more than 40 "
+         "namespace declarations on one element, or more than 64 in scope at one element.",
+    why="Deep or huge trees are a denial-of-service vector and never occur in real SAML documents. Exclusive "
+        "canonicalisation, which every signature check runs, pays for each namespace in scope at each element: "
+        "800 declarations over 4,000 elements took 50 s. Real IdPs declare at most about 20.",
     fix="Give the metadata as exported by the IdP; do not wrap or generate it.",
 )
 ENCODING = rule(
@@ -78,6 +81,7 @@ _BY_KIND = {
     "too-large": TOO_LARGE,
     "too-deep": TOO_COMPLEX,
     "too-many-elements": TOO_COMPLEX,
+    "too-many-namespaces": TOO_COMPLEX,
     "encoding": ENCODING,
     "html": HTML,
 }

@@ -1,0 +1,163 @@
+"""The raw-byte scanners of metadata/sniff.py: right answers, and a linear cost on hostile input."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import resource
+from collections.abc import Callable
+
+import pytest
+
+from metadata.errors import UnsafeXML
+from metadata.sniff import declaration_line, declared_encoding, long_namespace_line, looks_like_html
+from metadata.xml import MESSAGE_LIMITS, MiB, XMLLimits, metadata_limits, parse_untrusted
+
+FIVE_MIB = 5 * MiB
+
+
+def cpu_bounded(work: Callable[[], object], seconds: int = 1) -> int:
+    """Run `work` in a forked child limited to `seconds` of CPU; its exit status (0 when it finished).
+
+    The child is killed by SIGXCPU past the limit, so a scan that is not linear fails the test
+    without any timing assertion.
+    """
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's exit status is the result
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+            work()
+            os._exit(0)
+        finally:
+            os._exit(3)
+    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+
+
+def _repeat(times: int, scan: Callable[[], object]) -> Callable[[], None]:
+    # Ten runs inside one second of CPU: each run well under 100 ms.
+    def run() -> None:
+        for _ in range(times):
+            scan()
+    return run
+
+
+HOSTILE: dict[str, tuple[Callable[[bytes], object], bytes]] = {
+    "html sniff, a run of empty comments": (looks_like_html, b"<!---->" * (FIVE_MIB // 7) + b"<x/>"),
+    "html sniff, an unterminated comment": (looks_like_html, b"<!--" + b"-" * FIVE_MIB),
+    "html sniff, whitespace": (looks_like_html, b" " * FIVE_MIB + b"<html>"),
+    "encoding, a padded declaration": (declared_encoding, b"<?xml " + b"encoding " * (FIVE_MIB // 9)),
+    "declarations, a run of '<!'": (lambda d: declaration_line(d, "utf-8"), b"<!" * (FIVE_MIB // 2)),
+    "declarations, UTF-16": (lambda d: declaration_line(d, "utf-16"), "<!-".encode("utf-16") * (FIVE_MIB // 8)),
+    "namespaces, a run of 'xmlns:'": (lambda d: long_namespace_line(d, 1024), b"<a " + b"xmlns:" * (FIVE_MIB // 6)),
+    "namespaces, spaces after '='": (lambda d: long_namespace_line(d, 1024), b"<a xmlns=" + b" " * FIVE_MIB),
+    "namespaces, a long prefix": (lambda d: long_namespace_line(d, 1024), b"<a xmlns:" + b"p" * FIVE_MIB + b'="u"/>'),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_each_scanner_is_linear_on_5_mib_of_hostile_bytes(name: str) -> None:
+    scan, data = HOSTILE[name]
+    assert cpu_bounded(_repeat(10, lambda: scan(data))) == 0, f"{name}: over 1 s of CPU for ten runs"
+
+
+def test_many_declarations_are_judged_by_one_walk_of_the_tree() -> None:
+    # Past the per-element cap of "xmlns" spellings, the tree is walked once, bounded by the
+    # element cap: a 5 MiB document of declarations at that cap costs one walk.
+    element = b"<e" + b"".join(b' xmlns:p%d="u"' % i for i in range(40)) + b"/>"
+    data = b"<r>" + element * ((FIVE_MIB - 7) // len(element)) + b"</r>"
+    assert cpu_bounded(lambda: parse_untrusted(data, metadata_limits())) == 0
+
+
+def test_the_comment_run_that_froze_every_entry_point_is_parsed_at_once() -> None:
+    data = b"<!---->" * 40 + b"<x/>"  # 284 bytes: the regex sniff never finished
+    assert cpu_bounded(_repeat(1000, lambda: parse_untrusted(data, MESSAGE_LIMITS))) == 0
+
+
+@pytest.mark.parametrize("data", [
+    b"<html><body>login</body></html>",
+    b"\xef\xbb\xbf  <!DOCTYPE html><p>",
+    b"<!doctype\n  HTML>",
+    b"<!-- a --> <!----><HEAD>",
+    b"\n<body\t>",
+])
+def test_html_pages_are_recognised(data: bytes) -> None:
+    assert looks_like_html(data)
+
+
+@pytest.mark.parametrize("data", [
+    b"<htmlx/>",
+    b"<!DOCTYPEhtml>",
+    b"<!-- never closed <html>",
+    b"<md:EntityDescriptor/>",
+    b"<!---->" * 30 + b"<x/>",
+    b"<x/><html>",
+    b"",
+])
+def test_xml_is_not_taken_for_html(data: bytes) -> None:
+    assert not looks_like_html(data)
+
+
+@pytest.mark.parametrize(("data", "encoding"), [
+    (b'<?xml version="1.0" encoding="ISO-8859-1"?><r/>', "iso-8859-1"),
+    (b"<?xml version='1.0'\n encoding = 'Latin1' ?><r/>", "latin1"),
+    (b'<?xml version="1.0" standalone="yes"?><r/>', "utf-8"),
+    (b'<?xml version="1.0" encoding="bad name"?><r/>', "utf-8"),
+    (b'<?xml version="1.0"?><r encoding="latin1"/>', "utf-8"),
+    (b'<?xmlfoo encoding="latin1"?><r/>', "utf-8"),
+    (b"<r/>", "utf-8"),
+    (codecs.BOM_UTF16_LE + "<r/>".encode("utf-16-le"), "utf-16"),
+])
+def test_the_declared_encoding_is_read_from_the_declaration_only(data: bytes, encoding: str) -> None:
+    assert declared_encoding(data) == encoding
+
+
+def test_a_long_namespace_value_is_found_on_its_line() -> None:
+    assert long_namespace_line(b'<a\nxmlns:p="' + b"u" * 11 + b'"/>', 10) == 2
+    assert long_namespace_line(b'<a\nxmlns:p="' + b"u" * 10 + b'"/>', 10) is None
+    assert long_namespace_line(b"<a xmlns = '" + b"u" * 11 + b"'/>", 10) == 1
+
+
+def _nested(declarations: int) -> bytes:
+    opening = "".join(f'<e{i} xmlns:p{i}="urn:{i}">' for i in range(declarations))
+    return (opening + "".join(f"</e{i}>" for i in reversed(range(declarations)))).encode()
+
+
+def _wide(declarations: int) -> bytes:
+    return ("<r\n" + " ".join(f'xmlns:p{i}="urn:{i}"' for i in range(declarations)) + "/>").encode()
+
+
+def test_namespace_declarations_are_capped_per_element() -> None:
+    limit = MESSAGE_LIMITS.max_namespaces_per_element
+    assert parse_untrusted(_wide(limit), MESSAGE_LIMITS).getroot().tag == "r"
+    with pytest.raises(UnsafeXML) as refused:
+        parse_untrusted(_wide(limit + 1), MESSAGE_LIMITS)
+    assert refused.value.kind == "too-many-namespaces"
+    assert f"{limit + 1} namespace declarations on one element; the limit is {limit}" in refused.value.message
+    assert refused.value.line == 2
+
+
+def test_namespace_declarations_are_capped_in_scope() -> None:
+    limits = XMLLimits(max_bytes=MiB, max_depth=200)
+    in_scope = limits.max_namespaces_in_scope
+    assert parse_untrusted(_nested(in_scope), limits) is not None
+    with pytest.raises(UnsafeXML) as refused:
+        parse_untrusted(_nested(in_scope + 1), limits)
+    assert refused.value.kind == "too-many-namespaces"
+    assert f"{in_scope + 1} namespace declarations in scope; the limit is {in_scope}" in refused.value.message
+
+
+def test_aggregates_redeclaring_per_entity_stay_within_the_caps() -> None:
+    # 2,000 entities each declaring 10 namespaces: 20,000 declarations, never more than 10 in scope.
+    entity = "".join(f' xmlns:n{i}="urn:n{i}"' for i in range(10))
+    data = ("<agg>" + f"<e{entity}/>" * 2000 + "</agg>").encode()
+    assert parse_untrusted(data, metadata_limits()).getroot().tag == "agg"
+
+
+def test_a_long_namespace_uri_is_refused_in_a_walked_document_too() -> None:
+    # More "xmlns" than the per-element cap: judged by walking the tree, with the same refusal.
+    many = "".join(f'<e xmlns:p{i}="urn:{i}"/>' for i in range(50))
+    data = f'<r>{many}\n<x xmlns:q="urn:{"n" * 2000}"/></r>'.encode()
+    with pytest.raises(UnsafeXML) as refused:
+        parse_untrusted(data, MESSAGE_LIMITS)
+    assert refused.value.kind == "too-large"
+    assert refused.value.line == 2
