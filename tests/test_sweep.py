@@ -37,6 +37,9 @@ from validator.render.sweep import SweepProgress, render_sweep
 from validator.sweep import PartnerResult, SweepOptions, SweepResult, run_sweep
 from validator.sweep_history import (
     LAST_GOOD_NS,
+    SIGNERS_NS,
+    SeenSigner,
+    last_signer,
     read_last_good,
     recent_runs,
     record_signer,
@@ -376,11 +379,26 @@ def test_the_signer_is_a_guess_unless_a_test_login_saw_it(
     assert guessed.signer.sha256 == fingerprint(key_b.cert_der)  # the newer of two valid ones
     assert "metadata alone cannot tell" in only(guessed, "KEY022")
 
-    record_signer(store, "B-1", fingerprint(key_a.cert_der), NOW - timedelta(hours=2))
+    record_signer(store, "B-1", fingerprint(key_a.cert_der), NOW - timedelta(hours=2), "login-Xy7")
     seen = sweep_one(records, store, pki, LATER)
     assert seen.signer is not None and seen.signer.how == "test-login"
     assert seen.signer.sha256 == fingerprint(key_a.cert_der)
     assert "verified the test login of 2026-06-01 10:00 UTC" in only(seen, "KEY022")
+    assert seen.report.facts["sweep"]["signer"]["test_login"] == {"id": "login-Xy7", "at": NOW - timedelta(hours=2)}
+
+
+def test_a_signer_recorded_before_login_ids_were_kept_still_counts(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair, key_b: KeyPair
+) -> None:
+    https_server.routes["/metadata"] = respond(body=metadata(key_a, key_b))
+    write_record(records, "b1.toml", https_server.url())
+    at = NOW - timedelta(hours=2)
+    old_entry = {"sha256": fingerprint(key_a.cert_der), "verified_at": "2026-06-01T10:00:00Z"}
+    store.put(SIGNERS_NS, "B-1", json.dumps(old_entry).encode())
+    assert last_signer(store, "B-1") == SeenSigner(fingerprint(key_a.cert_der), at, None)
+    seen = sweep_one(records, store, pki, LATER)
+    assert seen.signer is not None and seen.signer.how == "test-login"
+    assert seen.report.facts["sweep"]["signer"]["test_login"] == {"id": None, "at": at}
 
 
 def test_a_test_login_signer_that_left_the_metadata_is_said() -> None:

@@ -13,12 +13,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
 
-from idp.settings import Persona, ServiceProvider
+from idp.settings import Persona, ServiceProvider, Signing
 from metadata.bindings import decode_redirect
+from metadata.certs import fingerprint
 from metadata.store import SQLiteStore
 from tests.helpers import crm_toml
 from tests.idp_support import IDP_BASE, login_as, make_idp, sso_path
 from validator.crm import CRMRecord
+from validator.sweep_history import SeenSigner, last_signer, record_signer
 from validator.web import create_app
 from validator.web.testsp import VIEWS_NS, login_steps
 
@@ -45,25 +47,29 @@ class Clock:
 
 class Pair:
     def __init__(self, tmp_path: Path, *, crm: str = CRM, sso_in_record: bool = True,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, sign: Signing = "both") -> None:
         folder = tmp_path / "crm"
         folder.mkdir()
         (folder / "B-1.toml").write_text(crm if sso_in_record else crm.replace(f'sso_url = "{IDP_BASE}/sso"\n', ""))
         self.idp_app = make_idp(tmp_path / "idp", sps=(ServiceProvider(entity_id=PORTAL_ENTITY, acs=[TEST_ACS],
-                                                                       sign="both"),))
+                                                                       sign=sign),))
         self.idp_app.extensions["saml_idp"].personas["alice"] = Persona(
             id="alice", nameid="alice@example.com", claims=MATCHING)
         self.idp = self.idp_app.test_client()
         self.loads: list[str] = []
+        self.clock = clock or Clock()
         self.app: Flask = create_app(crm_folder=folder, base_url=BASE,
                                      store=SQLiteStore(tmp_path / "validator.sqlite3"),
-                                     metadata_loader=self._metadata, clock=clock)
+                                     metadata_loader=self._metadata, clock=self.clock)
         self.app.testing = True
         self.sp: FlaskClient = self.app.test_client()
 
     def _metadata(self, record: CRMRecord) -> bytes:
         self.loads.append(record.biller.id)
         return self.idp.get("/metadata").get_data()
+
+    def signer(self) -> SeenSigner | None:
+        return last_signer(self.app.extensions["saml_validator_web"].store, "B-1")
 
     def start(self, biller: str = "B-1") -> str:
         """/test-login: the IdP redirect URL the test SP sent the browser to."""
@@ -134,18 +140,42 @@ def test_end_to_end_ready_page_and_json(pair: Pair) -> None:
     assert report["facts"]["test_sp"]["acs_url"] == TEST_ACS
     assert "ready" in html and report["summary"]["errors"] == 0
 
-    # The certificate that verified it is remembered for the sweep's "current signer".
-    from metadata.certs import fingerprint
-    from validator.sweep_history import last_signer
-
+    # The certificate that verified it is remembered for the sweep's "current signer", with this login.
     idp_cert = pair.idp_app.extensions["saml_idp"].key.cert_der
     assert report["facts"]["response"]["signed_by"] == [fingerprint(idp_cert)] * 2
-    signer = last_signer(pair.app.extensions["saml_validator_web"].store, "B-1")
-    assert signer is not None and signer[0] == fingerprint(idp_cert)
+    assert pair.signer() == SeenSigner(fingerprint(idp_cert), pair.clock.now, login_id)
 
     again = pair.sp.post("/test-sp/acs", data=fields)  # consumed once
     assert again.status_code == 400
     assert "already used" in again.get_data(as_text=True)
+
+
+def test_a_failed_test_login_never_rewrites_the_signer(tmp_path: Path) -> None:
+    # Finding 5 of issue 11: a verified but expired response, its unsigned InResponseTo rewritten to
+    # a login the attacker started, was "not ready" yet stored its certificate as the current signer.
+    pair = Pair(tmp_path, sign="assertion")
+    store = pair.app.extensions["saml_validator_web"].store
+    earlier = SeenSigner("AA:" * 31 + "AA", pair.clock.now - timedelta(days=3), "an-earlier-clean-login")
+    record_signer(store, "B-1", earlier.sha256, earlier.verified_at, "an-earlier-clean-login")
+    old = etree.fromstring(base64.b64decode(pair.login()["SAMLResponse"]))
+    mine = decode_redirect(urlsplit(pair.start()).query, "SAMLRequest").tree.getroot().get("ID")
+    old.set("InResponseTo", mine)  # outside the signed assertion
+    pair.clock.now += timedelta(hours=2)  # and expired by now
+    posted = pair.sp.post("/test-sp/acs", data={"SAMLResponse": base64.b64encode(etree.tostring(old)).decode()})
+    assert posted.status_code == 303
+    report = json.loads(pair.sp.get("/api/v1" + posted.headers["Location"]).get_data())
+    assert report["verdict"] == "not ready" and report["facts"]["response"]["verified"] is True
+    assert {"RSP017"} <= {f["code"] for f in report["findings"] if f["severity"] == "error"}
+    assert pair.signer() == earlier
+
+
+def test_a_login_with_any_error_records_no_signer(pair: Pair) -> None:
+    pair.idp_app.extensions["saml_idp"].personas["alice"] = Persona(
+        id="alice", nameid="alice@example.com", claims={**MATCHING, "LoginTypeId": "9"})
+    posted = pair.sp.post("/test-sp/acs", data=pair.login())
+    report = json.loads(pair.sp.get("/api/v1" + posted.headers["Location"]).get_data())
+    assert report["verdict"] == "not ready" and report["facts"]["response"]["signed_by"]
+    assert pair.signer() is None
 
 
 def test_a_renamed_claim_is_shown_missing(pair: Pair) -> None:

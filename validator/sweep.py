@@ -50,6 +50,7 @@ from validator.inspection import MetadataOptions, inspect_metadata_url
 from validator.report import Report
 from validator.sweep_history import (
     LastGood,
+    SeenSigner,
     append_run,
     keep_last_good,
     last_signer,
@@ -92,6 +93,8 @@ class PartnerResult:
     certificates_from: str | None = None
     """``metadata`` (this run) or ``last good copy``."""
     signer: Signer | None = None
+    test_login: SeenSigner | None = None
+    """The clean test login that showed the signer, when that is how it is known."""
     changes: list[str] = field(default_factory=list)
     """Short labels of what changed since the last good copy, for the summary table."""
     history: dict[str, Any] = field(default_factory=dict)
@@ -272,7 +275,10 @@ def _sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> Partne
         result.certificates = shown.certificates
         result.certificates_from = "metadata" if current is not None else "last good copy"
         seen = stored(lambda: last_signer(store, record.biller.id), None)
-        result.signer = choose_signer(shown.certificates, options.now, seen=seen)
+        result.signer = choose_signer(shown.certificates, options.now,
+                                      seen=(seen.sha256, seen.verified_at) if seen else None)
+        if result.signer is not None and result.signer.how == "test-login" and seen is not None:
+            result.test_login = seen
         if result.signer is not None and current is not None:
             report.findings.append(signer_finding(result.signer, where))
     counts = Counter(CHANGE_CODES[f.code] for f in report.findings if f.code in CHANGE_CODES)
@@ -318,6 +324,8 @@ def _facts(result: PartnerResult, options: SweepOptions) -> dict[str, Any]:
     facts: dict[str, Any] = {"record": result.record, "changes": list(result.changes), "history": result.history}
     if result.signer is not None:
         facts["signer"] = {"sha256": result.signer.sha256, "how": result.signer.how, "note": result.signer.note}
+        if result.test_login is not None:
+            facts["signer"]["test_login"] = {"id": result.test_login.login_id, "at": result.test_login.verified_at}
     if expiry is not None:
         facts["next_expiry"] = {
             "subject": expiry.subject, "sha256": expiry.sha256, "not_after": expiry.not_after,

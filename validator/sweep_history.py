@@ -8,8 +8,10 @@ Namespaces and values (all keyed by the CRM record's ``biller.id``):
                         then the metadata exactly as fetched. One ``put``, so header and body never
                         disagree. Replaced only after a fetch whose checks found no error.
 ``sweep-runs``          a list, newest first, capped at :data:`RUNS_KEPT`: one JSON summary per run.
-``test-login-signers``  one value: ``{"sha256": …, "verified_at": …}`` of the trusted certificate
-                        that verified the partner's last test login (written by the test SP).
+``test-login-signers``  one value: ``{"sha256": …, "verified_at": …, "login_id": …}`` of the trusted
+                        certificate that verified the partner's last clean test login, and that
+                        login's ID (written by the test SP; entries written before ``login_id`` was
+                        kept have none and still load).
 """
 
 from __future__ import annotations
@@ -103,19 +105,34 @@ def recent_runs(store: Store, biller_id: str, n: int = RUNS_KEPT) -> list[dict[s
     return runs
 
 
-def record_signer(store: Store, biller_id: str, sha256: str, verified_at: datetime) -> None:
-    """For the test SP: remember the certificate (SHA-256, colon hex) that verified a test login."""
-    store.put(SIGNERS_NS, biller_id, json.dumps({"sha256": sha256, "verified_at": _iso(verified_at)}).encode())
+@dataclass(frozen=True)
+class SeenSigner:
+    """The certificate that verified a partner's last clean test login."""
+
+    sha256: str
+    """SHA-256 of the certificate, colon hex, upper case."""
+    verified_at: datetime
+    login_id: str | None
+    """The test login that showed it (``/test-logins/<id>``); None in entries written before it was kept."""
 
 
-def last_signer(store: Store, biller_id: str) -> tuple[str, datetime] | None:
+def record_signer(store: Store, biller_id: str, sha256: str, verified_at: datetime, login_id: str) -> None:
+    """For the test SP: remember the certificate (SHA-256, colon hex) that verified test login
+    `login_id`. Only a login judged without errors, answering this browser's request, may say so."""
+    seen = {"sha256": sha256, "verified_at": _iso(verified_at), "login_id": login_id}
+    store.put(SIGNERS_NS, biller_id, json.dumps(seen).encode())
+
+
+def last_signer(store: Store, biller_id: str) -> SeenSigner | None:
     value = store.get(SIGNERS_NS, biller_id)
     if value is None:
         return None
     try:
         seen = json.loads(value)
-        return str(seen["sha256"]).upper(), _moment(seen["verified_at"])
-    except (ValueError, KeyError, TypeError):
+        login_id = seen.get("login_id")
+        return SeenSigner(str(seen["sha256"]).upper(), _moment(seen["verified_at"]),
+                          None if login_id is None else str(login_id))
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

@@ -46,6 +46,7 @@ from metadata.store import Store, StoreUnavailable
 from metadata.urls import redact_url
 from metadata.xml import MESSAGE_LIMITS, metadata_limits, parse_untrusted
 from validator.crm import CRMRecord
+from validator.findings import Severity
 from validator.render import iso_z
 from validator.render.json import render_json
 from validator.render.sequence import CHECK_STAGES, Lifeline, Lifelines, Step, failed_stage, login_sequence, stage_of
@@ -287,15 +288,27 @@ def acs() -> Response:
     try:
         state.store.put(RESULTS_NS, login_id, render_json(report).encode(), ttl=RESULTS_TTL)
         state.store.put(VIEWS_NS, login_id, json.dumps(view).encode(), ttl=RESULTS_TTL)
-        signers = report.facts.get("response", {}).get("signed_by") or []
-        if signers:  # the sweep says which certificate signs from this (validator.sweep_history)
-            record_signer(state.store, record.biller.id, signers[-1], judged)
+        signer = _clean_signer(report, pending)
+        if signer:  # the sweep says which certificate signs from this (validator.sweep_history)
+            record_signer(state.store, record.biller.id, signer, judged, login_id)
     except StoreUnavailable as exc:
         return error_page(503, "Storage unavailable", str(exc))
     response = redirect(f"/test-logins/{login_id}", code=303)
     response.delete_cookie(COOKIE, path="/", secure=state.secure_cookie, httponly=True,
                            samesite="None" if state.secure_cookie else "Lax")
     return response  # type: ignore[return-value]
+
+
+def _clean_signer(report: Report, pending: dict[str, str]) -> str | None:
+    """The certificate that verified a login judged without any error and answering the request
+    this browser started; None otherwise. A failed login proves nothing about which key the IdP
+    uses now: an old response, signed with a retired key and its unsigned InResponseTo rewritten
+    to a fresh request, would otherwise name the retired key as the current signer."""
+    facts: dict[str, Any] = report.facts.get("response", {})
+    signers: list[str] = facts.get("signed_by") or []
+    if not signers or report.count(Severity.ERROR) or facts.get("in_response_to") != pending["request_id"]:
+        return None
+    return signers[-1]
 
 
 def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebState) -> tuple[Report, IdPTrust | None]:
