@@ -122,11 +122,11 @@ def test_a_good_request_has_no_findings() -> None:
 
 def test_read_authn_request_reads_every_field() -> None:
     xml = request_xml(ForceAuthn="true", IsPassive="1", AssertionConsumerServiceURL=None, ProtocolBinding=None,
-                      AssertionConsumerServiceIndex=" 3 ", nameid_format=EMAIL, issuer_format=None)
+                      AssertionConsumerServiceIndex="3", nameid_format=EMAIL, issuer_format=None)
     req = read(xml.replace(b">https://sp.example.com/metadata<", b">https://sp.example.com<!---->/metadata<"))
     assert req.issuer == SP_ID  # a comment does not split the value
     assert (req.id, req.version, req.destination) == ("_" + "a1" * 20, "2.0", SSO)
-    assert (req.acs_url, req.acs_index, req.acs_index_raw, req.protocol_binding) == (None, 3, " 3 ", None)
+    assert (req.acs_url, req.acs_index, req.acs_index_raw, req.protocol_binding) == (None, 3, "3", None)
     assert (req.nameid_format, req.allow_create, req.force_authn, req.is_passive) == (EMAIL, True, True, True)
     assert not req.has_signature and req.line == 1
     plain = read(request_xml(ForceAuthn="false"))
@@ -281,6 +281,39 @@ def test_req021_acs_index(index: str, fragment: str) -> None:
 
 def test_req021_pass_with_a_registered_index() -> None:
     assert findings(AssertionConsumerServiceURL=None, ProtocolBinding=None, AssertionConsumerServiceIndex="1") == []
+
+
+# xs:unsignedShort (XML Schema Part 2 §3.3.23): "a finite-length sequence of decimal digits (#x30-#x39)";
+# only its canonical form prohibits leading zeros, so "00000" is 0 and "0001" is 1.
+@pytest.mark.parametrize(("index", "value"), [("0", 0), ("00000", 0), ("0001", 1), ("0" * 40 + "1", 1),
+                                              ("65535", 65535), ("065535", 65535)])
+def test_acs_index_leading_zeros_are_in_the_lexical_space(index: str, value: int) -> None:
+    req = read(request_xml(AssertionConsumerServiceURL=None, ProtocolBinding=None,
+                           AssertionConsumerServiceIndex=index))
+    assert (req.acs_index, req.acs_index_raw) == (value, index)
+
+
+def test_acs_index_with_leading_zeros_names_its_acs() -> None:
+    assert findings(AssertionConsumerServiceURL=None, ProtocolBinding=None, AssertionConsumerServiceIndex="0001") == []
+
+
+@pytest.mark.parametrize(
+    "index",
+    [" 0", "0 ", " 1 ", "\t1", "\n1", "\u0660", "\u0661", "\uff11", "\u00b9", "1\u0660", "+1", "-0", "1e0",
+     "0x1", "1.0", "", "65536", "0065536", "99999", "9" * 5000],
+    ids=["space-before", "space-after", "spaces", "tab", "newline", "arabic-indic-zero", "arabic-indic-one",
+         "fullwidth-one", "superscript-one", "ascii-then-arabic-indic", "plus", "minus-zero", "exponent", "hex",
+         "decimal", "empty", "65536", "65536-leading-zeros", "99999", "5000-digits"],
+)
+def test_req021_acs_index_outside_the_unsigned_short_lexical_space(index: str) -> None:
+    """ASCII digits only, nothing around them: what \\d{1,5} after strip() let through (" 0", "٠")
+    is refused as a malformed index is, and never read as the ACS it resembles."""
+    assert read(request_xml(AssertionConsumerServiceURL=None, ProtocolBinding=None,
+                            AssertionConsumerServiceIndex=index)).acs_index is None
+    [found] = findings(AssertionConsumerServiceURL=None, ProtocolBinding=None, AssertionConsumerServiceIndex=index)
+    assert found.code == "REQ021" and "is not a number from 0 to 65535 written in the ASCII digits" in found.message
+    assert found.where == "samlp:AuthnRequest/@AssertionConsumerServiceIndex, line 1"
+    assert found.expected == "one of: 0, 1"
 
 
 def test_req022_index_with_url_or_protocol_binding() -> None:

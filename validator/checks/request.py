@@ -346,6 +346,18 @@ class RequestContext:
             raise ValueError("now must carry a time zone")
 
 
+def _unsigned_short(value: str | None) -> int | None:
+    """An xs:unsignedShort (XML Schema Part 2 §3.3.23: decimal digits #x30-#x39, leading zeros allowed), or None.
+
+    Stricter than a schema validator, which would collapse surrounding whitespace first: " 0" and the
+    Unicode digits that \\d and int() accept ("٠") are second spellings of an index, and are refused.
+    """
+    if not value or not value.isascii() or not value.isdigit():
+        return None
+    significant = value.lstrip("0") or "0"  # int() of a long run of zeros costs, and past 4,300 digits raises
+    return int(significant) if len(significant) <= 5 and int(significant) <= 0xFFFF else None
+
+
 def _boolean(value: str | None) -> bool | None:
     return None if value is None else value.strip() in ("true", "1")
 
@@ -358,8 +370,6 @@ def read_authn_request(tree: etree._ElementTree | etree._Element) -> AuthnReques
     issuer = root.find(f"{{{SAML}}}Issuer")
     policy = root.find(f"{{{SAMLP}}}NameIDPolicy")
     index_raw = root.get("AssertionConsumerServiceIndex")
-    index_text = index_raw.strip() if index_raw is not None else ""
-    index = int(index_text) if re.fullmatch(r"\d{1,5}", index_text) and int(index_text) <= 0xFFFF else None
     return AuthnRequest(
         id=root.get("ID"),
         version=root.get("Version"),
@@ -368,7 +378,7 @@ def read_authn_request(tree: etree._ElementTree | etree._Element) -> AuthnReques
         issuer=text_of(issuer).strip() if issuer is not None else None,
         issuer_format=issuer.get("Format") if issuer is not None else None,
         acs_url=root.get("AssertionConsumerServiceURL"),
-        acs_index=index,
+        acs_index=_unsigned_short(index_raw),
         acs_index_raw=index_raw,
         protocol_binding=root.get("ProtocolBinding"),
         nameid_format=policy.get("Format") if policy is not None else None,
@@ -645,7 +655,8 @@ def check_acs(ctx: RequestContext) -> Iterator[Finding]:
         indexes = ", ".join(str(a.index) for a in posts if a.index is not None) or "none"
         named = [a for a in sp.acs if a.index is not None and a.index == req.acs_index]
         if req.acs_index is None:
-            message = f"AssertionConsumerServiceIndex {_shown(req.acs_index_raw)} is not a number from 0 to 65535"
+            message = (f"AssertionConsumerServiceIndex {_shown(req.acs_index_raw)} is not a number from 0 to 65535 "
+                       "written in the ASCII digits 0-9 alone, without spaces or sign (xs:unsignedShort)")
         elif not named:
             message = f"no ACS with index {req.acs_index} is registered for {sp.entity_id}"
         elif named[0].binding != BINDING_POST:
