@@ -13,6 +13,7 @@ Endpoints (one blueprint per module):
 ``/api/v1/next-login`` POST: sign in as a persona at the next AuthnRequest (no form; for CI)
 ``/api/v1/faults``     POST: break the next response with named faults; GET: the fault catalogue
 ``/api/v1/personas``   GET: the personas
+``/api/v1/*`` errors   RFC 9457 problem documents (``application/problem+json``), never HTML
 ``/healthz``           liveness and store check
 =====================  =======================================================================
 
@@ -54,11 +55,13 @@ def create_app(
     import os
 
     from flask import Flask
+    from werkzeug.exceptions import HTTPException
 
     from metadata.store import StoreUnavailable
 
     from . import api, login, pages, slo, sso
     from .pages import security_headers, store_unavailable
+    from .problem import http_error
     from .settings import load_settings
     from .state import build_state
 
@@ -88,6 +91,7 @@ def create_app(
     for module in (pages, sso, login, slo, api):
         app.register_blueprint(module.blueprint)
     app.register_error_handler(StoreUnavailable, store_unavailable)
+    app.register_error_handler(HTTPException, http_error)
     app.after_request(security_headers)
     return app
 

@@ -12,6 +12,7 @@ from metadata.store import StoreUnavailable
 from metadata.write import idp_metadata_xml
 
 from . import flow
+from .problem import is_api_request, problem
 from .settings import EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED
 from .sso import render_page, request_error, same_site_post
 from .state import SECRET, IdPState, state
@@ -78,9 +79,8 @@ def store_unavailable(exc: StoreUnavailable) -> Response:
     """Any request while the store is down (Redis gone, SQLite file unusable): a 503 that says
     so, never a 500: no response was sent, and the login works once the store is back."""
     log.error("store unavailable on %s %s: %s", request.method, request.path, exc)
-    if request.path.startswith("/api/"):
-        response = jsonify(error=f"the IdP's store is unavailable: {exc}", retry_after=RETRY_AFTER)
-        response.status_code = 503
+    if is_api_request():
+        response = problem(503, f"the IdP's store is unavailable: {exc}", retry_after=RETRY_AFTER)
     else:
         response = render_page("unavailable.html", status=503, reason=str(exc))
     response.headers["Retry-After"] = str(RETRY_AFTER)

@@ -205,8 +205,8 @@ def test_automation_api_signs_in_without_a_form(app: Flask) -> None:
 @pytest.mark.parametrize("body", [{"persona": "mallory"}, {"persona": "alice", "sp": "https://x"}, {"nope": 1}])
 def test_automation_api_refuses_unknown_names(app: Flask, body: dict[str, object]) -> None:
     response = app.test_client().post("/api/v1/next-login", json=body)
-    assert response.status_code == 400
-    assert "error" in response.get_json()
+    assert response.status_code == 400 and response.mimetype == "application/problem+json"
+    assert response.get_json()["detail"]
 
 
 def test_auto_login_persona(tmp_path: Path) -> None:

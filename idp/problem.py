@@ -1,0 +1,135 @@
+"""Errors of the automation API as RFC 9457 problem documents, and its JSON bodies read at a bounded cost.
+
+Everything under ``/api/`` answers a failure with ``application/problem+json`` (members ``type``,
+``title``, ``status``, ``detail``, plus extension members such as ``personas``), never with an
+HTML page: an SP's CI reads these answers with a JSON parser. Browser pages keep their HTML errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Response, current_app, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
+
+from . import IdPError
+
+PROBLEM_JSON = "application/problem+json"
+
+MAX_DEPTH = 32
+"""Nesting depth of a JSON body. The API's bodies are flat objects; the cap keeps ``json.loads``
+from recursing 50,000 deep on ``[[[[…`` (an unhandled RecursionError before)."""
+
+_OPEN, _CLOSE, _QUOTE, _BACKSLASH = b"[{", b"]}", ord('"'), ord("\\")
+
+
+class Problem(IdPError):
+    """An API call that cannot be answered: becomes a problem document with `status`."""
+
+    def __init__(self, status: int, detail: str, members: Mapping[str, object] | None = None, *,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+        self.members, self.headers = dict(members or {}), dict(headers or {})
+
+
+def problem(status: int, detail: str, *, headers: Mapping[str, str] | None = None, **members: object) -> Response:
+    """RFC 9457 §3.1: ``about:blank`` as the type, so the title is the status phrase (§4.2.1);
+    what went wrong is in `detail`, and `members` are extension members (§3.2)."""
+    document = {"type": "about:blank", "title": HTTP_STATUS_CODES.get(status, "Error"), "status": status,
+                "detail": detail, **members}
+    return Response(json.dumps(document), status=status, headers=dict(headers or {}), mimetype=PROBLEM_JSON)
+
+
+def answer(exc: Problem) -> Response:
+    return problem(exc.status, exc.detail, headers=exc.headers, **exc.members)
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def http_error(exc: HTTPException) -> Response | HTTPException:
+    """Any HTTP error (no such route, wrong method, body too large …): a problem document under
+    ``/api/``; elsewhere the page it always was."""
+    if not is_api_request():
+        return exc
+    status = exc.code or 500
+    kept = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "www-authenticate")}
+    return problem(status, _detail(exc, status, kept.get("Allow")), headers=kept)
+
+
+def _detail(exc: HTTPException, status: int, allowed: str | None) -> str:
+    call = f"{request.method} {request.path}"
+    if status == 404:
+        calls = sorted({rule.rule for rule in current_app.url_map.iter_rules() if rule.rule.startswith("/api/")})
+        return f"there is no API call {call}; the calls are {', '.join(calls)}"
+    if status == 405:
+        return f"{call} is not allowed; this call takes {allowed or 'another method'}"
+    if status == 413:
+        return f"the body of {call} is larger than the IdP accepts ({_limit()})"
+    return exc.description or HTTP_STATUS_CODES.get(status, "Error")
+
+
+def _limit() -> str:
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    return f"{limit // 1024} KiB" if isinstance(limit, int) else "a limit"
+
+
+def json_object() -> dict[str, Any]:
+    """The request's body as a JSON object (RFC 8259: UTF-8), each defect a 400 that names it."""
+    call = f"{request.method} {request.path}"
+    if not request.is_json:
+        raise Problem(400, f"{call} takes a JSON object: send Content-Type: application/json, not "
+                           f"{request.mimetype or 'none'}")
+    data = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: a 413, answered by http_error
+    if too_deep(data, MAX_DEPTH):
+        raise Problem(400, f"the body of {call} is nested more than {MAX_DEPTH} deep")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(400, f"the body of {call} is not UTF-8: byte {exc.start} is {data[exc.start]:#04x}") from None
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Problem(400, f"the body of {call} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                      ) from None
+    if not isinstance(body, dict):
+        raise Problem(400, f"{call} takes a JSON object, not {json_type(body)}")
+    return body
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, for messages."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    names = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def too_deep(text: bytes, limit: int) -> bool:
+    """Whether arrays and objects in `text` nest deeper than `limit`, brackets inside strings not
+    counted. One linear pass, before any parser sees the text."""
+    if text.count(b"[") + text.count(b"{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for byte in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPEN:
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in _CLOSE:
+            depth -= 1
+    return False
