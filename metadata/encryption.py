@@ -20,7 +20,7 @@ from xmlsec import constants as xc
 
 from metadata.errors import MetadataError, UnsafeXML
 from metadata.read import DS, SAML
-from metadata.xml import MESSAGE_LIMITS, parse_untrusted
+from metadata.xml import MESSAGE_LIMITS, copied_limits, parse_untrusted
 
 XENC = "http://www.w3.org/2001/04/xmlenc#"
 XENC11 = "http://www.w3.org/2009/xmlenc11#"
@@ -94,7 +94,7 @@ def decrypt_assertion(encrypted_assertion: etree._Element, sp_key_pem: bytes) ->
             f"the decrypted assertion is {len(plaintext):,} bytes; the limit is {MESSAGE_LIMITS.max_bytes:,}",
         )
     try:
-        root = parse_untrusted(plaintext, MESSAGE_LIMITS).getroot()
+        root = parse_untrusted(plaintext, copied_limits(MESSAGE_LIMITS)).getroot()
     except UnsafeXML as exc:
         raise DecryptionError("failed", f"the decrypted assertion is refused: {exc.message}") from exc
     if root.tag != f"{{{SAML}}}Assertion":
@@ -190,7 +190,7 @@ def _decrypt(encrypted: etree._Element, key: xmlsec.Key) -> bytes:
     # is never longer than the encrypted assertion, whose size was checked.
     name = etree.QName(encrypted).localname
     try:
-        bare = parse_untrusted(etree.tostring(encrypted, with_tail=False), MESSAGE_LIMITS).getroot()
+        bare = parse_untrusted(etree.tostring(encrypted, with_tail=False), copied_limits(MESSAGE_LIMITS)).getroot()
     except UnsafeXML as exc:  # cannot happen for what the size check let through; never escapes
         raise DecryptionError("too-large", f"the {name} cannot be copied for decryption: {exc}") from None
     bare.attrib.clear()  # Type too: without it xmlsec hands back bytes

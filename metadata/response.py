@@ -28,7 +28,7 @@ from metadata.encryption import DecryptionError, decrypt_assertion
 from metadata.errors import MetadataError
 from metadata.read import DS, SAML
 from metadata.signing import SignatureError, VerifiedSignature, verify
-from metadata.xml import MESSAGE_LIMITS, line_of, parse_untrusted, signed_bytes_limits
+from metadata.xml import MESSAGE_LIMITS, copied_limits, line_of, parse_untrusted, signed_bytes_limits
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 MAX_SIGNATURES = 2
@@ -302,7 +302,8 @@ def verify_response(
     if encrypted:
         if sp_key_pem is None:
             raise DecryptionError("no-key", "the assertion is encrypted and no SP private key was given to decrypt it")
-        carried = decrypted = parse_untrusted(decrypt_assertion(carried, sp_key_pem), MESSAGE_LIMITS).getroot()
+        plaintext = decrypt_assertion(carried, sp_key_pem)
+        carried = decrypted = parse_untrusted(plaintext, copied_limits(MESSAGE_LIMITS)).getroot()
         problems = _decrypted_problems(carried, root)
         if problems:
             raise _refuse(problems)

@@ -61,7 +61,16 @@ def signed_bytes_limits(limits: XMLLimits) -> XMLLimits:
     Canonicalisation lengthens a document (``<x/>`` becomes ``<x></x>``, ``>`` becomes
     ``&gt;``) by at most a few times; depth and element count cannot grow.
     """
-    return replace(limits, max_bytes=4 * limits.max_bytes)
+    return replace(copied_limits(limits), max_bytes=4 * limits.max_bytes)
+
+
+def copied_limits(limits: XMLLimits) -> XMLLimits:
+    """Limits for re-parsing an element of a document that passed `limits`, serialised alone.
+
+    Serialised alone (or canonicalised), an element carries on itself the declarations that were
+    in scope above it, so the per-element cap rises to the in-scope cap.
+    """
+    return replace(limits, max_namespaces_per_element=limits.max_namespaces_in_scope)
 
 
 def metadata_limits(max_bytes: int = 5 * MiB) -> XMLLimits:
