@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import resource
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Generic, TypeVar
+
 from tests.factory import NOW
 from validator.crm import CRMRecord, parse_crm
 from validator.findings import Finding
 from validator.inspection import MetadataOptions, inspect_metadata_bytes
 from validator.report import Report
+
+T = TypeVar("T")
 
 CLAIMS_TOML = """
 [[claims]]
@@ -66,3 +78,60 @@ def only(report: Report, code: str) -> Finding:
     found = [f for f in report.findings if f.code == code]
     assert len(found) == 1, f"expected one {code}, got {found}"
     return found[0]
+
+
+@dataclass(frozen=True)
+class Limited(Generic[T]):
+    """What `run_with_cpu_limit` brings back: the work's result and the CPU it cost the child."""
+
+    value: T
+    cpu_seconds: float
+
+
+class CPULimitExceeded(AssertionError):
+    """The child was killed by SIGXCPU: the work cost more CPU than allowed."""
+
+
+def run_with_cpu_limit(work: Callable[[], T], *, cpu_seconds: int = 1, wall_seconds: float = 120.0) -> Limited[T]:
+    """Run `work` in a child forked from this process, under RLIMIT_CPU of `cpu_seconds` (soft).
+
+    Forked, so that nothing the parent has imported or built is paid for again in the child; the
+    kernel counts the child's CPU from zero and sends SIGXCPU at the soft limit, which kills it.
+    A time limit for a thread would not do: a regular expression holds the GIL until it ends.
+    `wall_seconds` only stops a child that waits for something (a socket) instead of computing.
+    Raises CPULimitExceeded, or AssertionError with the child's traceback when `work` raised.
+    """
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_limited_child, args=(work, cpu_seconds, sender), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        if not receiver.poll(wall_seconds):
+            raise AssertionError(f"the child gave no answer within {wall_seconds:g} s of wall time")
+        outcome: tuple[str, Any, float] = receiver.recv()
+    except EOFError:
+        child.join(wall_seconds)
+        if child.exitcode == -signal.SIGXCPU:
+            raise CPULimitExceeded(f"killed by SIGXCPU: more than {cpu_seconds} s of CPU") from None
+        raise AssertionError(f"the child died without an answer (exit code {child.exitcode})") from None
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+    kind, value, used = outcome
+    if kind == "raised":
+        raise AssertionError(f"the work raised after {used:.2f} s of CPU:\n{value}")
+    return Limited(value, used)
+
+
+def _limited_child(work: Callable[[], Any], cpu_seconds: int, sender: Connection) -> None:
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    try:
+        value = work()
+    except BaseException:  # SystemExit too: the work decides what a normal end is
+        sender.send(("raised", traceback.format_exc(), time.process_time()))
+    else:
+        sender.send(("value", value, time.process_time()))
+    sender.close()
