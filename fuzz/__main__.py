@@ -5,17 +5,24 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from fuzz.runner import CRASH_DIR, default_engine, run
+from fuzz.runner import CRASH_DIR, SLOW_MS, default_engine, run
 from fuzz.targets import TARGETS
 
 
-def _positive(value: str) -> float:
-    number = float(value)
-    if not (number > 0 and math.isfinite(number)):
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number of seconds")
-    return number
+def _positive(unit: str) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        number = float(value)
+        if not (number > 0 and math.isfinite(number)):
+            raise argparse.ArgumentTypeError(f"{value} is not a positive number of {unit}")
+        return number
+
+    return parse
+
+
+_SECONDS, _MILLISECONDS = _positive("seconds"), _positive("milliseconds")
 
 
 def _megabytes(value: str) -> int:
@@ -28,11 +35,13 @@ def _megabytes(value: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__)
     parser.add_argument("target", choices=[*TARGETS, "all"])
-    parser.add_argument("--seconds", type=_positive, default=60, help="how long each target runs (default 60)")
+    parser.add_argument("--seconds", type=_SECONDS, default=60, help="how long each target runs (default 60)")
     parser.add_argument("--engine", choices=["atheris", "hypothesis"], default=None,
                         help=f"default: atheris when it is installed (here: {default_engine()})")
-    parser.add_argument("--budget", type=_positive, default=2.0, help="most seconds one input may take (default 2)")
+    parser.add_argument("--budget", type=_SECONDS, default=2.0, help="most seconds one input may take (default 2)")
     parser.add_argument("--rss-mb", type=_megabytes, default=1024, help="most memory a target may hold (default 1024)")
+    parser.add_argument("--slow-ms", type=_MILLISECONDS, default=SLOW_MS,
+                        help=f"CPU milliseconds past which one input is a finding (default {SLOW_MS:g})")
     parser.add_argument("--seed", type=int, default=0, help="hypothesis: the first batch's random seed")
     parser.add_argument("--crash-dir", type=Path, default=CRASH_DIR, help=f"where failures go (default {CRASH_DIR})")
     parser.add_argument("--no-corpus", action="store_true", help="generated seeds only, not ../shared/corpus")
@@ -43,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for name in names:
         outcome = run(name, engine=args.engine, seconds=args.seconds, seed=args.seed, budget=args.budget,
-                      rss_mb=args.rss_mb, crash_dir=args.crash_dir, corpus=not args.no_corpus, echo=args.verbose)
+                      rss_mb=args.rss_mb, slow_ms=args.slow_ms, crash_dir=args.crash_dir, corpus=not args.no_corpus,
+                      echo=args.verbose)
         print(outcome.summary(), flush=True)
         if not outcome.ok:
             failed += 1

@@ -6,6 +6,10 @@ or its resident memory passes the limit, and reads the guilty input from the hea
 property violation the child reports itself, with its traceback. Whatever the failure, the
 input is saved as ``<crash_dir>/<target>/crash-<sha1>``. Memory that grows past the limit
 *between* inputs is no input's fault: the child is started afresh and the run goes on.
+
+Slowness is a finding too (SECURITY.md §7): an input whose run costs more than ``slow_ms`` of
+CPU, measured by the child around the target call alone, does not stop the run; the slowest few
+are saved as ``<crash_dir>/<target>/slow-<sha1>`` and the run ends with the verdict ``slow``.
 """
 
 from __future__ import annotations
@@ -26,15 +30,26 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fuzz.heartbeat import Heartbeat
-from fuzz.worker import VIOLATION
+from fuzz.worker import SLOW_KEPT, VIOLATION
 
 ROOT = Path(__file__).resolve().parents[1]
 CRASH_DIR = ROOT / "tests" / "fixtures" / "fuzz"
 Engine = Literal["atheris", "hypothesis"]
-Verdict = Literal["ok", "violation", "hang", "memory", "crash", "setup", "harness"]
+Verdict = Literal["ok", "slow", "violation", "hang", "memory", "crash", "setup", "harness"]
 
 SETUP_SECONDS = 120
 """Imports, two RSA keys and the seeds, before the first input; longer is a failure of its own."""
+SLOW_MS = 100.0
+"""CPU milliseconds past which one input is a finding: a tenth of the 1 s each entry point promises."""
+
+
+@dataclass(frozen=True)
+class Slow:
+    """An input whose run cost more CPU than the threshold, as saved."""
+
+    path: Path
+    cpu_seconds: float
+    """The lesser of two runs of it."""
 
 
 def default_engine() -> Engine:
@@ -55,6 +70,10 @@ class Outcome:
     log: str = ""
     restarts: int = 0
     """Children started afresh because memory grew between inputs (see run)."""
+    slow: tuple[Slow, ...] = ()
+    """The slowest inputs over the threshold, saved, slowest first."""
+    slow_count: int = 0
+    """Every input over the threshold, saved or not."""
 
     @property
     def per_second(self) -> float:
@@ -71,6 +90,8 @@ class Outcome:
             line += f"  ({self.restarts} restarts)"
         if self.saved:
             line += f"  saved {self.saved}"
+        if self.slow_count:
+            line += f"  {self.slow_count} slow, the slowest {self.slow[0].cpu_seconds * 1000:,.0f} ms of CPU"
         return line
 
 
@@ -82,12 +103,24 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
-def _save(data: bytes, crash_dir: Path, target: str) -> Path:
+def _save(data: bytes, crash_dir: Path, target: str, kind: str = "crash") -> Path:
     folder = crash_dir / target
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"crash-{hashlib.sha1(data).hexdigest()}"  # noqa: S324 - a name, as libFuzzer's
+    path = folder / f"{kind}-{hashlib.sha1(data).hexdigest()}"  # noqa: S324 - a name, as libFuzzer's
     path.write_bytes(data)
     return path
+
+
+def _slow(work: Path, crash_dir: Path, target: str) -> tuple[tuple[Slow, ...], int]:
+    """The slow inputs the children kept, saved (slowest first), and how many were slow in all."""
+    log = work / "slow.log"
+    lines = log.read_text().split() if log.exists() else []
+    costs: dict[str, float] = {}
+    for name, ms in zip(lines[::2], lines[1::2], strict=True):
+        costs[name] = max(costs.get(name, 0.0), float(ms) / 1000)
+    kept = sorted((p for p in (work / "slow").glob("*") if p.name in costs), key=lambda p: -costs[p.name])
+    saved = tuple(Slow(_save(p.read_bytes(), crash_dir, target, "slow"), costs[p.name]) for p in kept[:SLOW_KEPT])
+    return saved, len(lines) // 2
 
 
 def run(
@@ -100,6 +133,7 @@ def run(
     seed: int = 0,
     budget: float = 2.0,
     rss_mb: int = 1024,
+    slow_ms: float = SLOW_MS,
     crash_dir: Path = CRASH_DIR,
     corpus: bool = True,
     echo: bool = False,
@@ -107,7 +141,8 @@ def run(
     """Fuzz `target` for `seconds` (and, with hypothesis, at most `examples` inputs) in a child.
 
     `budget` is the most one input may take, in seconds; `rss_mb` the most memory the child may
-    hold. A failure's input goes to `crash_dir`; `echo` streams the child's output.
+    hold; `slow_ms` the most CPU one input may cost before it is a finding. A failure's input goes
+    to `crash_dir`; `echo` streams the child's output.
     """
     engine = engine or default_engine()
     deadline = time.monotonic() + seconds
@@ -118,7 +153,8 @@ def run(
             config = {
                 "target": target, "engine": engine, "seconds": max(1, int(deadline - time.monotonic())),
                 "examples": examples - executions, "derandomize": derandomize, "seed": seed + 1000 * restarts,
-                "budget": budget, "rss_mb": rss_mb, "heartbeat": str(work / "heartbeat"), "corpus": corpus,
+                "budget": budget, "rss_mb": rss_mb, "slow_ms": slow_ms, "heartbeat": str(work / "heartbeat"),
+                "corpus": corpus,
             }
             verdict, detail, count, took, guilty, log_text = _child(work, config, echo)
             executions, elapsed = executions + count, elapsed + took
@@ -129,10 +165,16 @@ def run(
                 restarts += 1
                 continue
             break
+        slow, slow_count = _slow(work, crash_dir, target)
     saved = _save(guilty, crash_dir, target) if guilty is not None else None
     if restarts:
         detail = f"restarted {restarts} times: memory grew past {rss_mb} MiB between inputs\n" + detail
-    return Outcome(target, engine, verdict, executions, elapsed, detail, saved, log_text, restarts)
+    if slow_count:
+        detail += f"\n{slow_count} inputs cost more than {slow_ms:g} ms of CPU; the slowest:\n" + "".join(
+            f"  {s.cpu_seconds * 1000:,.0f} ms  {s.path}\n" for s in slow)
+    verdict = "slow" if verdict == "ok" and slow_count else verdict
+    return Outcome(target, engine, verdict, executions, elapsed, detail.strip("\n"), saved, log_text, restarts,
+                   slow, slow_count)
 
 
 def _child(work: Path, config: dict[str, Any], echo: bool

@@ -9,10 +9,13 @@ Started only by :mod:`fuzz.runner`, which watches it from outside. Two engines:
 
 An input that breaks the property ends the child with :data:`VIOLATION` after writing the
 traceback and the input next to the heartbeat file. Hangs and memory are the runner's to see.
+An input whose run costs more CPU than ``slow_ms`` (twice in a row) is slow: the child keeps the
+slowest few in ``slow/`` beside the heartbeat file, logs every one in ``slow.log``, and goes on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -27,6 +30,8 @@ from fuzz.heartbeat import Heartbeat
 
 VIOLATION = 3
 INSTRUMENTED = ["metadata", "validator"]
+SLOW_KEPT = 5
+"""Slow inputs kept per child: the slowest ones; every slow input is still counted in slow.log."""
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -53,14 +58,20 @@ class Checker:
         self.out = Path(config["heartbeat"]).parent
         self.heartbeat = heartbeat
         self.failed = False
+        self.slow_seconds = config["slow_ms"] / 1000
+        self.kept: dict[str, float] = {}
+        """The slow inputs kept in slow/, by SHA-1: their CPU seconds."""
 
     def __call__(self, data: bytes) -> None:
-        from fuzz.targets import exercise
-
-        self.heartbeat.record(data)
         before = _peak_mb()
         try:
-            exercise(self.target, data)
+            cost = self._run(data)
+            if cost > self.slow_seconds:
+                # Once more: a one-time cost (a schema compiled, a cache filled, a collection) is
+                # no finding; only an input slow twice is.
+                cost = min(cost, self._run(data))
+                if cost > self.slow_seconds:
+                    self._keep_slow(data, cost)
             # The runner sees memory held while an input runs; this sees a peak it missed.
             peak = _peak_mb()
             if peak > self.rss_mb >= before:
@@ -71,8 +82,36 @@ class Checker:
             (self.out / "failure.bin").write_bytes(data)
             (self.out / "failure.txt").write_text(traceback.format_exc())
             raise
+
+    def _run(self, data: bytes) -> float:
+        """Run `data` once; the CPU seconds it cost the whole process (the parser has a thread of its own)."""
+        from fuzz.targets import exercise
+
+        self.heartbeat.record(data)
+        try:
+            started = time.process_time()
+            exercise(self.target, data)
+            return time.process_time() - started
         finally:
             self.heartbeat.finish()
+
+    def _keep_slow(self, data: bytes, cost: float) -> None:
+        name = hashlib.sha1(data).hexdigest()  # noqa: S324 - a name, as the runner's
+        with (self.out / "slow.log").open("a") as log:
+            log.write(f"{name} {cost * 1000:.0f}\n")
+        if name in self.kept:
+            self.kept[name] = max(self.kept[name], cost)
+            return
+        folder = self.out / "slow"
+        folder.mkdir(exist_ok=True)
+        if len(self.kept) >= SLOW_KEPT:
+            fastest = min(self.kept, key=self.kept.__getitem__)
+            if self.kept[fastest] >= cost:
+                return
+            del self.kept[fastest]
+            (folder / fastest).unlink(missing_ok=True)
+        (folder / name).write_bytes(data)
+        self.kept[name] = cost
 
 
 def _seeds(config: dict[str, Any]) -> list[bytes]:
