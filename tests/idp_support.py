@@ -69,6 +69,16 @@ def form_fields(page: str) -> dict[str, str]:
     return fields
 
 
+def logout_confirmation(page: Any) -> dict[str, str]:
+    """The hidden fields of the "Sign out of the test IdP?" page, posted to /slo/confirm to confirm."""
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Sign out of the test IdP?" in text, text[:500]
+    action = re.search(r'<form method="post" action="([^"]+)">', text)
+    assert action is not None and action.group(1) == "/slo/confirm"
+    return {m.group(1): html.unescape(m.group(2))
+            for m in re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', text)}
+
+
 def login_as(client: FlaskClient, redirect_location: str, persona: str = "alice") -> dict[str, str]:
     """Follow the IdP's redirect to /login, pick `persona`, and return the auto-POST form fields."""
     assert redirect_location.startswith("/login?request=")

@@ -31,6 +31,7 @@ from tests.idp_support import (
     form_fields,
     idp_key,
     login_as,
+    logout_confirmation,
     make_idp,
     redirect_path,
 )
@@ -227,7 +228,9 @@ def test_single_logout_ends_the_session(app: Flask) -> None:
     from tests.idp_support import sso_path
 
     path = sso_path(encode_redirect(logout, param="SAMLRequest", destination=f"{IDP_BASE}/slo"))
-    assert client.get(path).status_code == 200
+    asked = logout_confirmation(client.get(path))  # unsigned: the person confirms (tests/test_idp_slo.py)
+    assert start(client, request_id="_still_in").status_code == 200
+    assert client.post("/slo/confirm", data=asked).status_code == 200
     assert start(client).status_code == 303  # signed out: the login form again
 
 
@@ -370,7 +373,8 @@ def test_single_logout_over_post_answers_the_sp_with_a_signed_logout_response(tm
               b'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_lr2" Version="2.0" '
               b'IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>' + SP_ENTITY.encode() + b"</saml:Issuer>"
               b"<saml:NameID>alice@example.com</saml:NameID></samlp:LogoutRequest>")
-    page = client.post("/slo", data={"SAMLRequest": base64.b64encode(logout).decode()})
+    asked = client.post("/slo", data={"SAMLRequest": base64.b64encode(logout).decode()})
+    page = client.post("/slo/confirm", data=logout_confirmation(asked))
     fields = form_fields(page.get_data(as_text=True))
     assert fields["_action"] == "https://sp.example.com/saml/sls"
     response = parse_untrusted(decoded(fields), MESSAGE_LIMITS).getroot()
@@ -437,8 +441,9 @@ def test_redirect_logout_response_signs_the_query_not_the_xml(tmp_path: Path) ->
     app = make_idp(tmp_path, sps=(ServiceProvider(metadata="sp.xml"),))
     client = app.test_client()
     login_as(client, start(client).headers["Location"])
-    answer = client.get(sso_path(encode_redirect(_logout_request("alice@example.com"), param="SAMLRequest",
-                                                 destination=f"{IDP_BASE}/slo")))
+    asked = client.get(sso_path(encode_redirect(_logout_request("alice@example.com"), param="SAMLRequest",
+                                                destination=f"{IDP_BASE}/slo")))
+    answer = client.post("/slo/confirm", data=logout_confirmation(asked))
     assert answer.status_code == 302
     location = answer.headers["Location"]
     assert "Signature=" in location and "SigAlg=" in location
