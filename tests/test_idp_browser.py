@@ -1,7 +1,8 @@
 """A real browser through a real SP-initiated login: headless Chromium (Debian's ``chromium``,
 driven by Playwright) opens a python3-saml service provider's login link, lands on the test
 IdP's persona picker, picks alice, follows the auto-POST form to the SP's ACS, and the SP
-accepts the response.
+accepts the response. The SP's unsigned logout then asks the person before the IdP session
+ends, and the SP accepts the IdP's LogoutResponse.
 
 Both peers are served over real HTTP on 127.0.0.1 by werkzeug in threads; the IdP runs in
 dev mode, which allows the SP's http ACS on 127.0.0.1. Playwright never downloads a browser
@@ -66,6 +67,9 @@ class ServiceProviderApp:
     idp_cert_pem: bytes
     outstanding: list[str] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)
+    logouts: list[str] = field(default_factory=list)
+    """IDs of the LogoutRequests sent, and (in `logged_out`) those whose LogoutResponse was accepted."""
+    logged_out: list[str] = field(default_factory=list)
 
     @property
     def entity_id(self) -> str:
@@ -75,15 +79,28 @@ class ServiceProviderApp:
     def acs(self) -> str:
         return f"{self.origin}/acs"
 
+    @property
+    def sls(self) -> str:
+        return f"{self.origin}/sls"
+
+    def metadata(self) -> str:
+        """Registered at the IdP: an ACS and a SingleLogoutService, no signing key (it cannot sign its logout)."""
+        return (f'<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{self.entity_id}">'
+                '<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+                f'<md:SingleLogoutService Binding="{REDIRECT}" Location="{self.sls}"/>'
+                f'<md:AssertionConsumerService index="0" Binding="{POST}" Location="{self.acs}"/>'
+                "</md:SPSSODescriptor></md:EntityDescriptor>")
+
     def settings(self) -> Any:
         from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
         return OneLogin_Saml2_Settings({
             "strict": True,
             "sp": {"entityId": self.entity_id, "assertionConsumerService": {"url": self.acs, "binding": POST},
-                   "NameIDFormat": EMAIL},
+                   "singleLogoutService": {"url": self.sls, "binding": REDIRECT}, "NameIDFormat": EMAIL},
             "idp": {"entityId": f"{self.idp_origin}/metadata",
                     "singleSignOnService": {"url": f"{self.idp_origin}/sso", "binding": REDIRECT},
+                    "singleLogoutService": {"url": f"{self.idp_origin}/slo", "binding": REDIRECT},
                     "x509cert": pem_body(self.idp_cert_pem)},
             "security": {"wantAssertionsSigned": True, "rejectDeprecatedAlgorithm": True},
         }, sp_validation_only=True)
@@ -123,6 +140,36 @@ class ServiceProviderApp:
                     f"<table id='claims'>{rows}</table>")
             return Response(page, mimetype="text/html")
 
+        @app.get("/logout")
+        def logout() -> Any:
+            from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
+            from onelogin.saml2.utils import OneLogin_Saml2_Utils
+
+            sent = OneLogin_Saml2_Logout_Request(self.settings(), name_id=self.accepted[-1]["nameid"],
+                                                 name_id_format=EMAIL)
+            self.logouts.append(sent.id)
+            return redirect(OneLogin_Saml2_Utils.redirect(
+                f"{self.idp_origin}/slo", {"SAMLRequest": sent.get_request(), "RelayState": RELAY_STATE}), 302)
+
+        @app.get("/sls")
+        def sls() -> Response:
+            from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
+
+            request_data = {"http_host": request.host, "script_name": request.path, "get_data": request.args,
+                            "query_string": request.query_string.decode()}
+            response = OneLogin_Saml2_Logout_Response(self.settings(), request.args["SAMLResponse"])
+            try:
+                if "Signature" not in request.args:
+                    raise ValueError("the LogoutResponse is not signed")
+                response.is_valid(request_data, self.logouts[-1], raise_exceptions=True)
+            except Exception as exc:
+                page = f"<h1>The SP rejected the LogoutResponse</h1><p id='error'>{html.escape(str(exc))}</p>"
+                return Response(page, status=403, mimetype="text/html")
+            self.logged_out.append(response.get_in_response_to())
+            return Response("<!doctype html><title>Test SP</title><h1 id='signed-out'>signed out</h1>"
+                            f"<p>RelayState: <code id='relay'>{html.escape(request.args.get('RelayState', ''))}</code>",
+                            mimetype="text/html")
+
         return app
 
 
@@ -143,14 +190,16 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
     folder = tmp_path_factory.mktemp("idp-browser")
     idp_server, sp_server = _bind(), _bind()
     idp_origin, sp_origin = _origin(idp_server), _origin(sp_server)
+    sp = ServiceProviderApp(origin=sp_origin, idp_origin=idp_origin, idp_cert_pem=b"")
+    (folder / "sp.xml").write_text(sp.metadata())
     settings = Settings.model_validate({
         "server": {"base_url": idp_origin, "key_folder": str(folder / "keys"), "dev_mode": True},
         "personas": [ALICE.model_dump(), BOB.model_dump()],
-        "sps": [ServiceProvider(entity_id=f"{sp_origin}/metadata", acs=[f"{sp_origin}/acs"]).model_dump()],
+        "sps": [ServiceProvider(metadata="sp.xml").model_dump()],
     })
     store = SQLiteStore(folder / "state.sqlite3")
     idp_app = create_app(settings, base=folder, store=store)
-    sp = ServiceProviderApp(origin=sp_origin, idp_origin=idp_origin, idp_cert_pem=idp_key(idp_app).cert_pem)
+    sp.idp_cert_pem = idp_key(idp_app).cert_pem
     idp_server.app, sp_server.app = idp_app, sp.app()
     threads = [_serve(idp_server), _serve(sp_server)]
     try:
@@ -250,5 +299,36 @@ def test_a_fault_picked_in_the_browser_is_refused_by_the_sp(browser: Any, peers:
         page.wait_for_url(peers.sp.acs)
         assert "is not a valid audience" in page.locator("#error").inner_text(), page.content()
         assert len(peers.sp.accepted) == before
+    finally:
+        context.close()
+
+
+def test_an_unsigned_logout_asks_first_and_works_without_javascript(browser: Any, peers: Peers, tmp_path: Path) -> None:
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1000, "height": 700})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        csp_problems = _csp_problems(page)
+        page.goto(f"{peers.sp.origin}/login")
+        page.get_by_role("button", name="Sign in as alice").click()
+        page.wait_for_url(f"{peers.idp_origin}/login")
+        page.locator("form button[type=submit]").click()  # the auto-POST form's <noscript> button
+        page.wait_for_url(peers.sp.acs)
+
+        page.goto(f"{peers.sp.origin}/logout")  # python3-saml's LogoutRequest, unsigned
+        assert page.url.startswith(f"{peers.idp_origin}/slo?"), page.url
+        assert page.get_by_role("heading", name="Sign out of the test IdP?").is_visible()
+        page.screenshot(path=tmp_path / "idp-logout-confirm.png", full_page=True)
+        assert peers.sp.logged_out[-1:] != peers.sp.logouts[-1:]  # nothing answered yet
+
+        page.get_by_role("button", name="Sign out").click()  # posts here, redirected to the SP's SLO URL
+        page.wait_for_url(f"{peers.sp.sls}?*")
+        assert page.locator("#signed-out").is_visible(), page.content()
+        assert page.locator("#relay").inner_text() == RELAY_STATE
+        assert peers.sp.logged_out[-1] == peers.sp.logouts[-1]
+        assert csp_problems == []
+
+        page.goto(f"{peers.sp.origin}/login")  # the IdP session ended: the persona picker again
+        assert page.url.startswith(f"{peers.idp_origin}/login?request="), page.url
     finally:
         context.close()
