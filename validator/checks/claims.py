@@ -94,7 +94,30 @@ DUPLICATE = _rule(
     Severity.WARNING,
 )
 
-_JOINED_IDS = re.compile(r"\s*\d+(?:\s*[,;|]\s*\d+|\s+\d+)+\s*")
+_SEPARATORS = (",", ";", "|")
+
+
+def _joined_ids(value: str) -> list[str] | None:
+    """The IDs of a value that joins two or more (``1,2``, ``1; 2``, ``1 | 2``, ``1 2``), or None.
+
+    One separator or only whitespace between numbers. A linear scan of the partner's value, where
+    a pattern would need a quantified group of quantifiers.
+    """
+    for separator in _SEPARATORS:
+        value = value.replace(separator, f" {separator} ")
+    ids: list[str] = []
+    after_separator = True  # a number must come first
+    for token in value.split():
+        if token in _SEPARATORS:
+            if after_separator:
+                return None
+            after_separator = True
+        elif token.isascii() and token.isdigit():
+            ids.append(token)
+            after_separator = False
+        else:
+            return None
+    return ids if len(ids) > 1 and not after_separator else None
 
 
 def _shown(value: str) -> str:
@@ -159,8 +182,8 @@ def _login_types(claim: Claim, attributes: list[Attribute], crm: CRMRecord) -> I
         for value in attribute.values:
             if not value.strip():
                 continue  # CLM005
-            if _JOINED_IDS.fullmatch(value):
-                parts = re.findall(r"\d+", value)
+            parts = _joined_ids(value)
+            if parts is not None:
                 unknown = [p for p in parts if _login_type_problem(p, crm) is not None]
                 message = f"the login-type claim holds {len(parts)} IDs in one value: {_shown(value)}"
                 if unknown:

@@ -47,7 +47,8 @@ TOO_COMPLEX = rule(
     why="Deep or huge trees are a denial-of-service vector and never occur in real SAML documents. Exclusive "
         "canonicalisation, which every signature check runs, pays for each namespace in scope at each element: "
         "800 declarations over 4,000 elements took 50 s. Real IdPs declare at most about 20.",
-    fix="Give the metadata as exported by the IdP; do not wrap or generate it.",
+    fix="Give the document as the IdP produced it (metadata as exported, a response as received); do not wrap "
+        "or generate it.",
 )
 ENCODING = rule(
     "XML006", "The document is not UTF-8 or UTF-16", Severity.ERROR, "input",
