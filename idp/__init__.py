@@ -7,7 +7,8 @@ Endpoints (one blueprint per module):
 ``/metadata``          IdP metadata (IDPSSODescriptor, signing certificates, SSO, SLO)
 ``/sso``               SingleSignOnService, HTTP-Redirect (GET) and HTTP-POST (POST)
 ``/login``             persona picker and password form for a pending AuthnRequest
-``/slo``               SingleLogoutService, HTTP-Redirect and HTTP-POST
+``/slo``               SingleLogoutService, HTTP-Redirect and HTTP-POST; unsigned requests ask first
+``/slo/confirm``       POST: the person confirms an unsigned LogoutRequest (CSRF token)
 ``/unsolicited``       an IdP-initiated response, only so an SP can prove it rejects them
 ``/debug``             the last responses issued to this browser, decoded
 ``/api/v1/next-login`` POST: sign in as a persona at the next AuthnRequest (no form; for CI)

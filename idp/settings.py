@@ -57,8 +57,9 @@ class Server(StrictModel):
     secret_key: str | None = None
     """Flask's session key; default: generated and kept in the store."""
     api_token: str | None = None
-    """When set, /api/v1/next-login requires ``Authorization: Bearer <api_token>``: on an IdP
-    shared by several people, arming a persona signs in whoever's browser asks next."""
+    """When set, the arming calls (``POST /api/v1/next-login`` and ``/api/v1/faults``) require
+    ``Authorization: Bearer <api_token>`` (scheme in any case, the token exactly): on an IdP shared
+    by several people, arming a persona signs in whoever's browser asks next."""
 
     @property
     def idp_entity_id(self) -> str:

@@ -159,3 +159,17 @@ def test_browser_pages_keep_their_html_errors(app: Flask) -> None:
 ])
 def test_the_depth_scan_respects_strings(text: bytes, deep: bool) -> None:
     assert too_deep(text, MAX_DEPTH) is deep
+
+
+def test_a_store_outage_is_a_problem_too(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    from metadata.store import StoreUnavailable
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailable("the test store is gone")
+
+    monkeypatch.setattr(app.extensions["saml_idp"].store, "put", unavailable)
+    answer = app.test_client().post("/api/v1/next-login", json={"persona": "alice"}, headers=BEARER)
+    assert answer.status_code == 503 and answer.mimetype == "application/problem+json"
+    document = answer.get_json()
+    assert document["status"] == 503 and "the test store is gone" in document["detail"]
+    assert int(answer.headers["Retry-After"]) == document["retry_after"] > 0
