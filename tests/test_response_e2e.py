@@ -193,3 +193,17 @@ def test_canonical_growth_and_far_future_dates_never_crash(tmp_path: Path) -> No
                             not_on_or_after="9999-12-31T23:59:59Z", in_response_to=None, address=None, line=None,
                             has_data=True),))
     check_response(ResponseContext(facts=replace(far), now=datetime.now(UTC)))  # no OverflowError
+
+
+def test_a_reference_with_only_the_enveloped_transform_is_sig023_not_sig022(tmp_path: Path) -> None:
+    # The enveloped transform alone digests inclusive c14n: a profile refusal (what it is), not
+    # "does not verify" (which sends a partner looking for a wrong certificate).
+    import base64
+
+    response, metadata, request_id = issue_response(tmp_path, MATCHING)
+    xml = base64.b64decode(response)
+    exclusive = b'\n<Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>'
+    assert xml.count(exclusive) == 2
+    report = judge(base64.b64encode(xml.replace(exclusive, b"")), metadata, request_id)
+    assert [f.code for f in report.findings if f.severity == "error"] == ["SIG023"]
+    assert "only the enveloped-signature transform" in report.findings[0].message

@@ -41,10 +41,13 @@ INVALID = rule(
 PROFILE = rule(
     "SIG023", "A response signature departs from the SAML signature profile", Severity.ERROR,
     "response-signature",
-    what="SAML Core §5.4: one Reference whose URI is '#' plus the signed element's ID, only the "
-         "enveloped-signature and exclusive-c14n transforms, an RSA or ECDSA signature method.",
+    what="SAML Core §5.4: one Reference whose URI is '#' plus the signed element's ID, the transforms "
+         "enveloped-signature then exclusive c14n (once each; the enveloped transform alone would digest "
+         "inclusive c14n, which is not accepted), an RSA or ECDSA signature method, an InclusiveNamespaces "
+         "PrefixList of at most 16 distinct declared prefixes.",
     why="Signatures outside the profile are how wrapping and transform attacks slip a different document "
-        "past the check; they are refused without being verified.",
+        "past the check; they are refused without being verified. A long PrefixList or repeated transforms "
+        "make canonicalisation cost what the sender chooses (4,000 prefixes: 50 s) before any key is tried.",
     fix="Use the IdP's standard signing settings (RSA-SHA256, exclusive c14n).",
 )
 SHA1 = rule(

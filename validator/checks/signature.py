@@ -36,11 +36,13 @@ INVALID = rule(
 )
 PROFILE = rule(
     "SIG004", "The signature does not follow the SAML signature profile", Severity.ERROR, "metadata",
-    what="SAML Core §5.4: one Reference whose URI is '#' plus the signed element's ID, only the "
-         "enveloped-signature and exclusive-c14n transforms, exclusive c14n for SignedInfo, no ds:Object, "
-         "an RSA or ECDSA signature method.",
+    what="SAML Core §5.4: one Reference whose URI is '#' plus the signed element's ID, the transforms "
+         "enveloped-signature then exclusive c14n (once each), exclusive c14n for SignedInfo, no ds:Object, "
+         "an RSA or ECDSA signature method; an InclusiveNamespaces PrefixList of at most 16 distinct prefixes, "
+         "each bound by a namespace declaration.",
     why="Signatures outside this profile are how signature-wrapping attacks slip a different document "
-        "past the check; they are refused without verifying them.",
+        "past the check; they are refused without verifying them. A long PrefixList or repeated transforms "
+        "make canonicalisation cost what the sender chooses (4,000 prefixes: 50 s) before any key is tried.",
     fix="Sign the metadata with a SAML-aware tool (xmlsectool, pyFF, the IdP itself) using exclusive c14n "
         "and an ID reference.",
 )
