@@ -97,6 +97,8 @@ def json_object() -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise Problem(400, f"the body of {call} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
                       ) from None
+    except ValueError as exc:  # a number of more than 4300 digits (CVE-2020-10735's cap)
+        raise Problem(400, f"the body of {call} is not JSON the IdP reads: {exc}") from None
     if not isinstance(body, dict):
         raise Problem(400, f"{call} takes a JSON object, not {json_type(body)}")
     return body

@@ -28,6 +28,7 @@ BAD_BODIES = [
     ("a JSON array", b'["alice"]', JSON),
     ("a JSON string", b'"alice"', JSON),
     ("a wrong member type", b'{"persona": 7, "fault": 7, "faults": "expired"}', JSON),
+    ("a number too long to convert", b'{"persona": ' + b"1" * 5000 + b"}", JSON),  # a ValueError, not JSON's
 ]
 
 
@@ -90,6 +91,7 @@ def test_the_problem_names_what_was_wrong(app: Flask) -> None:
     assert f"nested more than {MAX_DEPTH} deep" in detail(b"[" * 50_000)
     assert "not UTF-8" in detail(b'{"persona": "\xff"}') and "byte 13" in detail(b'{"persona": "\xff"}')
     assert "not JSON" in detail(b"{persona}") and "line 1 column 2" in detail(b"{persona}")
+    assert "not JSON" in detail(b"[" + b"9" * 5000 + b"]") and "4300 digits" in detail(b"[" + b"9" * 5000 + b"]")
     assert "Content-Type: application/json" in detail(b"{}", "text/plain")
     assert "256 KiB" in detail(b" " * (256 * 1024 + 1))
     assert "JSON object" in detail(b"[]")
