@@ -216,7 +216,7 @@ def test_forms_need_the_token_and_this_site(app: Flask) -> None:
 def test_the_api_takes_only_json_from_this_site(app: Flask) -> None:
     client = app.test_client()
     plain = client.post("/api/v1/metadata", data="<x/>", content_type="text/plain")
-    assert plain.status_code == 403 and "application/json" in plain.get_json()["error"]
+    assert plain.status_code == 415 and "application/json" in plain.get_json()["detail"]
     cross = client.post("/api/v1/metadata", json={"xml": "<x/>"}, headers={"Sec-Fetch-Site": "cross-site"})
     assert cross.status_code == 403
 
@@ -232,7 +232,7 @@ def test_uploads_are_capped(app: Flask) -> None:
     assert big.status_code == 413 and "6,144 KiB" in big.get_data(as_text=True)
     api = client.post("/api/v1/metadata", data=json.dumps({"xml": "x" * (7 * 1024 * 1024)}),
                       content_type="application/json")
-    assert api.status_code == 413 and api.get_json()["error"].startswith("the request body is larger")
+    assert api.status_code == 413 and api.get_json()["detail"].startswith("the request body is larger")
     acs = client.post("/test-sp/acs", data=b"SAMLResponse=" + b"x" * (300 * 1024),
                       content_type="application/x-www-form-urlencoded")
     assert acs.status_code == 413  # the ACS keeps SECURITY.md §1's 256 KiB
@@ -264,14 +264,14 @@ def test_api_checks_metadata_and_responses(app: Flask, server: LocalServer) -> N
 ])
 def test_api_mistakes_are_named(app: Flask, path: str, body: dict[str, Any], message: str) -> None:
     answer = app.test_client().post(path, json=body)
-    assert answer.status_code == 400 and message in answer.get_json()["error"]
+    assert answer.status_code == 400 and message in answer.get_json()["detail"]
 
 
 def test_a_response_is_asked_for_by_the_one_key_the_api_takes(app: Flask) -> None:
     # A response is never fetched from a URL: the error names only the key that is accepted.
     answer = app.test_client().post("/api/v1/responses", json={})
     assert answer.status_code == 400
-    assert answer.get_json()["error"] == "send the SAML response as 'response' (text)"
+    assert answer.get_json()["detail"] == "send the SAML response as 'response' (text)"
 
 
 def test_api_discovery_of_what_is_not_metadata_answers_422_with_the_report(app: Flask) -> None:

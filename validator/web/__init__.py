@@ -16,7 +16,8 @@
 
 Every page carries the headers of SECURITY.md §6 (strict CSP, ``X-Frame-Options: DENY``,
 ``nosniff``); forms carry a CSRF token (:mod:`validator.web.csrf`). Request bodies are capped
-at 256 KiB (SECURITY.md §1), except where metadata may be uploaded (5 MiB and the form).
+at 256 KiB (SECURITY.md §1), except where metadata may be uploaded (5 MiB and the form). An
+HTTP error is an HTML page, except under ``/api/``, where it is an RFC 9457 problem document.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from flask import Flask, Response
+    from werkzeug.exceptions import HTTPException
 
     from metadata.fetch import FetchPolicy
     from metadata.keys import KeyPair
@@ -65,6 +67,7 @@ def create_app(
     import os
 
     from flask import Flask
+    from werkzeug.exceptions import HTTPException
 
     from metadata.store import open_store
 
@@ -85,9 +88,7 @@ def create_app(
         app.extensions[pages.FETCH_POLICY] = fetch_policy
     for blueprint in (pages.blueprint, api.blueprint, testsp.blueprint):
         app.register_blueprint(blueprint)
-    app.register_error_handler(404, testsp.not_found)
-    app.register_error_handler(405, testsp.method_not_allowed)
-    app.register_error_handler(413, too_large)
+    app.register_error_handler(HTTPException, http_error)
     app.before_request(guard)
     app.after_request(csrf.set_cookie)
     app.after_request(security_headers)
@@ -105,6 +106,7 @@ def guard() -> Response | None:
     """Per-route body limits, then CSRF for every state-changing request (SECURITY.md §1, §6)."""
     from flask import request
 
+    from .api import is_api, problem
     from .csrf import refusal
     from .testsp import error_page
 
@@ -117,29 +119,38 @@ def guard() -> Response | None:
         from werkzeug.exceptions import RequestEntityTooLarge
 
         raise RequestEntityTooLarge()
-    if request.method in ("GET", "HEAD", "OPTIONS") or request.endpoint in _NOT_GUARDED:
+    if (request.method in ("GET", "HEAD", "OPTIONS") or request.endpoint in _NOT_GUARDED
+            or request.routing_exception is not None):  # no such route or method: nothing runs
         return None
-    reason = refusal()
-    if reason is None:
+    refused = refusal()
+    if refused is None:
         return None
-    if request.path.startswith("/api/"):
-        from .api import problem
-
-        return problem(f"refused: {reason}", 403)
-    return error_page(403, "Request refused", f"The request was refused: {reason}.")
+    if is_api(request.path):
+        return problem(f"refused: {refused.reason}", refused.status)
+    return error_page(refused.status, "Request refused", f"The request was refused: {refused.reason}.")
 
 
-def too_large(_exc: Exception) -> Response:
+def http_error(exc: HTTPException) -> Response:
+    """Every HTTP error (no such page, wrong method, too large, a failure of the app): a problem
+    document under ``/api/``, a page elsewhere; a 405 keeps its ``Allow`` header."""
     from flask import request
 
+    from .api import http_problem, is_api
     from .testsp import error_page
 
     limit = request.max_content_length or MAX_CONTENT_LENGTH
-    if request.path.startswith("/api/"):
-        from .api import problem
-
-        return problem(f"the request body is larger than {limit // 1024:,} KiB", 413)
-    return error_page(413, "Request too large", f"The request body is larger than {limit // 1024:,} KiB.")
+    if is_api(request.path):
+        return http_problem(exc, limit)
+    status = exc.code or 500
+    if status == 404:
+        return error_page(404, "Not found", "There is no page at this address.")
+    if status == 405:
+        page = error_page(405, "Method not allowed", f"{request.method} is not accepted at this address.")
+        page.headers.update({k: v for k, v in exc.get_headers() if k.lower() == "allow"})
+        return page
+    if status == 413:
+        return error_page(413, "Request too large", f"The request body is larger than {limit // 1024:,} KiB.")
+    return error_page(status, exc.name, exc.description or exc.name)
 
 
 def security_headers(response: Response) -> Response:

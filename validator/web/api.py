@@ -2,16 +2,25 @@
 ``--format json`` writes (``saml-preflight/report/v1``, docs/report-json.md). The whole API is
 described by the OpenAPI document at ``/api/v1/openapi.json``, which a test keeps in step with
 the routes.
+
+Every error under ``/api/`` — a mistake in the body, no such route, a wrong method, a body too
+large, a refused request, a failure of the app — is an RFC 9457 problem document
+(``application/problem+json``: ``type``, ``title``, ``status``, ``detail``), never an HTML page.
+POST bodies are read by :func:`validator.web.json_body.read_json_object`, at a bounded cost.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from http import HTTPStatus
 from importlib import resources
 from typing import Any
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import HTTPException
 
+from metadata.store import StoreUnavailable
 from validator.discovery import describes_an_idp
 from validator.render.json import render_json
 from validator.render.worksheet import worksheet_json
@@ -19,11 +28,19 @@ from validator.report import Report
 
 from . import jobs
 from .inputs import InputError, document_from_json, record_from_json
+from .json_body import JSONBodyError, read_json_object
 from .pages import fetch_policy, partner_metadata
 from .partners import PartnerError, list_partners
-from .testsp import web
+from .testsp import RESULTS_NS, TOKEN, web
+
+PREFIX = "/api/"
+PROBLEM_JSON = "application/problem+json"
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def is_api(path: str) -> bool:
+    return path.startswith(PREFIX) or path == PREFIX.rstrip("/")
 
 
 def answer(value: Any, status: int = 200) -> Response:
@@ -31,8 +48,30 @@ def answer(value: Any, status: int = 200) -> Response:
                     mimetype="application/json")
 
 
-def problem(message: str, status: int = 400) -> Response:
-    return answer({"error": message}, status)
+def problem(detail: str, status: int = 400, *, headers: Mapping[str, str] | None = None) -> Response:
+    """RFC 9457 §3.1. The type is ``about:blank``, so the title is the status phrase (§4.2.1);
+    what went wrong, and where, is in `detail`."""
+    document = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+    return Response(json.dumps(document, ensure_ascii=True, indent=2) + "\n", status=status,
+                    headers=dict(headers or {}), mimetype=PROBLEM_JSON)
+
+
+def http_problem(exc: HTTPException, body_limit: int) -> Response:
+    """An HTTP error raised under ``/api/`` (no such route, wrong method, too large, a failure)."""
+    status = exc.code or 500
+    call = f"{request.method} {request.path}"
+    headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+    if status == 404:
+        detail = f"there is no API call {call}; the calls are listed in /api/v1/openapi.json"
+    elif status == 405:
+        detail = f"{call} is not allowed; {request.path} takes {headers.get('Allow', 'another method')}"
+    elif status == 413:
+        detail = f"the request body is larger than {body_limit // 1024:,} KiB"
+    elif status >= 500:
+        detail = f"the validator failed on {call}; the failure is in its log"
+    else:
+        detail = exc.description or HTTPStatus(status).phrase
+    return problem(detail, status, headers=headers)
 
 
 def report_answer(report: Report) -> Response:
@@ -40,10 +79,10 @@ def report_answer(report: Report) -> Response:
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InputError("send a JSON object (Content-Type: application/json)")
-    return body
+    try:
+        return read_json_object(request.get_data(cache=False))
+    except JSONBodyError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _known(body: dict[str, Any], *keys: str) -> None:
@@ -127,3 +166,15 @@ def discover() -> Response:
     if not describes_an_idp(worksheet.report):  # nothing to describe: the report says why
         return Response(render_json(worksheet.report), status=422, mimetype="application/json")
     return answer(worksheet_json(worksheet))
+
+
+@blueprint.get("/test-logins/<login_id>")
+def test_login(login_id: str) -> Response:
+    """The report of one live test login, exactly as stored (:mod:`validator.web.testsp`)."""
+    try:
+        report = web().store.get(RESULTS_NS, login_id) if TOKEN.fullmatch(login_id) else None
+    except StoreUnavailable as exc:
+        return problem(str(exc), 503)
+    if report is None:
+        return problem("there is no test login with this ID; results are kept 24 hours", 404)
+    return Response(report, mimetype="application/json")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 
 from flask import Response, g, request
 
@@ -60,13 +61,22 @@ def set_cookie(response: Response) -> Response:
     return response
 
 
-def refusal() -> str | None:
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    """403, or 415 for an API call that is not ``application/json``."""
+    reason: str
+
+
+def refusal() -> Refusal | None:
     """Why this state-changing request is refused as possibly forged; None when it may go on."""
     if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-        return "the form was posted from another site"
+        return Refusal(403, "the form was posted from another site")
     if request.path.startswith("/api/"):
-        return None if request.mimetype == "application/json" else "the API accepts only application/json"
+        if request.mimetype == "application/json":
+            return None
+        return Refusal(415, f"the API accepts only Content-Type: application/json, not {request.mimetype or 'none'}")
     cookie, field = request.cookies.get(cookie_name(), ""), request.form.get(FIELD, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), field.encode()) or not _valid(cookie):
-        return "the form's security token is missing or stale: reload the page and send it again"
+        return Refusal(403, "the form's security token is missing or stale: reload the page and send it again")
     return None

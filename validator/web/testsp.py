@@ -6,7 +6,7 @@ in the store under a random token that is also set as a cookie: the response is 
 only from the browser that started the login, and only once (SECURITY.md §3).
 ``POST /test-sp/acs`` verifies the response with the IdP's metadata and runs every response
 check with the remembered request ID; the report is kept 24 hours as
-``/test-logins/<id>`` (page) and ``/api/v1/test-logins/<id>`` (JSON).
+``/test-logins/<id>`` (page) and ``/api/v1/test-logins/<id>`` (JSON, :mod:`validator.web.api`).
 
 The result page draws the login as a sequence (:mod:`validator.render.sequence`) with the
 times the test SP saw: the AuthnRequest sent (the pending entry's ``started_at``), the
@@ -34,7 +34,6 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, redirect, render_template, request
 from lxml import etree
 from markupsafe import Markup
-from werkzeug.exceptions import HTTPException
 
 from metadata.bindings import BindingError, decode_post, encode_redirect
 from metadata.errors import MetadataError
@@ -72,7 +71,8 @@ VIEWS_NS = "test-login-views"
 """What the result page shows beside the report: the decoded XML, the expected claims, the
 IdP's names and the step times (``times``: requested, received, judged; ISO 8601 UTC)."""
 
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+"""The form of a browser token and of a test login's ID."""
 
 MetadataLoader = Callable[[CRMRecord], bytes]
 
@@ -121,14 +121,6 @@ def page(template: str, status: int = 200, **context: object) -> Response:
 
 def error_page(status: int, title: str, message: str) -> Response:
     return page("error.html", status, title=title, message=message, http_status=status)
-
-
-def not_found(_exc: HTTPException) -> Response:
-    return error_page(404, "Not found", "There is no page at this address.")
-
-
-def method_not_allowed(_exc: HTTPException) -> Response:
-    return error_page(405, "Method not allowed", f"{request.method} is not accepted at this address.")
 
 
 # --- the record ---------------------------------------------------------------------------
@@ -219,7 +211,7 @@ def test_login(biller_id: str) -> Response:
     # One browser token, one pending entry per request: logins started in two tabs each find
     # their own request again by the response's InResponseTo.
     existing = request.cookies.get(COOKIE, "")
-    token = existing if _TOKEN.fullmatch(existing) else secrets.token_urlsafe(32)
+    token = existing if TOKEN.fullmatch(existing) else secrets.token_urlsafe(32)
     pending = {"request_id": request_id, "biller_id": biller_id, "started_at": iso_z(now)}
     try:
         state.store.put(PENDING_NS, f"{token}.{request_id}", json.dumps(pending).encode(), ttl=PENDING_TTL)
@@ -258,7 +250,7 @@ def acs() -> Response:
     answers = message.tree.getroot().get("InResponseTo") or ""
     try:
         taken = (state.store.take(PENDING_NS, f"{token}.{answers}")
-                 if _TOKEN.fullmatch(token) and _REQUEST_ID.fullmatch(answers) else None)
+                 if TOKEN.fullmatch(token) and _REQUEST_ID.fullmatch(answers) else None)
     except StoreUnavailable as exc:
         return error_page(503, "Storage unavailable", str(exc))
     if taken is None:
@@ -345,7 +337,7 @@ def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebSta
 
 
 def _stored(login_id: str) -> tuple[dict[str, Any], dict[str, Any] | None] | Response:
-    if not _TOKEN.fullmatch(login_id):
+    if not TOKEN.fullmatch(login_id):
         return error_page(404, "Unknown test login", "There is no test login with this ID.")
     try:
         report, view = web().store.get(RESULTS_NS, login_id), web().store.get(VIEWS_NS, login_id)
@@ -355,19 +347,6 @@ def _stored(login_id: str) -> tuple[dict[str, Any], dict[str, Any] | None] | Res
         return error_page(404, "Unknown test login", "There is no test login with this ID; results are kept "
                           "24 hours.")
     return json.loads(report), json.loads(view) if view else None
-
-
-@blueprint.get("/api/v1/test-logins/<login_id>")
-def api_result(login_id: str) -> Response:
-    if not _TOKEN.fullmatch(login_id):
-        return Response(json.dumps({"error": "unknown test login"}), 404, mimetype="application/json")
-    try:
-        report = web().store.get(RESULTS_NS, login_id)
-    except StoreUnavailable as exc:
-        return Response(json.dumps({"error": str(exc)}), 503, mimetype="application/json")
-    if report is None:
-        return Response(json.dumps({"error": "unknown test login"}), 404, mimetype="application/json")
-    return Response(report, mimetype="application/json")
 
 
 @blueprint.get("/test-logins/<login_id>")
