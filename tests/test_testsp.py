@@ -229,6 +229,32 @@ def test_another_browser_or_no_cookie(pair: Pair) -> None:
     assert pair.sp.post("/test-sp/acs", data=fields).status_code == 303  # the right browser still can
 
 
+def test_the_acs_parses_nothing_for_a_browser_that_started_no_test_login(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 11: the ACS parsed every anonymous POST before looking at the cookie, so anyone could
+    # hand the XML parser whatever they liked. Now only a browser with a test login under way can.
+    from validator.web import testsp
+
+    parsed: list[bytes] = []
+
+    def decode_post(body: bytes, param: str) -> object:
+        parsed.append(body)
+        raise testsp.BindingError("malformed", "not parsed in this test")
+
+    monkeypatch.setattr(testsp, "decode_post", decode_post)
+    form = {"SAMLResponse": base64.b64encode(b"<samlp:Response/>").decode()}
+    anonymous = pair.app.test_client().post("/test-sp/acs", data=form)
+    forged = pair.app.test_client()
+    forged.set_cookie("saml_preflight_test_login", "A" * 43)  # well-formed, but no login started with it
+    for refused in (anonymous, forged.post("/test-sp/acs", data=form)):
+        assert refused.status_code == 400 and "No test login of this browser" in refused.get_data(as_text=True)
+    assert parsed == []
+    pair.start()
+    assert pair.sp.post("/test-sp/acs", data=form).status_code == 400
+    assert len(parsed) == 1
+
+
 @pytest.mark.parametrize("body", [
     {"SAMLResponse": "garbage that is not base64 at all!"},
     {"SAMLResponse": base64.b64encode(b"<samlp:Response <script>alert(1)</script>").decode()},

@@ -4,9 +4,11 @@
 record's ``sp.entity_id`` and whose ACS is ``<base_url>/test-sp/acs``. The request ID is kept
 in the store under a random token that is also set as a cookie: the response is accepted
 only from the browser that started the login, and only once (SECURITY.md §3).
-``POST /test-sp/acs`` verifies the response with the IdP's metadata and runs every response
-check with the remembered request ID; the report is kept 24 hours as
-``/test-logins/<id>`` (page) and ``/api/v1/test-logins/<id>`` (JSON, :mod:`validator.web.api`).
+``POST /test-sp/acs`` parses nothing for a browser that started no test login; otherwise it
+verifies the response with the IdP's metadata and runs every response check with the
+remembered request ID; the report is kept 24 hours as ``/test-logins/<id>`` (page) and
+``/api/v1/test-logins/<id>`` (JSON, :mod:`validator.web.api`). Only a login judged without
+errors tells the sweep which certificate signs (:func:`validator.sweep_history.record_signer`).
 
 The result page draws the login as a sequence (:mod:`validator.render.sequence`) with the
 times the test SP saw: the AuthnRequest sent (the pending entry's ``started_at``), the
@@ -63,6 +65,9 @@ DS = "http://www.w3.org/2000/09/xmldsig#"
 
 COOKIE = "saml_preflight_test_login"
 PENDING_NS, PENDING_TTL = "test-sp-requests", 15 * 60
+BROWSERS_NS = "test-sp-browsers"
+"""A browser token that started a test login in the last PENDING_TTL: the ACS parses no POST
+from any other browser."""
 SEEN_NS, SEEN_TTL = "test-sp-seen-assertions", 24 * 3600
 """An outstanding AuthnRequest: {request ID, biller ID, started at}; taken once by the ACS."""
 RESULTS_NS, RESULTS_TTL = "test-logins", 24 * 3600
@@ -215,6 +220,7 @@ def test_login(biller_id: str) -> Response:
     pending = {"request_id": request_id, "biller_id": biller_id, "started_at": iso_z(now)}
     try:
         state.store.put(PENDING_NS, f"{token}.{request_id}", json.dumps(pending).encode(), ttl=PENDING_TTL)
+        state.store.put(BROWSERS_NS, token, b"1", ttl=PENDING_TTL)
     except StoreUnavailable as exc:
         return error_page(503, "Storage unavailable", str(exc))
     response = redirect(location, code=302)
@@ -239,18 +245,25 @@ _REQUEST_ID = re.compile(r"_[0-9a-f]{40}")
 def acs() -> Response:
     state = web()
     received = state.clock()
+    body = request.get_data(cache=False)  # at most MAX_CONTENT_LENGTH (256 KiB): the app's guard
+    token = request.cookies.get(COOKIE, "")
+    # Nothing is parsed for a browser that started no test login: the cheap checks come first.
     try:
-        message = decode_post(request.get_data(cache=False), "SAMLResponse")
+        started = TOKEN.fullmatch(token) is not None and state.store.get(BROWSERS_NS, token) is not None
+    except StoreUnavailable as exc:
+        return error_page(503, "Storage unavailable", str(exc))
+    if not started:
+        return error_page(400, "No test login pending", NO_LOGIN)
+    try:  # the form's fields and sizes, then the base64, then the one parser (metadata.bindings)
+        message = decode_post(body, "SAMLResponse")
     except (BindingError, MetadataError) as exc:
         return error_page(400, "This is not a SAML response", f"The POST could not be read as an HTTP-POST "
                           f"SAMLResponse: {exc}")
-    token = request.cookies.get(COOKIE, "")
     # InResponseTo is read here, unverified, only to find which of this browser's requests it
     # claims to answer; the checks then compare it, from the signed bytes, with that request.
     answers = message.tree.getroot().get("InResponseTo") or ""
     try:
-        taken = (state.store.take(PENDING_NS, f"{token}.{answers}")
-                 if TOKEN.fullmatch(token) and _REQUEST_ID.fullmatch(answers) else None)
+        taken = state.store.take(PENDING_NS, f"{token}.{answers}") if _REQUEST_ID.fullmatch(answers) else None
     except StoreUnavailable as exc:
         return error_page(503, "Storage unavailable", str(exc))
     if taken is None:
