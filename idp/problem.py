@@ -80,10 +80,11 @@ def _limit() -> str:
 
 
 def json_object() -> dict[str, Any]:
-    """The request's body as a JSON object (RFC 8259: UTF-8), each defect a 400 that names it."""
+    """The request's body as a JSON object (RFC 8259: UTF-8), each defect a 400 (415 for another
+    media type) that names it."""
     call = f"{request.method} {request.path}"
     if not request.is_json:
-        raise Problem(400, f"{call} takes a JSON object: send Content-Type: application/json, not "
+        raise Problem(415, f"{call} takes a JSON object: send Content-Type: application/json, not "
                            f"{request.mimetype or 'none'}")
     data = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: a 413, answered by http_error
     if too_deep(data, MAX_DEPTH):

@@ -86,7 +86,8 @@ def test_the_problem_names_what_was_wrong(app: Flask) -> None:
 
     def detail(body: bytes, content_type: str = JSON, path: str = "/api/v1/next-login") -> str:
         answer = client.post(path, data=body, headers={**BEARER, "Content-Type": content_type})
-        return str(assert_problem(answer, 413 if len(body) > 256 * 1024 else 400)["detail"])
+        status = 413 if len(body) > 256 * 1024 else 415 if content_type != JSON else 400
+        return str(assert_problem(answer, status)["detail"])
 
     assert f"nested more than {MAX_DEPTH} deep" in detail(b"[" * 50_000)
     assert "not UTF-8" in detail(b'{"persona": "\xff"}') and "byte 13" in detail(b'{"persona": "\xff"}')
