@@ -338,9 +338,9 @@ def test_the_index_names_the_vendor_the_biller_and_persona_faults(tmp_path: Path
 def test_faults_that_cannot_go_together_are_refused_everywhere(tmp_path: Path, faults: list[str], text: str) -> None:
     app = make(tmp_path)
     status, body = arm(app.test_client(), faults=faults, sp=SP_ENTITY)
-    assert status == 400 and text in body["error"]
+    assert status == 400 and text in body["detail"]
     status, body = arm(app.test_client(), faults=faults)  # no SP: judged without one
-    assert status == 400 and text in body["error"]
+    assert status == 400 and text in body["detail"]
     with pytest.raises(ValueError, match=text.replace("'", ".")):
         Persona(id="x", nameid="x@example.com", faults=tuple(faults))
 
