@@ -325,7 +325,8 @@ def _facts(result: PartnerResult, options: SweepOptions) -> dict[str, Any]:
     if result.signer is not None:
         facts["signer"] = {"sha256": result.signer.sha256, "how": result.signer.how, "note": result.signer.note}
         if result.test_login is not None:
-            facts["signer"]["test_login"] = {"id": result.test_login.login_id, "at": result.test_login.verified_at}
+            # The login's ID stays in the store: it opens that login's result page, claims included.
+            facts["signer"]["test_login"] = {"at": result.test_login.verified_at}
     if expiry is not None:
         facts["next_expiry"] = {
             "subject": expiry.subject, "sha256": expiry.sha256, "not_after": expiry.not_after,
