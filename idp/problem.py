@@ -1,4 +1,4 @@
-"""Errors of the automation API as RFC 9457 problem documents, and its JSON bodies read at a bounded cost.
+"""Errors of the automation API as RFC 9457 problem documents; JSON bodies read by metadata.json_body.
 
 Everything under ``/api/`` answers a failure with ``application/problem+json`` (members ``type``,
 ``title``, ``status``, ``detail``, plus extension members such as ``personas``), never with an
@@ -15,16 +15,11 @@ from flask import Response, current_app, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
+from metadata.json_body import JSONBodyError, read_json_object
+
 from . import IdPError
 
 PROBLEM_JSON = "application/problem+json"
-
-MAX_DEPTH = 32
-"""Nesting depth of a JSON body. The API's bodies are flat objects; the cap keeps ``json.loads``
-from recursing 50,000 deep on ``[[[[…`` (an unhandled RecursionError before)."""
-
-_OPEN, _CLOSE, _QUOTE, _BACKSLASH = b"[{", b"]}", ord('"'), ord("\\")
-
 
 class Problem(IdPError):
     """An API call that cannot be answered: becomes a problem document with `status`."""
@@ -87,52 +82,7 @@ def json_object() -> dict[str, Any]:
         raise Problem(415, f"{call} takes a JSON object: send Content-Type: application/json, not "
                            f"{request.mimetype or 'none'}")
     data = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: a 413, answered by http_error
-    if too_deep(data, MAX_DEPTH):
-        raise Problem(400, f"the body of {call} is nested more than {MAX_DEPTH} deep")
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Problem(400, f"the body of {call} is not UTF-8: byte {exc.start} is {data[exc.start]:#04x}") from None
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise Problem(400, f"the body of {call} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-                      ) from None
-    except ValueError as exc:  # a number of more than 4300 digits (CVE-2020-10735's cap)
-        raise Problem(400, f"the body of {call} is not JSON the IdP reads: {exc}") from None
-    if not isinstance(body, dict):
-        raise Problem(400, f"{call} takes a JSON object, not {json_type(body)}")
-    return body
-
-
-def json_type(value: object) -> str:
-    """The JSON name of a decoded value's type, for messages."""
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    names = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}
-    return names.get(type(value), type(value).__name__)
-
-
-def too_deep(text: bytes, limit: int) -> bool:
-    """Whether arrays and objects in `text` nest deeper than `limit`, brackets inside strings not
-    counted. One linear pass, before any parser sees the text."""
-    if text.count(b"[") + text.count(b"{") <= limit:
-        return False
-    depth, in_string, escaped = 0, False, False
-    for byte in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == _BACKSLASH:
-                escaped = True
-            elif byte == _QUOTE:
-                in_string = False
-        elif byte == _QUOTE:
-            in_string = True
-        elif byte in _OPEN:
-            depth += 1
-            if depth > limit:
-                return True
-        elif byte in _CLOSE:
-            depth -= 1
-    return False
+        return read_json_object(data)
+    except JSONBodyError as exc:
+        raise Problem(400, f"{call}: {exc}") from None

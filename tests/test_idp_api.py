@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from idp.problem import MAX_DEPTH, too_deep
+from metadata.json_body import MAX_DEPTH, JSONBodyError, read_json_object
 from tests.idp_support import make_idp
 
 TOKEN = "s3cret-token"
@@ -89,7 +89,7 @@ def test_the_problem_names_what_was_wrong(app: Flask) -> None:
         status = 413 if len(body) > 256 * 1024 else 415 if content_type != JSON else 400
         return str(assert_problem(answer, status)["detail"])
 
-    assert f"nested more than {MAX_DEPTH} deep" in detail(b"[" * 50_000)
+    assert f"more than {MAX_DEPTH} deep" in detail(b"[" * 50_000)
     assert "not UTF-8" in detail(b'{"persona": "\xff"}') and "byte 13" in detail(b'{"persona": "\xff"}')
     assert "not JSON" in detail(b"{persona}") and "line 1 column 2" in detail(b"{persona}")
     assert "not JSON" in detail(b"[" + b"9" * 5000 + b"]") and "4300 digits" in detail(b"[" + b"9" * 5000 + b"]")
@@ -161,7 +161,12 @@ def test_browser_pages_keep_their_html_errors(app: Flask) -> None:
     (b"[]" * 100_000, False),  # many, but never deep
 ])
 def test_the_depth_scan_respects_strings(text: bytes, deep: bool) -> None:
-    assert too_deep(text, MAX_DEPTH) is deep
+    try:
+        read_json_object(text)
+    except JSONBodyError as refused:
+        assert (f"more than {MAX_DEPTH} deep" in str(refused)) is deep
+    else:
+        assert not deep
 
 
 def test_a_store_outage_is_a_problem_too(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:

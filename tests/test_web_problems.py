@@ -12,9 +12,9 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
+from metadata.json_body import MAX_DEPTH, MAX_ITEMS, JSONBodyError, read_json_object
 from tests import test_web
 from tests.helpers import run_with_cpu_limit
-from validator.web.json_body import MAX_DEPTH, MAX_ITEMS, JSONBodyError, read_json_object
 
 app = test_web.app
 server = test_web.server

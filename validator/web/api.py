@@ -6,7 +6,7 @@ the routes.
 Every error under ``/api/`` — a mistake in the body, no such route, a wrong method, a body too
 large, a refused request, a failure of the app — is an RFC 9457 problem document
 (``application/problem+json``: ``type``, ``title``, ``status``, ``detail``), never an HTML page.
-POST bodies are read by :func:`validator.web.json_body.read_json_object`, at a bounded cost.
+POST bodies are read by :func:`metadata.json_body.read_json_object`, at a bounded cost.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
+from metadata.json_body import JSONBodyError, read_json_object
 from metadata.store import StoreUnavailable
 from validator.discovery import describes_an_idp
 from validator.render.json import render_json
@@ -28,7 +29,6 @@ from validator.report import Report
 
 from . import jobs
 from .inputs import InputError, document_from_json, record_from_json
-from .json_body import JSONBodyError, read_json_object
 from .pages import fetch_policy, partner_metadata
 from .partners import PartnerError, list_partners
 from .testsp import RESULTS_NS, TOKEN, web

@@ -7,7 +7,7 @@ holding more than :data:`MAX_ITEMS` strings, arrays, objects and commas. The sca
 in ``bytes`` methods (C, linear) and walks in Python at most 2 × MAX_ITEMS brackets. No regular
 expression is used.
 
-Flask-free, so the IdP's API can read its bodies the same way.
+The one reader of JSON bodies for both web apps' APIs (the validator's and the IdP's).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from validator.errors import ValidatorError
+from metadata.errors import MetadataError
 
 MAX_DEPTH = 32
 """Arrays and objects nested in a body. The API's bodies are an object holding at most a CRM
@@ -31,7 +31,7 @@ _OPEN, _CLOSE = ord("["), ord("]")
 _ONE_BRACKET = bytes.maketrans(b"{}", b"[]")
 
 
-class JSONBodyError(ValidatorError, ValueError):
+class JSONBodyError(MetadataError, ValueError):
     """The body is not a JSON object this API reads; the message says what is wrong, and where."""
 
 
