@@ -7,6 +7,11 @@ replace values with awkward ones. The message is first taken out of its envelope
 a form body, a DEFLATE'd query string, a SAML-tracer export) and put back in the same one,
 so a crash input is exactly what the CLI or the IdP would receive.
 
+Slowness is looked for too (issue 11): runs of one token (comments, processing instructions,
+CDATA, whitespace, namespace declarations, character references, base64 padding) before the
+root or anywhere, a long InclusiveNamespaces PrefixList with its prefixes declared, many
+namespace declarations or attributes on one element, nesting to the depth limit.
+
 Everything is driven by one :class:`random.Random`, so a mutation is reproducible from its
 seed: atheris passes one to its custom mutator, hypothesis draws it.
 """
@@ -78,7 +83,17 @@ TOKENS = (
     b"\xc3\x28", b"xmlns:a='relative'", b"xmlns=''", b"</", b"/>", b"=", b"%", b"%2B", b"%00", b"+", b"&", b"\r\n",
     b"SAMLRequest=", b"SAMLResponse=", b"RelayState=", b"SigAlg=", b"Signature=", b"SAMLEncoding=", b"\"requests\"",
     b"[[", b"]]", b"{", b"}", b"\"", b"'''", b"\\u0000", b"1e999", b"9" * 30, b"inf", b"nan",
+    b"<!---->", b"<?x?>", b"<![CDATA[]]>", b"<!doctype html>", b"<html>", b"xmlns:", b"xmlns:a='urn:a' ",
+    b"xmlns='urn:a' ", b"PrefixList='", b"InclusiveNamespaces", b"&#", b"&#60;", b"&#x3C;", b"====", b"=\n",
 )
+RUNS = (
+    b"<!---->", b"<!-- x -->", b"<?x?>", b"<?x y?>", b"<![CDATA[]]>", b" ", b"\t\r\n", b"\n", b"xmlns:",
+    b"xmlns:a='urn:a' ", b"xmlns='urn:a' ", b" a=''", b"&#60;", b"&#x41;", b"&amp;", b"=", b"A", b"<a>", b"</a>",
+    b"<a/>", b"<", b"-", b"--", b"<!--",
+)
+"""Tokens repeated many times over: a scanner or a pattern that backtracks pays for each one."""
+RUN_LENGTHS = (10, 30, 100, 1000, 10_000, 50_000)
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 
 
 def _parse(xml: bytes) -> etree._Element | None:
@@ -302,19 +317,23 @@ def _text(rng: random.Random, root: etree._Element, elements: list[etree._Elemen
 
 
 def _namespace(rng: random.Random, root: etree._Element, elements: list[etree._Element]) -> None:
-    element = _pick(rng, elements)
     prefix = rng.choice(("a", "saml", "ds", "samlp", "md", "xenc"))
-    nsmap: dict[Any, str] = {**element.nsmap}  # the default namespace has the key None
-    nsmap[prefix] = rng.choice(NAMESPACES) or "urn:empty"
+    _declare(_pick(rng, elements), {prefix: rng.choice(NAMESPACES) or "urn:empty"})
+
+
+def _declare(element: etree._Element, declarations: dict[str, str]) -> None:
+    """`element` replaced by a copy that also declares `declarations` (lxml declares only on creation)."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    nsmap: dict[Any, str] = {**element.nsmap, **declarations}  # the default namespace has the key None
     clone = etree.Element(element.tag, nsmap=nsmap)
     for key, value in element.attrib.items():
         clone.set(key, value)
     clone.text, clone.tail = element.text, element.tail
     for child in list(element):
         clone.append(child)
-    parent = element.getparent()
-    if parent is not None:
-        parent.replace(element, clone)
+    parent.replace(element, clone)
 
 
 def _flood(rng: random.Random, root: etree._Element, elements: list[etree._Element]) -> None:
@@ -341,8 +360,72 @@ def _namespace_bomb(rng: random.Random, root: etree._Element, elements: list[etr
     _pick(rng, elements).append(holder)
 
 
+def _prefix_list(rng: random.Random, root: etree._Element, elements: list[etree._Element]) -> None:
+    """An InclusiveNamespaces with a long PrefixList, its prefixes declared on an element near it:
+    what exclusive c14n must look up for every element of the signed content."""
+    transforms = [e for e in elements if etree.QName(e).localname == "Transform"]
+    holder = rng.choice(transforms) if transforms and rng.random() < 0.8 else _pick(rng, elements)
+    count = rng.choice((5, 50, 500, 4000))
+    prefixes = [f"p{i}" for i in range(count)]
+    listed = etree.SubElement(holder, f"{{{EXC_C14N}}}InclusiveNamespaces", nsmap={"ec": EXC_C14N})
+    listed.set("PrefixList", " ".join(prefixes + (["#default"] if rng.random() < 0.5 else [])))
+    if rng.random() < 0.7:
+        declared = prefixes[: rng.choice((10, 800, count))]
+        _declare(rng.choice(elements[1:] or elements), {p: f"urn:{p}" for p in declared})
+
+
+def _declarations(rng: random.Random, root: etree._Element, elements: list[etree._Element]) -> None:
+    """Many namespace declarations on one element, or a few on each of many."""
+    def names(count: int) -> dict[str, str]:
+        return {f"n{i}": f"urn:n{i}" for i in range(count)}
+
+    if rng.random() < 0.5:
+        _declare(_pick(rng, elements), names(rng.choice((100, 1000, 5000))))
+    else:
+        for element in rng.sample(elements, min(len(elements), rng.choice((10, 100)))):
+            _declare(element, names(rng.choice((2, 20))))
+
+
+def _attributes(rng: random.Random, root: etree._Element, elements: list[etree._Element]) -> None:
+    element = _pick(rng, elements)
+    for i in range(rng.choice((10, 100, 1000, 3000))):  # lxml's set() is linear: 10,000 would cost the mutator 0.6 s
+        element.set(f"a{i}", "")
+
+
+def _padding(rng: random.Random, root: etree._Element, elements: list[etree._Element]) -> None:
+    """Base64 values with long '=' padding or whitespace: what a decoder or a pattern may loop on."""
+    values = [e for e in elements if etree.QName(e).localname in (
+        "DigestValue", "SignatureValue", "X509Certificate", "CipherValue", "Modulus")]
+    element = rng.choice(values) if values else _pick(rng, elements)
+    run = rng.choice(("=", "==", "=\n", " =", "\n", "A")) * rng.choice((4, 100, 10_000))
+    element.text = (element.text or "") + run if rng.random() < 0.7 else run + (element.text or "")
+
+
+def _nest(rng: random.Random, root: etree._Element, elements: list[etree._Element]) -> None:
+    """An element wrapped in wrappers to around the depth limit (64)."""
+    element = _pick(rng, elements[1:] or elements)
+    for _ in range(rng.choice((8, 60, 63, 64, 70))):
+        parent = element.getparent()
+        if parent is None:
+            return
+        wrapper = etree.Element(rng.choice(TAGS))
+        parent.replace(element, wrapper)
+        wrapper.append(element)
+
+
+def _children_run(rng: random.Random, root: etree._Element, elements: list[etree._Element]) -> None:
+    """Many comments, processing instructions or empty children inside one element."""
+    element = _pick(rng, elements)
+    kind = rng.choice(("comment", "pi", "element"))
+    at = rng.randint(0, len(element))
+    element[at:at] = [etree.Comment("") if kind == "comment" else
+                      etree.ProcessingInstruction("x") if kind == "pi" else etree.Element("e")
+                      for _ in range(rng.choice((10, 100, 1000, 10_000)))]
+
+
 TREE_MUTATIONS = (_clone, _move, _delete, _wrap, _rename, _swap, _attribute, _text, _namespace, _clone, _move,
-                  _wrap, _attribute, _text, _flood, _namespace_bomb)
+                  _wrap, _attribute, _text, _flood, _namespace_bomb, _prefix_list, _declarations, _attributes,
+                  _padding, _nest, _children_run)
 
 
 def mutate_tree(xml: bytes, rng: random.Random) -> bytes | None:
@@ -367,7 +450,7 @@ def mutate_bytes(data: bytes, rng: random.Random, others: Sequence[bytes] = ()) 
     if not data:
         return rng.choice(TOKENS)
     at = rng.randint(0, len(data))
-    choice = rng.randrange(6)
+    choice = rng.randrange(7)
     if choice == 0:
         return data[:at] + rng.choice(TOKENS) + data[at:]
     if choice == 1:
@@ -381,7 +464,16 @@ def mutate_bytes(data: bytes, rng: random.Random, others: Sequence[bytes] = ()) 
         return data[:at] + other[start:start + rng.randint(1, 512)] + data[at:]
     if choice == 4 and at < len(data):
         return data[:at] + bytes([data[at] ^ (1 << rng.randrange(8))]) + data[at + 1:]
-    return data[:at]
+    if choice == 5:
+        return data[:at]
+    return run_of_tokens(data, rng)
+
+
+def run_of_tokens(data: bytes, rng: random.Random) -> bytes:
+    """`data` with one token repeated many times: before it a third of the time (where sniffers of
+    the first bytes look), else anywhere."""
+    at = 0 if rng.random() < 0.34 else rng.randint(0, len(data))
+    return data[:at] + rng.choice(RUNS) * rng.choice(RUN_LENGTHS) + data[at:]
 
 
 def mutate(data: bytes, rng: random.Random, *, others: Sequence[bytes] = (), max_size: int = 1 << 20) -> bytes:
@@ -391,7 +483,9 @@ def mutate(data: bytes, rng: random.Random, *, others: Sequence[bytes] = (), max
         if envelope is not None:
             changed = mutate_tree(envelope.xml, rng)
             if changed is not None:
-                if rng.random() < 0.2:
+                if rng.random() < 0.1:  # the tree serialised loses what came before the root
+                    changed = run_of_tokens(changed, rng)
+                elif rng.random() < 0.2:
                     changed = mutate_bytes(changed, rng, others)
                 wrapped = envelope.wrap(changed)
                 if len(wrapped) <= max_size:

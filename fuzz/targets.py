@@ -44,7 +44,7 @@ KiB = 1024
 # The `kind` values each error family documents (its docstring); any other is not a clean error.
 DOCUMENTED_KINDS: dict[type[Exception], frozenset[str]] = {
     UnsafeXML: frozenset({"empty", "too-large", "encoding", "html", "malformed", "doctype", "too-deep",
-                          "too-many-elements"}),
+                          "too-many-elements", "too-many-namespaces"}),
     BindingError: frozenset({"missing", "base64", "deflate", "too-large", "duplicate-parameter",
                              "encoded-parameter-name", "relay-state", "malformed-query"}),
 }
