@@ -1,4 +1,4 @@
-"""`python -m bench [--entities N] [--runs 3] [--only aggregate|cli|idp|load|response|sweep]`: run them, print a table.
+"""`python -m bench [--entities N] [--runs 3] [--only aggregate|cli|cost|idp|load|response|sweep]`: run, print a table.
 
 Every measurement runs in a fresh process (bench.measure), one warm-up run first (not
 counted: it fills the page cache and the bytecode cache). Times are medians over the runs.
@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import aggregate, idp_bench, response_bench, sweep_bench
+from bench import aggregate, cost, idp_bench, response_bench, sweep_bench
 from bench import load as login_load
 from bench.measure import ROOT, Run, child, machine, median, python, run
 from bench.table import Row, table
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--entities", type=int, default=10_000, help="entities in the aggregate (default 10000)")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per benchmark (default 3)")
-    parser.add_argument("--only", choices=("aggregate", "cli", "idp", "load", "response", "sweep"),
+    parser.add_argument("--only", choices=("aggregate", "cli", "cost", "idp", "load", "response", "sweep"),
                         help="run one benchmark only")
     parser.add_argument("--sign-seconds", type=int, default=3,
                         help="idp: seconds of each signing-rate loop and of openssl speed (default 3)")
@@ -205,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += aggregate_rows(args.entities, args.runs)
     if args.only in (None, "cli"):
         rows += cli_rows(args.runs)
+    if args.only in (None, "cost"):
+        rows += cost.rows()
     if args.only in (None, "idp"):
         rows += idp_bench.rows(args.runs, args.sign_seconds, args.http_seconds, args.concurrency)
     if args.only in (None, "load"):

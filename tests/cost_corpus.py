@@ -284,28 +284,48 @@ def _prefix_list_at_caps(target: Target, peer: Peer, size: int) -> bytes:
     return envelope.head.encode() + head + one * count + b"</c:w>" + envelope.tail.encode()
 
 
+def builders(target: Target, peer: Peer) -> dict[str, Callable[[int], bytes]]:
+    """Every family for `target`, as a function of the size in bytes it may take at most."""
+    def fixture(name: str) -> Callable[[int], bytes]:
+        return lambda size: (FIXTURES / name).read_bytes()
+
+    def prolog(unit: bytes, head: bytes = b"", tail: bytes = b"") -> Callable[[int], bytes]:
+        return lambda size: _run(unit, head, tail)(size, 1, 1)
+
+    def bare(fragment: Fragment) -> Callable[[int], bytes]:
+        return lambda size: b"<x>" + fragment(size - 7, target.max_elements - 1, target.max_depth - 1) + b"</x>"
+
+    def signed(fragment: Fragment) -> Callable[[int], bytes]:
+        return lambda size: wrap(envelope_for(target, peer), fragment, target, size)
+
+    def padded(size: int) -> bytes:
+        plain = envelope_for(target, peer)
+        room = size - len(plain.head) - len(plain.tail)
+        envelope = envelope_for(target, peer, padding=room // (2 if target.kind == "metadata" else 1))
+        return (envelope.head + envelope.tail).encode()
+
+    found: dict[str, Callable[[int], bytes]] = {
+        "redos-27": fixture("redos-27.xml"),
+        "redos-40": fixture("redos-40.xml"),
+        "prolog-comments": prolog(b"<!---->", tail=b"<x/>"),
+        "prolog-processing-instructions": prolog(b"<?p?>", tail=b"<x/>"),
+        "prolog-whitespace": prolog(b" ", tail=b"<x/>"),
+        "xmlns-prefix-run": prolog(b"xmlns:", head=b"<a "),
+        "xmlns-equals-run": prolog(b"xmlns:a=", head=b"<a "),
+    }
+    for name, fragment in FRAGMENTS.items():
+        found[f"bare-{name}"] = bare(fragment)
+        found[f"signed-{name}"] = signed(fragment)
+    found["base64-padding"] = padded
+    found["prefix-list"] = lambda size: _prefix_list(target, peer, size)
+    found["prefix-list-at-caps"] = lambda size: _prefix_list_at_caps(target, peer, size)
+    return found
+
+
 def documents(target: Target, peer: Peer, size: int | None = None) -> dict[str, bytes]:
     """Every family for `target`, each at most `size` bytes (default: the target's limit)."""
     limit = size or target.max_bytes
-    found: dict[str, bytes] = {
-        "redos-27": (FIXTURES / "redos-27.xml").read_bytes(),
-        "redos-40": (FIXTURES / "redos-40.xml").read_bytes(),
-        "prolog-comments": _run(b"<!---->", tail=b"<x/>")(limit, 1, 1),
-        "prolog-processing-instructions": _run(b"<?p?>", tail=b"<x/>")(limit, 1, 1),
-        "prolog-whitespace": _run(b" ", tail=b"<x/>")(limit, 1, 1),
-        "xmlns-prefix-run": _run(b"xmlns:", head=b"<a ")(limit, 1, 1),
-        "xmlns-equals-run": _run(b"xmlns:a=", head=b"<a ")(limit, 1, 1),
-    }
-    envelope = envelope_for(target, peer)
-    for name, fragment in FRAGMENTS.items():
-        found[f"bare-{name}"] = b"<x>" + fragment(limit - 7, target.max_elements - 1, target.max_depth - 1) + b"</x>"
-        found[f"signed-{name}"] = wrap(envelope, fragment, target, limit)
-    bare = len(envelope.head) + len(envelope.tail)
-    padded = envelope_for(target, peer, padding=(limit - bare) // (2 if target.kind == "metadata" else 1))
-    found["base64-padding"] = (padded.head + padded.tail).encode()
-    found["prefix-list"] = _prefix_list(target, peer, limit)
-    found["prefix-list-at-caps"] = _prefix_list_at_caps(target, peer, limit)
-    return {name: data[:limit] if len(data) > limit else data for name, data in found.items()}
+    return {name: make(limit)[:limit] for name, make in builders(target, peer).items()}
 
 
 def certificate_repeated(cert_b64: str, times: int = 3000) -> bytes:
@@ -345,3 +365,10 @@ def fitted(make: Callable[[int], bytes], wrap_: Callable[[bytes], bytes], limit:
         if len(wrapped) <= limit or size < 64:
             return wrapped
         size = min(size - 1, int(size * limit / len(wrapped)))
+
+
+def acs_body(family: str, peer: Peer) -> bytes:
+    """`family` as the largest SAMLResponse form body the ACS takes (256 KiB, after base64 and URL-encoding)."""
+    make = builders(RESPONSE, peer)[family]
+    return fitted(lambda size: make(size)[:size], lambda xml: form_body("SAMLResponse", xml), POST_BODY,
+                  RESPONSE.max_bytes)

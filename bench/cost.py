@@ -1,0 +1,274 @@
+"""`python -m bench --only cost`: the adversarial corpus against the servers (issue 11, "Cost bounds").
+
+The validator's web app and the test IdP each run under ``gunicorn -w 2`` on 127.0.0.1. For every
+family of ``tests/cost_corpus.py`` this sends the worst form of it to an entry point, two attack
+requests in flight at a time, while a third connection polls ``/healthz``. Per family it reports
+the worst wall time of an attack request, the worst CPU a worker spent on one round of attacks
+(a round is two concurrent requests; a worker that took both counts both), and the longest wait
+for ``/healthz``. The target: at most 1 s of CPU per request, and ``/healthz`` answered throughout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.table import Row
+
+CPU_TARGET = 1.0
+ROUNDS = 2
+"""Rounds per family; each round sends two attack requests at once."""
+HEALTH_EVERY = 0.05
+REQUEST_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Attack:
+    server: str
+    """``validator`` or ``idp``."""
+    entry: str
+    family: str
+    method: str
+    path: str
+    body: bytes = b""
+    content_type: str = ""
+
+
+@dataclass
+class Measured:
+    attack: Attack
+    walls: list[float]
+    cpu_rounds: list[float]
+    statuses: list[int]
+    health_wait: float
+    health_failures: int
+
+
+def attacks() -> list[Attack]:
+    """The worst inputs, wrapped as each entry point takes them (the families of tests/test_cost.py)."""
+    import json
+
+    from tests import cost_corpus as corpus
+    from tests.factory import make_keypair
+
+    cert = make_keypair("idp.example.com").cert_b64
+    peer = corpus.Peer(cert)
+    found: list[Attack] = []
+    responses = corpus.documents(corpus.RESPONSE, peer)
+    for family in responses:
+        found.append(Attack("validator", "POST /test-sp/acs", family, "POST", "/test-sp/acs",
+                            corpus.acs_body(family, peer),
+                            "application/x-www-form-urlencoded"))
+        found.append(Attack("validator", "POST /api/v1/responses", family, "POST", "/api/v1/responses",
+                            json.dumps({"response": responses[family].decode("utf-8", "surrogateescape")},
+                                       ensure_ascii=False).encode("utf-8", "surrogateescape"), "application/json"))
+    for family, document in corpus.documents(corpus.METADATA, peer).items():
+        found.append(Attack("validator", "POST /api/v1/metadata", family, "POST", "/api/v1/metadata",
+                            json.dumps({"xml": document.decode("utf-8", "surrogateescape")},
+                                       ensure_ascii=False).encode("utf-8", "surrogateescape"), "application/json"))
+    found.append(Attack("validator", "POST /api/v1/metadata", "deep-json", "POST", "/api/v1/metadata",
+                        corpus.deep_json(256 * corpus.KiB), "application/json"))
+    request_peer = corpus.Peer(cert, sp_entity_id=_idp_sp(), sso_url="{base}/sso", sp_acs=_idp_acs())
+    for family, document in corpus.documents(corpus.REQUEST, request_peer).items():
+        found.append(Attack("idp", "GET /sso", family, "GET", "/sso?" + _redirect_query(document)))
+        found.append(Attack("idp", "POST /sso", family, "POST", "/sso", corpus.form_body("SAMLRequest", document),
+                            "application/x-www-form-urlencoded"))
+    found.append(Attack("idp", "POST /api/v1/next-login", "deep-json", "POST", "/api/v1/next-login",
+                        corpus.deep_json(256 * corpus.KiB), "application/json"))
+    return found
+
+
+def _idp_sp() -> str:
+    from bench.load import SP_ENTITY_ID
+
+    return SP_ENTITY_ID
+
+
+def _idp_acs() -> str:
+    from bench.load import SP_ACS
+
+    return SP_ACS
+
+
+def _redirect_query(xml: bytes) -> str:
+    import base64
+    import zlib
+    from urllib.parse import quote
+
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return "SAMLRequest=" + quote(base64.b64encode(deflater.compress(xml) + deflater.flush()).decode(), safe="")
+
+
+def _request(base_url: str, attack: Attack) -> tuple[int, float]:
+    host, port = base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=REQUEST_TIMEOUT)
+    started = time.monotonic()
+    try:
+        headers = {"Content-Type": attack.content_type} if attack.body else {}
+        connection.request(attack.method, attack.path.replace("{base}", base_url), body=attack.body or None,
+                           headers=headers)
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status, time.monotonic() - started
+    except OSError:
+        return 0, time.monotonic() - started
+    finally:
+        connection.close()
+
+
+class HealthPoller:
+    """Polls ``/healthz`` on its own connection; keeps the longest wait and the failures."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.longest = 0.0
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        probe = Attack("", "", "", "GET", "/healthz")
+        while not self._stop.is_set():
+            status, wall = _request(self.base_url, probe)
+            self.longest = max(self.longest, wall)
+            self.failures += status != 200
+            self._stop.wait(HEALTH_EVERY)
+
+    def __enter__(self) -> HealthPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measure(server: object, base_url: str, attack: Attack) -> Measured:
+    from bench.idp_bench import Server, _children
+
+    assert isinstance(server, Server)
+    result = Measured(attack, [], [], [], 0.0, 0)
+    with HealthPoller(base_url) as health, ThreadPoolExecutor(max_workers=2) as pool:
+        for _ in range(ROUNDS):
+            before = _worker_cpu(_children(server.process.pid))
+            done = list(pool.map(lambda _: _request(base_url, attack), range(2)))
+            after = _worker_cpu(list(before))
+            result.cpu_rounds.append(max((after.get(pid, 0.0) - cpu for pid, cpu in before.items()), default=0.0))
+            for status, wall in done:
+                result.statuses.append(status)
+                result.walls.append(wall)
+    result.health_wait, result.health_failures = health.longest, health.failures
+    return result
+
+
+def _worker_cpu(pids: list[int] | dict[int, float]) -> dict[int, float]:
+    import os
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            found[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+@contextlib.contextmanager
+def validator_server(folder: Path) -> Iterator[tuple[object, str]]:
+    """``gunicorn -w 2 'validator.web:create_app()'`` on 127.0.0.1 with one CRM record; stopped on exit."""
+    from bench import idp_bench
+    from bench.measure import ROOT, child_env
+
+    crm = folder / "crm"
+    crm.mkdir()
+    (crm / "B-1.toml").write_text(_record())
+    port = idp_bench._free_port()
+    env = {k: v for k, v in child_env().items() if not k.startswith("VALIDATOR_")}
+    env.update(VALIDATOR_CRM_FOLDER=str(crm), VALIDATOR_STORE=f"sqlite:///{folder / 'web.sqlite3'}",
+               VALIDATOR_BASE_URL=f"http://127.0.0.1:{port}")
+    log = folder / "gunicorn-validator.log"
+    argv = [str(idp_bench._gunicorn()), "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--timeout",
+            "120", "--no-control-socket", "validator.web:create_app()"]
+    with log.open("ab") as out:
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    server = idp_bench.Server(f"http://127.0.0.1:{port}", process, log, exact_claim_names=True)
+    try:
+        problem = idp_bench._wait_healthy(server)
+        if problem:
+            raise RuntimeError(f"gunicorn 'validator.web:create_app()' did not start: {problem}")
+        yield server, server.base_url
+    finally:
+        idp_bench._stop(server)
+
+
+def _record() -> str:
+    from tests.helpers import crm_toml
+
+    return crm_toml(idp={"entity_id": "https://idp.example.com/saml"}, biller=("B-1", "Cost Biller"))
+
+
+@contextlib.contextmanager
+def idp_server(folder: Path) -> Iterator[tuple[object, str]]:
+    from bench.load import IdPServer
+
+    idp = IdPServer(folder).start()
+    try:
+        yield idp._server, idp.base_url
+    finally:
+        idp.stop()
+
+
+def run(only: str | None = None) -> list[Measured]:
+    chosen = [a for a in attacks() if only is None or only in a.family or only in a.entry]
+    results: list[Measured] = []
+    with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
+        for name, start in (("validator", validator_server), ("idp", idp_server)):
+            mine = [a for a in chosen if a.server == name]
+            if not mine:
+                continue
+            folder = Path(tmp) / name
+            folder.mkdir()
+            with start(folder) as (server, base_url):
+                for attack in mine:
+                    results.append(measure(server, base_url, attack))
+                    print(_line(results[-1]), flush=True)
+    return results
+
+
+def _line(m: Measured) -> str:
+    statuses = ",".join(sorted({str(s) for s in m.statuses}))
+    return (f"{m.attack.entry:26} {m.attack.family:40} wall {max(m.walls):6.2f} s  CPU/round "
+            f"{max(m.cpu_rounds):6.2f} s  /healthz wait {m.health_wait:6.2f} s"
+            f"{f' ({m.health_failures} failed)' if m.health_failures else ''}  HTTP {statuses}")
+
+
+def rows(only: str | None = None) -> list[Row]:
+    results = run(only)
+    over = [m for m in results if max(m.cpu_rounds) > CPU_TARGET or m.health_failures or 0 in m.statuses
+            or any(s >= 500 for s in m.statuses)]
+    worst_cpu = max(results, key=lambda m: max(m.cpu_rounds))
+    worst_health = max(results, key=lambda m: m.health_wait)
+    return [Row(
+        f"Adversarial corpus, gunicorn -w 2, two attacks in flight ({len(results)} family × entry point)",
+        f"worst {max(worst_cpu.cpu_rounds):.2f} s CPU ({worst_cpu.attack.entry}, {worst_cpu.attack.family}); "
+        f"/healthz waited ≤ {worst_health.health_wait:.2f} s",
+        f"≤ {CPU_TARGET:g} s CPU per request, /healthz answered",
+        "met" if not over else f"NOT MET ({len(over)} over)",
+        [_line(m) for m in over] or ["every family within the target"],
+    )]
+
+
+if __name__ == "__main__":
+    import sys
+
+    for _ in rows(sys.argv[1] if len(sys.argv) > 1 else None):
+        pass
