@@ -210,11 +210,18 @@ def _checked_out(kind: SchemaKind) -> Iterator[etree.XMLSchema]:
             _idle[kind].append(schema)
 
 
-def validate(tree_or_root: etree._ElementTree | etree._Element, kind: SchemaKind) -> list[SchemaIssue]:
-    """Every schema error of `tree_or_root` against the SAML 2.0 schemas of `kind`, in the order found.
+MAX_ISSUES = 50
+"""Schema errors listed one by one; past them one more issue counts the rest. A partner's document
+that breaks the schema in thousands of places (an attribute flood: one error per attribute) made
+as many findings, each rendered: 10,000 attributes cost two seconds in the report alone."""
 
-    An empty list means valid. Raises :class:`SchemaUnavailable` if the shipped schemas cannot
-    be loaded. `tree_or_root` must come from :func:`metadata.xml.parse_untrusted`; validation
+
+def validate(tree_or_root: etree._ElementTree | etree._Element, kind: SchemaKind) -> list[SchemaIssue]:
+    """The schema errors of `tree_or_root` against the SAML 2.0 schemas of `kind`, in the order found.
+
+    An empty list means valid. The first :data:`MAX_ISSUES` are listed; when there are more, one
+    last issue, at the line of the first one not listed, says how many more there are. Raises
+    :class:`SchemaUnavailable` if the shipped schemas cannot be loaded. `tree_or_root` must come from :func:`metadata.xml.parse_untrusted`; validation
     never loads anything the document names (``xsi:schemaLocation`` is ignored).
     """
     if kind not in _ENTRY_POINTS:
@@ -225,5 +232,11 @@ def validate(tree_or_root: etree._ElementTree | etree._Element, kind: SchemaKind
                 return []
         except etree.XMLSchemaValidateError as exc:
             raise MetadataError(f"XML Schema validation failed internally: {exc}") from exc
-        entries = cast(Iterable[_LogEntry], schema.error_log)
-        return [SchemaIssue(e.line, e.column, _readable(e.message), e.path) for e in entries]
+        entries = list(cast(Iterable[_LogEntry], schema.error_log))
+    issues = [SchemaIssue(e.line, e.column, _readable(e.message), e.path) for e in entries[:MAX_ISSUES]]
+    if len(entries) > MAX_ISSUES:
+        rest, first = len(entries) - MAX_ISSUES, entries[MAX_ISSUES]
+        issues.append(SchemaIssue(first.line, 0, f"… and {rest:,} more schema error{'s' if rest > 1 else ''} from "
+                                                 f"this line on, not listed one by one (the first {MAX_ISSUES} are)",
+                                  first.path))
+    return issues

@@ -133,6 +133,20 @@ def test_every_error_is_reported_with_its_line() -> None:
     assert all(issue.path for issue in issues)
 
 
+def test_a_flood_of_schema_errors_is_listed_up_to_the_cap_then_counted() -> None:
+    # One error per attribute: 10,000 of them made as many findings, two seconds of report.
+    flood = " ".join(f'a{i}="x"' for i in range(schema.MAX_ISSUES + 25))
+    data = VALID_IDP.replace(b"<md:IDPSSODescriptor", b"<md:IDPSSODescriptor\n" + flood.encode(), 1)
+    issues = validate(parse(data), "metadata")
+    assert len(issues) == schema.MAX_ISSUES + 1
+    assert "attribute 'a0'" in issues[0].message
+    assert issues[-1].message == (f"… and 25 more schema errors from this line on, not listed one by one "
+                                  f"(the first {schema.MAX_ISSUES} are)")
+    exactly = VALID_IDP.replace(b"<md:IDPSSODescriptor", b"<md:IDPSSODescriptor " + " ".join(
+        f'a{i}="x"' for i in range(schema.MAX_ISSUES)).encode(), 1)
+    assert len(validate(parse(exactly), "metadata")) == schema.MAX_ISSUES
+
+
 def test_messages_use_prefixes_not_namespace_uris() -> None:
     issues = validate(parse(BROKEN_IDP), "metadata")
 
