@@ -221,8 +221,9 @@ def validate(tree_or_root: etree._ElementTree | etree._Element, kind: SchemaKind
 
     An empty list means valid. The first :data:`MAX_ISSUES` are listed; when there are more, one
     last issue, at the line of the first one not listed, says how many more there are. Raises
-    :class:`SchemaUnavailable` if the shipped schemas cannot be loaded. `tree_or_root` must come from :func:`metadata.xml.parse_untrusted`; validation
-    never loads anything the document names (``xsi:schemaLocation`` is ignored).
+    :class:`SchemaUnavailable` if the shipped schemas cannot be loaded. `tree_or_root` must come
+    from :func:`metadata.xml.parse_untrusted`; validation never loads anything the document names
+    (``xsi:schemaLocation`` is ignored).
     """
     if kind not in _ENTRY_POINTS:
         raise ValueError(f"unknown schema kind {kind!r}; expected one of {sorted(_ENTRY_POINTS)}")
