@@ -59,17 +59,28 @@ def attacks() -> list[Attack]:
     from tests import cost_corpus as corpus
     from tests.factory import make_keypair
 
-    cert = make_keypair("idp.example.com").cert_b64
+    key = make_keypair("idp.example.com")
+    cert = key.cert_b64
     peer = corpus.Peer(cert)
     found: list[Attack] = []
     responses = corpus.documents(corpus.RESPONSE, peer)
+    trusted = corpus.certificate_repeated(cert, times=1).decode()
+
+    def checked(response: bytes, metadata: str) -> bytes:
+        return json.dumps({"response": response.decode("utf-8", "surrogateescape"), "metadata_xml": metadata},
+                          ensure_ascii=False).encode("utf-8", "surrogateescape")
+
     for family in responses:
         found.append(Attack("validator", "POST /test-sp/acs", family, "POST", "/test-sp/acs",
                             corpus.acs_body(family, peer),
                             "application/x-www-form-urlencoded"))
         found.append(Attack("validator", "POST /api/v1/responses", family, "POST", "/api/v1/responses",
-                            json.dumps({"response": responses[family].decode("utf-8", "surrogateescape")},
-                                       ensure_ascii=False).encode("utf-8", "surrogateescape"), "application/json"))
+                            checked(responses[family], trusted), "application/json"))
+    from datetime import UTC, datetime
+
+    tampered = corpus.tampered_response(key, datetime.now(UTC).replace(microsecond=0))
+    found.append(Attack("validator", "POST /api/v1/responses", "repeated-certificate", "POST", "/api/v1/responses",
+                        checked(tampered, corpus.certificate_repeated(cert).decode()), "application/json"))
     for family, document in corpus.documents(corpus.METADATA, peer).items():
         found.append(Attack("validator", "POST /api/v1/metadata", family, "POST", "/api/v1/metadata",
                             json.dumps({"xml": document.decode("utf-8", "surrogateescape")},

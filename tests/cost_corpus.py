@@ -19,8 +19,10 @@ import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+from idp.assertion import Claim, ResponseSpec, SigningKey, build_response, serialize
 from metadata.signing import MAX_INCLUSIVE_PREFIXES
 from metadata.xml import XMLLimits
 
@@ -336,6 +338,16 @@ def certificate_repeated(cert_b64: str, times: int = 3000) -> bytes:
             f'protocolSupportEnumeration="{SAMLP}">{key * times}<md:SingleSignOnService '
             'Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.com/sso"/>'
             "</md:IDPSSODescriptor></md:EntityDescriptor>").encode()
+
+
+def tampered_response(key: SigningKey, now: datetime) -> bytes:
+    """A response signed by `key`, as large as a message may be, with a claim changed after signing:
+    checked against `certificate_repeated`, every listed certificate would pay its digest."""
+    filler = "x" * (RESPONSE.max_bytes - 12 * KiB)
+    spec = ResponseSpec(issuer=IDP, destination=ACS, audience=SP, in_response_to="_req1", nameid="jo@example.com",
+                        nameid_format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress", session_index="_s1",
+                        claims=(Claim("AccountNumber", ("123",)), Claim("Note", (filler,))), sign="both")
+    return serialize(build_response(spec, now=now, key=key)).replace(b">123<", b">124<")
 
 
 def deep_json(size: int) -> bytes:

@@ -203,15 +203,7 @@ def test_cli_response(family: str, files: Path) -> None:
 
 @cache
 def tampered_response() -> bytes:
-    """A response signed by KEY, as large as a message may be, with a claim changed after signing."""
-    from idp.assertion import Claim, ResponseSpec, build_response, serialize
-
-    filler = "x" * (corpus.RESPONSE.max_bytes - 12 * corpus.KiB)
-    spec = ResponseSpec(issuer=corpus.IDP, destination=corpus.ACS, audience=corpus.SP, in_response_to="_req1",
-                        nameid="jo@example.com", nameid_format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
-                        session_index="_s1", claims=(Claim("AccountNumber", ("123",)), Claim("Note", (filler,))),
-                        sign="both")
-    return serialize(build_response(spec, now=NOW, key=KEY)).replace(b">123<", b">124<")
+    return corpus.tampered_response(KEY, NOW)
 
 
 CRM_FAMILIES = {
