@@ -325,6 +325,15 @@ def test_web_metadata_forms(family: str, form: str, web: Web) -> None:
                         family), family, "metadata")
 
 
+@pytest.mark.parametrize("family", list(CRM_FAMILIES))
+def test_web_uploaded_record(family: str, web: Web) -> None:
+    """A partner may upload the CRM record to check against: it is untrusted input too."""
+    body, content_type = multipart({"csrf": web.csrf, "metadata_file": ("idp.xml", good_metadata()),
+                                    "crm_file": ("record.toml", CRM_FAMILIES[family][:corpus.MiB])})
+    outcome = judged(posted(web, "/check/metadata", body, content_type), "POST /check/metadata (record)", family)
+    assert outcome.status in (200, 400, 413), outcome
+
+
 @pytest.mark.parametrize("family", names(metadata_documents, sample=True))
 def test_web_discovery_form(family: str, web: Web) -> None:
     body, content_type = FORMS["upload"](metadata_documents()[family], web.csrf)
