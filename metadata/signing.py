@@ -239,17 +239,21 @@ def _prefix_problems(prefixes: tuple[str, ...], element: etree._Element) -> list
     in_scope = {p for p in element.nsmap if p}
     unknown = [p for p in prefixes if p != "#default" and p not in malformed and p not in in_scope]
     if unknown:
-        declared_inside = _prefixes_declared_inside(element)
-        undeclared = [p for p in unknown if p not in declared_inside]
+        undeclared = _undeclared_inside(element, set(unknown))
         if undeclared:
-            problems.append(f"the InclusiveNamespaces PrefixList names {undeclared[0]!r}, which no namespace "
-                            "declaration binds in or above the signed element")
+            problems.append(f"the InclusiveNamespaces PrefixList names {sorted(undeclared)[0]!r}, which no "
+                            "namespace declaration binds in or above the signed element")
     return problems
 
 
-def _prefixes_declared_inside(element: etree._Element) -> set[str]:
-    # One walk, bounded by the parser's element cap; only when a prefix is not in scope at the top.
-    return {prefix for _event, (prefix, _uri) in etree.iterwalk(element, events=("start-ns",)) if prefix}
+def _undeclared_inside(element: etree._Element, prefixes: set[str]) -> set[str]:
+    """Those of `prefixes` that no declaration inside `element` binds: a walk that stops as soon
+    as all are found, bounded by the parser's caps on elements and declarations."""
+    for _event, (prefix, _uri) in etree.iterwalk(element, events=("start-ns",)):
+        prefixes.discard(prefix)
+        if not prefixes:
+            break
+    return prefixes
 
 
 def _is_ncname(value: str) -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from idp.assertion import Claim, ResponseSpec, SigningKey, build_response, serialize
 from metadata.signing import MAX_INCLUSIVE_PREFIXES
-from metadata.xml import XMLLimits
+from metadata.xml import XMLLimits, metadata_limits
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -44,7 +44,7 @@ class Target:
     max_depth: int = 64
 
 
-METADATA = Target("metadata", 5 * MiB, 5 * MiB // 32)
+METADATA = Target("metadata", 5 * MiB, metadata_limits().max_elements)
 RESPONSE = Target("response", 192 * KiB, 20_000)
 REQUEST = Target("request", 64 * KiB, 20_000)
 POST_BODY = 256 * KiB
