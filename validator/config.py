@@ -37,8 +37,9 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
-def load_config(path: Path, model: type[M], error: type[ConfigError] = ConfigError) -> M:
-    """Read and validate the ``.toml`` or ``.json`` file at `path` as a `model`."""
+def load_config(path: Path, model: type[M], error: type[ConfigError] = ConfigError, *,
+                max_bytes: int = MAX_BYTES) -> M:
+    """Read and validate the ``.toml`` or ``.json`` file at `path` (at most `max_bytes`) as a `model`."""
     source = str(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -46,27 +47,29 @@ def load_config(path: Path, model: type[M], error: type[ConfigError] = ConfigErr
         raise error(source, [(FILE, f"must be a {accepted} file, not {quoted(path.name)}")])
     try:
         with path.open("rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
+            data = handle.read(max_bytes + 1)
     except OSError as exc:
         raise error(source, [(FILE, f"cannot be read: {exc.strerror or exc}")]) from exc
-    return parse_config(data, source, "toml" if fmt == "toml" else "json", model, error)
+    return parse_config(data, source, "toml" if fmt == "toml" else "json", model, error, max_bytes=max_bytes)
 
 
 def parse_config(
     data: bytes | str, source: str, fmt: Literal["toml", "json"], model: type[M],
-    error: type[ConfigError] = ConfigError,
+    error: type[ConfigError] = ConfigError, *, max_bytes: int = MAX_BYTES,
 ) -> M:
     """Validate a document given as text; `source` names it in errors."""
-    return validate_config(parse_document(data, source, fmt, error), source, model, error)
+    return validate_config(parse_document(data, source, fmt, error, max_bytes=max_bytes), source, model, error)
 
 
 def parse_document(
-    data: bytes | str, source: str, fmt: Literal["toml", "json"], error: type[ConfigError] = ConfigError
+    data: bytes | str, source: str, fmt: Literal["toml", "json"], error: type[ConfigError] = ConfigError, *,
+    max_bytes: int = MAX_BYTES,
 ) -> Any:
     """The document as plain data (dicts, lists, scalars), before validation."""
     size = len(data.encode() if isinstance(data, str) else data)
-    if size > MAX_BYTES:
-        raise error(source, [(FILE, f"is larger than {MAX_BYTES // 2**20} MiB, far more than such a document needs")])
+    if size > max_bytes:
+        shown = f"{max_bytes // 2**20} MiB" if max_bytes % 2**20 == 0 else f"{max_bytes // 1024} KiB"
+        raise error(source, [(FILE, f"is larger than {shown}, far more than such a document needs")])
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8-sig")  # tolerate the BOM some Windows editors add
