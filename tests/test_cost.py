@@ -39,9 +39,10 @@ from tests.idp_support import IDP_BASE, SP_ENTITY, make_idp
 from tests.test_fetch import LocalServer, respond, serving
 from tests.test_web import good_metadata, record_toml, token
 from validator.cli import main as validate_main
+from validator.crm import MAX_BYTES as CRM_MAX_BYTES
 from validator.inspection import MetadataOptions, inspect_metadata
 from validator.sweep import SweepOptions, run_sweep
-from validator.web import create_app
+from validator.web import create_app, testsp
 
 KEY = make_keypair("idp.example.com")
 PEER = corpus.Peer(KEY.cert_b64)
@@ -206,18 +207,25 @@ def tampered_response() -> bytes:
     return corpus.tampered_response(KEY, NOW)
 
 
+def _record_filled(unit: bytes, base: bytes | None = None) -> bytes:
+    """A CRM record followed by as many `unit` as fit in the largest record accepted."""
+    base = crm_toml().encode() if base is None else base
+    return base + unit * ((CRM_MAX_BYTES - len(base)) // len(unit))
+
+
 CRM_FAMILIES = {
-    "crm-long-url": crm_toml(idp={"entity_id": "https://idp.example.com/" + "a" * 1_000_000}).encode(),
-    "crm-many-claims": crm_toml(extra='[[claims]]\nname = "C"\nrequired = false\n' * 24_000).encode(),
-    "crm-deep-array": b"x = " + b"[" * 500_000 + b"]" * 500_000,
-    "crm-comment-lines": crm_toml().encode() + b"#\n" * 500_000,
+    "crm-long-url": crm_toml(idp={"entity_id": "https://idp.example.com/" + "a" * (CRM_MAX_BYTES - 2_000)}).encode(),
+    "crm-many-claims": _record_filled(b'[[claims]]\nname = "C"\nrequired = false\n'),
+    "crm-deep-array": b"x = " + b"[" * (CRM_MAX_BYTES // 2 - 4) + b"]" * (CRM_MAX_BYTES // 2 - 4),
+    "crm-comment-lines": _record_filled(b"#\n"),
+    "crm-over-the-cap": crm_toml(extra='[[claims]]\nname = "C"\nrequired = false\n' * 24_000).encode(),
 }
 
 
 @pytest.mark.parametrize("family", [*CRM_FAMILIES, "crm-deep-json"])
 def test_cli_crm(family: str, files: Path) -> None:
-    data = CRM_FAMILIES.get(family, b"[" * (corpus.MiB - 1))
-    path = written(files, "record.json" if family.endswith("json") else "record.toml", data[:corpus.MiB])
+    data = CRM_FAMILIES.get(family, b"[" * (CRM_MAX_BYTES - 1))
+    path = written(files, "record.json" if family.endswith("json") else "record.toml", data)
     outcome = judged(lambda: cli("crm", path, "--format", "json", "--out", files / "out.json"),
                      "saml-validate crm", family)
     # The record is ours, not a partner's: one that cannot be read is a usage error (exit 2) naming it.
@@ -329,7 +337,7 @@ def test_web_metadata_forms(family: str, form: str, web: Web) -> None:
 def test_web_uploaded_record(family: str, web: Web) -> None:
     """A partner may upload the CRM record to check against: it is untrusted input too."""
     body, content_type = multipart({"csrf": web.csrf, "metadata_file": ("idp.xml", good_metadata()),
-                                    "crm_file": ("record.toml", CRM_FAMILIES[family][:corpus.MiB])})
+                                    "crm_file": ("record.toml", CRM_FAMILIES[family])})
     outcome = judged(posted(web, "/check/metadata", body, content_type), "POST /check/metadata (record)", family)
     assert outcome.status in (200, 400, 413), outcome
 
@@ -399,8 +407,22 @@ def acs_bodies() -> dict[str, bytes]:
     return found
 
 
+@pytest.fixture(scope="module")
+def acs_browser(web: Web) -> Web:
+    """A browser that started a test login: only then does the ACS read a body at all. Its mark is
+    put in the store as /test-login puts it (that route needs the partner's metadata first)."""
+    token = "cost-test-browser-0001"
+    with web.client.application.app_context():
+        testsp.web().store.put(testsp.BROWSERS_NS, token, b"1", ttl=3600)
+    web.client.set_cookie(testsp.COOKIE, token)
+    read = web.client.post("/test-sp/acs", data=b"SAMLResponse=%%%", content_type="application/x-www-form-urlencoded")
+    assert "This is not a SAML response" in read.get_data(as_text=True)  # the body is read: the gate is open
+    return web
+
+
 @pytest.mark.parametrize("family", list(acs_bodies()))
-def test_test_sp_acs(family: str, web: Web) -> None:
+def test_test_sp_acs(family: str, acs_browser: Web) -> None:
+    web = acs_browser
     outcome = judged(posted(web, "/test-sp/acs", acs_bodies()[family], "application/x-www-form-urlencoded"),
                      "POST /test-sp/acs", family)
     assert outcome.status in (400, 413), outcome
