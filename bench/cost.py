@@ -81,10 +81,9 @@ def attacks() -> list[Attack]:
     tampered = corpus.tampered_response(key, datetime.now(UTC).replace(microsecond=0))
     found.append(Attack("validator", "POST /api/v1/responses", "repeated-certificate", "POST", "/api/v1/responses",
                         checked(tampered, corpus.certificate_repeated(cert).decode()), "application/json"))
-    for family, document in corpus.documents(corpus.METADATA, peer).items():
+    for family in corpus.builders(corpus.METADATA, peer):
         found.append(Attack("validator", "POST /api/v1/metadata", family, "POST", "/api/v1/metadata",
-                            json.dumps({"xml": document.decode("utf-8", "surrogateescape")},
-                                       ensure_ascii=False).encode("utf-8", "surrogateescape"), "application/json"))
+                            corpus.api_metadata_body(family, peer), "application/json"))
     found.append(Attack("validator", "POST /api/v1/metadata", "deep-json", "POST", "/api/v1/metadata",
                         corpus.deep_json(256 * corpus.KiB), "application/json"))
     request_peer = corpus.Peer(cert, sp_entity_id=_idp_sp(), sso_url="{base}/sso", sp_acs=_idp_acs())

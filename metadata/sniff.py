@@ -117,6 +117,15 @@ def namespace_declarations(data: bytes) -> int:
     return data.count(b"xmlns")
 
 
+def comments_and_instructions(data: bytes, encoding: str) -> int:
+    """An upper bound of the comments and processing instructions in a document (its XML
+    declaration included): each starts with ``<!--`` or ``<?``, and any in CDATA count too."""
+    if encoding.startswith("utf-16"):
+        text = data.decode("utf-16", "replace")
+        return text.count("<!--") + text.count("<?")
+    return data.count(b"<!--") + data.count(b"<?")
+
+
 @dataclass(frozen=True)
 class Crowding:
     message: str

@@ -22,6 +22,7 @@ from lxml import etree
 
 from metadata.errors import UnsafeXML
 from metadata.sniff import (
+    comments_and_instructions,
     crowded_tag,
     declaration_line,
     declared_encoding,
@@ -43,7 +44,7 @@ class XMLLimits:
     max_depth: int = 64
     """Deepest element nesting accepted (the root is depth 1)."""
     max_elements: int = 20_000
-    """Most elements accepted in one document."""
+    """Most elements accepted in one document; also the most comments and processing instructions."""
     max_namespace_length: int = 1024
     """Longest namespace URI accepted, in characters (SAML's are under 100)."""
     max_namespaces_per_element: int = 40
@@ -198,6 +199,12 @@ def _parse(data: bytes, limits: XMLLimits) -> etree._ElementTree:
         raise UnsafeXML("encoding", f"the document declares encoding {encoding!r}; only UTF-8 and UTF-16 are accepted")
     if looks_like_html(data):
         raise UnsafeXML("html", "an HTML page was given where XML was expected: " + _first_bytes(data))
+    markup = comments_and_instructions(data, encoding)
+    if markup > limits.max_elements:
+        # Each is a node that schema validation, every XPath and xmlsec's node set visit: a million
+        # processing instructions in 5 MiB cost more than the rest of a check together.
+        raise UnsafeXML("too-many-elements", f"the document has {markup:,} comments and processing instructions; "
+                        f"the limit is {limits.max_elements:,}")
     crowded = crowded_tag(data, encoding, limits.max_namespaces_per_element, _declarations_allowed(data, limits))
     if crowded is not None:
         raise UnsafeXML("too-many-namespaces", crowded.message, line=crowded.line)

@@ -379,6 +379,20 @@ def fitted(make: Callable[[int], bytes], wrap_: Callable[[bytes], bytes], limit:
         size = min(size - 1, int(size * limit / len(wrapped)))
 
 
+def json_body(document: bytes, key: str = "xml", **members: object) -> bytes:
+    """`document` as the string `key` of a JSON API body (the others: `members`)."""
+    return json.dumps({key: document.decode("utf-8", "surrogateescape"), **members},
+                      ensure_ascii=False).encode("utf-8", "surrogateescape")
+
+
+def api_metadata_body(family: str, peer: Peer, **members: object) -> bytes:
+    """`family` as the largest metadata the API's 6 MiB body carries once JSON-escaped (a newline
+    becomes two bytes) and within the 5 MiB metadata limit."""
+    make = builders(METADATA, peer)[family]
+    return fitted(lambda size: make(size)[:size], lambda xml: json_body(xml, **members), UPLOAD_BODY,
+                  METADATA.max_bytes)
+
+
 def acs_body(family: str, peer: Peer) -> bytes:
     """`family` as the largest SAMLResponse form body the ACS takes (256 KiB, after base64 and URL-encoding)."""
     make = builders(RESPONSE, peer)[family]

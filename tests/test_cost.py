@@ -371,8 +371,10 @@ API_METADATA = {"/api/v1/metadata": {}, "/api/v1/discover": {"probe": False}}
 @pytest.mark.parametrize(("family", "path"), [(f, "/api/v1/metadata") for f in names(metadata_documents)]
                          + [(f, "/api/v1/discover") for f in names(metadata_documents, sample=True)])
 def test_api_metadata(family: str, path: str, web: Web) -> None:
-    body = json.dumps({"xml": metadata_documents()[family].decode("utf-8", "surrogateescape"),
-                       **API_METADATA[path]}, ensure_ascii=False).encode("utf-8", "surrogateescape")
+    if family.startswith("fixture-"):
+        body = corpus.json_body(metadata_documents()[family], **API_METADATA[path])
+    else:
+        body = corpus.api_metadata_body(family, PEER, **API_METADATA[path])
     api_verdict(judged(posted(web, path, body, "application/json"), f"POST {path}", family), family, "metadata")
 
 

@@ -12,6 +12,7 @@ import pytest
 from metadata.errors import UnsafeXML
 from metadata.sniff import (
     Crowding,
+    comments_and_instructions,
     crowded_tag,
     declaration_line,
     declared_encoding,
@@ -184,3 +185,17 @@ def test_a_long_namespace_uri_is_refused_in_a_walked_document_too() -> None:
         parse_untrusted(data, MESSAGE_LIMITS)
     assert refused.value.kind == "too-large"
     assert refused.value.line == 2
+
+
+@pytest.mark.parametrize("run", [b"<?p?>", b"<!---->"])
+def test_comments_and_instructions_are_capped_like_elements(run: bytes) -> None:
+    # Nodes that schema validation, XPath and xmlsec's node set all visit: 5 MiB of "<?p?>" (a
+    # million of them) cost more than the rest of a metadata check together.
+    limits = XMLLimits(max_bytes=MiB, max_elements=100)
+    assert parse_untrusted(b"<r>" + run * 99 + b"</r>", limits).getroot().tag == "r"
+    with pytest.raises(UnsafeXML) as refused:
+        parse_untrusted(b"<r>" + run * 101 + b"</r>", limits)
+    assert refused.value.kind == "too-many-elements"
+    assert "101 comments and processing instructions; the limit is 100" in refused.value.message
+    hostile = b"<r>" + run * (FIVE_MIB // len(run)) + b"</r>"
+    assert cpu_bounded(_repeat(10, lambda: comments_and_instructions(hostile, "utf-8"))) == 0
