@@ -85,6 +85,8 @@ class IdPRole:
     line: int | None = None
     other_endpoints: tuple[Endpoint, ...] = ()
     """ArtifactResolutionService, ManageNameIDService, NameIDMappingService, AssertionIDRequestService."""
+    unread: tuple[tuple[str, int], ...] = ()
+    """Children past :data:`metadata.read.MAX_PER_KIND` of one kind, not read: (element name, count)."""
 
     @property
     def supports_saml2(self) -> bool:
@@ -103,6 +105,8 @@ class SPRole:
     nameid_formats: tuple[str, ...]
     keys: tuple[KeyDescriptor, ...]
     line: int | None = None
+    unread: tuple[tuple[str, int], ...] = ()
+    """Children past :data:`metadata.read.MAX_PER_KIND` of one kind, not read: (element name, count)."""
 
     @property
     def supports_saml2(self) -> bool:

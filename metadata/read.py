@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gc
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -154,17 +155,34 @@ def _flag(value: str | None) -> bool | None:
     return None if value is None else value.strip() in ("true", "1")
 
 
+MAX_PER_KIND = 100
+"""Children of one kind read from a role (endpoints, keys, formats, attributes); the rest are
+counted, not read. Real IdPs and SPs list a handful of each; 43,000 endpoints in 5 MiB of metadata
+cost five seconds through the checks, the vendor detection and the report."""
+
+
 def _sp_role(role: etree._Element) -> SPRole:
+    unread: Counter[str] = Counter()
     return SPRole(
         protocols=tuple(role.get("protocolSupportEnumeration", "").split()),
-        acs=tuple(_endpoint(e, "AssertionConsumerService") for e in role.iterchildren(_ACS)),
-        slo=tuple(_endpoint(e, "SingleLogoutService") for e in role.iterchildren(_SLO)),
+        acs=tuple(_endpoint(e, "AssertionConsumerService") for e in _capped(role, _ACS, unread)),
+        slo=tuple(_endpoint(e, "SingleLogoutService") for e in _capped(role, _SLO, unread)),
         authn_requests_signed=_flag(role.get("AuthnRequestsSigned")),
         want_assertions_signed=_flag(role.get("WantAssertionsSigned")),
-        nameid_formats=tuple(text_of(e).strip() for e in role.iterchildren(_NAMEID_FORMAT)),
-        keys=tuple(_key_descriptor(k) for k in role.iterchildren(_KEY_DESCRIPTOR)),
+        nameid_formats=tuple(text_of(e).strip() for e in _capped(role, _NAMEID_FORMAT, unread)),
+        keys=tuple(_key_descriptor(k) for k in _capped(role, _KEY_DESCRIPTOR, unread)),
         line=line_of(role),
+        unread=tuple(unread.items()),
     )
+
+
+def _capped(role: etree._Element, tag: str, unread: Counter[str]) -> Iterator[etree._Element]:
+    """The first MAX_PER_KIND children `tag` of `role`; the others are counted in `unread`."""
+    for count, child in enumerate(role.iterchildren(tag), 1):
+        if count > MAX_PER_KIND:
+            unread[f"md:{_local(tag)}"] += 1
+        else:
+            yield child
 
 
 _SSO = f"{{{MD}}}SingleSignOnService"
@@ -188,8 +206,12 @@ def _idp_role(role: etree._Element) -> IdPRole:
     keys: list[KeyDescriptor] = []
     attributes: list[Attribute] = []
     others: list[Endpoint] = []
+    seen: Counter[str] = Counter()
     for child in role.iterchildren(_SSO, _SLO, _NAMEID_FORMAT, _KEY_DESCRIPTOR, _ATTRIBUTE, *_OTHER_ENDPOINTS):
-        tag = child.tag
+        tag = str(child.tag)
+        seen[tag] += 1
+        if seen[tag] > MAX_PER_KIND:
+            continue
         if tag == _SSO:
             sso.append(_endpoint(child, "SingleSignOnService"))
         elif tag == _SLO:
@@ -213,7 +235,12 @@ def _idp_role(role: etree._Element) -> IdPRole:
         valid_until=role.get("validUntil"),
         line=line_of(role),
         other_endpoints=tuple(others),
+        unread=tuple((_prefixed(tag), n - MAX_PER_KIND) for tag, n in seen.items() if n > MAX_PER_KIND),
     )
+
+
+def _prefixed(tag: str) -> str:
+    return ("saml:" if tag.startswith(f"{{{SAML}}}") else "md:") + _local(tag)
 
 
 def _endpoint(element: etree._Element, kind: str) -> Endpoint:

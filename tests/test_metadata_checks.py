@@ -564,3 +564,32 @@ def test_verified_document_longer_than_65535_lines() -> None:
     report = inspect(etree.tostring(root), trusted=(SIGNER.cert_der,))
     assert report.facts["signature"]["status"] == "verified"
     assert "MD010" in codes(report)
+
+
+def _many_endpoints(count: int, location: str = "https://idp.example.com/sso/{}") -> bytes:
+    return idp_metadata(spec(sso=[("HTTP-Redirect", location.format(n)) for n in range(count)]))
+
+
+def test_a_role_with_more_children_of_one_kind_than_the_cap_is_md022() -> None:
+    from metadata.read import MAX_PER_KIND
+
+    assert "MD022" not in codes(inspect(_many_endpoints(MAX_PER_KIND)))
+    finding = only(inspect(_many_endpoints(MAX_PER_KIND + 3)), "MD022")
+    assert finding.message == (f"the IDPSSODescriptor lists {MAX_PER_KIND + 3} md:SingleSignOnService elements; the "
+                               f"first {MAX_PER_KIND} were read and checked, the other 3 were not")
+
+
+def test_an_endpoint_flood_costs_one_capped_read_and_a_capped_report() -> None:
+    # 43,000 endpoints in 5 MiB, each with a finding (MD010), cost five seconds to check and report.
+    from metadata.read import MAX_PER_KIND
+    from tests.helpers import run_with_cpu_limit
+    from validator.render import render
+    from validator.report import MAX_REPEATS
+
+    data = _many_endpoints(38_000, "http://idp.example.com/sso/{}")  # 5 MiB, the default limit
+    report = run_with_cpu_limit(lambda: (r := inspect(data), render(r, "text"), render(r, "json"))[0]).value
+    md010 = [f for f in report.findings if f.code == "MD010"]
+    assert len(md010) == MAX_REPEATS + 1  # of the 100 endpoints read: 50 listed, then one counts the rest
+    assert md010[-1].message == (f"… and {MAX_PER_KIND - MAX_REPEATS} more MD010 findings like the ones above, from "
+                                 "here on, not listed one by one")
+    assert "the other 37,900 were not" in only(report, "MD022").message

@@ -426,3 +426,19 @@ def test_html_draws_the_signing_certificates_on_a_timeline() -> None:
     assert 'role="img"' in svg and "CN=&lt;old&gt;" in svg and "CN=enc" not in svg  # signing only, escaped
     assert "expiring" in svg  # inside the 30-day horizon
     assert "<svg" not in render_html(_report([], vendor="okta"), rules=[])  # no certificate, no picture
+
+
+def test_one_call_lists_each_code_up_to_the_cap_then_counts_the_rest() -> None:
+    from validator.report import MAX_REPEATS
+
+    def many(code: str, count: int) -> list[Finding]:
+        return [Finding(code, Severity.ERROR, "t", f"m{n}", where=f"line {n}") for n in range(count)]
+
+    report = Report(subject="metadata", inputs={}, clock=datetime(2026, 12, 6, tzinfo=UTC))
+    report.extend(many("MD010", MAX_REPEATS))
+    assert [f.message for f in report.findings] == [f"m{n}" for n in range(MAX_REPEATS)]
+    report.extend([*many("MD010", MAX_REPEATS + 3), *many("KEY005", 2)])  # another call: another budget
+    listed = report.findings[MAX_REPEATS:]
+    assert [f.code for f in listed] == ["MD010"] * MAX_REPEATS + ["KEY005"] * 2 + ["MD010"]
+    assert listed[-1].message == "… and 3 more MD010 findings like the ones above, from here on, not listed one by one"
+    assert listed[-1].where == f"line {MAX_REPEATS}"  # where the first one not listed is

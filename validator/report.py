@@ -8,14 +8,20 @@ Reports never contain private keys.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from validator.findings import Finding, Severity
 
 SCHEMA = "saml-preflight/report/v1"
+
+MAX_REPEATS = 50
+"""Findings of one code that one call of :meth:`Report.extend` lists (one check on one entity or
+message); past them, one more finding of that code counts the rest. 43,000 endpoints each with a
+finding, in 5 MiB of metadata, took five seconds to report."""
 
 
 @dataclass
@@ -31,7 +37,20 @@ class Report:
     facts: dict[str, Any] = field(default_factory=dict)
 
     def extend(self, findings: Iterable[Finding]) -> None:
-        self.findings.extend(findings)
+        """Add `findings`, at most :data:`MAX_REPEATS` of each code, then one that counts the rest."""
+        listed: Counter[str] = Counter()
+        folded: dict[str, tuple[Finding, int]] = {}
+        for finding in findings:
+            listed[finding.code] += 1
+            if listed[finding.code] <= MAX_REPEATS:
+                self.findings.append(finding)
+            else:
+                first, count = folded.get(finding.code, (finding, 0))
+                folded[finding.code] = (first, count + 1)
+        for code, (first, count) in folded.items():
+            self.findings.append(replace(
+                first, message=f"… and {count:,} more {code} finding{'s' if count > 1 else ''} like the ones above, "
+                               f"from here on, not listed one by one", expected=None, actual=None))
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity is severity)
