@@ -15,7 +15,8 @@ class UnsafeXML(MetadataError, ValueError):
     """Untrusted XML was refused: malformed, unsafe or over a limit.
 
     `kind` is one of: ``empty``, ``too-large``, ``encoding``, ``html``, ``malformed``,
-    ``doctype``, ``too-deep``, ``too-many-elements``, ``too-many-namespaces``.
+    ``doctype``, ``too-deep``, ``too-many-elements``, ``too-many-namespaces``,
+    ``too-many-attributes``.
     """
 
     def __init__(self, kind: str, message: str, *, line: int | None = None) -> None:

@@ -49,6 +49,10 @@ class XMLLimits:
     """Longest namespace URI accepted, in characters (SAML's are under 100)."""
     max_namespaces_per_element: int = 40
     """Most namespace declarations on one element (the corpus's most is 19, an AD FS document)."""
+    max_attributes_per_element: int = 32
+    """Most attributes on one element (the corpus's most is 6). Canonicalisation sorts them by list
+    insertion, quadratic in their number (10,000 on one element: a second per canonicalisation),
+    and schema validation reports each unknown one."""
     max_namespace_declarations: int = 1024
     """Most namespace declarations in a whole document, at least; larger documents may have one
     per 128 bytes (the corpus's densest, an AD FS document, has one per 230)."""
@@ -240,6 +244,12 @@ def _parse(data: bytes, limits: XMLLimits) -> etree._ElementTree:
             f"elements are nested more than {limits.max_depth} deep",
             line=line_of(too_deep[0]),
         )
+    crowded = f"//*[@*[{limits.max_attributes_per_element + 1}]]"
+    if (data.count(b"=") > limits.max_attributes_per_element or encoding.startswith("utf-16")) and root.xpath(
+            f"boolean({crowded})"):  # in C: each element's attribute list, up to the cap
+        raise UnsafeXML("too-many-attributes", f"an element has more than {limits.max_attributes_per_element} "
+                        f"attributes; the limit is {limits.max_attributes_per_element}",
+                        line=line_of(root.xpath(f"({crowded})[1]")[0]))
     _check_namespaces(root, data, encoding, limits)
     return tree
 

@@ -161,22 +161,3 @@ def test_more_distinct_trusted_certificates_than_the_cap_are_refused_untried(
     assert f"{MAX_TRUSTED_CERTIFICATES + 1} distinct trusted certificates" in refused.value.message
     assert f"at most {MAX_TRUSTED_CERTIFICATES} are tried" in refused.value.message
     assert tried == []
-
-
-def test_an_attribute_flood_in_signed_content_is_refused_before_canonicalisation(
-    key: KeyPair, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Canonicalisation sorts attributes at a cost quadratic in their number (10,000: a second each).
-    def flooded(count: int) -> etree._Element:
-        root = document()
-        item = root.find("{urn:test}item")
-        assert item is not None
-        for i in range(count):
-            item.set(f"a{i}", "x")
-        sign(root, key.key_pem, key.cert_pem, signature_method=signing.ECDSA_SHA256)
-        return parse_untrusted(etree.tostring(root), MESSAGE_LIMITS).getroot()
-
-    assert verify(flooded(signing.MAX_ATTRIBUTES), [key.cert_der]).certificate == key.cert_der
-    monkeypatch.setattr(signing, "_signed_bytes", lambda *args: pytest.fail("canonicalised"))
-    message = profile_refusal(flooded(signing.MAX_ATTRIBUTES + 1), [key.cert_der])
-    assert f"an element of the signed content has more than {signing.MAX_ATTRIBUTES} attributes" in message

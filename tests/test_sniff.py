@@ -199,3 +199,24 @@ def test_comments_and_instructions_are_capped_like_elements(run: bytes) -> None:
     assert "101 comments and processing instructions; the limit is 100" in refused.value.message
     hostile = b"<r>" + run * (FIVE_MIB // len(run)) + b"</r>"
     assert cpu_bounded(_repeat(10, lambda: comments_and_instructions(hostile, "utf-8"))) == 0
+
+
+def test_attributes_are_capped_per_element() -> None:
+    # Canonicalisation sorts attributes by list insertion (10,000 on one element: a second each
+    # time), and schema validation reports each unknown one: refused at the parser.
+    cap = MESSAGE_LIMITS.max_attributes_per_element
+    at_cap = ("<r><e " + " ".join(f'a{i}="x"' for i in range(cap)) + "/></r>").encode()
+    assert parse_untrusted(at_cap, MESSAGE_LIMITS).getroot().tag == "r"
+    with pytest.raises(UnsafeXML) as refused:
+        parse_untrusted(("<r>\n<e " + " ".join(f'a{i}="x"' for i in range(cap + 1)) + "/></r>").encode(),
+                        MESSAGE_LIMITS)
+    assert refused.value.kind == "too-many-attributes"
+    assert refused.value.message == f"an element has more than {cap} attributes; the limit is {cap}"
+    assert refused.value.line == 2
+    flood = b"<r " + b" ".join(b'a%d=""' % i for i in range(600_000)) + b"/>"
+
+    def refuse_flood() -> None:
+        with pytest.raises(UnsafeXML, match="attributes"):
+            parse_untrusted(flood, metadata_limits())
+
+    assert cpu_bounded(refuse_flood) == 0
