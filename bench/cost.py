@@ -30,6 +30,10 @@ HEALTH_EVERY = 0.05
 REQUEST_TIMEOUT = 120.0
 
 
+_ACS_TOKEN = "cost-bench-browser-0001"
+ACS_COOKIE = f"saml_preflight_test_login={_ACS_TOKEN}"
+
+
 @dataclass(frozen=True)
 class Attack:
     server: str
@@ -40,6 +44,7 @@ class Attack:
     path: str
     body: bytes = b""
     content_type: str = ""
+    cookie: str = ""
 
 
 @dataclass
@@ -73,7 +78,7 @@ def attacks() -> list[Attack]:
     for family in responses:
         found.append(Attack("validator", "POST /test-sp/acs", family, "POST", "/test-sp/acs",
                             corpus.acs_body(family, peer),
-                            "application/x-www-form-urlencoded"))
+                            "application/x-www-form-urlencoded", cookie=ACS_COOKIE))
         found.append(Attack("validator", "POST /api/v1/responses", family, "POST", "/api/v1/responses",
                             checked(responses[family], trusted), "application/json"))
     from datetime import UTC, datetime
@@ -123,6 +128,8 @@ def _request(base_url: str, attack: Attack) -> tuple[int, float]:
     started = time.monotonic()
     try:
         headers = {"Content-Type": attack.content_type} if attack.body else {}
+        if attack.cookie:
+            headers["Cookie"] = attack.cookie
         connection.request(attack.method, attack.path.replace("{base}", base_url), body=attack.body or None,
                            headers=headers)
         answer = connection.getresponse()
@@ -215,9 +222,19 @@ def validator_server(folder: Path) -> Iterator[tuple[object, str]]:
         problem = idp_bench._wait_healthy(server)
         if problem:
             raise RuntimeError(f"gunicorn 'validator.web:create_app()' did not start: {problem}")
+        _start_test_login(folder / "web.sqlite3")
         yield server, server.base_url
     finally:
         idp_bench._stop(server)
+
+
+def _start_test_login(store_path: Path) -> None:
+    """Mark the bench's browser as one that started a test login, as /test-login does (that route
+    needs the partner's metadata first): the ACS reads no body for any other browser."""
+    from metadata.store import SQLiteStore
+    from validator.web.testsp import BROWSERS_NS
+
+    SQLiteStore(store_path).put(BROWSERS_NS, _ACS_TOKEN, b"1", ttl=3600)
 
 
 def _record() -> str:

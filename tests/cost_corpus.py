@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -379,17 +379,17 @@ def fitted(make: Callable[[int], bytes], wrap_: Callable[[bytes], bytes], limit:
         size = min(size - 1, int(size * limit / len(wrapped)))
 
 
-def json_body(document: bytes, key: str = "xml", **members: object) -> bytes:
+def json_body(document: bytes, members: Mapping[str, object] | None = None, key: str = "xml") -> bytes:
     """`document` as the string `key` of a JSON API body (the others: `members`)."""
-    return json.dumps({key: document.decode("utf-8", "surrogateescape"), **members},
+    return json.dumps({key: document.decode("utf-8", "surrogateescape"), **(members or {})},
                       ensure_ascii=False).encode("utf-8", "surrogateescape")
 
 
-def api_metadata_body(family: str, peer: Peer, **members: object) -> bytes:
+def api_metadata_body(family: str, peer: Peer, members: Mapping[str, object] | None = None) -> bytes:
     """`family` as the largest metadata the API's 6 MiB body carries once JSON-escaped (a newline
     becomes two bytes) and within the 5 MiB metadata limit."""
     make = builders(METADATA, peer)[family]
-    return fitted(lambda size: make(size)[:size], lambda xml: json_body(xml, **members), UPLOAD_BODY,
+    return fitted(lambda size: make(size)[:size], lambda xml: json_body(xml, members), UPLOAD_BODY,
                   METADATA.max_bytes)
 
 

@@ -372,9 +372,9 @@ API_METADATA = {"/api/v1/metadata": {}, "/api/v1/discover": {"probe": False}}
                          + [(f, "/api/v1/discover") for f in names(metadata_documents, sample=True)])
 def test_api_metadata(family: str, path: str, web: Web) -> None:
     if family.startswith("fixture-"):
-        body = corpus.json_body(metadata_documents()[family], **API_METADATA[path])
+        body = corpus.json_body(metadata_documents()[family], API_METADATA[path])
     else:
-        body = corpus.api_metadata_body(family, PEER, **API_METADATA[path])
+        body = corpus.api_metadata_body(family, PEER, API_METADATA[path])
     api_verdict(judged(posted(web, path, body, "application/json"), f"POST {path}", family), family, "metadata")
 
 
