@@ -191,7 +191,7 @@ def profile_problems(profile: SignatureProfile, element: etree._Element, *, id_a
         problems.append(f"SignedInfo is canonicalised with {profile.c14n_method!r}; exclusive c14n without "
                         "comments is required")
     problems.extend(_transform_problems(profile.transforms))
-    problems.extend(_prefix_problems(profile.inclusive_prefixes, element))
+    problems.extend(_prefix_problems(profile.inclusive_prefixes))
     if profile.signature_method not in STRONG_SIGNATURE_METHODS | SHA1_SIGNATURE_METHODS:
         problems.append(f"the signature method {profile.signature_method!r} is not allowed")
     if profile.digest_method not in STRONG_DIGESTS | {SHA1}:
@@ -219,8 +219,10 @@ def _transform_problems(transforms: tuple[str, ...]) -> list[str]:
     return problems
 
 
-def _prefix_problems(prefixes: tuple[str, ...], element: etree._Element) -> list[str]:
-    """Refuse a PrefixList that could make canonicalisation costly (checked before any key)."""
+def _prefix_problems(prefixes: tuple[str, ...]) -> list[str]:
+    """Refuse a PrefixList that could make canonicalisation costly (checked before any key). A
+    prefix that nothing declares is allowed: exclusive c14n ignores it, and Okta lists "xs" even in
+    responses without an AttributeValue to declare it."""
     if not prefixes:
         return []
     if len(prefixes) > MAX_INCLUSIVE_PREFIXES:
@@ -232,24 +234,7 @@ def _prefix_problems(prefixes: tuple[str, ...], element: etree._Element) -> list
     malformed = [p for p in prefixes if p != "#default" and not _is_ncname(p)]
     if malformed:
         problems.append(f"the InclusiveNamespaces PrefixList holds {malformed[0]!r}, which is not a prefix")
-    in_scope = {p for p in element.nsmap if p}
-    unknown = [p for p in prefixes if p != "#default" and p not in malformed and p not in in_scope]
-    if unknown:
-        undeclared = _undeclared_inside(element, set(unknown))
-        if undeclared:
-            problems.append(f"the InclusiveNamespaces PrefixList names {sorted(undeclared)[0]!r}, which no "
-                            "namespace declaration binds in or above the signed element")
     return problems
-
-
-def _undeclared_inside(element: etree._Element, prefixes: set[str]) -> set[str]:
-    """Those of `prefixes` that no declaration inside `element` binds: a walk that stops as soon
-    as all are found, bounded by the parser's caps on elements and declarations."""
-    for _event, (prefix, _uri) in etree.iterwalk(element, events=("start-ns",)):
-        prefixes.discard(prefix)
-        if not prefixes:
-            break
-    return prefixes
 
 
 def _is_ncname(value: str) -> bool:

@@ -30,6 +30,15 @@ def _skip_whitespace(data: bytes, pos: int) -> int:
     return match.end() if match else pos
 
 
+def utf16_text(data: bytes) -> str:
+    """A UTF-16 document's text, in the byte order libxml2 reads it in: the BOM's, else that of
+    its first character ``<`` (XML 1.0 Appendix F). ``bytes.decode("utf-16")`` alone would take
+    big-endian bytes without a BOM for little-endian, and every scan would see nonsense."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", "replace")
+    return data.decode("utf-16-be" if data.startswith(b"\x00") else "utf-16-le", "replace")
+
+
 def declared_encoding(data: bytes) -> str:
     """The document's encoding, from its BOM or XML declaration (UTF-8 when neither says)."""
     if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) or data[:4] in (b"<\x00\x00\x00", b"\x00\x00\x00<"):
@@ -95,7 +104,7 @@ def declaration_line(data: bytes, encoding: str) -> int | None:
     not be able to hide one. SAML never needs either, even in CDATA.
     """
     if encoding.startswith("utf-16"):
-        text = data.decode("utf-16", "replace").lower()  # lower() may change lengths, never lines
+        text = utf16_text(data).lower()  # lower() may change lengths, never lines
         at = _first_of(text, "<!doctype", "<!entity")
         return text.count("\n", 0, at) + 1 if at >= 0 else None
     found = _first_of(data.lower(), b"<!doctype", b"<!entity")
@@ -118,12 +127,12 @@ def namespace_declarations(data: bytes) -> int:
 
 
 def comments_and_instructions(data: bytes, encoding: str) -> int:
-    """An upper bound of the comments and processing instructions in a document (its XML
-    declaration included): each starts with ``<!--`` or ``<?``, and any in CDATA count too."""
+    """An upper bound of the comments and processing instructions in a document (not its XML
+    declaration): each starts with ``<!--`` or ``<?``, and any in CDATA count too."""
     if encoding.startswith("utf-16"):
-        text = data.decode("utf-16", "replace")
-        return text.count("<!--") + text.count("<?")
-    return data.count(b"<!--") + data.count(b"<?")
+        text = utf16_text(data)
+        return text.count("<!--") + text.count("<?") - text.lstrip("\ufeff").startswith("<?xml")
+    return data.count(b"<!--") + data.count(b"<?") - data.removeprefix(codecs.BOM_UTF8).startswith(b"<?xml")
 
 
 @dataclass(frozen=True)
@@ -142,7 +151,7 @@ def crowded_tag(data: bytes, encoding: str, per_tag: int, in_document: int) -> C
     with ``bytes.find``, stopped at the first tag over `per_tag`, after at most `in_document`.
     """
     if encoding.startswith("utf-16"):
-        text = data.decode("utf-16", "replace")
+        text = utf16_text(data)
         return _crowded(text, "xmlns", "<", (":", "="), "\n", per_tag, in_document)
     return _crowded(data, b"xmlns", b"<", (b":", b"="), b"\n", per_tag, in_document)
 

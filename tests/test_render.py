@@ -442,3 +442,15 @@ def test_one_call_lists_each_code_up_to_the_cap_then_counts_the_rest() -> None:
     assert [f.code for f in listed] == ["MD010"] * MAX_REPEATS + ["KEY005"] * 2 + ["MD010"]
     assert listed[-1].message == "… and 3 more MD010 findings like the ones above, from here on, not listed one by one"
     assert listed[-1].where == f"line {MAX_REPEATS}"  # where the first one not listed is
+
+
+def test_folding_never_lowers_a_severity() -> None:
+    # One code can be an error for a required claim and a warning for an optional one: a folded
+    # warning must not hide the error that follows it.
+    from validator.report import MAX_REPEATS
+
+    report = Report(subject="response", inputs={}, clock=datetime(2026, 12, 6, tzinfo=UTC))
+    warnings = [Finding("CLM004", Severity.WARNING, "t", f"optional {n}") for n in range(MAX_REPEATS + 5)]
+    report.extend([*warnings, Finding("CLM004", Severity.ERROR, "t", "required")])
+    assert report.count(Severity.ERROR) == 1
+    assert [f.message for f in report.findings if f.severity is Severity.ERROR] == ["required"]

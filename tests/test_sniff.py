@@ -42,7 +42,7 @@ def cpu_bounded(work: Callable[[], object], seconds: int = 1) -> int:
 
 
 def _repeat(times: int, scan: Callable[[], object]) -> Callable[[], None]:
-    # Ten runs inside one second of CPU: each run well under 100 ms.
+    # Five runs inside one second of CPU: each run well under 200 ms (measured: under 70).
     def run() -> None:
         for _ in range(times):
             scan()
@@ -65,17 +65,17 @@ HOSTILE: dict[str, tuple[Callable[[bytes], object], bytes]] = {
 @pytest.mark.parametrize("name", HOSTILE)
 def test_each_scanner_is_linear_on_5_mib_of_hostile_bytes(name: str) -> None:
     scan, data = HOSTILE[name]
-    assert cpu_bounded(_repeat(10, lambda: scan(data))) == 0, f"{name}: over 1 s of CPU for ten runs"
+    assert cpu_bounded(_repeat(5, lambda: scan(data))) == 0, f"{name}: over 1 s of CPU for five runs"
 
 
 def test_declarations_are_capped_in_the_whole_document_before_parsing() -> None:
     # 5 MiB of elements at the per-element cap: 370,000 declarations, refused from the bytes.
     element = b"<e" + b"".join(b' xmlns:p%d="u"' % i for i in range(40)) + b"/>"
     data = b"<r>" + element * ((FIVE_MIB - 7) // len(element)) + b"</r>"
-    with pytest.raises(UnsafeXML, match=f"namespace declarations; the limit is {len(data) // 128:,}") as refused:
+    with pytest.raises(UnsafeXML, match=f"namespace declarations; the limit is {len(data) // 32:,}") as refused:
         parse_untrusted(data, metadata_limits())
     assert refused.value.kind == "too-many-namespaces"
-    assert cpu_bounded(_repeat(10, lambda: crowded_tag(data, "utf-8", 40, 40_960))) == 0
+    assert cpu_bounded(_repeat(5, lambda: crowded_tag(data, "utf-8", 40, 163_840))) == 0
 
 
 def test_one_crowded_tag_is_found_from_the_bytes_in_a_single_pass() -> None:
@@ -86,7 +86,7 @@ def test_one_crowded_tag_is_found_from_the_bytes_in_a_single_pass() -> None:
     assert crowded_tag(many.replace(b" " * 1 + b'xmlns:p="u" ' * 41, b'xmlns:p="u" ' * 40), "utf-8", 40, 10_000) \
         is None
     hostile = b"<a " + b"xmlns=" * (FIVE_MIB // 6)
-    assert cpu_bounded(_repeat(10, lambda: crowded_tag(hostile, "utf-8", 40, 10**9))) == 0
+    assert cpu_bounded(_repeat(5, lambda: crowded_tag(hostile, "utf-8", 40, 10**9))) == 0
     text = "<c " + 'xmlns:p="u" ' * 41 + "/>"
     assert crowded_tag(text.encode("utf-16"), "utf-16", 40, 10_000) is not None
 
@@ -198,7 +198,7 @@ def test_comments_and_instructions_are_capped_like_elements(run: bytes) -> None:
     assert refused.value.kind == "too-many-elements"
     assert "101 comments and processing instructions; the limit is 100" in refused.value.message
     hostile = b"<r>" + run * (FIVE_MIB // len(run)) + b"</r>"
-    assert cpu_bounded(_repeat(10, lambda: comments_and_instructions(hostile, "utf-8"))) == 0
+    assert cpu_bounded(_repeat(5, lambda: comments_and_instructions(hostile, "utf-8"))) == 0
 
 
 def test_attributes_are_capped_per_element() -> None:
@@ -220,3 +220,31 @@ def test_attributes_are_capped_per_element() -> None:
             parse_untrusted(flood, metadata_limits())
 
     assert cpu_bounded(refuse_flood) == 0
+
+
+@pytest.mark.parametrize("codec", ["utf-16-be", "utf-16-le"])
+def test_utf16_without_a_bom_is_scanned_in_the_byte_order_libxml2_reads(codec: str) -> None:
+    # "\x00<\x00?" is big-endian; decoded as little-endian it was nonsense, and every raw scan
+    # saw nothing while libxml2 parsed the document normally.
+    def refused(text: str) -> UnsafeXML:
+        with pytest.raises(UnsafeXML) as caught:
+            parse_untrusted(('<?xml version="1.0" encoding="UTF-16"?>' + text).encode(codec), metadata_limits())
+        return caught.value
+
+    limit = metadata_limits().max_elements
+    assert refused("<a>" + "<?p?>" * (limit + 1) + "</a>").kind == "too-many-elements"
+    assert refused("<a " + " ".join(f'xmlns:p{i}="u"' for i in range(41)) + "/>").kind == "too-many-namespaces"
+    assert refused("\n<!DOCTYPE a><a/>").line == 2
+    assert parse_untrusted(('<?xml version="1.0" encoding="UTF-16"?><a>' + "<?p?>" * 10 + "</a>").encode(codec),
+                           metadata_limits()).getroot().tag == "a"
+
+
+def test_a_response_with_okta_density_of_declarations_is_accepted() -> None:
+    # Okta declares xs and xsi on every AttributeValue: 1,400 declarations in 120 KB for a user
+    # in 700 groups, well within a response's 192 KiB.
+    value = ('<saml2:AttributeValue xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/'
+             'XMLSchema-instance" xsi:type="xs:string">group-{}</saml2:AttributeValue>')
+    data = ('<saml2:Attribute xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion" Name="groups">'
+            + "".join(value.format(i) for i in range(700)) + "</saml2:Attribute>").encode()
+    assert len(data) < MESSAGE_LIMITS.max_bytes
+    assert len(parse_untrusted(data, MESSAGE_LIMITS).getroot()) == 700

@@ -37,17 +37,19 @@ class Report:
     facts: dict[str, Any] = field(default_factory=dict)
 
     def extend(self, findings: Iterable[Finding]) -> None:
-        """Add `findings`, at most :data:`MAX_REPEATS` of each code, then one that counts the rest."""
-        listed: Counter[str] = Counter()
-        folded: dict[str, tuple[Finding, int]] = {}
+        """Add `findings`, at most :data:`MAX_REPEATS` of each code and severity (one code may be an
+        error for one claim and a warning for another), then one that counts the rest."""
+        listed: Counter[tuple[str, Severity]] = Counter()
+        folded: dict[tuple[str, Severity], tuple[Finding, int]] = {}
         for finding in findings:
-            listed[finding.code] += 1
-            if listed[finding.code] <= MAX_REPEATS:
+            kind = (finding.code, finding.severity)
+            listed[kind] += 1
+            if listed[kind] <= MAX_REPEATS:
                 self.findings.append(finding)
             else:
-                first, count = folded.get(finding.code, (finding, 0))
-                folded[finding.code] = (first, count + 1)
-        for code, (first, count) in folded.items():
+                first, count = folded.get(kind, (finding, 0))
+                folded[kind] = (first, count + 1)
+        for (code, _severity), (first, count) in folded.items():
             self.findings.append(replace(
                 first, message=f"… and {count:,} more {code} finding{'s' if count > 1 else ''} like the ones above, "
                                f"from here on, not listed one by one", expected=None, actual=None))

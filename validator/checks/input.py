@@ -44,7 +44,7 @@ TOO_COMPLEX = rule(
     "XML005", "The document is nested too deep or has too many elements or namespaces", Severity.ERROR, "input",
     what="More than 64 levels of nesting; more elements, or more comments and processing instructions, than the "
          "limit for the document's size; more than 32 attributes or 40 namespace declarations on one element; more "
-         "than 64 namespace declarations in scope at one element, or more in the whole document than one per 128 "
+         "than 64 namespace declarations in scope at one element, or more in the whole document than one per 32 "
          "bytes.",
     why="Deep or huge trees are a denial-of-service vector and never occur in real SAML documents. Exclusive "
         "canonicalisation, which every signature check runs, pays for each namespace in scope at each element: "

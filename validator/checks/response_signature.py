@@ -44,7 +44,7 @@ PROFILE = rule(
     what="SAML Core §5.4: one Reference whose URI is '#' plus the signed element's ID, the transforms "
          "enveloped-signature then exclusive c14n (once each; the enveloped transform alone would digest "
          "inclusive c14n, which is not accepted), an RSA or ECDSA signature method, an InclusiveNamespaces "
-         "PrefixList of at most 16 distinct declared prefixes.",
+         "PrefixList of at most 16 distinct prefixes.",
     why="Signatures outside the profile are how wrapping and transform attacks slip a different document "
         "past the check; they are refused without being verified. A long PrefixList or repeated transforms "
         "make canonicalisation cost what the sender chooses (4,000 prefixes: 50 s) before any key is tried.",

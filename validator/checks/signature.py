@@ -38,8 +38,7 @@ PROFILE = rule(
     "SIG004", "The signature does not follow the SAML signature profile", Severity.ERROR, "metadata",
     what="SAML Core §5.4: one Reference whose URI is '#' plus the signed element's ID, the transforms "
          "enveloped-signature then exclusive c14n (once each), exclusive c14n for SignedInfo, no ds:Object, "
-         "an RSA or ECDSA signature method; an InclusiveNamespaces PrefixList of at most 16 distinct prefixes, "
-         "each bound by a namespace declaration.",
+         "an RSA or ECDSA signature method; an InclusiveNamespaces PrefixList of at most 16 distinct prefixes.",
     why="Signatures outside this profile are how signature-wrapping attacks slip a different document "
         "past the check; they are refused without verifying them. A long PrefixList or repeated transforms "
         "make canonicalisation cost what the sender chooses (4,000 prefixes: 50 s) before any key is tried.",
