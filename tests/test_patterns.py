@@ -5,6 +5,10 @@ with a literal pattern) is read from the source and parsed with Python's own reg
 unbounded quantifier inside another one is refused. ``^\\s*(<!--.*?-->\\s*)*<`` (the HTML sniff)
 took 37 s over 193 bytes; ``\\s*\\d+(?:\\s*[,;|]\\s*\\d+|\\s+\\d+)+\\s*`` had the same shape. The
 patterns that see a partner's text are also run on 1 MiB of hostile input under a CPU limit.
+
+What the detector cannot see: adjacent quantifiers that overlap, made quadratic by ``search``
+restarting at each position (``xmlns(?::[^\\s=]*)?\\s*=`` over a run of ``xmlns:``). That is what
+the hostile inputs below, and tests/test_sniff.py for the raw scans, are for.
 """
 
 from __future__ import annotations
