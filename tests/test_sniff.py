@@ -248,3 +248,19 @@ def test_a_response_with_okta_density_of_declarations_is_accepted() -> None:
             + "".join(value.format(i) for i in range(700)) + "</saml2:Attribute>").encode()
     assert len(data) < MESSAGE_LIMITS.max_bytes
     assert len(parse_untrusted(data, MESSAGE_LIMITS).getroot()) == 700
+
+
+def test_the_canonical_form_of_an_accepted_document_is_not_scanned_again() -> None:
+    # Exclusive c14n pushes a declaration unused where it is declared down to each element that
+    # uses it: 2,000 of them in 40 KB, over the whole-document cap, though the original passed.
+    from dataclasses import replace
+
+    from metadata.xml import exc_c14n, signed_bytes_limits
+
+    original = ('<r xmlns:p="urn:p">' + '<e p:a=""/>' * 2000 + "</r>").encode()
+    limits = XMLLimits(max_bytes=64 * 1024)
+    canonical = exc_c14n(parse_untrusted(original, limits).getroot())
+    assert canonical.count(b'xmlns:p="urn:p"') == 2000
+    with pytest.raises(UnsafeXML, match="namespace declarations; the limit is"):
+        parse_untrusted(canonical, replace(limits, max_bytes=4 * limits.max_bytes))
+    assert parse_untrusted(canonical, signed_bytes_limits(limits)).getroot().tag == "r"

@@ -30,7 +30,7 @@ from metadata.signing import (
     verify,
 )
 from metadata.urls import SCHEME, redact_url
-from metadata.xml import MiB, copied_limits, line_of, metadata_limits, parse_untrusted, signed_bytes_limits
+from metadata.xml import MiB, line_of, metadata_limits, parse_untrusted, signed_bytes_limits
 from validator.checks import CRM_MATCH_CHECKS, METADATA_CHECKS, fetching, signature
 from validator.checks.input import finding_for_not_metadata, finding_for_unsafe_xml
 from validator.checks.keys import signing_keys
@@ -169,7 +169,7 @@ def inspect_metadata_bytes(
         # the partner's line numbers are carried over, since the canonical bytes have others.
         lines = _element_lines(tree.getroot())
         del tree
-        tree = parse_untrusted(signed_bytes, copied_limits(metadata_limits(max(len(signed_bytes), options.max_bytes))))
+        tree = parse_untrusted(signed_bytes, signed_bytes_limits(metadata_limits(options.max_bytes)))
         del signed_bytes
         _restore_lines(tree.getroot(), lines)
     document = read_metadata(tree)
