@@ -119,7 +119,7 @@ def arm_and_login(session: requests.Session, idp_url: str, settings: OneLogin_Sa
     if fault is not None:
         armed = session.post(f"{idp_url}/api/v1/faults", json={"fault": fault, "sp": sp}, timeout=10)
         if armed.status_code == 400:
-            raise NotApplicable(armed.json()["error"])
+            raise NotApplicable(armed.json()["detail"])
         armed.raise_for_status()
     return login(session, idp_url, settings)
 

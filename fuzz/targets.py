@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from fuzz.material import NOW, REQUEST_ID, SSO_URL, material
 from metadata.bindings import BindingError, decode_post, decode_redirect
-from metadata.errors import UnsafeXML
+from metadata.errors import UNSAFE_XML_KINDS, UnsafeXML
 from metadata.xml import (
     MESSAGE_LIMITS,
     PASTED_LIMITS,
@@ -43,8 +43,7 @@ KiB = 1024
 
 # The `kind` values each error family documents (its docstring); any other is not a clean error.
 DOCUMENTED_KINDS: dict[type[Exception], frozenset[str]] = {
-    UnsafeXML: frozenset({"empty", "too-large", "encoding", "html", "malformed", "doctype", "too-deep",
-                          "too-many-elements", "too-many-namespaces"}),
+    UnsafeXML: UNSAFE_XML_KINDS,
     BindingError: frozenset({"missing", "base64", "deflate", "too-large", "duplicate-parameter",
                              "encoded-parameter-name", "relay-state", "malformed-query"}),
 }

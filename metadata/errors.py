@@ -11,11 +11,17 @@ class MetadataError(Exception):
     """Root of every error raised by the `metadata` package."""
 
 
+UNSAFE_XML_KINDS = frozenset({
+    "empty", "too-large", "encoding", "html", "malformed", "doctype", "too-deep", "too-many-elements",
+    "too-many-namespaces", "too-many-attributes",
+})
+
+
 class UnsafeXML(MetadataError, ValueError):
     """Untrusted XML was refused: malformed, unsafe or over a limit.
 
-    `kind` is one of: ``empty``, ``too-large``, ``encoding``, ``html``, ``malformed``,
-    ``doctype``, ``too-deep``, ``too-many-elements``, ``too-many-namespaces``,
+    `kind` is one of :data:`UNSAFE_XML_KINDS`: ``empty``, ``too-large``, ``encoding``, ``html``,
+    ``malformed``, ``doctype``, ``too-deep``, ``too-many-elements``, ``too-many-namespaces``,
     ``too-many-attributes``.
     """
 

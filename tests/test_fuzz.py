@@ -303,9 +303,13 @@ def test_decrypting_assertions_with_ever_new_names_does_not_grow_the_process() -
     encrypted = material().responses["encrypted"]
     tag = os.urandom(4).hex()
     before = _resident_mib()
+    method = encrypted.index(b"<xenc:EncryptionMethod ")
+    closed = encrypted.index(b"/>", method)
     for batch in range(55):
-        names = " ".join(f"a{tag}{batch}x{i}=''" for i in range(9_000))
-        data = encrypted.replace(b"<xenc:EncryptionMethod ", f"<xenc:EncryptionMethod {names} ".encode(), 1)
+        # 8,100 new attribute names, 30 to an element (the parser allows 32 per element).
+        names = "".join(f"<n{tag}{batch}x{k} " + " ".join(f"a{tag}{batch}x{k}y{j}=''" for j in range(30)) + "/>"
+                        for k in range(270))
+        data = encrypted[:closed] + b">" + names.encode() + b"</xenc:EncryptionMethod>" + encrypted[closed + 2:]
         found = parse_untrusted(data, MESSAGE_LIMITS).getroot().find(f"{{{SAML}}}EncryptedAssertion")
         assert found is not None
         assert b"Assertion" in decrypt_assertion(found, material().sp_key.key_pem)
