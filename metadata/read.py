@@ -13,6 +13,7 @@ import gc
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from lxml import etree
 
@@ -207,11 +208,13 @@ def _idp_role(role: etree._Element) -> IdPRole:
     keys: list[KeyDescriptor] = []
     attributes: list[Attribute] = []
     others: list[Endpoint] = []
-    seen: Counter[str] = Counter()
+    read: dict[str, list[Any]] = {_SSO: sso, _SLO: slo, _NAMEID_FORMAT: formats, _KEY_DESCRIPTOR: keys,
+                                  _ATTRIBUTE: attributes}
+    unread: dict[str, int] = {}
     for child in role.iterchildren(_SSO, _SLO, _NAMEID_FORMAT, _KEY_DESCRIPTOR, _ATTRIBUTE, *_OTHER_ENDPOINTS):
         tag = str(child.tag)
-        seen[tag] += 1
-        if seen[tag] > MAX_PER_KIND:
+        if len(read.get(tag, others)) >= MAX_PER_KIND:  # the other endpoints share one budget
+            unread[tag] = unread.get(tag, 0) + 1
             continue
         if tag == _SSO:
             sso.append(_endpoint(child, "SingleSignOnService"))
@@ -224,7 +227,7 @@ def _idp_role(role: etree._Element) -> IdPRole:
         elif tag == _ATTRIBUTE:
             attributes.append(_attribute(child))
         else:
-            others.append(_endpoint(child, _local(str(tag))))
+            others.append(_endpoint(child, _local(tag)))
     return IdPRole(
         protocols=tuple(role.get("protocolSupportEnumeration", "").split()),
         want_authn_requests_signed=_flag(role.get("WantAuthnRequestsSigned")),
@@ -236,7 +239,7 @@ def _idp_role(role: etree._Element) -> IdPRole:
         valid_until=role.get("validUntil"),
         line=line_of(role),
         other_endpoints=tuple(others),
-        unread=tuple((_prefixed(tag), n - MAX_PER_KIND) for tag, n in seen.items() if n > MAX_PER_KIND),
+        unread=tuple((_prefixed(tag), n) for tag, n in unread.items()),
     )
 
 

@@ -39,9 +39,13 @@ class Report:
     def extend(self, findings: Iterable[Finding]) -> None:
         """Add `findings`, at most :data:`MAX_REPEATS` of each code and severity (one code may be an
         error for one claim and a warning for another), then one that counts the rest."""
+        batch = list(findings)
+        if len(batch) <= MAX_REPEATS:  # nearly every call: an aggregate's entities make 70,000 of them
+            self.findings.extend(batch)
+            return
         listed: Counter[tuple[str, Severity]] = Counter()
         folded: dict[tuple[str, Severity], tuple[Finding, int]] = {}
-        for finding in findings:
+        for finding in batch:
             kind = (finding.code, finding.severity)
             listed[kind] += 1
             if listed[kind] <= MAX_REPEATS:
