@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import os
-import resource
 from collections.abc import Callable
 
 import pytest
@@ -20,25 +18,9 @@ from metadata.sniff import (
     looks_like_html,
 )
 from metadata.xml import MESSAGE_LIMITS, MiB, XMLLimits, metadata_limits, parse_untrusted
+from tests.helpers import run_with_cpu_limit
 
 FIVE_MIB = 5 * MiB
-
-
-def cpu_bounded(work: Callable[[], object], seconds: int = 1) -> int:
-    """Run `work` in a forked child limited to `seconds` of CPU; its exit status (0 when it finished).
-
-    The child is killed by SIGXCPU past the limit, so a scan that is not linear fails the test
-    without any timing assertion.
-    """
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child's exit status is the result
-        try:
-            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
-            work()
-            os._exit(0)
-        finally:
-            os._exit(3)
-    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
 
 
 def _repeat(times: int, scan: Callable[[], object]) -> Callable[[], None]:
@@ -65,7 +47,7 @@ HOSTILE: dict[str, tuple[Callable[[bytes], object], bytes]] = {
 @pytest.mark.parametrize("name", HOSTILE)
 def test_each_scanner_is_linear_on_5_mib_of_hostile_bytes(name: str) -> None:
     scan, data = HOSTILE[name]
-    assert cpu_bounded(_repeat(5, lambda: scan(data))) == 0, f"{name}: over 1 s of CPU for five runs"
+    run_with_cpu_limit(_repeat(5, lambda: scan(data)))  # raises past 1 s of CPU
 
 
 def test_declarations_are_capped_in_the_whole_document_before_parsing() -> None:
@@ -75,7 +57,7 @@ def test_declarations_are_capped_in_the_whole_document_before_parsing() -> None:
     with pytest.raises(UnsafeXML, match=f"namespace declarations; the limit is {len(data) // 32:,}") as refused:
         parse_untrusted(data, metadata_limits())
     assert refused.value.kind == "too-many-namespaces"
-    assert cpu_bounded(_repeat(5, lambda: crowded_tag(data, "utf-8", 40, 163_840))) == 0
+    run_with_cpu_limit(_repeat(5, lambda: crowded_tag(data, "utf-8", 40, 163_840)))
 
 
 def test_one_crowded_tag_is_found_from_the_bytes_in_a_single_pass() -> None:
@@ -86,14 +68,14 @@ def test_one_crowded_tag_is_found_from_the_bytes_in_a_single_pass() -> None:
     assert crowded_tag(many.replace(b" " * 1 + b'xmlns:p="u" ' * 41, b'xmlns:p="u" ' * 40), "utf-8", 40, 10_000) \
         is None
     hostile = b"<a " + b"xmlns=" * (FIVE_MIB // 6)
-    assert cpu_bounded(_repeat(5, lambda: crowded_tag(hostile, "utf-8", 40, 10**9))) == 0
+    run_with_cpu_limit(_repeat(5, lambda: crowded_tag(hostile, "utf-8", 40, 10**9)))
     text = "<c " + 'xmlns:p="u" ' * 41 + "/>"
     assert crowded_tag(text.encode("utf-16"), "utf-16", 40, 10_000) is not None
 
 
 def test_the_comment_run_that_froze_every_entry_point_is_parsed_at_once() -> None:
     data = b"<!---->" * 40 + b"<x/>"  # 284 bytes: the regex sniff never finished
-    assert cpu_bounded(_repeat(1000, lambda: parse_untrusted(data, MESSAGE_LIMITS))) == 0
+    run_with_cpu_limit(_repeat(1000, lambda: parse_untrusted(data, MESSAGE_LIMITS)))
 
 
 @pytest.mark.parametrize("data", [
@@ -198,7 +180,7 @@ def test_comments_and_instructions_are_capped_like_elements(run: bytes) -> None:
     assert refused.value.kind == "too-many-elements"
     assert "101 comments and processing instructions; the limit is 100" in refused.value.message
     hostile = b"<r>" + run * (FIVE_MIB // len(run)) + b"</r>"
-    assert cpu_bounded(_repeat(5, lambda: comments_and_instructions(hostile, "utf-8"))) == 0
+    run_with_cpu_limit(_repeat(5, lambda: comments_and_instructions(hostile, "utf-8")))
 
 
 def test_attributes_are_capped_per_element() -> None:
@@ -219,7 +201,7 @@ def test_attributes_are_capped_per_element() -> None:
         with pytest.raises(UnsafeXML, match="attributes"):
             parse_untrusted(flood, metadata_limits())
 
-    assert cpu_bounded(refuse_flood) == 0
+    run_with_cpu_limit(refuse_flood)
 
 
 @pytest.mark.parametrize("codec", ["utf-16-be", "utf-16-le"])
