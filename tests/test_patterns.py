@@ -139,6 +139,7 @@ def _hostile() -> dict[str, tuple[Callable[[str], object], list[str]]]:
     from validator.checks.metadata import parse_datetime
     from validator.framing import Origin, _matches
     from validator.nearmiss import claim_key, uri_difference
+    from validator.web.testsp import TOKEN
 
     n = MIB
     return {
@@ -150,11 +151,12 @@ def _hostile() -> dict[str, tuple[Callable[[str], object], list[str]]]:
                                    ["a" * n + ":", "*." * (n // 2), "https://" + "a" * n + ":1x", "a" * n + "://"]),
         "near miss": (lambda v: (uri_difference("https://idp.example.com/", v), claim_key(v)),
                       ["https://" + "/" * n, "urn:" + ":" * n, "1." * (n // 2) + "x"]),
+        "test-login cookie": (TOKEN.fullmatch, ["a" * 5 * n, "a" * 5 * n + "!"]),
     }
 
 
 @pytest.mark.parametrize("name", ["redact_url", "login type IDs joined", "xs:dateTime", "frame-ancestors source",
-                                  "near miss"])
+                                  "near miss", "test-login cookie"])
 def test_patterns_over_a_partners_text_are_linear_on_1_mib(name: str) -> None:
     function, inputs = _hostile()[name]
 

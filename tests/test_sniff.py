@@ -39,6 +39,7 @@ HOSTILE: dict[str, tuple[Callable[[bytes], object], bytes]] = {
     "declarations, a run of '<!'": (lambda d: declaration_line(d, "utf-8"), b"<!" * (FIVE_MIB // 2)),
     "declarations, UTF-16": (lambda d: declaration_line(d, "utf-16"), "<!-".encode("utf-16") * (FIVE_MIB // 8)),
     "namespaces, a run of 'xmlns:'": (lambda d: long_namespace_line(d, 1024), b"<a " + b"xmlns:" * (FIVE_MIB // 6)),
+    # The two patterns of metadata/sniff.py (_SPACES, _PREFIX) each on 5 MiB of what they match:
     "namespaces, spaces after '='": (lambda d: long_namespace_line(d, 1024), b"<a xmlns=" + b" " * FIVE_MIB),
     "namespaces, a long prefix": (lambda d: long_namespace_line(d, 1024), b"<a xmlns:" + b"p" * FIVE_MIB + b'="u"/>'),
 }
