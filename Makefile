@@ -27,6 +27,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check metadata idp validator tests bench fuzz
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 system-packages:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+from metadata.saml import DS, EMAIL, MD, PERSISTENT, TRANSIENT
+
 GENERATOR_VERSION = 1
 """Bump whenever the generated document changes: cached files of another version are rebuilt."""
 
@@ -31,16 +33,11 @@ VALIDITY = dt.timedelta(days=365)
 """validUntil of the aggregate, from generation; a cached file with less than REFRESH left is rebuilt."""
 REFRESH = dt.timedelta(days=30)
 
-MD = "urn:oasis:names:tc:SAML:2.0:metadata"
-DS = "http://www.w3.org/2000/09/xmldsig#"
 MDUI = "urn:oasis:names:tc:SAML:metadata:ui"
 SHIBMD = "urn:mace:shibboleth:metadata:1.0"
 SAML2 = "urn:oasis:names:tc:SAML:2.0:protocol"
 REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
-PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
-TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
-EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 
 
 @dataclass(frozen=True)

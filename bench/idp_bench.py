@@ -409,7 +409,7 @@ def _check_sample(xml: bytes, certificate_der: bytes, *, in_response_to: str | N
 
     pysaml2 renames claims its attribute maps know (Email → urn:oid:1.2.840.113549.1.9.1.1,
     FirstName → an eIDAS URI); with `exact_names` False only their number is checked."""
-    from metadata.read import SAML
+    from metadata.saml import SAML
     from metadata.signing import SignatureError, verify
     from metadata.xml import MESSAGE_LIMITS, parse_untrusted
 

@@ -48,11 +48,9 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from bench.table import Row
+from metadata.saml import BEARER, EMAIL, SAML, SAMLP, SUCCESS
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
-EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 MARKER = b'name="SAMLResponse"'
 
 
@@ -183,8 +181,6 @@ PERSONA = "alice"
 WORKERS = 2
 WARM_UP_SECONDS = 2.0
 SKEW = dt.timedelta(seconds=120)
-BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
-SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 _FORM = re.compile(rb'<form method="post" action="([^"]*)">')
 _FIELD = re.compile(rb'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 

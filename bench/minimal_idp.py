@@ -28,11 +28,8 @@ from flask import Flask, Response, request
 from lxml import etree
 from xmlsec import constants as xc
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-ENTITY = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
-BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
-SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+from metadata.saml import BEARER, ENTITY, SAML, SAMLP, SUCCESS
+
 UNSPECIFIED = "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified"
 PPT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 MAX_XML = 64 * 1024

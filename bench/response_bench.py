@@ -148,7 +148,7 @@ def _loop(one: Callable[[], Any], seconds: float) -> dict[str, Any]:
 
 def preflight_setup(folder: Path) -> Callable[[], Any]:
     """The project's full validation of the response, as one call; raises unless it is clean."""
-    from validator.crm import parse_crm
+    from metadata.crm import parse_crm
     from validator.findings import Severity
     from validator.report import Report
     from validator.response_inspection import ResponseOptions, inspect_response_bytes, trust_from_metadata

@@ -37,6 +37,7 @@ from typing import Any
 
 from bench.measure import Run, median, python, run
 from bench.table import Row
+from metadata.saml import EMAIL
 
 PARTNERS = 1000
 SECONDS = 60.0
@@ -46,7 +47,6 @@ CONCURRENCY = 8
 LOOPBACK = "127.0.0.1/32"
 SP_ENTITY_ID = "https://sso.portal.example/saml"
 ACS_URL = "https://sso.portal.example/saml/acs"
-EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 STYLES = (  # (vendor, entity ID, SSO URL, signing certificates)
     ("okta", "http://www.okta.com/exk1bench{n}", "https://bench{n}.okta.com/app/portal/exk1bench{n}/sso/saml", 1),
     ("entra", "https://sts.windows.net/8d2f1c0e-0000-4000-8000-00000000000{n}/",
@@ -66,7 +66,8 @@ def prepare(folder: Path, partners: int, now: dt.datetime) -> dict[str, bytes]:
     from lxml import etree
 
     from metadata.keys import generate_keypair
-    from metadata.write import HTTP_POST, HTTP_REDIRECT, Contact, Organization, idp_metadata_xml
+    from metadata.saml import BINDING_POST, BINDING_REDIRECT
+    from metadata.write import Contact, Organization, idp_metadata_xml
 
     _pki(folder, now)
     documents: dict[str, bytes] = {}
@@ -76,7 +77,8 @@ def prepare(folder: Path, partners: int, now: dt.datetime) -> dict[str, bytes]:
         keys = [generate_keypair(f"{vendor} signing {k}", now=now - dt.timedelta(days=400 - 300 * k), days=1095)
                 for k in range(certs)]
         element = idp_metadata_xml(
-            entity_id, sso_urls={HTTP_REDIRECT: sso_url, HTTP_POST: sso_url}, slo_urls={HTTP_REDIRECT: sso_url},
+            entity_id, sso_urls={BINDING_REDIRECT: sso_url, BINDING_POST: sso_url},
+            slo_urls={BINDING_REDIRECT: sso_url},
             certificates=[k.cert_der for k in keys], nameid_formats=[EMAIL], want_authn_requests_signed=False,
             organization=Organization(f"Bench {vendor}", f"Bench {vendor.title()}", "https://www.example.com/"),
             contacts=[Contact("technical", company=f"Bench {vendor}", email="it@example.com")],

@@ -31,7 +31,7 @@ from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
-from validator.crm import CRMRecord, load_crm
+from metadata.crm import CRMRecord, load_crm
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,12 @@ from lxml import etree
 
 from idp.assertion import Claim, ResponseSpec, build_response, serialize
 from metadata.bindings import Param, encode_redirect, post_form_fields
+from metadata.crm import CRMRecord, parse_crm
 from metadata.keys import KeyPair, generate_keypair
-from metadata.model import BINDING_POST
-from metadata.read import SAML
+from metadata.saml import BINDING_POST, BINDING_REDIRECT, EMAIL, SAML, SAMLP
+from metadata.service_provider import ServiceProvider, acs_endpoint
 from metadata.signing import RSA_SHA1, SHA1, sign
-from metadata.write import HTTP_POST, HTTP_REDIRECT, idp_metadata_xml
-from validator.checks.request import AssertionConsumerService, ServiceProvider
-from validator.crm import CRMRecord, parse_crm
+from metadata.write import idp_metadata_xml
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 """The clock every target judges with: the instant the generated messages were issued."""
@@ -34,8 +33,6 @@ SSO_URL = "https://idp.fuzz.example/sso"
 SP_ENTITY = "https://sp.fuzz.example/saml"
 ACS_URL = "https://sp.fuzz.example/saml/acs"
 REQUEST_ID = "_0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c"
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 
 CRM_TOML = f"""\
 # The fuzz targets' partner: what the generated response and metadata should match.
@@ -125,7 +122,7 @@ def _responses(idp: KeyPair, sp: KeyPair) -> dict[str, bytes]:
 
 def _metadata(idp: KeyPair) -> bytes:
     entity = idp_metadata_xml(
-        IDP_ENTITY, {HTTP_REDIRECT: SSO_URL, HTTP_POST: SSO_URL}, {HTTP_REDIRECT: SSO_URL + "/logout"},
+        IDP_ENTITY, {BINDING_REDIRECT: SSO_URL, BINDING_POST: SSO_URL}, {BINDING_REDIRECT: SSO_URL + "/logout"},
         [idp.cert_der], [EMAIL], False, NOW + timedelta(days=30),
     )
     sign(entity, idp.key_pem, idp.cert_pem)
@@ -159,8 +156,8 @@ def material() -> Material:
     sp_key = generate_keypair("sp.fuzz.example", now=NOW - timedelta(days=1))
     sp = ServiceProvider(
         entity_id=SP_ENTITY,
-        acs=(AssertionConsumerService(0, BINDING_POST, ACS_URL, True),
-             AssertionConsumerService(1, HTTP_REDIRECT, ACS_URL + "/redirect")),
+        acs=(acs_endpoint(ACS_URL, binding=BINDING_POST, index=0, is_default=True),
+             acs_endpoint(ACS_URL + "/redirect", binding=BINDING_REDIRECT, index=1)),
         authn_requests_signed=True,
         signing_certificates=(sp_key.cert_der,),
     )

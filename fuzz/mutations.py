@@ -32,13 +32,8 @@ from urllib.parse import quote, unquote_to_bytes
 from lxml import etree
 
 from metadata.errors import UnsafeXML
+from metadata.saml import DS, MD, SAML, SAMLP, XENC
 from metadata.xml import PASTED_LIMITS, parse_untrusted
-
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-DS = "http://www.w3.org/2000/09/xmldsig#"
-MD = "urn:oasis:names:tc:SAML:2.0:metadata"
-XENC = "http://www.w3.org/2001/04/xmlenc#"
 
 # Elements an attacker moves around first: a mutation picks one of these half of the time.
 INTERESTING = {

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fuzz.material import NOW, REQUEST_ID, SSO_URL, material
+from metadata.authn_request import NotAnAuthnRequest, read_authn_request
 from metadata.bindings import BindingError, decode_post, decode_redirect
-from metadata.errors import UNSAFE_XML_KINDS, UnsafeXML
+from metadata.crm import parse_crm
+from metadata.errors import UNSAFE_XML_KINDS, CRMRecordError, UnsafeXML
 from metadata.xml import (
     MESSAGE_LIMITS,
     PASTED_LIMITS,
@@ -25,15 +27,7 @@ from metadata.xml import (
     signed_bytes_limits,
 )
 from validator.checks.crm_record import check_record
-from validator.checks.request import (
-    NotAnAuthnRequest,
-    RequestContext,
-    check_authn_request,
-    read_authn_request,
-    request_signature,
-)
-from validator.crm import parse_crm
-from validator.errors import CRMRecordError
+from validator.checks.request import RequestContext, check_authn_request, request_signature
 from validator.inspection import MetadataOptions, inspect_metadata_bytes, metadata_report
 from validator.render import render
 from validator.report import Report
@@ -154,7 +148,7 @@ def authn_request(data: bytes) -> None:
 
 
 def crm_record(data: bytes) -> None:
-    """`validator.crm.parse_crm` as TOML and as JSON; a record that loads is then judged."""
+    """`metadata.crm.parse_crm` as TOML and as JSON; a record that loads is then judged."""
     refusals: list[CRMRecordError] = []
     for fmt in ("toml", "json"):
         try:
@@ -178,7 +172,7 @@ TARGETS: dict[str, Target] = {
         Target("request", "metadata.bindings.decode_redirect/decode_post, then read_authn_request, "
                "request_signature, check_authn_request", authn_request,
                (BindingError, UnsafeXML, NotAnAuthnRequest), 96 * KiB),
-        Target("crm", "validator.crm.parse_crm (TOML and JSON), then check_record", crm_record,
+        Target("crm", "metadata.crm.parse_crm (TOML and JSON), then check_record", crm_record,
                (CRMRecordError,), 16 * KiB),
     )
 }

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from flask import Flask
 
+    from metadata.crm import CRMRecord
     from metadata.store import Store
-    from validator.crm import CRMRecord
 
     from .settings import Settings
 
@@ -70,7 +70,7 @@ def create_app(
     if settings is None:
         settings = load_settings(Path(config) if config else None)
         if crm is None and os.environ.get("IDP_CRM"):
-            from validator.crm import load_crm
+            from metadata.crm import load_crm
 
             from .cast import apply_crm
 

@@ -25,35 +25,30 @@ from xmlsec import constants as xc
 
 from idp import IdPError
 from metadata import encryption
-from metadata.read import SAML
+from metadata.saml import (
+    BEARER,
+    ENTITY,
+    NAME_FORMATS,
+    PASSWORD_PROTECTED_TRANSPORT,
+    REQUESTER,
+    RESPONDER,
+    SAML,
+    SAMLP,
+    STATUS_PREFIX,
+    SUCCESS,
+)
 from metadata.signing import RSA_SHA256, SHA256, sign
 from metadata.write import new_id, xs_datetime
 from metadata.xml import MESSAGE_LIMITS, parse_untrusted
 
 __all__ = [
-    "Claim", "ResponseError", "ResponseSpec", "SigningKey", "build_response", "decrypt_assertion",
+    "Claim", "IdPResponseError", "ResponseSpec", "SigningKey", "build_response", "decrypt_assertion",
     "new_id", "serialize", "to_post_value", "valid_in_response_to",
 ]
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-XENC = "http://www.w3.org/2001/04/xmlenc#"
-XENC11 = "http://www.w3.org/2009/xmlenc11#"
 
-SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
-REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
-RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
-AUTHN_FAILED = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
-NO_PASSIVE = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
-PASSWORD_PROTECTED_TRANSPORT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
-BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
-ENTITY = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
-NAME_FORMATS = {
-    "unspecified": "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified",
-    "basic": "urn:oasis:names:tc:SAML:2.0:attrname-format:basic",
-    "uri": "urn:oasis:names:tc:SAML:2.0:attrname-format:uri",
-}
 # SAML Core §3.2.2.2: a top-level StatusCode is one of these four.
-_TOP_STATUS = {SUCCESS, REQUESTER, RESPONDER, "urn:oasis:names:tc:SAML:2.0:status:VersionMismatch"}
+_TOP_STATUS = {SUCCESS, REQUESTER, RESPONDER, STATUS_PREFIX + "VersionMismatch"}
 
 # What decrypt_assertion accepts (SECURITY.md §2), kept by the one decryptor.
 KEY_TRANSPORT_ALGORITHMS = encryption.KEY_TRANSPORT_ALGORITHMS
@@ -70,7 +65,7 @@ _NCNAME = re.compile(f"[{_START}][{_START}\\-.0-9\u00b7\u0300-\u036f\u203f-\u204
 MAX_IN_RESPONSE_TO = 256
 
 
-class ResponseError(IdPError, ValueError):
+class IdPResponseError(IdPError, ValueError):
     """A response that cannot be built, or an encrypted assertion that is refused."""
 
 
@@ -98,7 +93,7 @@ class Claim:
 
     def __post_init__(self) -> None:
         if not isinstance(self.values, tuple) or not all(isinstance(v, str) for v in self.values):
-            raise ResponseError(f"the values of claim {self.name!r} must be a tuple of strings")
+            raise IdPResponseError(f"the values of claim {self.name!r} must be a tuple of strings")
 
     @property
     def name_format_uri(self) -> str | None:
@@ -138,11 +133,11 @@ class ResponseSpec:
 
     def __post_init__(self) -> None:
         if self.lifetime_seconds <= 0:
-            raise ResponseError(f"lifetime_seconds must be positive, not {self.lifetime_seconds}")
+            raise IdPResponseError(f"lifetime_seconds must be positive, not {self.lifetime_seconds}")
         if self.sign not in ("assertion", "response", "both", "none"):
-            raise ResponseError(f"sign must be assertion, response, both or none, not {self.sign!r}")
+            raise IdPResponseError(f"sign must be assertion, response, both or none, not {self.sign!r}")
         if self.status[0] not in _TOP_STATUS:
-            raise ResponseError(f"{self.status[0]!r} is not a top-level SAML status code (SAML Core §3.2.2.2)")
+            raise IdPResponseError(f"{self.status[0]!r} is not a top-level SAML status code (SAML Core §3.2.2.2)")
 
 
 def valid_in_response_to(value: str | None) -> bool:
@@ -283,9 +278,9 @@ def _encrypt(assertion: etree._Element, certificate_der: bytes) -> etree._Elemen
     try:
         public_key = x509.load_der_x509_certificate(certificate_der).public_key()
     except ValueError as exc:
-        raise ResponseError(f"the SP encryption certificate cannot be read: {exc}") from exc
+        raise IdPResponseError(f"the SP encryption certificate cannot be read: {exc}") from exc
     if not isinstance(public_key, rsa.RSAPublicKey):
-        raise ResponseError("the SP encryption certificate must hold an RSA key (RSA-OAEP key transport)")
+        raise IdPResponseError("the SP encryption certificate must hold an RSA key (RSA-OAEP key transport)")
     parent = assertion.getparent()
     assert parent is not None
     wrapper = etree.Element(f"{{{SAML}}}EncryptedAssertion")
@@ -312,12 +307,12 @@ def decrypt_assertion(encrypted_assertion: etree._Element, sp_key_pem: bytes) ->
 
     Delegates to the one decryptor, :func:`metadata.encryption.decrypt_assertion` (RSA-OAEP
     and AES-GCM/CBC only, SECURITY.md §2), and re-parses its plaintext with the one parser; the
-    assertion's signature is the caller's to verify. Raises :class:`ResponseError`.
+    assertion's signature is the caller's to verify. Raises :class:`IdPResponseError`.
     """
     try:
         plaintext = encryption.decrypt_assertion(encrypted_assertion, sp_key_pem)
     except encryption.DecryptionError as exc:
-        raise ResponseError(exc.message) from exc
+        raise IdPResponseError(exc.message) from exc
     return parse_untrusted(plaintext, MESSAGE_LIMITS).getroot()
 
 

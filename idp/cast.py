@@ -26,7 +26,7 @@ import re
 import unicodedata
 from typing import get_args
 
-from validator.crm import CRMRecord
+from metadata.crm import CRMRecord
 
 from .settings import Persona, ServiceProvider, Settings, Vendor
 

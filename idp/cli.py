@@ -16,7 +16,8 @@ from typing import get_args
 
 import click
 
-from validator.crm import CRMRecord, load_crm
+from metadata.console import run
+from metadata.crm import CRMRecord, load_crm
 
 from . import IdPError
 from .cast import apply_crm
@@ -163,8 +164,6 @@ def faults(fmt: str) -> None:
 
 
 def main() -> None:
-    from validator.cli import run
-
     run(cli, IdPError)
 
 

@@ -27,14 +27,13 @@ from typing import Literal
 from lxml import etree
 
 from idp import IdPError
+from metadata.crm import CRMRecord
 from metadata.keys import KeyPair, generate_keypair
-from metadata.read import SAML
+from metadata.saml import AUTHN_FAILED, PERSISTENT, RESPONDER, SAML, SAMLP, UNSPECIFIED
 from metadata.signing import ECDSA_SHA1, ECDSA_SHA256, RSA_SHA1, SHA1, sign
-from validator.crm import CRMRecord
 
-from .assertion import AUTHN_FAILED, RESPONDER, SAMLP, Claim, ResponseSpec, SigningKey, build_response
+from .assertion import Claim, ResponseSpec, SigningKey, build_response
 from .cast import wrong_cases
-from .settings import PERSISTENT, UNSPECIFIED
 from .vendors import WS_CLAIMS
 
 _A = f"{{{SAML}}}"

@@ -20,18 +20,13 @@ from urllib.parse import urlsplit
 
 from flask import Response, render_template, request
 
+from metadata.saml import EMAIL, NO_PASSIVE, PERSISTENT, RESPONDER, TRANSIENT, UNSPECIFIED
 from metadata.signing import signature_method_for
 
-from .assertion import (
-    NO_PASSIVE,
-    RESPONDER,
-    ResponseSpec,
-    build_response,
-    serialize,
-)
+from .assertion import ResponseSpec, build_response, serialize
 from .faults import Fault, Plan, Situation, build, claim_roles, conflict, why_not
 from .registry import RegisteredSP
-from .settings import EMAIL, Persona
+from .settings import Persona
 from .state import IdPState, secret_token, shared_secret
 
 log = logging.getLogger("idp")
@@ -145,8 +140,6 @@ def previous_response(idp: IdPState, sid: str | None, sp: RegisteredSP, persona:
     return idp.store.get("last-response", f"{sid} {sp.entity_id} {persona.id}") if sid else None
 
 
-TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
-PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 
 
 def nameid_value(idp: IdPState, persona: Persona, sp_entity_id: str, nameid_format: str) -> str:
@@ -216,14 +209,13 @@ def acs_allowed(idp: IdPState, url: str) -> bool:
 
 def default_acs(sp: RegisteredSP) -> str:
     """The SP's default HTTP-POST ACS (SAML Metadata §2.2.3), as the request checks pick it."""
-    from validator.checks.request import default_acs as metadata_default
+    from metadata.service_provider import default_acs as metadata_default
 
     chosen = metadata_default(sp.sp)
     assert chosen is not None  # the registry refuses an SP without an HTTP-POST ACS
     return chosen.location
 
 
-UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
 
 # The only script on any IdP page: submit the one form. Allowed by its hash in the CSP.
 AUTO_SUBMIT_SCRIPT = "document.forms[0].submit();"

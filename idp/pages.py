@@ -7,13 +7,13 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 from lxml import etree
 
+from metadata.saml import EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED
 from metadata.signing import sign, signature_method_for
 from metadata.store import StoreUnavailable
 from metadata.write import idp_metadata_xml
 
 from . import flow
 from .problem import is_api_request, problem
-from .settings import EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED
 from .sso import render_page, request_error, same_site_post
 from .state import SECRET, IdPState, state
 

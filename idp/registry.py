@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metadata.errors import MetadataError
-from metadata.model import BINDING_POST, EntityDescriptor
+from metadata.model import EntityDescriptor
 from metadata.read import read_metadata
+from metadata.saml import BINDING_POST
+from metadata.service_provider import ServiceProvider
 from metadata.xml import parse_untrusted
-from validator.checks.request import AssertionConsumerService, ServiceProvider
 
 from . import IdPError
 from .settings import ServiceProvider as SPSettings
@@ -69,11 +70,7 @@ def register(options: SPSettings, *, base: Path = Path(".")) -> RegisteredSP:
         return _from_metadata(options, _metadata_bytes(options.metadata, base))
     if not options.entity_id or not options.acs:
         raise RegistryError("an inline SP needs entity_id and at least one acs URL (or give its metadata)")
-    acs = tuple(
-        AssertionConsumerService(index=i, binding=BINDING_POST, location=url, is_default=(i == 0))
-        for i, url in enumerate(options.acs)
-    )
-    return RegisteredSP(ServiceProvider(options.entity_id, acs), options)
+    return RegisteredSP(ServiceProvider.inline(options.entity_id, options.acs), options)
 
 
 def _metadata_bytes(location: str, base: Path) -> bytes:
@@ -110,18 +107,13 @@ def _from_metadata(options: SPSettings, data: bytes) -> RegisteredSP:
 def _registered(entity: EntityDescriptor, options: SPSettings, source: str) -> RegisteredSP:
     role = entity.sp
     assert role is not None
-    acs = tuple(
-        AssertionConsumerService(index=e.index, binding=e.binding, location=e.location, is_default=e.is_default)
-        for e in role.acs
-    )
-    if not any(a.binding == BINDING_POST for a in acs):
+    if not any(a.binding == BINDING_POST for a in role.acs):
         raise RegistryError(f"SP metadata {source}: {entity.entity_id!r} has no HTTP-POST AssertionConsumerService")
-    signing = tuple(c.der for k in role.keys if k.use in (None, "signing") for c in k.certificates if c.der)
     encryption = next((c.der for k in role.keys if k.use in (None, "encryption") for c in k.certificates if c.der),
                       None)
     if options.encrypt and encryption is None:
         raise RegistryError(f"SP {entity.entity_id!r}: encrypt = true, but its metadata has no encryption key; "
                             "set encrypt = false or add a KeyDescriptor use=\"encryption\"")
-    sp = ServiceProvider(entity.entity_id, acs, bool(role.authn_requests_signed), signing)
+    sp = ServiceProvider.from_entity(entity)
     slo = tuple((e.binding, e.response_location or e.location) for e in role.slo)
     return RegisteredSP(sp, options, encryption, source, slo)

@@ -13,15 +13,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from validator.config import StrictModel, load_config, validate_config
-from validator.errors import ConfigError
+from metadata.config import StrictModel, load_config, validate_config
+from metadata.errors import ConfigError
 
 from . import IdPError
-
-EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
-UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
-PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
-TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
 
 Signing = Literal["assertion", "response", "both", "none"]
 Vendor = Literal["generic", "okta", "entra", "adfs", "google", "ping", "onelogin", "keycloak", "shibboleth"]

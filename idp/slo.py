@@ -25,15 +25,14 @@ from metadata.bindings import (
     encode_redirect,
 )
 from metadata.errors import UnsafeXML
-from metadata.model import BINDING_POST, BINDING_REDIRECT
-from metadata.read import SAML
+from metadata.saml import BINDING_POST, BINDING_REDIRECT, SAML, SAMLP, SUCCESS
 from metadata.signing import sign, signature_method_for
 from metadata.write import xs_datetime
 from metadata.xml import text_of
 from validator.checks.request import finding_for_binding_error, finding_for_unsafe_request, request_signature
 
 from . import flow
-from .assertion import SAMLP, SUCCESS, serialize, valid_in_response_to
+from .assertion import serialize, valid_in_response_to
 from .csrf import FIELD, csrf_token, csrf_valid
 from .pages import content_security_policy
 from .registry import RegisteredSP

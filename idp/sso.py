@@ -12,29 +12,27 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template, request
 
+from metadata.authn_request import AuthnRequest, NotAnAuthnRequest, read_authn_request
 from metadata.bindings import BindingError, PostMessage, RedirectMessage, decode_post, decode_redirect
 from metadata.errors import UnsafeXML
+from metadata.saml import EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED
+from metadata.service_provider import ServiceProvider, resolve_acs
 from metadata.xml import REQUEST_LIMITS, parse_untrusted, signed_bytes_limits
 from validator.checks.request import (
-    AuthnRequest,
-    NotAnAuthnRequest,
     RequestContext,
-    ServiceProvider,
     SignatureCheck,
     check_authn_request,
     finding_for_binding_error,
     finding_for_not_authn_request,
     finding_for_unsafe_request,
-    read_authn_request,
     request_signature,
-    resolve_acs,
 )
 from validator.findings import Finding, Severity
 
 from . import flow
 from .faults import Fault, fault
 from .registry import RegisteredSP
-from .settings import EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED, Persona
+from .settings import Persona
 from .state import IdPState, state
 
 blueprint = Blueprint("sso", __name__)

@@ -15,10 +15,10 @@ from typing import Any
 
 from flask import current_app
 
+from metadata.crm import CRMRecord
 from metadata.keys import KeyFolder, KeyPair
 from metadata.store import Store, StoreUnavailable, open_store
 from metadata.write import new_id as default_new_id
-from validator.crm import CRMRecord
 
 from .registry import SPRegistry, register
 from .settings import Persona, Settings

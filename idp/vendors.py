@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from idp import IdPError
-from idp.assertion import ENTITY, Claim, SignWhat
-from idp.settings import EMAIL, TRANSIENT, UNSPECIFIED, Persona
+from idp.assertion import Claim, SignWhat
+from idp.settings import Persona
+from metadata.saml import EMAIL, ENTITY, TRANSIENT, UNSPECIFIED
 
 WS_CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
 MS_CLAIMS = "http://schemas.microsoft.com/identity/claims/"

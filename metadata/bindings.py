@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from lxml import etree
 
 from metadata.errors import MetadataError
+from metadata.saml import DEFLATE_ENCODING
 from metadata.signing import (
     ECDSA_SHA1,
     ECDSA_SHA256,
@@ -51,7 +52,6 @@ MAX_POST_BODY = 256 * KiB
 """Largest HTTP-POST body the web layer should read (SECURITY.md §1); enforced here for raw bodies."""
 MAX_RELAY_STATE = 80
 """Bindings §3.4.3 and §3.5.3: RelayState MUST NOT exceed 80 bytes."""
-DEFLATE_ENCODING = "urn:oasis:names:tc:SAML:2.0:bindings:URL-Encoding:DEFLATE"
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     RSA_SHA1: hashes.SHA1,
@@ -197,7 +197,9 @@ def _relay_state(value: str | None) -> str | None:
     return value
 
 
-def _b64decode(text: str, name: str, *, line_breaks: bool) -> bytes:
+def decode_base64(text: str, name: str, *, line_breaks: bool) -> bytes:
+    """The standard-alphabet base64 value of parameter `name` (missing padding allowed); with
+    `line_breaks`, whitespace is dropped first (HTTP-POST values are often wrapped)."""
     if line_breaks:
         text = re.sub(r"[\r\n\t ]", "", text)
     junk = re.search(r"[^A-Za-z0-9+/=]", text)
@@ -227,7 +229,9 @@ def _check_encoded_size(text: str, cap: int, name: str) -> None:
                            expected=f"at most {cap:,} bytes", actual=f"{len(text):,} base64 characters")
 
 
-def _inflate(data: bytes, cap: int, name: str) -> bytes:
+def inflate(data: bytes, cap: int, name: str) -> bytes:
+    """Raw DEFLATE (RFC 1951) of parameter `name`, inflated to at most `cap` bytes: never more is
+    produced, and a truncated stream or bytes after its end are refused."""
     inflater = zlib.decompressobj(wbits=-15)
     try:
         xml = inflater.decompress(data, cap + 1)
@@ -274,8 +278,8 @@ def decode_redirect(raw_query: str | bytes, param: Param) -> RedirectMessage:
     signature = fields.get("Signature")
     limits = limits_for(param)
     _check_encoded_size(value, limits.max_bytes, param)
-    xml = _inflate(_b64decode(value, param, line_breaks=False), limits.max_bytes, param)
-    signature_bytes = _b64decode(signature.value, "Signature", line_breaks=False) if signature else None
+    xml = inflate(decode_base64(value, param, line_breaks=False), limits.max_bytes, param)
+    signature_bytes = decode_base64(signature.value, "Signature", line_breaks=False) if signature else None
     octets = "&".join(f"{f.name}={f.raw}" for f in (fields[param], relay_field, sig_alg) if f is not None)
     return RedirectMessage(
         param=param,
@@ -307,7 +311,7 @@ def decode_post(form: Mapping[str, str] | str | bytes, param: Param) -> PostMess
         raise BindingError("too-large", f"the {param} value is {len(value):,} characters; the POST body limit "
                            f"is {MAX_POST_BODY:,}", parameter=param, expected=f"at most {MAX_POST_BODY:,} characters",
                            actual=f"{len(value):,} characters")
-    xml = _b64decode(value, param, line_breaks=True)
+    xml = decode_base64(value, param, line_breaks=True)
     if len(xml) > limits.max_bytes:
         raise BindingError("too-large", f"the {param} message is {len(xml):,} bytes; the limit is "
                            f"{limits.max_bytes:,}", parameter=param,

@@ -19,11 +19,8 @@ from lxml import etree
 from xmlsec import constants as xc
 
 from metadata.errors import MetadataError, UnsafeXML
-from metadata.read import DS, SAML
+from metadata.saml import DS, SAML, XENC, XENC11
 from metadata.xml import MESSAGE_LIMITS, copied_limits, parse_untrusted
-
-XENC = "http://www.w3.org/2001/04/xmlenc#"
-XENC11 = "http://www.w3.org/2009/xmlenc11#"
 
 RSA_OAEP_MGF1P = XENC + "rsa-oaep-mgf1p"
 RSA_OAEP = XENC11 + "rsa-oaep"

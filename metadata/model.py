@@ -9,18 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SAML2_PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
-BINDING_REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
-BINDING_POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
-BINDING_ARTIFACT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact"
-BINDING_SOAP = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP"
-BROWSER_BINDINGS = (BINDING_REDIRECT, BINDING_POST)
-
-
-def binding_name(binding: str) -> str:
-    """The short name of a binding URI (``HTTP-POST``), or the URI itself when unknown."""
-    prefix = "urn:oasis:names:tc:SAML:2.0:bindings:"
-    return binding[len(prefix):] if binding.startswith(prefix) else binding
+from metadata.saml import SAMLP
 
 
 @dataclass(frozen=True)
@@ -90,7 +79,7 @@ class IdPRole:
 
     @property
     def supports_saml2(self) -> bool:
-        return SAML2_PROTOCOL in self.protocols
+        return SAMLP in self.protocols
 
 
 @dataclass(frozen=True)
@@ -110,7 +99,7 @@ class SPRole:
 
     @property
     def supports_saml2(self) -> bool:
-        return SAML2_PROTOCOL in self.protocols
+        return SAMLP in self.protocols
 
 
 @dataclass(frozen=True)

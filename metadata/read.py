@@ -28,12 +28,8 @@ from metadata.model import (
     MetadataDocument,
     SPRole,
 )
+from metadata.saml import DS, MD, NS, SAML
 from metadata.xml import line_of, text_of
-
-MD = "urn:oasis:names:tc:SAML:2.0:metadata"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-DS = "http://www.w3.org/2000/09/xmldsig#"
-NS = {"md": MD, "saml": SAML, "ds": DS}
 
 _ENTITY = f"{{{MD}}}EntityDescriptor"
 _ENTITIES = f"{{{MD}}}EntitiesDescriptor"

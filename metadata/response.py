@@ -26,16 +26,14 @@ from lxml import etree
 
 from metadata.encryption import DecryptionError, decrypt_assertion
 from metadata.errors import MetadataError
-from metadata.read import DS, SAML
+from metadata.saml import DS, SAML, SAMLP, SUCCESS
 from metadata.signing import SignatureError, VerifiedSignature, verify
 from metadata.xml import MESSAGE_LIMITS, copied_limits, line_of, parse_untrusted, signed_bytes_limits
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 MAX_SIGNATURES = 2
 """SECURITY.md §1: two signatures per message (the Response's and the Assertion's)."""
 
 _RESPONSE = f"{{{SAMLP}}}Response"
-SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 _ASSERTION = f"{{{SAML}}}Assertion"
 _ENCRYPTED_ASSERTION = f"{{{SAML}}}EncryptedAssertion"
 _SIGNATURE = f"{{{DS}}}Signature"

@@ -35,28 +35,23 @@ from typing import Any, Literal, Protocol, cast
 from lxml import etree
 
 from metadata.errors import MetadataError, SchemaUnavailable
+from metadata.saml import DS, MD, SAML, SAMLP, XENC, XS
 
 SchemaKind = Literal["metadata", "protocol"]
 
 _DIR = Path(__file__).with_name("schemas")
 
-# Private on purpose: metadata.read holds the namespaces the rest of the code uses.
-_MD = "urn:oasis:names:tc:SAML:2.0:metadata"
-_SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-_SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-_DS = "http://www.w3.org/2000/09/xmldsig#"
-_XENC = "http://www.w3.org/2001/04/xmlenc#"
+# Extension namespaces only the schema set names; the SAML ones are metadata.saml's.
 _MDUI = "urn:oasis:names:tc:SAML:metadata:ui"
 _ALG = "urn:oasis:names:tc:SAML:metadata:algsupport"
 _MDATTR = "urn:oasis:names:tc:SAML:metadata:attribute"
 _ATTR_EXT = "urn:oasis:names:tc:SAML:attribute:ext"
-_XS = "http://www.w3.org/2001/XMLSchema"
 _FED = "http://docs.oasis-open.org/wsfed/federation/200706"
 
 # The top-level schemas of each kind: (namespace, shipped file). Their own imports follow.
 _ENTRY_POINTS: dict[SchemaKind, tuple[tuple[str, str], ...]] = {
     "metadata": (
-        (_MD, "saml-schema-metadata-2.0.xsd"),
+        (MD, "saml-schema-metadata-2.0.xsd"),
         (_MDUI, "sstc-saml-metadata-ui-v1.0.xsd"),
         (_ALG, "sstc-saml-metadata-algsupport-v1.0.xsd"),
         (_MDATTR, "sstc-metadata-attr.xsd"),
@@ -64,7 +59,7 @@ _ENTRY_POINTS: dict[SchemaKind, tuple[tuple[str, str], ...]] = {
         # Our own stand-in for the WS-Federation role types (see the file's comment).
         (_FED, "ws-federation-roles.xsd"),
     ),
-    "protocol": ((_SAMLP, "saml-schema-protocol-2.0.xsd"),),
+    "protocol": ((SAMLP, "saml-schema-protocol-2.0.xsd"),),
 }
 
 # The OASIS schemas import xmldsig, xenc and xml.xsd by their W3C addresses; these are the
@@ -83,16 +78,16 @@ SHIPPED_FILES = frozenset(
 """Every XSD file in ``schemas/`` that validation loads."""
 
 _PREFIXES = {
-    _MD: "md",
-    _SAML: "saml",
-    _SAMLP: "samlp",
-    _DS: "ds",
-    _XENC: "xenc",
+    MD: "md",
+    SAML: "saml",
+    SAMLP: "samlp",
+    DS: "ds",
+    XENC: "xenc",
     _MDUI: "mdui",
     _ALG: "alg",
     _MDATTR: "mdattr",
     "http://www.w3.org/XML/1998/namespace": "xml",
-    _XS: "xs",
+    XS: "xs",
     "http://www.w3.org/2001/XMLSchema-instance": "xsi",
     # WS-Federation: ADFS and Entra ID metadata carry fed:SecurityTokenServiceType roles.
     "http://docs.oasis-open.org/wsfed/federation/200706": "fed",
@@ -174,9 +169,9 @@ def _compile(kind: SchemaKind) -> etree.XMLSchema:
     # goes through metadata.xml.parse_untrusted and nothing else.
     parser = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True)
     parser.resolvers.add(resolver)
-    driver = etree.Element(f"{{{_XS}}}schema", nsmap={"xs": _XS})
+    driver = etree.Element(f"{{{XS}}}schema", nsmap={"xs": XS})
     for namespace, name in _ENTRY_POINTS[kind]:
-        etree.SubElement(driver, f"{{{_XS}}}import", namespace=namespace, schemaLocation=name)
+        etree.SubElement(driver, f"{{{XS}}}import", namespace=namespace, schemaLocation=name)
     document = etree.fromstring(etree.tostring(driver), parser, base_url=str(_DIR / f"{kind}.xsd"))
     try:
         schema = etree.XMLSchema(document)

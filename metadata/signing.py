@@ -22,7 +22,7 @@ from lxml import etree
 from xmlsec import constants as xc
 
 from metadata.errors import MetadataError
-from metadata.read import DS
+from metadata.saml import DS
 from metadata.xml import METADATA_LIMITS, line_of, signed_bytes_limits, text_of
 
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"

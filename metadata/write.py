@@ -18,11 +18,8 @@ from typing import Literal
 from lxml import etree
 
 from metadata.errors import MetadataError
-from metadata.read import DS, MD
+from metadata.saml import DS, MD, SAMLP
 
-PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
-HTTP_REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
-HTTP_POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 ContactType = Literal["technical", "support", "administrative", "billing", "other"]
@@ -85,7 +82,7 @@ def idp_metadata_xml(
 ) -> etree._Element:
     """An md:EntityDescriptor for an IdP.
 
-    `sso_urls` and `slo_urls` map a binding URI (:data:`HTTP_REDIRECT`, :data:`HTTP_POST`) to
+    `sso_urls` and `slo_urls` map a binding URI (:data:`BINDING_REDIRECT`, :data:`BINDING_POST`) to
     a location; `certificates` are DER, published in order as KeyDescriptor use="signing"
     (the current key first during a rollover). `document_id` defaults to :func:`new_id`.
     """
@@ -99,7 +96,7 @@ def idp_metadata_xml(
     if valid_until is not None:
         entity.set("validUntil", xs_datetime(valid_until))
     idp = etree.SubElement(entity, f"{{{MD}}}IDPSSODescriptor")
-    idp.set("protocolSupportEnumeration", PROTOCOL)
+    idp.set("protocolSupportEnumeration", SAMLP)
     idp.set("WantAuthnRequestsSigned", "true" if want_authn_requests_signed else "false")
     # Child order is the schema's: KeyDescriptor*, SingleLogoutService*, NameIDFormat*,
     # SingleSignOnService+ (SSODescriptorType, then IDPSSODescriptorType).

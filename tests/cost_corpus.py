@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from idp.assertion import Claim, ResponseSpec, SigningKey, build_response, serialize
+from metadata.saml import DS, MD, SAML, SAMLP
 from metadata.signing import MAX_INCLUSIVE_PREFIXES
 from metadata.xml import XMLLimits, metadata_limits
 
@@ -52,10 +53,6 @@ UPLOAD_BODY = 6 * MiB
 PASTED = 1 * MiB
 MAX_NAMESPACE = 1024
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-MD = "urn:oasis:names:tc:SAML:2.0:metadata"
-DS = "http://www.w3.org/2000/09/xmldsig#"
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 IDP = "https://idp.example.com/saml"
 SP = "https://sso.portal.example/saml"

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
-from metadata.read import DS, MD, SAML
+from metadata.saml import DS, MD, SAML
 from metadata.signing import sign
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

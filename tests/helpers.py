@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
 
+from metadata.crm import CRMRecord, parse_crm
 from tests.factory import NOW
-from validator.crm import CRMRecord, parse_crm
 from validator.findings import Finding
 from validator.inspection import MetadataOptions, inspect_metadata_bytes
 from validator.report import Report

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from idp import create_app
 from idp.settings import Persona, ServiceProvider, Settings
 from metadata.keys import KeyPair
+from metadata.saml import SAML, SAMLP
 from metadata.store import SQLiteStore, Store
 
 IDP_BASE = "https://idp.test.example"
@@ -93,8 +94,6 @@ def decoded(fields: dict[str, str]) -> bytes:
     return base64.b64decode(fields["SAMLResponse"])
 
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 
 
 def authn_request(

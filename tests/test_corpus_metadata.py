@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from metadata.read import DS, read_metadata
+from metadata.read import read_metadata
+from metadata.saml import DS
 from metadata.signing import read_profile, signature_of
 from metadata.xml import MiB, metadata_limits, parse_untrusted
 from tests.conftest import CORPUS

@@ -29,6 +29,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from idp.settings import ServiceProvider
+from metadata.crm import MAX_BYTES as CRM_MAX_BYTES
 from metadata.fetch import FetchPolicy
 from metadata.store import SQLiteStore
 from tests import cost_corpus as corpus
@@ -39,7 +40,6 @@ from tests.idp_support import IDP_BASE, SP_ENTITY, make_idp
 from tests.test_fetch import LocalServer, respond, serving
 from tests.test_web import good_metadata, record_toml, token
 from validator.cli import main as validate_main
-from validator.crm import MAX_BYTES as CRM_MAX_BYTES
 from validator.inspection import MetadataOptions, inspect_metadata
 from validator.sweep import SweepOptions, run_sweep
 from validator.web import create_app, testsp

@@ -1,4 +1,4 @@
-"""The CRM record: strict loading (validator.crm) and the rules on the record itself (CRM1xx)."""
+"""The CRM record: strict loading (metadata.crm) and the rules on the record itself (CRM1xx)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Literal
 import pydantic
 import pytest
 
+from metadata.crm import MAX_BYTES, CRMRecord, load_crm, parse_crm
+from metadata.errors import CRMRecordError
 from validator.checks import crm_record
 from validator.checks.crm_record import check_record
-from validator.crm import MAX_BYTES, CRMRecord, load_crm, parse_crm
-from validator.errors import CRMRecordError
 from validator.findings import Finding, Rule, Severity, get_rule
 
 BILLER = """

@@ -10,13 +10,13 @@ import pytest
 from click.testing import CliRunner
 from lxml import etree
 
+from metadata.crm import parse_crm
 from metadata.fetch import FetchPolicy
-from metadata.read import MD
+from metadata.saml import MD
 from tests.factory import IdPSpec, idp_metadata
 from tests.helpers import crm_toml
 from tests.test_fetch import respond, serving
 from validator.cli import cli
-from validator.crm import parse_crm
 from validator.discovery import build_worksheet, iframe_verdict, setup_hints
 from validator.framing import FrameProbe, probe_framing, read_headers
 from validator.inspection import MetadataOptions, inspect_metadata
@@ -188,7 +188,7 @@ def test_a_source_with_line_breaks_cannot_add_lines_to_the_draft(tmp_path: Path)
 
 
 def test_each_check_in_the_worksheet_says_what_it_found() -> None:
-    from validator.crm import load_crm
+    from metadata.crm import load_crm
 
     ws = worksheet_of(DEMO / "springfield-water-idp-metadata.xml", crm=load_crm(DEMO / "springfield-water.toml"))
     text = render_markdown(ws)  # type: ignore[arg-type]

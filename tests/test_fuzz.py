@@ -23,8 +23,8 @@ from fuzz.runner import Outcome, run
 from fuzz.seeds import seeds
 from fuzz.targets import TARGETS, Target, UncleanError, exercise
 from metadata.errors import UnsafeXML
-from metadata.read import SAML
 from metadata.response import verify_response
+from metadata.saml import SAML
 from metadata.signing import SignatureError, verify
 from metadata.xml import MESSAGE_LIMITS, parse_untrusted
 from tests.helpers import run_with_cpu_limit

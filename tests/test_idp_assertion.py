@@ -19,11 +19,8 @@ import pytest
 from lxml import etree
 
 from idp.assertion import (
-    AUTHN_FAILED,
-    RESPONDER,
-    XENC,
     Claim,
-    ResponseError,
+    IdPResponseError,
     ResponseSpec,
     SignWhat,
     build_response,
@@ -34,14 +31,13 @@ from idp.assertion import (
     valid_in_response_to,
 )
 from metadata.keys import KeyPair, generate_keypair
-from metadata.read import DS, SAML
+from metadata.saml import AUTHN_FAILED, BINDING_POST, BINDING_REDIRECT, DS, RESPONDER, SAML, SAMLP, XENC
 from metadata.schema import validate
 from metadata.signing import SignatureError, verify
-from metadata.write import HTTP_POST, HTTP_REDIRECT, idp_metadata_xml
+from metadata.write import idp_metadata_xml
 from metadata.xml import MESSAGE_LIMITS, parse_untrusted, text_of
 from tests.factory import NOW
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 NS = {"samlp": SAMLP, "saml": SAML, "ds": DS, "xenc": XENC}
 IDP_ENTITY = "https://idp.example.com/saml"
 SP_ENTITY = "https://sp.example.com/saml"
@@ -200,12 +196,12 @@ def test_naive_clock_is_refused(idp_key: KeyPair) -> None:
     ({"status": ("urn:oasis:names:tc:SAML:2.0:status:AuthnFailed", None)}, "top-level"),
 ])
 def test_spec_refuses_bad_values(changes: dict[str, Any], message: str) -> None:
-    with pytest.raises(ResponseError, match=message):
+    with pytest.raises(IdPResponseError, match=message):
         spec(**changes)
 
 
 def test_claim_values_must_be_a_tuple() -> None:
-    with pytest.raises(ResponseError, match="tuple of strings"):
+    with pytest.raises(IdPResponseError, match="tuple of strings"):
         Claim("Email", "alice@example.com")  # type: ignore[arg-type]
 
 
@@ -370,7 +366,7 @@ def test_python3_saml_decrypts_our_encrypted_assertion(idp_key: KeyPair, sp_key:
 def test_decrypt_refuses_the_wrong_key(idp_key: KeyPair, sp_key: KeyPair) -> None:
     wrapper = encrypted(idp_key, sp_key).find("saml:EncryptedAssertion", NS)
     assert wrapper is not None
-    with pytest.raises(ResponseError, match="cannot be decrypted"):
+    with pytest.raises(IdPResponseError, match="cannot be decrypted"):
         decrypt_assertion(wrapper, idp_key.key_pem)
 
 
@@ -392,13 +388,13 @@ def test_decrypt_refuses_what_is_not_allowed(idp_key: KeyPair, sp_key: KeyPair, 
         key_info.append(copy.deepcopy(key_info[0]))
     else:
         wrapper.append(copy.deepcopy(data))
-    with pytest.raises(ResponseError):
+    with pytest.raises(IdPResponseError):
         decrypt_assertion(wrapper, sp_key.key_pem)
 
 
 def test_encryption_needs_an_rsa_certificate(idp_key: KeyPair) -> None:
     ec_sp = generate_keypair("sp.ec", kind="ec-p256", now=NOW)
-    with pytest.raises(ResponseError, match="RSA"):
+    with pytest.raises(IdPResponseError, match="RSA"):
         build_response(spec(), now=NOW, key=idp_key, encrypt_for=ec_sp.cert_der)
 
 
@@ -421,13 +417,13 @@ def onelogin_response(
         "strict": True,
         "sp": {
             "entityId": SP_ENTITY,
-            "assertionConsumerService": {"url": ACS, "binding": HTTP_POST},
+            "assertionConsumerService": {"url": ACS, "binding": BINDING_POST},
             "x509cert": _b64(sp_key.cert_pem),
             "privateKey": sp_key.key_pem.decode(),
         },
         "idp": {
             "entityId": IDP_ENTITY,
-            "singleSignOnService": {"url": "https://idp.example.com/sso", "binding": HTTP_REDIRECT},
+            "singleSignOnService": {"url": "https://idp.example.com/sso", "binding": BINDING_REDIRECT},
             "x509cert": _b64(idp_key.cert_pem),
         },
         "security": {"rejectDeprecatedAlgorithm": True, **security},
@@ -492,7 +488,7 @@ def test_pysaml2_accepts_the_response(idp_key: KeyPair, sp_key: KeyPair, tmp_pat
     from saml2.client import Saml2Client
     from saml2.config import SPConfig
 
-    metadata = idp_metadata_xml(IDP_ENTITY, {HTTP_REDIRECT: "https://idp.example.com/sso"}, {},
+    metadata = idp_metadata_xml(IDP_ENTITY, {BINDING_REDIRECT: "https://idp.example.com/sso"}, {},
                                 [idp_key.cert_der], [EMAIL_FORMAT], False)
     (tmp_path / "idp.xml").write_bytes(etree.tostring(metadata))
     (tmp_path / "sp.key").write_bytes(sp_key.key_pem)

@@ -24,6 +24,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from idp import create_app
 from idp.settings import Persona, ServiceProvider, Settings
+from metadata.saml import EMAIL
 from metadata.store import SQLiteStore
 from tests.idp_support import ALICE, idp_key, pem_body
 
@@ -31,7 +32,6 @@ TIMEOUT_MS = 10_000
 RELAY_STATE = "/invoices/42"
 POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
-EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 BOB = Persona(id="bob", display_name="Bob Property Manager", password="bob-pw", nameid="bob@example.com",
               claims={"AccountNumber": "100200301", "Email": "bob@example.com", "LoginTypeId": "2"})
 EXPECTED_CLAIMS = {k: v if isinstance(v, list) else [v] for k, v in ALICE.claims.items()}

@@ -11,12 +11,13 @@ import pytest
 
 from idp import create_app
 from idp.cast import apply_crm, personas_from_crm, sp_from_crm
-from idp.settings import DEMO_PERSONAS, EMAIL, PERSISTENT, Persona, ServiceProvider, Settings
+from idp.settings import DEMO_PERSONAS, Persona, ServiceProvider, Settings
+from metadata.crm import Claim, CRMRecord, load_crm, parse_crm
+from metadata.saml import EMAIL, PERSISTENT
 from metadata.store import SQLiteStore
 from tests.helpers import crm_toml
 from tests.idp_support import ACS, IDP_BASE, SP_ENTITY, authn_request, login_as, redirect_path
 from validator.checks.claims import check_claims
-from validator.crm import Claim, CRMRecord, load_crm, parse_crm
 from validator.findings import Finding
 from validator.report import Report
 from validator.response_facts import Attribute, ResponseFacts

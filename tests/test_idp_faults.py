@@ -20,12 +20,12 @@ from flask.testing import FlaskClient
 from idp import create_app
 from idp.faults import CATALOGUE, FaultError, catalogue_markdown, fault
 from idp.settings import Persona, Settings, SettingsError
-from metadata.read import SAML
+from metadata.crm import CRMRecord, parse_crm
+from metadata.saml import SAML
 from metadata.xml import MESSAGE_LIMITS, parse_untrusted
 from tests.factory import NOW, make_keypair
 from tests.helpers import crm_toml
 from tests.idp_support import ACS, IDP_BASE, SP_ENTITY, authn_request, form_fields, redirect_path
-from validator.crm import CRMRecord, parse_crm
 from validator.report import Report
 from validator.response_inspection import ResponseOptions, inspect_response_bytes
 

@@ -148,7 +148,7 @@ def test_python3_saml_refuses_the_protocol_and_signature_faults_over_http(tmp_pa
     from idp import create_app
     from idp.cast import apply_crm
     from idp.settings import Settings
-    from validator.crm import load_crm
+    from metadata.crm import load_crm
 
     root = Path(__file__).parent.parent
     spec = importlib.util.spec_from_file_location("sp_fault_suite", root / "examples" / "sp_fault_suite.py")

@@ -18,16 +18,15 @@ from lxml import etree
 
 from idp import IdPError
 from idp.assertion import ResponseSpec, build_response
-from idp.settings import UNSPECIFIED, Persona
+from idp.settings import Persona
 from idp.vendors import MS_CLAIMS, PROFILES, WS_CLAIMS, UnknownVendor, VendorProfile, profile
 from metadata.keys import KeyPair, generate_keypair
-from metadata.read import DS, SAML
 from metadata.response import verify_response
+from metadata.saml import DS, SAML, SAMLP, UNSPECIFIED
 from metadata.signing import RSA_SHA1, RSA_SHA256
 from metadata.xml import PASTED_LIMITS, parse_untrusted
 from tests.factory import NOW
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 NS = {"samlp": SAMLP, "saml": SAML, "ds": DS}
 BASE_URL = "http://127.0.0.1:8080"
 SP_ENTITY = "https://sso.portal.example/saml"

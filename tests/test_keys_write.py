@@ -30,19 +30,11 @@ from metadata.keys import (
     public_key_sha256,
     refuse_known,
 )
-from metadata.read import DS, MD, read_metadata
+from metadata.read import read_metadata
+from metadata.saml import BINDING_POST, BINDING_REDIRECT, DS, EMAIL, MD, PERSISTENT
 from metadata.schema import validate
 from metadata.signing import verify
-from metadata.write import (
-    HTTP_POST,
-    HTTP_REDIRECT,
-    Contact,
-    MetadataWriteError,
-    Organization,
-    idp_metadata_xml,
-    new_id,
-    xs_datetime,
-)
+from metadata.write import Contact, MetadataWriteError, Organization, idp_metadata_xml, new_id, xs_datetime
 from metadata.xml import parse_untrusted
 from tests.factory import NOW
 from tests.helpers import codes, inspect
@@ -338,10 +330,8 @@ def test_failure_before_the_certificate_is_placed_removes_the_key(
 # ---------------------------------------------------------------------------- metadata.write
 
 ENTITY_ID = "https://idp.example.com/saml"
-SSO = {HTTP_REDIRECT: "https://idp.example.com/sso/redirect", HTTP_POST: "https://idp.example.com/sso/post"}
-SLO = {HTTP_REDIRECT: "https://idp.example.com/slo/redirect", HTTP_POST: "https://idp.example.com/slo/post"}
-EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
-PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+SSO = {BINDING_REDIRECT: "https://idp.example.com/sso/redirect", BINDING_POST: "https://idp.example.com/sso/post"}
+SLO = {BINDING_REDIRECT: "https://idp.example.com/slo/redirect", BINDING_POST: "https://idp.example.com/slo/post"}
 
 
 @pytest.fixture(scope="module")

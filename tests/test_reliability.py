@@ -34,6 +34,7 @@ from flask.testing import FlaskClient
 
 from bench.load import IdPServer, LocalSP, login, new_pool, run_logins, write_settings
 from metadata.keys import KeyFolder, KeyStoreError
+from metadata.saml import PERSISTENT
 from metadata.store import SQLiteStore, open_store
 from tests.idp_support import (
     ACS,
@@ -52,7 +53,6 @@ ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 needs_gunicorn = pytest.mark.skipif(not GUNICORN.exists(),
                                     reason=f"{GUNICORN} is missing: `make test` installs it (pip install -e '.[test]')")
-PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 
 
 def _get(base_url: str, path: str) -> urllib3.BaseHTTPResponse:

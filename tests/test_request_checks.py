@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 from lxml import etree
 
+from metadata.authn_request import AuthnRequest, NotAnAuthnRequest, read_authn_request
 from metadata.bindings import (
     BindingError,
     decode_post,
@@ -23,30 +24,32 @@ from metadata.bindings import (
     encode_redirect,
 )
 from metadata.errors import UnsafeXML
-from metadata.model import BINDING_ARTIFACT, BINDING_POST, BINDING_REDIRECT
-from metadata.read import SAML
+from metadata.model import Endpoint
+from metadata.saml import (
+    BINDING_ARTIFACT,
+    BINDING_POST,
+    BINDING_REDIRECT,
+    EMAIL,
+    PERSISTENT,
+    SAML,
+    SAMLP,
+    TRANSIENT,
+    UNSPECIFIED,
+)
+from metadata.service_provider import ServiceProvider, acs_endpoint, default_acs, resolve_acs
 from metadata.signing import RSA_SHA1, sign
 from metadata.xml import REQUEST_LIMITS, parse_untrusted
 from tests.factory import NOW, KeyPair, make_keypair
 from validator.checks.request import (
-    SAMLP,
-    UNSPECIFIED,
-    AssertionConsumerService,
-    AuthnRequest,
-    NotAnAuthnRequest,
     RequestContext,
-    ServiceProvider,
     SignatureCheck,
     check_authn_request,
-    default_acs,
     finding_for_binding_error,
     finding_for_not_authn_request,
     finding_for_unsafe_request,
     is_valid_request_id,
     parse_instant,
-    read_authn_request,
     request_signature,
-    resolve_acs,
 )
 from validator.findings import Finding, Severity
 
@@ -56,16 +59,13 @@ ACS2 = "https://sp.example.com/acs2"
 ACS_ART = "https://sp.example.com/artifact"
 IDP_ID = "https://idp.example.com/saml"
 SSO = "https://idp.example.com/sso"
-EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
-PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
-TRANSIENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"
 
 SP = ServiceProvider(
     SP_ID,
     (
-        AssertionConsumerService(0, BINDING_POST, ACS, True),
-        AssertionConsumerService(1, BINDING_POST, ACS2),
-        AssertionConsumerService(2, BINDING_ARTIFACT, ACS_ART),
+        acs_endpoint(ACS, binding=BINDING_POST, index=0, is_default=True),
+        acs_endpoint(ACS2, binding=BINDING_POST, index=1),
+        acs_endpoint(ACS_ART, binding=BINDING_ARTIFACT, index=2),
     ),
 )
 
@@ -329,17 +329,17 @@ def test_req023_protocol_binding_not_post() -> None:
 
 
 def test_req024_no_post_acs_for_the_default() -> None:
-    artifact_only = ServiceProvider(SP_ID, (AssertionConsumerService(0, BINDING_ARTIFACT, ACS_ART),))
+    artifact_only = ServiceProvider(SP_ID, (acs_endpoint(ACS_ART, binding=BINDING_ARTIFACT, index=0),))
     request = read(request_xml(AssertionConsumerServiceURL=None, ProtocolBinding=None))
     assert codes(findings(context(request, sp=artifact_only))) == ["REQ024"]
     assert findings(context(request)) == []
 
 
 def test_req025_acs_must_be_https() -> None:
-    http_sp = ServiceProvider(SP_ID, (AssertionConsumerService(0, BINDING_POST, "http://sp.example.com/acs"),))
+    http_sp = ServiceProvider(SP_ID, (acs_endpoint("http://sp.example.com/acs", binding=BINDING_POST, index=0),))
     request = read(request_xml(AssertionConsumerServiceURL=None))
     assert codes(findings(context(request, sp=http_sp))) == ["REQ025"]
-    local = ServiceProvider(SP_ID, (AssertionConsumerService(0, BINDING_POST, "http://localhost:8000/acs"),))
+    local = ServiceProvider(SP_ID, (acs_endpoint("http://localhost:8000/acs", binding=BINDING_POST, index=0),))
     assert codes(findings(context(request, sp=local))) == ["REQ025"]
     assert findings(context(request, sp=local, allow_http_localhost=True)) == []
     assert codes(findings(context(request, sp=http_sp, allow_http_localhost=True))) == ["REQ025"]
@@ -395,9 +395,8 @@ def test_every_fault_at_once_is_reported_with_expected_and_actual() -> None:
 
 # --- resolve_acs -------------------------------------------------------------------------------
 
-def acs(index: int | None, location: str, default: bool | None = None, binding: str = BINDING_POST) -> (
-        AssertionConsumerService):
-    return AssertionConsumerService(index, binding, location, default)
+def acs(index: int | None, location: str, default: bool | None = None, binding: str = BINDING_POST) -> Endpoint:
+    return acs_endpoint(location, binding=binding, index=index, is_default=default)
 
 
 def test_resolve_acs_by_url_index_and_default() -> None:
@@ -423,7 +422,7 @@ def test_resolve_acs_refuses_conflicts_and_other_bindings() -> None:
     ((acs(0, "a", False), acs(1, "b", False)), "a"),                 # else the first
     ((acs(0, "art", True, BINDING_ARTIFACT), acs(1, "b", False)), "b"),  # only HTTP-POST counts
 ])
-def test_default_acs_follows_metadata_2_2_3(endpoints: tuple[AssertionConsumerService, ...], chosen: str) -> None:
+def test_default_acs_follows_metadata_2_2_3(endpoints: tuple[Endpoint, ...], chosen: str) -> None:
     found = default_acs(ServiceProvider(SP_ID, endpoints))
     assert found is not None and found.location == chosen
 

@@ -14,33 +14,23 @@ from lxml import etree
 
 from idp.assertion import Claim as IdPClaim
 from idp.assertion import ResponseSpec, build_response, serialize
+from metadata.crm import CRMRecord, parse_crm
 from metadata.errors import UnsafeXML
-from metadata.read import SAML
+from metadata.saml import BEARER, PERSISTENT, SAML, SAMLP, SUCCESS
 from metadata.signing import verify
 from metadata.xml import MESSAGE_LIMITS, parse_untrusted
 from tests.factory import NOW, make_keypair
 from tests.helpers import crm_toml
 from validator.checks.claims import check_claims
 from validator.checks.response import ResponseContext, check_response
-from validator.crm import CRMRecord, parse_crm
 from validator.findings import Finding, Severity
-from validator.response_facts import (
-    BEARER,
-    SAMLP,
-    SUCCESS,
-    Attribute,
-    AuthnStatement,
-    ResponseFacts,
-    SubjectConfirmation,
-    read_facts,
-)
+from validator.response_facts import Attribute, AuthnStatement, ResponseFacts, SubjectConfirmation, read_facts
 
 IDP = "http://www.okta.com/exk1abcd"
 SP = "https://sso.portal.example/saml"
 ACS = "https://sso.portal.example/saml/acs"
 REQ = "_req1"
 EMAIL_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
-PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 ENTRA_EMAIL = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from idp.settings import Persona, ServiceProvider
+from metadata.crm import parse_crm
 from tests.helpers import crm_toml
 from tests.idp_support import ACS, IDP_BASE, SP_ENTITY, authn_request, login_as, make_idp, redirect_path
-from validator.crm import parse_crm
 from validator.report import Report
 from validator.response_inspection import ResponseOptions, inspect_response_bytes, trust_from_metadata
 

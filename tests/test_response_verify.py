@@ -29,10 +29,10 @@ from xmlsec import constants as xc
 from idp import assertion as idp_assertion
 from idp.assertion import Claim, ResponseSpec, SignWhat, build_response, serialize
 from metadata.certs import load_certificates
-from metadata.encryption import RSA_OAEP, XENC, DecryptionError, decrypt_assertion
+from metadata.encryption import RSA_OAEP, DecryptionError, decrypt_assertion
 from metadata.errors import MetadataError, UnsafeXML
 from metadata.keys import KeyPair, generate_keypair
-from metadata.read import DS, SAML, read_metadata
+from metadata.read import read_metadata
 from metadata.response import (
     ResponseError,
     StructureProblem,
@@ -40,12 +40,12 @@ from metadata.response import (
     structure_problems,
     verify_response,
 )
+from metadata.saml import DS, RESPONDER, SAML, SAMLP, XENC
 from metadata.signing import RSA_SHA1, RSA_SHA256, SHA1, SHA256, SignatureError
 from metadata.xml import MESSAGE_LIMITS, PASTED_LIMITS, exc_c14n, parse_untrusted, text_of
 from tests.conftest import CORPUS
 from tests.factory import NOW
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 NS = {"samlp": SAMLP, "saml": SAML, "ds": DS, "xenc": XENC}
 ACS = "https://sp.example.com/saml/acs"
 CLAIMS = (
@@ -398,7 +398,7 @@ def test_encrypted_assertion_needs_the_right_key(idp_key: KeyPair, sp_key: KeyPa
 def test_idp_decrypt_assertion_delegates(idp_key: KeyPair, sp_key: KeyPair) -> None:
     wrapper = encrypted_assertion(received(response_bytes(idp_key, encrypt_for=sp_key.cert_der)))
     assert nameid(idp_assertion.decrypt_assertion(wrapper, sp_key.key_pem)) == "alice@example.com"
-    with pytest.raises(idp_assertion.ResponseError) as refused:
+    with pytest.raises(idp_assertion.IdPResponseError) as refused:
         idp_assertion.decrypt_assertion(wrapper, idp_key.key_pem)
     assert isinstance(refused.value.__cause__, DecryptionError)
 
@@ -852,7 +852,6 @@ def test_corpus_encrypted_samples_are_all_found(corpus: Path) -> None:
             assert refused.value.kind == "failed", path.name
 
 
-RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
 
 
 @pytest.mark.parametrize("sign", ["none", "response"])

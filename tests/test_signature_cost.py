@@ -16,8 +16,8 @@ from xmlsec import constants as xc
 
 from metadata import signing
 from metadata.keys import KeyPair, generate_keypair
+from metadata.saml import DS
 from metadata.signing import (
-    DS,
     ENVELOPED,
     EXC_C14N,
     MAX_INCLUSIVE_PREFIXES,

@@ -23,8 +23,9 @@ from lxml import etree
 
 from metadata.certs import fingerprint
 from metadata.fetch import FetchPolicy
+from metadata.saml import BINDING_POST, BINDING_REDIRECT
 from metadata.store import SQLiteStore, Store
-from metadata.write import HTTP_POST, HTTP_REDIRECT, idp_metadata_xml
+from metadata.write import idp_metadata_xml
 from metadata.xml import parse_untrusted
 from tests import test_fetch
 from tests.factory import NOW, KeyPair, make_keypair
@@ -72,7 +73,7 @@ def key_b() -> KeyPair:
 
 def metadata(*certs: KeyPair, entity_id: str = ENTITY_ID, sso: str = SSO_URL, post: str | None = None) -> bytes:
     element = idp_metadata_xml(
-        entity_id, sso_urls={HTTP_REDIRECT: sso, HTTP_POST: post or sso}, slo_urls={},
+        entity_id, sso_urls={BINDING_REDIRECT: sso, BINDING_POST: post or sso}, slo_urls={},
         certificates=[c.cert_der for c in certs], nameid_formats=[EMAIL], want_authn_requests_signed=False,
     )
     return etree.tostring(element, xml_declaration=True, encoding="UTF-8")

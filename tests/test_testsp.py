@@ -16,10 +16,10 @@ from lxml import etree
 from idp.settings import Persona, ServiceProvider, Signing
 from metadata.bindings import decode_redirect
 from metadata.certs import fingerprint
+from metadata.crm import CRMRecord
 from metadata.store import SQLiteStore
 from tests.helpers import crm_toml
 from tests.idp_support import IDP_BASE, login_as, make_idp, sso_path
-from validator.crm import CRMRecord
 from validator.sweep_history import SeenSigner, last_signer, record_signer
 from validator.web import create_app
 from validator.web.testsp import VIEWS_NS, login_steps

@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 
 from idp.assertion import Claim, ResponseSpec, build_response, serialize
 from metadata.fetch import FetchPolicy
+from metadata.saml import EMAIL
 from metadata.store import SQLiteStore
 from metadata.write import idp_metadata_xml
 from tests.factory import NOW, make_keypair
@@ -35,7 +36,6 @@ SP = "https://sso.portal.example/saml"
 ACS = "https://sso.portal.example/saml/acs"
 KEY = make_keypair("idp.example.com")
 REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
-EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 
 
 def good_metadata() -> bytes:

@@ -22,11 +22,11 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from idp import create_app as create_idp
 from idp.settings import Persona, Settings
+from metadata.crm import CRMRecord
 from metadata.fetch import FetchPolicy, fetch
 from metadata.store import SQLiteStore
 from tests.test_fetch import respond, serving
 from tests.test_web import IDP, SP, good_metadata, our_response
-from validator.crm import CRMRecord
 from validator.web import create_app as create_validator
 
 TIMEOUT_MS = 10_000

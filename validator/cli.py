@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from metadata.certs import CertificateError, load_certificates
-from metadata.errors import MetadataError
+from metadata.console import run
+from metadata.crm import CRMRecord, load_crm
 from metadata.xml import MiB
 from validator.checks.crm_record import check_record
-from validator.crm import CRMRecord, load_crm
 from validator.errors import ValidatorError
 from validator.findings import FAMILIES, Rule, get_rule, rules
 from validator.inspection import MetadataOptions, inspect_metadata
@@ -426,32 +426,8 @@ def demo_command(fmt: str) -> None:
             )
 
 
-def run(group: click.Group, *known: type[Exception]) -> None:
-    """Run a command group the way both command lines do: a usage error or a known failure of
-    the tool is printed once as ``Name: message`` and exits 2; so does a bug of ours, which
-    must never read as "errors found" (exit 1)."""
-    failures: tuple[type[Exception], ...] = (ValidatorError, MetadataError, OSError, *known)
-    try:
-        group.main(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except failures as exc:
-        click.echo(f"{type(exc).__name__}: {exc}", err=True)
-        sys.exit(2)
-    except Exception as exc:
-        click.echo(f"InternalError: {type(exc).__name__}: {exc} (please report this with the input that caused it)",
-                   err=True)
-        sys.exit(2)
-
-
 def main() -> None:
-    run(cli)
+    run(cli, ValidatorError)
 
 
 if __name__ == "__main__":

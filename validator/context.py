@@ -11,7 +11,7 @@ from metadata.model import EntityDescriptor, MetadataDocument
 from metadata.signing import SignatureProfile
 
 if TYPE_CHECKING:
-    from validator.crm import CRMRecord
+    from metadata.crm import CRMRecord
 
 
 @dataclass(frozen=True)

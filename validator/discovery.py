@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from metadata.crm import VENDORS as CRM_VENDORS
+from metadata.crm import CRMRecord
+from metadata.saml import EMAIL
 from metadata.xml import visible
-from validator.crm import VENDORS as CRM_VENDORS
-from validator.crm import CRMRecord
 from validator.findings import Severity
 from validator.framing import FrameProbe, Origin
 from validator.report import Report
 from validator.vendor import Setting, setting
 
 REDIRECT, POST = "HTTP-Redirect", "HTTP-POST"
-EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 
 
 Verdict = Literal["possible", "no"]

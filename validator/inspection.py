@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 from lxml import etree
 
 from metadata.certs import CertificateError, certificate_facts
+from metadata.crm import CRMRecord
 from metadata.errors import UnsafeXML
-from metadata.model import EntityDescriptor, MetadataDocument, binding_name
-from metadata.read import DS, NotMetadata, check_root, collector_paused, read_metadata
+from metadata.model import EntityDescriptor, MetadataDocument
+from metadata.read import NotMetadata, check_root, collector_paused, read_metadata
+from metadata.saml import DS, binding_name
 from metadata.schema import validate as validate_schema
 from metadata.signing import (
     SignatureError,
@@ -36,7 +38,6 @@ from validator.checks.input import finding_for_not_metadata, finding_for_unsafe_
 from validator.checks.keys import signing_keys
 from validator.checks.metadata import AMBIGUOUS, CHOSEN, NO_IDP, NOT_FOUND, schema_findings
 from validator.context import MetadataContext, SignatureOutcome
-from validator.crm import CRMRecord
 from validator.findings import Finding
 from validator.nearmiss import uri_difference
 from validator.report import Report

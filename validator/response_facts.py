@@ -18,12 +18,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from metadata.read import SAML
+from metadata.saml import SAML, SAMLP
 from metadata.xml import line_of, text_of
-
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
-BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 
 _P = f"{{{SAMLP}}}"
 _A = f"{{{SAML}}}"

@@ -5,14 +5,12 @@ finding (XML009, XML010), never a crash.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import zlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from metadata.bindings import BindingError, decode_base64, inflate
 from metadata.xml import MESSAGE_LIMITS, PASTED_LIMITS
 
 MAX_INPUT = PASTED_LIMITS.max_bytes
@@ -55,24 +53,21 @@ def read_response_input(data: bytes) -> list[ResponseInput]:
 
 
 def _base64(value: bytes | str) -> bytes:
-    raw = value.encode() if isinstance(value, str) else value
-    compact = b"".join(raw.split())
+    """The XML of a SAMLResponse value: base64 (wrapped or not), rarely DEFLATE-compressed as an
+    HTTP-Redirect message would be; decoded and inflated by the bindings' one decoder."""
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
     try:
-        decoded = base64.b64decode(compact + b"=" * (-len(compact) % 4), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        hint = " (a space where a '+' was? the value may have been URL-decoded twice)" if b" " in raw.strip() else ""
-        raise ResponseInputError("XML010", f"the SAMLResponse value is not valid base64: {exc}{hint}") from None
-    if decoded.lstrip()[:1] == b"<":
-        return decoded
-    # An HTTP-Redirect message is DEFLATE-compressed; responses rarely travel so, but accept it.
-    inflater = zlib.decompressobj(-15)
-    try:
-        inflated = inflater.decompress(decoded, MESSAGE_LIMITS.max_bytes + 1)
-    except zlib.error:
-        raise ResponseInputError("XML010", "the base64 value decodes to neither XML nor a DEFLATE stream; "
-                                 "was it cut short?") from None
-    if len(inflated) > MESSAGE_LIMITS.max_bytes or inflater.unconsumed_tail:
-        raise ResponseInputError("XML004", f"the inflated message exceeds {MESSAGE_LIMITS.max_bytes:,} bytes")
+        decoded = decode_base64(text, "SAMLResponse", line_breaks=True)
+        if decoded.lstrip()[:1] == b"<":
+            return decoded
+        inflated = inflate(decoded, MESSAGE_LIMITS.max_bytes, "SAMLResponse")
+    except BindingError as exc:
+        if exc.kind == "too-large":
+            raise ResponseInputError("XML004", exc.message) from None
+        if exc.kind == "deflate":
+            raise ResponseInputError("XML010", "the base64 value decodes to neither XML nor a raw DEFLATE stream "
+                                     f"({exc.actual}); was it cut short?") from None
+        raise ResponseInputError("XML010", exc.message) from None
     if inflated.lstrip()[:1] != b"<":
         raise ResponseInputError("XML010", "the decoded value is not XML")
     return inflated

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metadata.certs import fingerprint
+from metadata.crm import CRMRecord
 from metadata.encryption import DecryptionError
 from metadata.errors import MetadataError, UnsafeXML
 from metadata.read import read_metadata
@@ -23,7 +24,6 @@ from metadata.xml import MESSAGE_LIMITS, metadata_limits, parse_untrusted
 from validator.checks import claims, response, response_signature
 from validator.checks.input import BAD_BASE64, NOT_A_RESPONSE_INPUT, NOT_METADATA, finding_for_unsafe_xml
 from validator.checks.keys import signing_keys
-from validator.crm import CRMRecord
 from validator.findings import Finding
 from validator.report import Report
 from validator.response_facts import read_facts

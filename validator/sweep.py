@@ -27,6 +27,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from metadata.config import FORMATS as RECORD_SUFFIXES
+from metadata.crm import CRMRecord, load_crm
+from metadata.errors import CRMRecordError
 from metadata.store import Store, StoreUnavailable, open_store
 from metadata.xml import MiB
 from validator.checks.crm_record import check_record
@@ -42,9 +45,7 @@ from validator.checks.sweep import (
     compare,
     signer_finding,
 )
-from validator.config import FORMATS as RECORD_SUFFIXES
-from validator.crm import CRMRecord, load_crm
-from validator.errors import CRMRecordError, UsageError
+from validator.errors import UsageError
 from validator.findings import Severity
 from validator.inspection import MetadataOptions, inspect_metadata_url
 from validator.report import Report

@@ -12,16 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from metadata.crm import Claim, CRMRecord
 from metadata.xml import visible
-from validator.crm import Claim, CRMRecord
-from validator.findings import Finding, Rule, Severity, rule
+from validator.checks.wording import at, rules_for
+from validator.checks.wording import shown as _shown
+from validator.findings import Finding, Severity
 from validator.nearmiss import claim_near_misses
 from validator.response_facts import Attribute, ResponseFacts
 from validator.vendor import setting
 
-
-def _rule(code: str, title: str, what: str, why: str, fix: str, severity: Severity = Severity.ERROR) -> Rule:
-    return rule(code, title, severity, "claims", what=what, why=why, fix=fix)
+_rule = rules_for("claims")
 
 
 MISSING = _rule(
@@ -120,13 +120,10 @@ def _joined_ids(value: str) -> list[str] | None:
     return ids if len(ids) > 1 and not after_separator else None
 
 
-def _shown(value: str) -> str:
-    return f"'{visible(value, one_line=True)}'"
 
 
 def _where(name: str, line: int | None) -> str:
-    path = f"saml:Attribute[@Name={_shown(name)}]"
-    return f"{path}, line {line}" if line else path
+    return at(f"saml:Attribute[@Name={_shown(name)}]", line)
 
 
 def _setting(vendor_key: str | None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from metadata.model import BROWSER_BINDINGS, binding_name
+from metadata.saml import BROWSER_BINDINGS, binding_name
 from metadata.urls import redact_url
 from validator.context import MetadataContext
 from validator.findings import Finding, Severity, rule

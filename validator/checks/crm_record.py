@@ -1,6 +1,6 @@
 """Rules for the CRM record itself (``saml-validate crm REC``): CRM101 upward.
 
-The loader (:mod:`validator.crm`) already guarantees the record's shape; these rules judge
+The loader (:mod:`metadata.crm`) already guarantees the record's shape; these rules judge
 its values, so that a wrong record is caught before it is compared with a partner's
 metadata or responses. Every rule runs and reports every occurrence.
 """
@@ -11,8 +11,9 @@ import difflib
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
+from metadata.crm import CRMRecord, quoted
+from metadata.saml import NAMEID_SAML11, NAMEID_SAML20
 from metadata.urls import redact_url
-from validator.crm import CRMRecord, quoted
 from validator.findings import Finding, Severity, rule
 
 SUBJECT = "crm-record"
@@ -146,12 +147,10 @@ URL_CREDENTIALS = rule(
     fix="Remove the user name and password from the URL; change that password, since the record was shared.",
 )
 
-_SAML11 = "urn:oasis:names:tc:SAML:1.1:nameid-format:"
-_SAML20 = "urn:oasis:names:tc:SAML:2.0:nameid-format:"
 NAMEID_FORMATS: tuple[str, ...] = (
-    *(_SAML11 + name for name in ("unspecified", "emailAddress", "X509SubjectName")),
-    _SAML11 + "WindowsDomainQualifiedName",
-    *(_SAML20 + name for name in ("kerberos", "entity", "persistent", "transient", "encrypted")),
+    *(NAMEID_SAML11 + name for name in ("unspecified", "emailAddress", "X509SubjectName")),
+    NAMEID_SAML11 + "WindowsDomainQualifiedName",
+    *(NAMEID_SAML20 + name for name in ("kerberos", "entity", "persistent", "transient", "encrypted")),
 )
 """The NameID formats of SAML 2.0 core section 8.3, plus "encrypted" (section 3.4.1.1)."""
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from metadata.certs import CertificateError, CertificateFacts, certificate_facts
 from metadata.model import Certificate, KeyDescriptor
+from metadata.saml import DS
 from validator.context import MetadataContext
 from validator.findings import Finding, Severity, rule
 
@@ -110,7 +111,7 @@ def check_keys(ctx: MetadataContext) -> Iterator[Finding]:
         if key.foreign_keyinfo_namespace:
             yield FOREIGN_KEYINFO.finding(
                 "the KeyDescriptor's KeyInfo is in the wrong namespace, so SP libraries cannot see the key",
-                expected="http://www.w3.org/2000/09/xmldsig#", actual=key.foreign_keyinfo_namespace,
+                expected=DS, actual=key.foreign_keyinfo_namespace,
                 where=where,
             )
         if key.use is None:

@@ -6,8 +6,9 @@ import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from metadata.model import BROWSER_BINDINGS, Endpoint, binding_name
+from metadata.model import Endpoint
 from metadata.read import MAX_PER_KIND
+from metadata.saml import BROWSER_BINDINGS, SAMLP, binding_name
 from metadata.schema import SchemaIssue
 from metadata.urls import redact_url
 from validator.context import MetadataContext
@@ -149,7 +150,7 @@ def check_protocol(ctx: MetadataContext) -> Iterator[Finding]:
     elif not idp.supports_saml2:
         yield NO_SAML2.finding(
             "the IDPSSODescriptor does not list SAML 2.0 in protocolSupportEnumeration",
-            expected="urn:oasis:names:tc:SAML:2.0:protocol", actual=" ".join(idp.protocols) or "(empty)",
+            expected=SAMLP, actual=" ".join(idp.protocols) or "(empty)",
             where=ctx.where(idp.line, "md:IDPSSODescriptor"),
         )
 

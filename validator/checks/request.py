@@ -15,19 +15,19 @@ from datetime import datetime, timedelta
 from typing import Literal
 from urllib.parse import urlsplit
 
-from lxml import etree
-
+from metadata.authn_request import AuthnRequest, NotAnAuthnRequest
 from metadata.bindings import BindingError, PostMessage, RedirectMessage, verify_redirect_signature
 from metadata.errors import UnsafeXML
-from metadata.model import BINDING_POST, binding_name
-from metadata.read import DS, SAML
+from metadata.saml import BINDING_POST, DS, ENTITY, UNSPECIFIED, binding_name
+from metadata.service_provider import ServiceProvider, resolve_acs
 from metadata.signing import SHA1_SIGNATURE_METHODS, SignatureError, algorithm_name, verify
-from metadata.xml import REQUEST_LIMITS, line_of, signed_bytes_limits, text_of, visible
-from validator.findings import Finding, Rule, Severity, rule
+from metadata.xml import REQUEST_LIMITS, signed_bytes_limits, visible
+from validator.checks.wording import actual as _actual
+from validator.checks.wording import at, rules_for
+from validator.checks.wording import duration as _duration
+from validator.checks.wording import shown as _shown
+from validator.findings import Finding, Severity
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
-ENTITY_FORMAT = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 MAX_AGE_SECONDS = 300
 """How old an IssueInstant may be before the clock skew is added."""
 MAX_SKEW_SECONDS = 300
@@ -35,8 +35,7 @@ MAX_SKEW_SECONDS = 300
 SignatureStatus = Literal["verified", "missing", "invalid", "weak", "not-checked"]
 
 
-def _rule(code: str, title: str, what: str, why: str, fix: str, severity: Severity = Severity.ERROR) -> Rule:
-    return rule(code, title, severity, "request", what=what, why=why, fix=fix)
+_rule = rules_for("request")
 
 
 # Binding and parsing: the request could not be read at all.
@@ -251,62 +250,6 @@ UNVERIFIABLE = _rule(
 )
 
 
-class NotAnAuthnRequest(ValueError):
-    """The SAMLRequest's root element is not samlp:AuthnRequest."""
-
-    def __init__(self, root_tag: str, line: int | None) -> None:
-        qname = etree.QName(root_tag)
-        name = f"samlp:{qname.localname}" if qname.namespace == SAMLP else (
-            f"{qname.localname} (namespace {qname.namespace or 'none'})")
-        super().__init__(f"the root element is {name}, not samlp:AuthnRequest")
-        self.root_tag = root_tag
-        self.line = line
-
-
-@dataclass(frozen=True)
-class AuthnRequest:
-    """What an AuthnRequest says, read by fixed paths; None where an attribute is absent."""
-
-    id: str | None
-    version: str | None
-    issue_instant: str | None
-    destination: str | None
-    issuer: str | None
-    issuer_format: str | None
-    acs_url: str | None
-    acs_index: int | None
-    acs_index_raw: str | None
-    """The attribute as written; set while `acs_index` is None when it is not an unsignedShort."""
-    protocol_binding: str | None
-    nameid_format: str | None
-    allow_create: bool | None
-    force_authn: bool
-    is_passive: bool
-    has_signature: bool
-    """A ds:Signature is a direct child (HTTP-POST signing)."""
-    line: int | None
-
-
-@dataclass(frozen=True)
-class AssertionConsumerService:
-    index: int | None
-    binding: str
-    location: str
-    is_default: bool | None = None
-    """The isDefault attribute; None when absent (Metadata §2.2.3 tells absent from false)."""
-
-
-@dataclass(frozen=True)
-class ServiceProvider:
-    """A registered SP, as the IdP's SP registry builds it from SP metadata."""
-
-    entity_id: str
-    acs: tuple[AssertionConsumerService, ...]
-    authn_requests_signed: bool = False
-    signing_certificates: tuple[bytes, ...] = ()
-    """DER certificates of the SP's signing keys."""
-
-
 @dataclass(frozen=True)
 class SignatureCheck:
     """The outcome of checking a request's signature; :func:`request_signature` makes one."""
@@ -344,75 +287,6 @@ class RequestContext:
             raise ValueError(f"skew_seconds must be between 0 and {MAX_SKEW_SECONDS}")
         if self.now.tzinfo is None:
             raise ValueError("now must carry a time zone")
-
-
-def _unsigned_short(value: str | None) -> int | None:
-    """An xs:unsignedShort (XML Schema Part 2 §3.3.23: decimal digits #x30-#x39, leading zeros allowed), or None.
-
-    Stricter than a schema validator, which would collapse surrounding whitespace first: " 0" and the
-    Unicode digits that \\d and int() accept ("٠") are second spellings of an index, and are refused.
-    """
-    if not value or not value.isascii() or not value.isdigit():
-        return None
-    significant = value.lstrip("0") or "0"  # int() of a long run of zeros costs, and past 4,300 digits raises
-    return int(significant) if len(significant) <= 5 and int(significant) <= 0xFFFF else None
-
-
-def _boolean(value: str | None) -> bool | None:
-    return None if value is None else value.strip() in ("true", "1")
-
-
-def read_authn_request(tree: etree._ElementTree | etree._Element) -> AuthnRequest:
-    """Read an AuthnRequest; raise :class:`NotAnAuthnRequest` when the root is something else."""
-    root = tree.getroot() if isinstance(tree, etree._ElementTree) else tree
-    if root.tag != f"{{{SAMLP}}}AuthnRequest":
-        raise NotAnAuthnRequest(str(root.tag), line_of(root))
-    issuer = root.find(f"{{{SAML}}}Issuer")
-    policy = root.find(f"{{{SAMLP}}}NameIDPolicy")
-    index_raw = root.get("AssertionConsumerServiceIndex")
-    return AuthnRequest(
-        id=root.get("ID"),
-        version=root.get("Version"),
-        issue_instant=root.get("IssueInstant"),
-        destination=root.get("Destination"),
-        issuer=text_of(issuer).strip() if issuer is not None else None,
-        issuer_format=issuer.get("Format") if issuer is not None else None,
-        acs_url=root.get("AssertionConsumerServiceURL"),
-        acs_index=_unsigned_short(index_raw),
-        acs_index_raw=index_raw,
-        protocol_binding=root.get("ProtocolBinding"),
-        nameid_format=policy.get("Format") if policy is not None else None,
-        allow_create=_boolean(policy.get("AllowCreate")) if policy is not None else None,
-        force_authn=bool(_boolean(root.get("ForceAuthn"))),
-        is_passive=bool(_boolean(root.get("IsPassive"))),
-        has_signature=root.find(f"{{{DS}}}Signature") is not None,
-        line=line_of(root),
-    )
-
-
-def default_acs(sp: ServiceProvider) -> AssertionConsumerService | None:
-    """The default HTTP-POST ACS (Metadata §2.2.3): the first with isDefault="true", else the first
-    without isDefault="false", else the first. Only HTTP-POST ones count: the IdP only posts."""
-    posts = [a for a in sp.acs if a.binding == BINDING_POST]
-    for candidate in (a for a in posts if a.is_default), (a for a in posts if a.is_default is not False):
-        chosen = next(candidate, None)
-        if chosen is not None:
-            return chosen
-    return posts[0] if posts else None
-
-
-def resolve_acs(request: AuthnRequest, sp: ServiceProvider) -> AssertionConsumerService | None:
-    """Where the response may go (Core §3.4.1), or None when the request names no registered HTTP-POST ACS."""
-    if request.acs_index_raw is not None and (request.acs_url is not None or request.protocol_binding is not None):
-        return None
-    if request.protocol_binding is not None and request.protocol_binding != BINDING_POST:
-        return None
-    posts = [a for a in sp.acs if a.binding == BINDING_POST]
-    if request.acs_url is not None:
-        return next((a for a in posts if a.location == request.acs_url), None)
-    if request.acs_index_raw is not None:
-        return next((a for a in posts if a.index is not None and a.index == request.acs_index), None)
-    return default_acs(sp)
 
 
 _STATUS_OF_KIND: dict[str, SignatureStatus] = {"missing": "missing", "weak": "weak", "no-trusted-key": "not-checked"}
@@ -469,36 +343,24 @@ def finding_for_binding_error(err: BindingError) -> Finding:
 
 
 def finding_for_unsafe_request(err: UnsafeXML) -> Finding:
-    where = f"SAMLRequest, line {err.line}" if err.line else "SAMLRequest"
+    where = at("SAMLRequest", err.line)
     return UNSAFE_XML.finding(err.message, expected="well-formed XML without a DOCTYPE, within the limits",
                               actual=err.kind, where=where)
 
 
 def finding_for_not_authn_request(err: NotAnAuthnRequest) -> Finding:
-    where = f"SAMLRequest, line {err.line}" if err.line else "SAMLRequest"
+    where = at("SAMLRequest", err.line)
     return NOT_AUTHN_REQUEST.finding(str(err), expected="samlp:AuthnRequest", actual=err.root_tag, where=where)
 
 
 def _where(ctx: RequestContext, path: str) -> str:
-    line = ctx.request.line
-    return f"samlp:AuthnRequest{path}, line {line}" if line else f"samlp:AuthnRequest{path}"
+    return at(f"samlp:AuthnRequest{path}", ctx.request.line)
 
 
-def _shown(value: str | None) -> str:
-    return "(absent)" if value is None else f"'{visible(value)}'"
 
 
-def _actual(value: str | None) -> str:
-    return "(absent)" if value is None else visible(value)
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 2 * 3600:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h" if seconds < 2 * 86400 else f"{seconds // 86400} days"
 
 
 def check_issuer(ctx: RequestContext) -> Iterator[Finding]:
@@ -507,8 +369,8 @@ def check_issuer(ctx: RequestContext) -> Iterator[Finding]:
         yield NO_ISSUER.finding("the AuthnRequest does not say which SP sent it", expected="the SP's entity ID",
                                 actual=_actual(req.issuer), where=_where(ctx, "/saml:Issuer"))
         return
-    if req.issuer_format not in (None, ENTITY_FORMAT):
-        yield ISSUER_FORMAT.finding(f"the Issuer's Format is {_shown(req.issuer_format)}", expected=ENTITY_FORMAT,
+    if req.issuer_format not in (None, ENTITY):
+        yield ISSUER_FORMAT.finding(f"the Issuer's Format is {_shown(req.issuer_format)}", expected=ENTITY,
                                     actual=_actual(req.issuer_format), where=_where(ctx, "/saml:Issuer/@Format"))
     if ctx.sp is None:
         message = f"no service provider with the entity ID {_shown(req.issuer)} is registered at this IdP"

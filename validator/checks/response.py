@@ -12,20 +12,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from metadata.crm import CRMRecord
+from metadata.saml import BEARER, STATUS_PREFIX, SUCCESS, UNSPECIFIED
 from metadata.xml import visible
-from validator.checks.request import UNSPECIFIED, parse_instant
-from validator.crm import CRMRecord
-from validator.findings import Finding, Rule, Severity, rule
+from validator.checks.request import parse_instant
+from validator.checks.wording import actual as _actual
+from validator.checks.wording import at as _where
+from validator.checks.wording import duration as _duration
+from validator.checks.wording import rules_for
+from validator.checks.wording import shown as _shown
+from validator.findings import Finding, Severity
 from validator.nearmiss import uri_difference
-from validator.response_facts import BEARER, SUCCESS, ResponseFacts, SubjectConfirmation
+from validator.response_facts import ResponseFacts, SubjectConfirmation
 from validator.vendor import setting
 
 MAX_SKEW_SECONDS = 300
-_STATUS = "urn:oasis:names:tc:SAML:2.0:status:"
 
 
-def _rule(code: str, title: str, what: str, why: str, fix: str, severity: Severity = Severity.ERROR) -> Rule:
-    return rule(code, title, severity, "response", what=what, why=why, fix=fix)
+_rule = rules_for("response")
 
 
 STATUS = _rule(
@@ -261,29 +265,16 @@ class ResponseContext:
         return timedelta(seconds=self.skew_seconds)
 
 
-def _where(path: str, line: int | None) -> str:
-    return f"{path}, line {line}" if line else path
 
 
-def _shown(value: str | None) -> str:
-    return "(absent)" if value is None else f"'{visible(value, one_line=True)}'"
 
 
-def _actual(value: str | None) -> str:
-    return "(absent)" if value is None else visible(value, one_line=True)
 
 
 def _iso(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
-def _duration(seconds: float) -> str:
-    seconds = abs(int(seconds))
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 2 * 3600:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h" if seconds < 2 * 86400 else f"{seconds // 86400} days"
 
 
 def _differs(label: str, expected: str, actual: str) -> str:
@@ -300,7 +291,7 @@ def _bearer(ctx: ResponseContext) -> SubjectConfirmation | None:
 
 
 def _short_status(code: str) -> str:
-    return code[len(_STATUS):] if code.startswith(_STATUS) else visible(code, one_line=True)
+    return code[len(STATUS_PREFIX):] if code.startswith(STATUS_PREFIX) else visible(code, one_line=True)
 
 
 def check_status(ctx: ResponseContext) -> Iterator[Finding]:

@@ -260,7 +260,7 @@ def _time(step: Step, top: int, height: int, state: str, origin: datetime | None
                    f"{_elapsed((at - origin).total_seconds())}</text>")
     elif gap is not None:
         yield (f'<text x="12" y="{top + height // 2 - 2}" fill="{_MUTED}" font-size="12" font-weight="700" '
-               f'font-style="italic">{_duration(gap)}</text>')
+               f'font-style="italic">{_stopwatch(gap)}</text>')
         yield (f'<text x="12" y="{top + height // 2 + 13}" fill="{_MUTED}" font-size="10.5">'
                f"not seen by the SP</text>")
     else:
@@ -316,7 +316,7 @@ def _timing(step: Step, origin: datetime | None, gap: float | None) -> str:
         moment = _utc(step.at)
         since = f" ({_elapsed((moment - origin).total_seconds())})" if origin is not None else ""
         return f"at {moment:%H:%M:%S} UTC{since}"
-    return f"not seen by the test SP, {_duration(gap)}" if gap is not None else "time not known"
+    return f"not seen by the test SP, {_stopwatch(gap)}" if gap is not None else "time not known"
 
 
 def _hover(step: Step, state: str, when: str) -> str:
@@ -361,10 +361,10 @@ def _gap(steps: Sequence[Step], index: int) -> float | None:
 
 
 def _elapsed(seconds: float) -> str:
-    return ("−" if seconds < 0 else "+") + _duration(abs(seconds))
+    return ("−" if seconds < 0 else "+") + _stopwatch(abs(seconds))
 
 
-def _duration(seconds: float) -> str:
+def _stopwatch(seconds: float) -> str:
     seconds = abs(seconds)
     if seconds < 59.95:
         return f"{seconds:.1f} s"

@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from flask import Flask, Response
     from werkzeug.exceptions import HTTPException
 
+    from metadata.crm import CRMRecord
     from metadata.fetch import FetchPolicy
     from metadata.keys import KeyPair
     from metadata.store import Store
-    from validator.crm import CRMRecord
 
 MAX_CONTENT_LENGTH = 256 * 1024
 CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"

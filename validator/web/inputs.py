@@ -14,8 +14,9 @@ from typing import Any
 
 from werkzeug.datastructures import FileStorage
 
-from validator.crm import CRMRecord, parse_crm
-from validator.errors import CRMRecordError, ValidatorError
+from metadata.crm import CRMRecord, parse_crm
+from metadata.errors import CRMRecordError
+from validator.errors import ValidatorError
 
 from .partners import PartnerError, load_partner
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from metadata.crm import CRMRecord
 from metadata.fetch import FetchPolicy
 from metadata.xml import MiB
-from validator.crm import CRMRecord
 from validator.discovery import Worksheet, build_worksheet, sign_in_url
 from validator.framing import probe_framing
 from validator.inspection import MetadataOptions, inspect_metadata, inspect_metadata_bytes, metadata_report

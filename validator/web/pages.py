@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from metadata.crm import CRMRecord
 from metadata.fetch import FetchPolicy
-from validator.crm import CRMRecord
 from validator.discovery import Worksheet, describes_an_idp
 from validator.render import render
 from validator.render.worksheet import render_worksheet_html

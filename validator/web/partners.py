@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from validator.crm import CRMRecord, load_crm
-from validator.errors import CRMRecordError, ValidatorError
+from metadata.crm import CRMRecord, load_crm
+from metadata.errors import CRMRecordError
+from validator.errors import ValidatorError
 
 BILLER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 

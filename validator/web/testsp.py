@@ -38,15 +38,15 @@ from lxml import etree
 from markupsafe import Markup
 
 from metadata.bindings import BindingError, decode_post, encode_redirect
+from metadata.crm import CRMRecord
 from metadata.errors import MetadataError
 from metadata.fetch import fetch
 from metadata.keys import KeyPair
-from metadata.model import BINDING_POST, BINDING_REDIRECT
 from metadata.read import read_metadata
+from metadata.saml import BINDING_POST, BINDING_REDIRECT, DS, MD, SAML, SAMLP
 from metadata.store import Store, StoreUnavailable
 from metadata.urls import redact_url
 from metadata.xml import MESSAGE_LIMITS, metadata_limits, parse_untrusted
-from validator.crm import CRMRecord
 from validator.findings import Severity
 from validator.render import iso_z
 from validator.render.json import render_json
@@ -58,10 +58,6 @@ from validator.vendor import VENDORS
 
 blueprint = Blueprint("testsp", __name__, template_folder="templates")
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-MD = "urn:oasis:names:tc:SAML:2.0:metadata"
-DS = "http://www.w3.org/2000/09/xmldsig#"
 
 COOKIE = "saml_preflight_test_login"
 PENDING_NS, PENDING_TTL = "test-sp-requests", 15 * 60

@@ -4,7 +4,7 @@ A record is TOML (read with :mod:`tomllib`) or JSON of the same shape; see "The 
 in DESIGN.md. Loading is strict because the record is the contract: an unknown key is a
 typo that would silently drop a setting, and a string where a number belongs (``"0123"``)
 is a login type ID that would never match. Every fault found is reported at once, each
-with its key path, in one :class:`~validator.errors.CRMRecordError`.
+with its key path, in one :class:`~metadata.errors.CRMRecordError`.
 
 Loading checks the *shape* only. Whether the values make sense (URLs use https, claim
 names are unique …) is judged by the rules in :mod:`validator.checks.crm_record`.
@@ -17,8 +17,8 @@ from typing import Literal, get_args
 
 from pydantic import Field
 
-from validator.config import StrictModel, load_config, parse_config, quoted
-from validator.errors import CRMRecordError
+from metadata.config import StrictModel, load_config, parse_config, quoted
+from metadata.errors import CRMRecordError
 
 __all__ = ["MAX_BYTES", "CRMRecord", "load_crm", "parse_crm", "quoted"]
 

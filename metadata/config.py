@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from validator.errors import ConfigError
+from metadata.errors import ConfigError
 
 MAX_BYTES = 1024 * 1024
 """These documents are a few hundred bytes; anything over 1 MiB is not one."""
