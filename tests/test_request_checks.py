@@ -36,7 +36,7 @@ from metadata.saml import (
     TRANSIENT,
     UNSPECIFIED,
 )
-from metadata.service_provider import ServiceProvider, acs_endpoint, default_acs, resolve_acs
+from metadata.service_provider import ServiceProvider, acs_endpoint, acs_resolution, default_acs, resolve_acs
 from metadata.signing import RSA_SHA1, sign
 from metadata.xml import REQUEST_LIMITS, parse_untrusted
 from tests.factory import NOW, KeyPair, make_keypair
@@ -414,6 +414,33 @@ def test_resolve_acs_refuses_conflicts_and_other_bindings() -> None:
     assert resolve_acs(read(request_xml(AssertionConsumerServiceIndex="0")), SP) is None
     assert resolve_acs(read(request_xml(ProtocolBinding=BINDING_ARTIFACT, AssertionConsumerServiceURL=ACS_ART)),
                        SP) is None
+
+
+def test_acs_resolution_says_what_the_request_named_and_why_nothing_was_chosen() -> None:
+    """check_acs words its findings from this decision; resolve_acs is its endpoint."""
+    conflict = acs_resolution(read(request_xml(AssertionConsumerServiceIndex="0")), SP)
+    assert (conflict.asked_by, conflict.conflicting) == ("conflict", ("AssertionConsumerServiceURL", "ProtocolBinding"))
+    assert conflict.endpoint is None
+    artifact = acs_resolution(read(request_xml(ProtocolBinding=BINDING_ARTIFACT, AssertionConsumerServiceURL=ACS)), SP)
+    assert (artifact.asked_by, artifact.other_binding, artifact.candidate) == ("url", BINDING_ARTIFACT, SP.acs[0])
+    assert artifact.endpoint is None  # registered, but the SP wants another binding
+    by_index = acs_resolution(read(request_xml(AssertionConsumerServiceURL=None, ProtocolBinding=None,
+                                               AssertionConsumerServiceIndex="2")), SP)
+    assert (by_index.asked_by, by_index.named, by_index.endpoint) == ("index", (SP.acs[2],), None)
+    unregistered = acs_resolution(read(request_xml(ProtocolBinding=None)), None)
+    assert (unregistered.asked_by, unregistered.named, unregistered.endpoint) == ("url", (), None)
+    for request in (read(request_xml()), read(request_xml(AssertionConsumerServiceURL=None, ProtocolBinding=None))):
+        assert acs_resolution(request, SP).endpoint == resolve_acs(request, SP)
+
+
+def test_the_request_module_exports_what_the_idp_imports() -> None:
+    """The import contract lets idp import validator.checks.request alone: its re-exports are its API."""
+    import validator.checks.request as module
+
+    assert {"RequestContext", "SignatureCheck", "check_authn_request", "request_signature",
+            "finding_for_binding_error", "finding_for_unsafe_request", "finding_for_not_authn_request",
+            "UNKNOWN_SP", "ACS_URL"} <= set(module.__all__)
+    assert all(hasattr(module, name) for name in module.__all__)
 
 
 @pytest.mark.parametrize(("endpoints", "chosen"), [
