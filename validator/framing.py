@@ -73,19 +73,23 @@ def _matches(source: str, parent: Origin | None, own: Origin) -> bool:
         return False
     if source == "*":
         return parent.scheme in ("http", "https")
-    if re.fullmatch(r"[a-z][a-z0-9+.-]*:", source):  # a scheme source; http: also allows https
-        return parent.scheme == source[:-1] or (source == "http:" and parent.scheme == "https")
+    if re.fullmatch(r"[a-z][a-z0-9+.-]*:", source):  # a scheme source
+        return _scheme_allows(source[:-1], parent.scheme)
     found = _SOURCE.match(source)
-    if found is None:
-        return False
+    return found is not None and _host_source_matches(found, parent, own)
+
+
+def _scheme_allows(scheme: str, actual: str) -> bool:
+    """A source's scheme matches its own, and http also allows https."""
+    return actual == scheme or (scheme == "http" and actual == "https")
+
+
+def _host_source_matches(found: re.Match[str], parent: Origin, own: Origin) -> bool:
     scheme = found["scheme"] or own.scheme
-    if not (parent.scheme == scheme or (scheme == "http" and parent.scheme == "https")):
+    if not _scheme_allows(scheme, parent.scheme):
         return False
     host = found["host"]
-    if host.startswith("*."):
-        if not parent.host.endswith(host[1:]):
-            return False
-    elif host != parent.host:
+    if not (parent.host.endswith(host[1:]) if host.startswith("*.") else host == parent.host):
         return False
     port = found["port"]
     wanted = _DEFAULT_PORT.get(scheme, 0) if port is None else None if port == "*" else int(port)

@@ -223,16 +223,10 @@ def _duplicates(facts: ResponseFacts) -> Iterator[Finding]:
                                     where=_where(name, found[0]))
 
 
-def check_claims(facts: ResponseFacts, crm: CRMRecord | None, vendor_key: str | None) -> list[Finding]:
-    """Every CLM finding for the attributes of one assertion; none of them hides another."""
-    if not facts.assertion_present:
-        return []
-    findings = list(_duplicates(facts))
-    if crm is None:
-        return findings
-    by_name: dict[str, list[Attribute]] = {}
-    for attribute in facts.attributes:
-        by_name.setdefault(attribute.name, []).append(attribute)
+def _configured(crm: CRMRecord, by_name: dict[str, list[Attribute]], facts: ResponseFacts,
+                vendor_key: str | None) -> tuple[list[Finding], set[str]]:
+    """The findings of every claim the record configures, and the near misses named for absent ones."""
+    findings: list[Finding] = []
     near: set[str] = set()
     for claim in crm.claims:
         sent = by_name.get(claim.name)
@@ -244,11 +238,28 @@ def check_claims(facts: ResponseFacts, crm: CRMRecord | None, vendor_key: str | 
         findings.extend(_values(claim, sent))
         if claim.login_type and crm.login_types:
             findings.extend(_login_types(claim, sent, crm))
+    return findings, near
+
+
+def _extra(crm: CRMRecord, by_name: dict[str, list[Attribute]], near: set[str]) -> Iterator[Finding]:
     configured = {claim.name for claim in crm.claims}
     extra = [name for name in by_name if name not in configured and name not in near]
     if extra:
         listed = ", ".join(_shown(name) for name in extra)
-        findings.append(EXTRA.finding(f"{len(extra)} claim{'s' if len(extra) > 1 else ''} not in the CRM record: "
-                                      f"{listed}", expected=", ".join(sorted(configured)) or "none",
-                                      actual=listed, where="saml:AttributeStatement"))
-    return findings
+        yield EXTRA.finding(f"{len(extra)} claim{'s' if len(extra) > 1 else ''} not in the CRM record: {listed}",
+                            expected=", ".join(sorted(configured)) or "none", actual=listed,
+                            where="saml:AttributeStatement")
+
+
+def check_claims(facts: ResponseFacts, crm: CRMRecord | None, vendor_key: str | None) -> list[Finding]:
+    """Every CLM finding for the attributes of one assertion; none of them hides another."""
+    if not facts.assertion_present:
+        return []
+    findings = list(_duplicates(facts))
+    if crm is None:
+        return findings
+    by_name: dict[str, list[Attribute]] = {}
+    for attribute in facts.attributes:
+        by_name.setdefault(attribute.name, []).append(attribute)
+    configured, near = _configured(crm, by_name, facts, vendor_key)
+    return [*findings, *configured, *_extra(crm, by_name, near)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from metadata.model import Endpoint, IdPRole
 from metadata.saml import BROWSER_BINDINGS, binding_name
 from metadata.urls import redact_url
 from validator.context import MetadataContext
@@ -123,27 +124,36 @@ def check_sso_url(ctx: MetadataContext) -> Iterator[Finding]:
     if ctx.crm is None or ctx.crm.idp.sso_url is None or idp is None:
         return
     expected = ctx.crm.idp.sso_url
-    shown = redact_url(expected)  # CRM117 reports a password in it
     browser = [e for e in idp.sso if e.binding in BROWSER_BINDINGS]
     if any(e.location == expected for e in browser):
         return
-    offered = [f"{binding_name(e.binding)} {redact_url(e.location)}" for e in browser]
-    for e in idp.sso:
-        if e.location == expected:
-            yield SSO_URL.finding(
-                f"the URL is offered only for {binding_name(e.binding)}, which a browser cannot use",
-                expected=f"{shown} (HTTP-Redirect or HTTP-POST)", actual="; ".join(offered) or "none",
-                where=ctx.where(e.line, "md:SingleSignOnService"),
-            )
-            return
-    near = [(e, uri_difference(expected, e.location)) for e in browser]
-    close = [(e, d) for e, d in near if d]
-    message = (f"the record's SSO URL differs from the metadata's by {close[0][1]}" if close
+    offered = "; ".join(f"{binding_name(e.binding)} {redact_url(e.location)}" for e in browser) or "none"
+    same = next((e for e in idp.sso if e.location == expected), None)
+    if same is not None:
+        yield _sso_url_not_for_browsers(ctx, same, offered)
+    else:
+        yield _sso_url_elsewhere(ctx, idp, expected, browser, offered)
+
+
+def _sso_url_not_for_browsers(ctx: MetadataContext, endpoint: Endpoint, offered: str) -> Finding:
+    shown = redact_url(endpoint.location)  # CRM117 reports a password in it
+    return SSO_URL.finding(
+        f"the URL is offered only for {binding_name(endpoint.binding)}, which a browser cannot use",
+        expected=f"{shown} (HTTP-Redirect or HTTP-POST)", actual=offered,
+        where=ctx.where(endpoint.line, "md:SingleSignOnService"),
+    )
+
+
+def _sso_url_elsewhere(
+    ctx: MetadataContext, idp: IdPRole, expected: str, browser: list[Endpoint], offered: str
+) -> Finding:
+    close = next(((e, d) for e in browser if (d := uri_difference(expected, e.location))), None)
+    message = (f"the record's SSO URL differs from the metadata's by {close[1]}" if close
                else "the record's SSO URL is not among the IdP's SingleSignOnService locations")
-    yield SSO_URL.finding(
-        message, expected=shown, actual="; ".join(offered) or "none",
+    return SSO_URL.finding(
+        message, expected=redact_url(expected), actual=offered,
         where=ctx.where(idp.line, "md:IDPSSODescriptor/md:SingleSignOnService"),
-        fix=(f"Set idp.sso_url in the CRM record to {redact_url(close[0][0].location)!r}." if close else None),
+        fix=(f"Set idp.sso_url in the CRM record to {redact_url(close[0].location)!r}." if close else None),
     )
 
 

@@ -150,31 +150,8 @@ def _certificate_findings(
         reported.add(facts.sha256)
         if counts[facts.sha256] > 1:
             yield DUPLICATE.finding(f"{certificate_label(facts)} is listed {counts[facts.sha256]} times", where=where)
-        days = facts.days_left(ctx.now)
-        not_after = f"{facts.not_after:%Y-%m-%d}"
-        if facts.not_after < ctx.now:
-            yield EXPIRED.finding(f"{certificate_label(facts)} expired on {not_after} ({-days} days ago)",
-                                  expected=f"valid on {ctx.now:%Y-%m-%d}", actual=f"notAfter {not_after}",
-                                  where=where)
-        elif days < ctx.warn_days:
-            yield EXPIRING.finding(f"{certificate_label(facts)} expires on {not_after}, in {days} days",
-                                   expected=f"valid for more than {ctx.warn_days} days",
-                                   actual=f"notAfter {not_after}", where=where)
-        if facts.not_before > ctx.now:
-            yield NOT_YET_VALID.finding(f"{certificate_label(facts)} becomes valid on {facts.not_before:%Y-%m-%d}",
-                                        actual=f"notBefore {facts.not_before:%Y-%m-%d}", where=where)
-        weak = (
-            (facts.key_type == "RSA" and facts.key_bits < 2048)
-            or (facts.key_type == "EC" and facts.key_bits < 256)
-            or facts.key_type == "DSA"
-        )
-        if weak:
-            yield WEAK_KEY.finding(f"{certificate_label(facts)} has a {facts.key_type} {facts.key_bits}-bit key",
-                                   expected="RSA ≥ 2048 bits or EC ≥ 256 bits",
-                                   actual=f"{facts.key_type} {facts.key_bits} bits", where=where)
-        if facts.signature_hash in ("md5", "sha1"):
-            yield WEAK_CERT_HASH.finding(f"{certificate_label(facts)} is signed with {facts.signature_hash.upper()}",
-                                         actual=facts.signature_hash, where=where)
+        yield from _validity_findings(ctx, facts, where)
+        yield from _strength_findings(facts, where)
     if len(counts) > 1:
         listed = "; ".join(sorted(f"{facts.subject} until {facts.not_after:%Y-%m-%d}"
                                   for _, facts in {f.sha256: (c, f) for c, f in usable}.values()))
@@ -183,6 +160,37 @@ def _certificate_findings(
             "of them must be accepted",
             where=ctx.where(ctx.entity.idp.line if ctx.entity.idp else None, "md:IDPSSODescriptor"),
         )
+
+
+def _validity_findings(ctx: MetadataContext, facts: CertificateFacts, where: str) -> Iterator[Finding]:
+    days = facts.days_left(ctx.now)
+    not_after = f"{facts.not_after:%Y-%m-%d}"
+    if facts.not_after < ctx.now:
+        yield EXPIRED.finding(f"{certificate_label(facts)} expired on {not_after} ({-days} days ago)",
+                              expected=f"valid on {ctx.now:%Y-%m-%d}", actual=f"notAfter {not_after}",
+                              where=where)
+    elif days < ctx.warn_days:
+        yield EXPIRING.finding(f"{certificate_label(facts)} expires on {not_after}, in {days} days",
+                               expected=f"valid for more than {ctx.warn_days} days",
+                               actual=f"notAfter {not_after}", where=where)
+    if facts.not_before > ctx.now:
+        yield NOT_YET_VALID.finding(f"{certificate_label(facts)} becomes valid on {facts.not_before:%Y-%m-%d}",
+                                    actual=f"notBefore {facts.not_before:%Y-%m-%d}", where=where)
+
+
+def _strength_findings(facts: CertificateFacts, where: str) -> Iterator[Finding]:
+    weak = (
+        (facts.key_type == "RSA" and facts.key_bits < 2048)
+        or (facts.key_type == "EC" and facts.key_bits < 256)
+        or facts.key_type == "DSA"
+    )
+    if weak:
+        yield WEAK_KEY.finding(f"{certificate_label(facts)} has a {facts.key_type} {facts.key_bits}-bit key",
+                               expected="RSA ≥ 2048 bits or EC ≥ 256 bits",
+                               actual=f"{facts.key_type} {facts.key_bits} bits", where=where)
+    if facts.signature_hash in ("md5", "sha1"):
+        yield WEAK_CERT_HASH.finding(f"{certificate_label(facts)} is signed with {facts.signature_hash.upper()}",
+                                     actual=facts.signature_hash, where=where)
 
 
 CHECKS = (check_keys,)

@@ -96,6 +96,11 @@ def check_signature(document: MetadataDocument, outcome: SignatureOutcome, sourc
             actual=f"{algorithm_name(profile.signature_method)} / {algorithm_name(profile.digest_method)}",
             where=where,
         )
+    yield from _verdict(outcome, where)
+
+
+def _verdict(outcome: SignatureOutcome, where: str) -> Iterator[Finding]:
+    """What verifying the signature came to: verified, refused for its shape, invalid, or not verifiable."""
     if outcome.status == "verified":
         signer = _signer(outcome.certificate)
         yield VERIFIED.finding(f"the signature verifies with the trusted certificate {signer}", where=where)
@@ -106,16 +111,21 @@ def check_signature(document: MetadataDocument, outcome: SignatureOutcome, sourc
     elif outcome.status == "invalid":
         yield INVALID.finding(outcome.message, where=where)
     elif outcome.status == "untrusted":
-        signer = _signer(profile.embedded_certificates[0]) if profile and profile.embedded_certificates else (
-            "an unnamed key (no certificate in KeyInfo)"
+        yield from _untrusted(outcome, where)
+
+
+def _untrusted(outcome: SignatureOutcome, where: str) -> Iterator[Finding]:
+    profile = outcome.profile
+    signer = _signer(profile.embedded_certificates[0]) if profile and profile.embedded_certificates else (
+        "an unnamed key (no certificate in KeyInfo)"
+    )
+    yield NOT_VERIFIED.finding(f"the document is signed by {signer}; no trusted certificate was given",
+                               where=where)
+    if outcome.self_consistent is False:
+        yield BROKEN_SELF.finding(
+            "the signature fails even with its own KeyInfo certificate: the file was changed after "
+            "it was signed", where=where,
         )
-        yield NOT_VERIFIED.finding(f"the document is signed by {signer}; no trusted certificate was given",
-                                   where=where)
-        if outcome.self_consistent is False:
-            yield BROKEN_SELF.finding(
-                "the signature fails even with its own KeyInfo certificate: the file was changed after "
-                "it was signed", where=where,
-            )
 
 
 def _signer(der: bytes | None) -> str:
