@@ -19,6 +19,7 @@ from metadata.fetch import FetchPolicy
 from tests.factory import NOW, IdPSpec, idp_metadata, make_keypair
 from tests.helpers import IDP_DEFAULTS, crm_toml
 from validator.inspection import MetadataOptions, inspect_metadata
+from validator.metadata_facts import metadata_report
 
 DEMO = Path(__file__).resolve().parents[1] / "validator" / "demo"
 
@@ -137,7 +138,7 @@ def test_html_login_page_served_as_metadata(html_server: str) -> None:
     from datetime import UTC, datetime
 
     policy = FetchPolicy(allow_http=True, allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
-    report = inspect_metadata(html_server, MetadataOptions(now=datetime.now(UTC), fetch_policy=policy))
+    report = metadata_report(inspect_metadata(html_server, MetadataOptions(now=datetime.now(UTC), fetch_policy=policy)))
     found = {f.code for f in report.findings}
     assert "XML007" in found
     assert report.facts["fetch"]["content_type"].startswith("text/html")

@@ -20,6 +20,7 @@ from validator.cli import cli
 from validator.discovery import build_worksheet, iframe_verdict, setup_hints
 from validator.framing import FrameProbe, probe_framing, read_headers
 from validator.inspection import MetadataOptions, inspect_metadata
+from validator.metadata_facts import metadata_report
 from validator.render.worksheet import render_markdown, render_worksheet_html
 
 CORPUS_OKTA = "idp-metadata/okta/okta-trial-102286-app-metadata-2024.xml"
@@ -115,7 +116,7 @@ def test_the_probe_reads_the_headers_of_an_error_page_too() -> None:
 def worksheet_of(path: Path, crm: object = RECORD, probe: FrameProbe | None = None) -> object:
     from datetime import UTC, datetime
 
-    report = inspect_metadata(str(path), MetadataOptions(now=datetime(2026, 11, 27, tzinfo=UTC)), crm)  # type: ignore[arg-type]
+    report = metadata_report(inspect_metadata(str(path), MetadataOptions(now=datetime(2026, 11, 27, tzinfo=UTC)), crm))  # type: ignore[arg-type]
     return build_worksheet(report, crm, metadata_url=None, probe=probe)  # type: ignore[arg-type]
 
 
@@ -200,7 +201,8 @@ def test_each_check_in_the_worksheet_says_what_it_found() -> None:
 def test_an_expired_certificate_says_so_instead_of_a_negative_count(corpus: Path) -> None:
     from datetime import UTC, datetime
 
-    report = inspect_metadata(str(corpus / CORPUS_OKTA), MetadataOptions(now=datetime(2036, 11, 27, tzinfo=UTC)))
+    options = MetadataOptions(now=datetime(2036, 11, 27, tzinfo=UTC))
+    report = metadata_report(inspect_metadata(str(corpus / CORPUS_OKTA), options))
     ws = build_worksheet(report, None, metadata_url=None, probe=None)
     assert "| 2034-04-25 | expired 947 days ago |" in render_markdown(ws)
     assert "<td>expired 947 days ago</td>" in render_worksheet_html(ws)

@@ -7,12 +7,22 @@ from datetime import timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from metadata.crm import CRMRecord
 from metadata.signing import RSA_SHA1, SHA1
 from tests.factory import NOW, IdPSpec, KeyPair, idp_metadata, make_keypair, make_sha1_signed_keypair
-from tests.helpers import codes, crm, inspect, only
+from tests.helpers import codes, crm, only
+from validator.inspection import MetadataOptions, inspect_metadata_bytes
+from validator.metadata_facts import metadata_report
+from validator.report import Report
 
 KEY = make_keypair("idp.example.com")
 SIGNER = make_keypair("metadata signer")
+
+
+def inspect(data: bytes, *, record: CRMRecord | None = None, **options: object) -> Report:
+    """The report of `data` as ``saml-validate metadata`` shows it."""
+    opts = MetadataOptions(now=options.pop("now", NOW), **options)  # type: ignore[arg-type]
+    return metadata_report(inspect_metadata_bytes(data, "test.xml", opts, record))
 
 
 def spec(**changes: object) -> IdPSpec:
@@ -583,8 +593,8 @@ def test_an_endpoint_flood_costs_one_capped_read_and_a_capped_report() -> None:
     # 43,000 endpoints in 5 MiB, each with a finding (MD010), cost five seconds to check and report.
     from metadata.read import MAX_PER_KIND
     from tests.helpers import run_with_cpu_limit
+    from validator.findings import MAX_REPEATS
     from validator.render import render
-    from validator.report import MAX_REPEATS
 
     data = _many_endpoints(38_000, "http://idp.example.com/sso/{}")  # 5 MiB, the default limit
     report = run_with_cpu_limit(lambda: (r := inspect(data), render(r, "text"), render(r, "json"))[0]).value

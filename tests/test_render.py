@@ -429,16 +429,16 @@ def test_html_draws_the_signing_certificates_on_a_timeline() -> None:
 
 
 def test_one_call_lists_each_code_up_to_the_cap_then_counts_the_rest() -> None:
-    from validator.report import MAX_REPEATS
+    from validator.findings import MAX_REPEATS, FindingLog
 
     def many(code: str, count: int) -> list[Finding]:
         return [Finding(code, Severity.ERROR, "t", f"m{n}", where=f"line {n}") for n in range(count)]
 
-    report = Report(subject="metadata", inputs={}, clock=datetime(2026, 12, 6, tzinfo=UTC))
-    report.extend(many("MD010", MAX_REPEATS))
-    assert [f.message for f in report.findings] == [f"m{n}" for n in range(MAX_REPEATS)]
-    report.extend([*many("MD010", MAX_REPEATS + 3), *many("KEY005", 2)])  # another call: another budget
-    listed = report.findings[MAX_REPEATS:]
+    log = FindingLog()
+    log.extend(many("MD010", MAX_REPEATS))
+    assert [f.message for f in log.frozen()] == [f"m{n}" for n in range(MAX_REPEATS)]
+    log.extend([*many("MD010", MAX_REPEATS + 3), *many("KEY005", 2)])  # another call: another budget
+    listed = log.frozen()[MAX_REPEATS:]
     assert [f.code for f in listed] == ["MD010"] * MAX_REPEATS + ["KEY005"] * 2 + ["MD010"]
     assert listed[-1].message == "… and 3 more MD010 findings like the ones above, from here on, not listed one by one"
     assert listed[-1].where == f"line {MAX_REPEATS}"  # where the first one not listed is
@@ -447,10 +447,10 @@ def test_one_call_lists_each_code_up_to_the_cap_then_counts_the_rest() -> None:
 def test_folding_never_lowers_a_severity() -> None:
     # One code can be an error for a required claim and a warning for an optional one: a folded
     # warning must not hide the error that follows it.
-    from validator.report import MAX_REPEATS
+    from validator.findings import MAX_REPEATS, FindingLog
 
-    report = Report(subject="response", inputs={}, clock=datetime(2026, 12, 6, tzinfo=UTC))
+    log = FindingLog()
     warnings = [Finding("CLM004", Severity.WARNING, "t", f"optional {n}") for n in range(MAX_REPEATS + 5)]
-    report.extend([*warnings, Finding("CLM004", Severity.ERROR, "t", "required")])
-    assert report.count(Severity.ERROR) == 1
-    assert [f.message for f in report.findings if f.severity is Severity.ERROR] == ["required"]
+    log.extend([*warnings, Finding("CLM004", Severity.ERROR, "t", "required")])
+    assert log.errors_since(0) == 1
+    assert [f.message for f in log.frozen() if f.severity is Severity.ERROR] == ["required"]

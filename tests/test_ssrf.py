@@ -51,6 +51,7 @@ from tests.test_fetch import (
 from validator.checks.fetching import finding_for_fetch_error
 from validator.cli import cli
 from validator.inspection import MetadataOptions, inspect_metadata
+from validator.metadata_facts import metadata_report
 from validator.render import FORMATS, render
 
 KiB = 1024
@@ -459,7 +460,7 @@ def test_fetch_refuses(case: Case, env: Env, network: Network) -> None:
 def test_report_refuses(case: Case, env: Env, network: Network) -> None:
     url, policy, where, says = prepared(case, env)
     options = MetadataOptions(now=NOW, max_bytes=policy.max_bytes, fetch_policy=policy)
-    report = inspect_metadata(url, options)
+    report = metadata_report(inspect_metadata(url, options))
     assert [f.code for f in report.findings] == [case.code]
     assert report.exit_code() == 1
     finding = report.findings[0]
@@ -488,7 +489,8 @@ def test_dns_rebinding_connects_to_the_address_that_was_checked(env: Env, networ
     assert dns.calls == [("idp.partner.test", port)]
 
     dns = Rebinding("idp.partner.test", ["127.0.0.1"], ["127.0.0.2"])
-    report = inspect_metadata(url, MetadataOptions(now=NOW, fetch_policy=local_policy(env.pki, resolver=dns)))
+    options = MetadataOptions(now=NOW, fetch_policy=local_policy(env.pki, resolver=dns))
+    report = metadata_report(inspect_metadata(url, options))
     assert dns.calls == [("idp.partner.test", port)]
     assert report.facts["fetch"]["final_url"] == url
     assert not [f.code for f in report.findings if f.code.startswith("NET")]

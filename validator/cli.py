@@ -27,6 +27,7 @@ from validator.checks.crm_record import check_record
 from validator.errors import ValidatorError
 from validator.findings import FAMILIES, Rule, get_rule, rules
 from validator.inspection import MetadataOptions, inspect_metadata
+from validator.metadata_facts import metadata_report
 from validator.render import render
 from validator.report import Report
 
@@ -136,7 +137,7 @@ def metadata_command(
         fetch_policy=_http_policy() if allow_http else None,
     )
     crm = _load_crm(crm_path)
-    report = inspect_metadata(source, options, crm, crm_source=str(crm_path) if crm_path else None)
+    report = metadata_report(inspect_metadata(source, options, crm), crm_source=str(crm_path) if crm_path else None)
     emit(report, fmt, out, strict)
 
 
@@ -244,7 +245,7 @@ def discover_command(source: str, crm_path: Path | None, fmt: str, out: Path | N
     policy = _http_policy() if allow_http else None
     options = MetadataOptions(now=parse_now(now), warn_days=warn_days, fetch_policy=policy, entity_id=entity_id)
     crm = _load_crm(crm_path)
-    report = inspect_metadata(source, options, crm, crm_source=str(crm_path) if crm_path else None)
+    report = metadata_report(inspect_metadata(source, options, crm), crm_source=str(crm_path) if crm_path else None)
     if not describes_an_idp(report):  # the findings say why; no worksheet, no draft
         click.echo(render(report, "text"), err=True, nl=False)
         several = any(f.code == "MD002" for f in report.findings)
@@ -413,7 +414,8 @@ def demo_command(fmt: str) -> None:
         crm_file = folder / "springfield-water.toml"
         options = MetadataOptions(now=parse_now(None),
                                   trusted=tuple(load_certificates((folder / "metadata-signer.pem").read_bytes())))
-        report = inspect_metadata(str(metadata_file), options, load_crm(crm_file), crm_source=str(crm_file))
+        report = metadata_report(inspect_metadata(str(metadata_file), options, load_crm(crm_file)),
+                                 crm_source=str(crm_file))
         color = fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
         ran = [r for r in rules() if r.subject in report.subjects_run]
         click.echo(render(report, fmt, rules=ran, color=color))

@@ -12,9 +12,15 @@ code is never reused.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+
+MAX_REPEATS = 50
+"""Findings of one code that one batch lists (one check on one entity or message); past them, one
+more finding of that code counts the rest. 43,000 endpoints each with a finding, in 5 MiB of
+metadata, took five seconds to report."""
 
 
 class Severity(StrEnum):
@@ -78,6 +84,56 @@ class Rule:
             where=where,
             fix=fix if fix is not None else self.fix,
         )
+
+
+def folded(batch: Iterable[Finding]) -> list[Finding]:
+    """`batch` with at most :data:`MAX_REPEATS` findings of each code and severity (one code may be
+    an error for one claim and a warning for another), then one that counts the rest."""
+    found = list(batch)
+    if len(found) <= MAX_REPEATS:  # nearly every batch: an aggregate's entities make 70,000 of them
+        return found
+    kept: list[Finding] = []
+    listed: Counter[tuple[str, Severity]] = Counter()
+    rest: dict[tuple[str, Severity], tuple[Finding, int]] = {}
+    for finding in found:
+        kind = (finding.code, finding.severity)
+        listed[kind] += 1
+        if listed[kind] <= MAX_REPEATS:
+            kept.append(finding)
+        else:
+            first, count = rest.get(kind, (finding, 0))
+            rest[kind] = (first, count + 1)
+    for (code, _severity), (first, count) in rest.items():
+        kept.append(replace(
+            first, message=f"… and {count:,} more {code} finding{'s' if count > 1 else ''} like the ones above, "
+                           f"from here on, not listed one by one", expected=None, actual=None))
+    return kept
+
+
+class FindingLog:
+    """The findings of one inspection while it runs, in the order they were made; what it returns
+    is :meth:`frozen`. Each :meth:`extend` is one batch for :func:`folded`."""
+
+    __slots__ = ("_found",)
+
+    def __init__(self) -> None:
+        self._found: list[Finding] = []
+
+    def add(self, finding: Finding) -> None:
+        self._found.append(finding)
+
+    def extend(self, findings: Iterable[Finding]) -> None:
+        self._found.extend(folded(findings))
+
+    def errors_since(self, mark: int) -> int:
+        """How many errors were added after the first `mark` findings."""
+        return sum(1 for f in self._found[mark:] if f.severity is Severity.ERROR)
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def frozen(self) -> tuple[Finding, ...]:
+        return tuple(self._found)
 
 
 _REGISTRY: dict[str, Rule] = {}

@@ -1,31 +1,33 @@
-"""Metadata inspection: bytes (or a URL) in, one :class:`Report` out.
+"""Metadata inspection: bytes (or a file, or a URL) in, one frozen :class:`MetadataInspection` out.
 
-This is the edge where inputs are read and fetched; everything it calls to judge them is
-pure. A partner document that is unreachable, malformed or hostile becomes findings; only
-failures of the tool itself raise.
+This is where inputs are read and fetched; everything it calls to judge them is pure. A partner
+document that is unreachable, malformed or hostile becomes findings; only failures of the tool
+itself raise. The inspection holds the model (document and chosen entities), the signature and
+fetch outcomes and the findings; a :class:`~validator.report.Report` is assembled from it only
+where it is shown (:func:`validator.metadata_facts.metadata_report`).
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from metadata.certs import CertificateError, certificate_facts
 from metadata.crm import CRMRecord
 from metadata.errors import UnsafeXML
 from metadata.model import EntityDescriptor, MetadataDocument
 from metadata.read import NotMetadata, check_root, collector_paused, read_metadata
-from metadata.saml import DS, binding_name
+from metadata.saml import DS
 from metadata.schema import validate as validate_schema
 from metadata.signing import (
     SignatureError,
-    algorithm_name,
+    SignatureProfile,
     profile_problems,
     read_profile,
     signature_of,
@@ -33,18 +35,16 @@ from metadata.signing import (
 )
 from metadata.urls import SCHEME, redact_url
 from metadata.xml import MiB, line_of, metadata_limits, parse_untrusted, signed_bytes_limits
-from validator.checks import CRM_MATCH_CHECKS, METADATA_CHECKS, fetching, signature
+from validator.checks import CRM_MATCH_CHECKS, METADATA_CHECKS, signature
 from validator.checks.input import finding_for_not_metadata, finding_for_unsafe_xml
-from validator.checks.keys import signing_keys
 from validator.checks.metadata import AMBIGUOUS, CHOSEN, NO_IDP, NOT_FOUND, schema_findings
 from validator.context import MetadataContext, SignatureOutcome
-from validator.findings import Finding
+from validator.findings import Finding, FindingLog
+from validator.metadata_fetch import FetchedMetadata, FetchOutcome, fetch_metadata
 from validator.nearmiss import uri_difference
-from validator.report import Report
-from validator.vendor import detect_vendor
 
 if TYPE_CHECKING:  # urllib3 is imported only when a URL is actually fetched
-    from metadata.fetch import FetchPolicy, FetchResult
+    from metadata.fetch import FetchPolicy
 
 Check = Callable[[MetadataContext], Iterable[Finding]]
 
@@ -67,24 +67,52 @@ class MetadataOptions:
     """How a metadata URL is fetched; None means FetchPolicy's secure defaults."""
 
 
-def inspect_metadata(
-    source: str, options: MetadataOptions, crm: CRMRecord | None = None, *, crm_source: str | None = None
-) -> Report:
+@dataclass(frozen=True)
+class MetadataInspection:
+    """One metadata document judged: what was fetched and read, the entities chosen, the findings.
+
+    Each part is None (or empty) when the inspection stopped before it: no `fetch` for a file,
+    no `document` when it could not be read, no `entities` when none could be chosen.
+    """
+
+    source: str
+    """The input as the findings name it: a file, a label, or the URL."""
+    shown: str
+    """The input as a report names it: the URL with any password hidden."""
+    now: datetime
+    warn_days: int
+    findings: tuple[Finding, ...]
+    subjects_run: tuple[str, ...]
+    """Rule subjects whose checks ran; their rules without findings passed."""
+    fetch: FetchOutcome | None = None
+    document: MetadataDocument | None = None
+    signature: SignatureOutcome | None = None
+    entities: tuple[EntityDescriptor, ...] = ()
+    """The entities judged: one, or every IdP of an aggregate (``all_entities``)."""
+
+    @property
+    def entity(self) -> EntityDescriptor | None:
+        """The one entity judged, when there is exactly one."""
+        return self.entities[0] if len(self.entities) == 1 else None
+
+
+def _subjects(crm: CRMRecord | None) -> tuple[str, ...]:
+    return ("input", "metadata") + (("crm-match",) if crm else ())
+
+
+def inspect_metadata(source: str, options: MetadataOptions, crm: CRMRecord | None = None) -> MetadataInspection:
     """Judge the metadata at `source`: an https URL or a file path (``-`` is not supported here)."""
-    report = metadata_report(source, options, crm, crm_source)
     if is_url(source):
-        inspect_metadata_url(source, options, crm, report)
-    else:
-        path = Path(source)
-        size = path.stat().st_size
-        if size > options.max_bytes:  # refused before a byte of it is read into memory
-            too_large = UnsafeXML("too-large", f"the file is {size:,} bytes; the limit is {options.max_bytes:,} "
-                                  "bytes (raise it with --max-size for a federation aggregate)")
-            report.findings.append(finding_for_unsafe_xml(too_large, source))
-            return report
-        with path.open("rb") as handle:  # a pipe or device has no size: read one byte past the limit
-            inspect_metadata_bytes(handle.read(options.max_bytes + 1), source, options, crm, report)
-    return report
+        return inspect_metadata_url(source, options, crm)
+    path = Path(source)
+    size = path.stat().st_size
+    if size > options.max_bytes:  # refused before a byte of it is read into memory
+        too_large = UnsafeXML("too-large", f"the file is {size:,} bytes; the limit is {options.max_bytes:,} "
+                              "bytes (raise it with --max-size for a federation aggregate)")
+        return MetadataInspection(source, source, options.now, options.warn_days,
+                                  (finding_for_unsafe_xml(too_large, source),), _subjects(crm))
+    with path.open("rb") as handle:  # a pipe or device has no size: read one byte past the limit
+        return inspect_metadata_bytes(handle.read(options.max_bytes + 1), source, options, crm)
 
 
 def is_url(source: str) -> bool:
@@ -96,73 +124,44 @@ def is_url(source: str) -> bool:
     return "//" in source or not Path(source).is_file()
 
 
-def inspect_metadata_url(url: str, options: MetadataOptions, crm: CRMRecord | None, report: Report) -> bytes | None:
-    """Fetch `url` with the SSRF-safe fetcher and judge it into `report`; the body fetched (whatever
-    the checks then found), or None when the fetch failed, which is a NET finding."""
-    from metadata.fetch import FetchError, FetchPolicy, fetch
+def inspect_metadata_url(url: str, options: MetadataOptions, crm: CRMRecord | None = None) -> MetadataInspection:
+    """Fetch `url` with the SSRF-safe fetcher and judge what came back; a failed fetch is a NET finding."""
+    return inspect_fetched(url, fetch_metadata(url, options.fetch_policy, options.max_bytes), options, crm)
 
-    report.inputs["metadata"] = redact_url(url)
-    report.subjects_run += ("fetch",)
-    policy = replace(options.fetch_policy or FetchPolicy(), max_bytes=options.max_bytes)
-    try:
-        result = fetch(url, policy)
-    except FetchError as exc:
-        report.findings.append(fetching.finding_for_fetch_error(exc))
-        report.facts["fetch"] = dict(exc.diagnostics)
+
+def inspect_fetched(url: str, fetched: FetchedMetadata, options: MetadataOptions, crm: CRMRecord | None = None
+                    ) -> MetadataInspection:
+    """Judge what fetching `url` brought back (:func:`validator.metadata_fetch.fetch_metadata`)."""
+    if fetched.body is None:
         # Nothing was read, so no check of the document ran: JUnit must not list them as passed.
-        report.subjects_run = tuple(s for s in report.subjects_run if s not in ("input", "metadata", "crm-match"))
-        return None
-    report.facts["fetch"] = _fetch_facts(result)
-    report.extend(fetching.content_type_findings(result))
-    inspect_metadata_bytes(result.body, url, options, crm, report)
-    return result.body
-
-
-def metadata_report(source: str, options: MetadataOptions, crm: CRMRecord | None, crm_source: str | None = None
-                    ) -> Report:
-    """An empty metadata report; :func:`inspect_metadata_bytes` fills it from bytes already at hand
-    (an upload), after refusing more than ``options.max_bytes``."""
-    inputs = {"metadata": source}
-    if crm_source:
-        inputs["crm"] = crm_source
-    report = Report(subject="metadata", inputs=inputs, clock=options.now,
-                    subjects_run=("input", "metadata") + (("crm-match",) if crm else ()))
-    report.facts["warn_days"] = options.warn_days
-    return report
-
-
-def _fetch_facts(result: FetchResult) -> dict[str, Any]:
-    return {
-        "url": result.url,
-        "final_url": result.final_url,
-        "status": result.status,
-        "content_type": result.content_type,
-        "redirects": list(result.redirects),
-        "bytes": len(result.body),
-        "seconds": round(result.elapsed_seconds, 3),
-    }
+        return MetadataInspection(url, redact_url(url), options.now, options.warn_days, fetched.findings,
+                                  ("fetch",), fetch=fetched.outcome)
+    judged = inspect_metadata_bytes(fetched.body, url, options, crm)
+    return replace(judged, shown=redact_url(url), findings=fetched.findings + judged.findings,
+                   subjects_run=(*judged.subjects_run, "fetch"), fetch=fetched.outcome)
 
 
 def inspect_metadata_bytes(
-    data: bytes, source: str, options: MetadataOptions, crm: CRMRecord | None, report: Report
-) -> None:
-    """Parse, schema-check, verify and judge `data`, adding findings and facts to `report`.
+    data: bytes, source: str, options: MetadataOptions, crm: CRMRecord | None = None
+) -> MetadataInspection:
+    """Parse, schema-check, verify and judge `data` (already at hand: a file, an upload).
 
     Memory matters for federation aggregates: the input bytes are dropped once parsed, and
     when the signature verifies the first tree is dropped before the signed bytes are
     re-parsed; the model is read from one tree only.
     """
+    log = FindingLog()
+    stopped = partial(MetadataInspection, source, source, options.now, options.warn_days,
+                      subjects_run=_subjects(crm))
     try:
         tree = parse_untrusted(data, metadata_limits(options.max_bytes))
         del data
         check_root(tree.getroot())
     except UnsafeXML as exc:
-        report.findings.append(finding_for_unsafe_xml(exc, source))
-        return
+        return stopped((finding_for_unsafe_xml(exc, source),))
     except NotMetadata as exc:
-        report.findings.append(finding_for_not_metadata(exc, source))
-        return
-    report.extend(schema_findings(validate_schema(tree, "metadata"), source))
+        return stopped((finding_for_not_metadata(exc, source),))
+    log.extend(schema_findings(validate_schema(tree, "metadata"), source))
     max_signed = signed_bytes_limits(metadata_limits(options.max_bytes)).max_bytes
     outcome, signed_bytes = _signature(tree.getroot(), options.trusted, max_signed)
     if signed_bytes is not None:
@@ -175,26 +174,20 @@ def inspect_metadata_bytes(
         _restore_lines(tree.getroot(), lines)
     document = read_metadata(tree)
     del tree
-    report.facts["document"] = {
-        "root": document.root, "entities": len(document.entities), "idp_entities": len(document.idp_entities),
-        **({"name": document.name} if document.name else {}),
-    }
-    report.facts["signature"] = _signature_facts(outcome)
-    report.extend(signature.check_signature(document, outcome, source))
+    log.extend(signature.check_signature(document, outcome, source))
     wanted = options.entity_id or (crm.idp.entity_id if crm else None)
     entities, choice = _choose(document, wanted, explicit=options.entity_id is not None, source=source,
                                all_entities=options.all_entities)
-    report.extend(choice)
+    log.extend(choice)
     checks: tuple[Check, ...] = METADATA_CHECKS + (CRM_MATCH_CHECKS if crm else ())
-    with collector_paused():  # findings and facts are acyclic too; see collector_paused
+    with collector_paused():  # findings are acyclic too; see collector_paused
         for entity in entities:
             label = source if len(entities) == 1 else f"{source} [{entity.entity_id}]"
             ctx = MetadataContext(document=document, entity=entity, now=options.now, signature=outcome, crm=crm,
                                   warn_days=options.warn_days, source=label)
             for check in checks:
-                report.extend(check(ctx))
-            if len(entities) == 1:
-                report.facts.update(entity_facts(entity, options.now))
+                log.extend(check(ctx))
+    return stopped(log.frozen(), document=document, signature=outcome, entities=tuple(entities))
 
 
 def _choose(
@@ -283,7 +276,7 @@ def _signature(root: etree._Element, trusted: tuple[bytes, ...], max_signed: int
     return outcome, verified.signed_bytes
 
 
-def _self_consistent(root: etree._Element, profile: Any, max_signed: int) -> bool | None:
+def _self_consistent(root: etree._Element, profile: SignatureProfile, max_signed: int) -> bool | None:
     if not profile.embedded_certificates:
         return None
     try:
@@ -291,74 +284,3 @@ def _self_consistent(root: etree._Element, profile: Any, max_signed: int) -> boo
     except SignatureError as exc:
         return False if exc.kind == "invalid" else None
     return True
-
-
-def _signature_facts(outcome: SignatureOutcome) -> dict[str, Any]:
-    facts: dict[str, Any] = {"status": outcome.status}
-    if outcome.profile:
-        facts["algorithm"] = algorithm_name(outcome.profile.signature_method)
-        facts["digest"] = algorithm_name(outcome.profile.digest_method)
-        signer = outcome.certificate or (outcome.profile.embedded_certificates[:1] or [None])[0]
-        if signer:
-            facts["signer"] = _certificate_summary(signer)
-    return facts
-
-
-def _certificate_summary(der: bytes) -> dict[str, Any]:
-    try:
-        c = certificate_facts(der)
-    except CertificateError as exc:
-        return {"error": str(exc)}
-    return {"subject": c.subject, "not_after": c.not_after, "sha256": c.sha256}
-
-
-def entity_facts(entity: EntityDescriptor, now: datetime) -> dict[str, Any]:
-    """What a reader wants to know about the judged entity, problems aside."""
-    facts: dict[str, Any] = {"entity_id": entity.entity_id}
-    detection = detect_vendor(entity)
-    facts["vendor"] = (
-        {"key": detection.vendor.key, "name": detection.vendor.name, "evidence": list(detection.evidence)}
-        if detection else {"key": None, "name": "not recognised", "evidence": []}
-    )
-    idp = entity.idp
-    if idp is None:
-        return facts
-    # A password in a Location is MD016's to report, never the facts' to repeat.
-    facts["sso"] = [{"binding": binding_name(e.binding), "location": redact_url(e.location)} for e in idp.sso]
-    if idp.slo:
-        facts["slo"] = [{"binding": binding_name(e.binding), "location": redact_url(e.location)} for e in idp.slo]
-    facts["nameid_formats"] = list(idp.nameid_formats)
-    facts["want_authn_requests_signed"] = bool(idp.want_authn_requests_signed)
-    if idp.attributes:
-        facts["offered_attributes"] = [a.name for a in idp.attributes]
-    facts["certificates"] = list(_certificates(entity, now))
-    return facts
-
-
-def _certificates(entity: EntityDescriptor, now: datetime) -> Iterator[dict[str, Any]]:
-    idp = entity.idp
-    if idp is None:
-        return
-    signing = {id(k) for k in signing_keys(idp.keys)}
-    seen: set[bytes] = set()
-    for key in idp.keys:
-        for cert in key.certificates:
-            if cert.der is None or cert.der in seen:
-                continue
-            seen.add(cert.der)
-            try:
-                c = certificate_facts(cert.der)
-            except CertificateError:
-                continue
-            yield {
-                "use": key.use or "signing and encryption",
-                "signing": id(key) in signing,
-                "subject": c.subject,
-                "not_before": c.not_before,
-                "not_after": c.not_after,
-                "days_left": c.days_left(now),
-                "key": f"{c.key_type} {c.key_bits}",
-                "signature_hash": c.signature_hash,
-                "sha256": c.sha256,
-                "sha1": c.sha1,
-            }

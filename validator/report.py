@@ -8,20 +8,14 @@ Reports never contain private keys.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from validator.findings import Finding, Severity
+from validator.findings import Finding, Severity, folded
 
 SCHEMA = "saml-preflight/report/v1"
-
-MAX_REPEATS = 50
-"""Findings of one code that one call of :meth:`Report.extend` lists (one check on one entity or
-message); past them, one more finding of that code counts the rest. 43,000 endpoints each with a
-finding, in 5 MiB of metadata, took five seconds to report."""
 
 
 @dataclass
@@ -37,26 +31,8 @@ class Report:
     facts: dict[str, Any] = field(default_factory=dict)
 
     def extend(self, findings: Iterable[Finding]) -> None:
-        """Add `findings`, at most :data:`MAX_REPEATS` of each code and severity (one code may be an
-        error for one claim and a warning for another), then one that counts the rest."""
-        batch = list(findings)
-        if len(batch) <= MAX_REPEATS:  # nearly every call: an aggregate's entities make 70,000 of them
-            self.findings.extend(batch)
-            return
-        listed: Counter[tuple[str, Severity]] = Counter()
-        folded: dict[tuple[str, Severity], tuple[Finding, int]] = {}
-        for finding in batch:
-            kind = (finding.code, finding.severity)
-            listed[kind] += 1
-            if listed[kind] <= MAX_REPEATS:
-                self.findings.append(finding)
-            else:
-                first, count = folded.get(kind, (finding, 0))
-                folded[kind] = (first, count + 1)
-        for (code, _severity), (first, count) in folded.items():
-            self.findings.append(replace(
-                first, message=f"… and {count:,} more {code} finding{'s' if count > 1 else ''} like the ones above, "
-                               f"from here on, not listed one by one", expected=None, actual=None))
+        """Add `findings` as one batch (:func:`validator.findings.folded`)."""
+        self.findings.extend(folded(findings))
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity is severity)

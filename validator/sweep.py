@@ -47,7 +47,9 @@ from validator.checks.sweep import (
 )
 from validator.errors import UsageError
 from validator.findings import Severity
-from validator.inspection import MetadataOptions, inspect_metadata_url
+from validator.inspection import MetadataInspection, MetadataOptions, inspect_fetched
+from validator.metadata_facts import metadata_facts
+from validator.metadata_fetch import fetch_metadata
 from validator.report import Report
 from validator.sweep_history import (
     LastGood,
@@ -263,9 +265,12 @@ def _sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> Partne
     body: bytes | None = None
     metadata_errors = 0
     if url:
-        first = len(report.findings)
-        body = fetch_and_inspect(url, options, record, report)
-        metadata_errors = sum(1 for f in report.findings[first:] if f.severity is Severity.ERROR)
+        inspection, body = fetch_and_inspect(url, options, record)
+        report.inputs["metadata"] = inspection.shown
+        report.subjects_run += inspection.subjects_run
+        report.findings.extend(inspection.findings)
+        report.facts.update(metadata_facts(inspection, warn_days=False))
+        metadata_errors = sum(1 for f in inspection.findings if f.severity is Severity.ERROR)
         current = snapshot_from_facts(report.facts) if body is not None else None
     where = report.inputs.get("metadata", "metadata")
     if previous is not None and current is not None:
@@ -309,15 +314,13 @@ def _sweep_partner(entry: _Entry, options: SweepOptions, store: Store) -> Partne
     return result
 
 
-def fetch_and_inspect(url: str, options: SweepOptions, record: CRMRecord, report: Report) -> bytes | None:
-    """Fetch `url` and judge it into `report` exactly as ``saml-validate metadata URL`` does; the
-    body when it was fetched (whatever the checks found), None when the fetch failed."""
+def fetch_and_inspect(url: str, options: SweepOptions, record: CRMRecord) -> tuple[MetadataInspection, bytes | None]:
+    """Fetch `url` and judge it exactly as ``saml-validate metadata URL`` does; the body too when it
+    was fetched (whatever the checks found), None when the fetch failed."""
     metadata_options = MetadataOptions(now=options.now, warn_days=options.warn_days, max_bytes=options.max_bytes,
                                        fetch_policy=options.fetch_policy)
-    body = inspect_metadata_url(url, metadata_options, record, report)
-    if body is not None:
-        report.subjects_run += ("input", "metadata", "crm-match")
-    return body
+    fetched = fetch_metadata(url, options.fetch_policy, options.max_bytes)
+    return inspect_fetched(url, fetched, metadata_options, record), fetched.body
 
 
 def _facts(result: PartnerResult, options: SweepOptions) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from metadata.fetch import FetchPolicy
 from metadata.xml import MiB
 from validator.discovery import Worksheet, build_worksheet, sign_in_url
 from validator.framing import probe_framing
-from validator.inspection import MetadataOptions, inspect_metadata, inspect_metadata_bytes, metadata_report
+from validator.inspection import MetadataOptions, inspect_metadata, inspect_metadata_bytes
+from validator.metadata_facts import metadata_report
 from validator.report import Report
 from validator.response_inspection import response_report
 
@@ -30,10 +31,10 @@ def check_metadata(document: Document, crm: CRMRecord | None, crm_source: str | 
                    policy: FetchPolicy | None) -> Report:
     options = MetadataOptions(now=now, fetch_policy=policy, max_bytes=METADATA_LIMIT)
     if document.url is not None:
-        return inspect_metadata(document.url, options, crm, crm_source=crm_source)
-    report = metadata_report(document.source, options, crm, crm_source)
-    inspect_metadata_bytes(document.data or b"", document.source, options, crm, report)
-    return report
+        inspection = inspect_metadata(document.url, options, crm)
+    else:
+        inspection = inspect_metadata_bytes(document.data or b"", document.source, options, crm)
+    return metadata_report(inspection, crm_source=crm_source)
 
 
 def check_response(response: Document, crm: CRMRecord | None, crm_source: str | None, *,
