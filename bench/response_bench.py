@@ -12,9 +12,12 @@ validates that same response over and over for `seconds` of wall time after a sh
                value with the IdP's trust (``trust_from_metadata``, read once) and the CRM
                record: parse, structure, verify both signatures, re-parse what was signed,
                every protocol check and every claim. Every run must give no error finding.
-``xmlsec``     the reference: bare python-xmlsec on the same document: base64-decode,
-               ``lxml.etree.fromstring``, a ``SignatureContext`` with the key loaded once from
-               the certificate, ``register_id`` and ``verify`` of the Assertion's signature.
+``xmlsec2``    the floor (issue 14): bare python-xmlsec on the same bytes, verifying both
+               signatures the full validation verifies: base64-decode, ``lxml.etree.fromstring``,
+               then for the Response and for its Assertion a fresh ``SignatureContext`` holding
+               the key (loaded once, in the same form as :mod:`metadata.signing` builds it),
+               ``register_id`` and ``verify``.
+``xmlsec``     the same with the Assertion's signature only (one verify; reference).
 ``onelogin``   python3-saml: ``OneLogin_Saml2_Response(settings, b64).is_valid(request_data,
                request_id)`` (settings built once; strict, wantAssertionsSigned).
 ``pysaml2``    ``saml2.client.Saml2Client.parse_authn_request_response(b64, POST, outstanding)``
@@ -46,14 +49,17 @@ LIFETIME_SECONDS = 3600
 """Long enough for every run of one invocation; python3-saml and pysaml2 check the clock."""
 WARM_UP = 20
 SHARE = 0.50
-"""Target: the full validation at ≥ 50 % of the bare python-xmlsec verification rate."""
-ONELOGIN_SPEEDUP = 6.0
+"""Target (issues 4 and 14): the full validation at ≥ 50 % of the rate of two bare python-xmlsec
+verifies of the same response's two signatures (the floor, ``response-xmlsec2``)."""
+ONELOGIN_SPEEDUP = 3.0
+"""Target (issue 14): ≥ 3× python3-saml's ``is_valid`` (issue 4 asked 6×)."""
 PYSAML2_SPEEDUP = 100.0
 REQUEST_DATA = {"https": "on", "http_host": "sp.bench.example", "script_name": "/saml/acs"}
 
 KINDS = (
     ("response-preflight", "(a) Full validation: inspect_response_bytes + trust + CRM (both signed, 8 claims)"),
-    ("response-xmlsec", "(b) Bare python-xmlsec verify of the Assertion signature (reference)"),
+    ("response-xmlsec2", "(b) Floor: two bare python-xmlsec verifies, Response and Assertion, same bytes"),
+    ("response-xmlsec", "(b1) One bare python-xmlsec verify, the Assertion's signature only (reference)"),
     ("response-onelogin", "(c) python3-saml OneLogin_Saml2_Response.is_valid"),
     ("response-pysaml2", "(d) pysaml2 Saml2Client.parse_authn_request_response (xmlsec1)"),
 )
@@ -181,31 +187,54 @@ def preflight(folder: Path, seconds: float) -> dict[str, Any]:
     return result
 
 
-def xmlsec_setup(folder: Path) -> Callable[[], Any]:
+def _floor_key(folder: Path) -> Any:
+    """The trusted key as :mod:`metadata.signing` builds it for a verify, loaded once."""
     import xmlsec
-    from lxml import etree
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
     from xmlsec import constants as xc
 
+    der = x509.load_pem_x509_certificate((folder / "cert.pem").read_bytes()).public_bytes(Encoding.DER)
+    return xmlsec.Key.from_memory(der, xc.KeyDataFormatCertDer, None)
+
+
+def xmlsec_setup(folder: Path, *, both: bool = False) -> Callable[[], Any]:
+    import xmlsec
+    from lxml import etree
+
     b64 = (folder / "response.b64").read_bytes()
-    key = xmlsec.Key.from_memory((folder / "cert.pem").read_bytes(), xc.KeyDataFormatCertPem, None)  # once
+    key = _floor_key(folder)
     ds = "{http://www.w3.org/2000/09/xmldsig#}Signature"
     assertion_tag = "{urn:oasis:names:tc:SAML:2.0:assertion}Assertion"
 
-    def one() -> None:
-        root = etree.fromstring(base64.b64decode(b64))
-        assertion = root.find(assertion_tag)
+    def verified(element: Any) -> None:
         ctx = xmlsec.SignatureContext()
         ctx.key = key
-        ctx.register_id(assertion, "ID")
-        ctx.verify(assertion.find(ds))  # raises xmlsec.VerificationError unless it verifies
+        ctx.register_id(element, "ID")
+        ctx.verify(element.find(ds))  # raises xmlsec.VerificationError unless it verifies
 
-    return one
+    def one() -> None:
+        root = etree.fromstring(base64.b64decode(b64))
+        verified(root.find(assertion_tag))
+
+    def two() -> None:
+        root = etree.fromstring(base64.b64decode(b64))
+        verified(root)
+        verified(root.find(assertion_tag))
+
+    return two if both else one
 
 
 def xmlsec_verify(folder: Path, seconds: float) -> dict[str, Any]:
     one = xmlsec_setup(folder)
     one()
     return _loop(one, seconds)
+
+
+def xmlsec_verify_both(folder: Path, seconds: float) -> dict[str, Any]:
+    two = xmlsec_setup(folder, both=True)
+    two()
+    return _loop(two, seconds)
 
 
 def _pem_body(pem: bytes) -> str:
@@ -279,7 +308,7 @@ def pysaml2(folder: Path, seconds: float) -> dict[str, Any]:
 
 
 CHILD_KINDS: dict[str, Callable[[Path, float], dict[str, Any]]] = {
-    "response-preflight": preflight, "response-xmlsec": xmlsec_verify,
+    "response-preflight": preflight, "response-xmlsec2": xmlsec_verify_both, "response-xmlsec": xmlsec_verify,
     "response-onelogin": onelogin, "response-pysaml2": pysaml2,
 }
 
@@ -303,7 +332,8 @@ def rows(runs: int, seconds: float) -> list[Row]:
     rate = {kind: median([r["per_second"] for r in found]) for kind, found in results.items() if found}
     ours = rate.get("response-preflight")
     targets = {
-        "response-xmlsec": ("share", SHARE, f"(a) ≥ {SHARE:.0%} of this"),
+        "response-xmlsec2": ("share", SHARE, f"(a) ≥ {SHARE:.0%} of this"),
+        "response-xmlsec": ("share", 0.0, "reference"),
         "response-onelogin": ("speedup", ONELOGIN_SPEEDUP, f"(a) ≥ {ONELOGIN_SPEEDUP:g}× this"),
         "response-pysaml2": ("speedup", PYSAML2_SPEEDUP, f"(a) ≥ {PYSAML2_SPEEDUP:g}× this"),
     }
@@ -337,7 +367,8 @@ def rows(runs: int, seconds: float) -> list[Row]:
         else:
             value = ours / rate[kind]
             measured = f"{rate[kind]:,.1f}/s; (a) = {value:,.1f}× it"
-        out.append(Row(name, measured, target, "met" if value >= goal else "NOT MET", details))
+        verdict = "-" if target == "reference" else "met" if value >= goal else "NOT MET"
+        out.append(Row(name, measured, target, verdict, details))
     if out and out[0].details:
         out[0].details.append(f"the response: {size:,} bytes of XML, Response and Assertion signed (RSA-2048)")
     return out
