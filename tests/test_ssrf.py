@@ -564,7 +564,7 @@ def test_a_password_in_the_metadata_url_of_a_response_check_is_never_repeated(
 # --- the address policy: the IANA special-purpose registries ------------------------------------
 
 SPECIAL_PURPOSE = [
-    # (an address inside, the smallest refused block holding it): one row per block of metadata.fetch's table.
+    # (an address inside, the smallest refused block holding it): one row per block of metadata.addresses' table.
     ("0.1.2.3", "0.0.0.0/8"),
     ("0.0.0.0", "0.0.0.0/32"),
     ("10.1.2.3", "10.0.0.0/8"),
@@ -602,7 +602,7 @@ SPECIAL_PURPOSE = [
     ("2001:10::1", "2001:10::/28"),
     ("2001:db8::1", "2001:db8::/32"),
     ("2002:7f00:1::1", "2002::/16"),
-    ("2002:808:808::1", "2002::/16"),  # 6to4 of a public address: refused whole, see metadata.fetch
+    ("2002:808:808::1", "2002::/16"),  # 6to4 of a public address: refused whole, see metadata.addresses
     ("3fff::1", "3fff::/20"),
     ("5f00::1", "5f00::/16"),
     ("fd12:3456::1", "fc00::/7"),
