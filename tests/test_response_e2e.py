@@ -14,8 +14,10 @@ from idp.settings import Persona, ServiceProvider
 from metadata.crm import parse_crm
 from tests.helpers import crm_toml
 from tests.idp_support import ACS, IDP_BASE, SP_ENTITY, authn_request, login_as, make_idp, redirect_path
+from validator.render.json import report_document
 from validator.report import Report
 from validator.response_inspection import ResponseOptions, inspect_response_bytes, trust_from_metadata
+from validator.response_report import response_report
 
 CRM = crm_toml(sp_entity_id=SP_ENTITY, acs_url=ACS, idp={
     "entity_id": f"{IDP_BASE}/metadata", "nameid_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"})
@@ -40,16 +42,21 @@ def judge(response: bytes, metadata: bytes, request_id: str) -> Report:
     trust = trust_from_metadata(metadata, crm)
     options = ResponseOptions(now=datetime.now(UTC), trusted=trust.certificates, idp_entity_id=trust.entity_id,
                               request_id=request_id)
-    report = Report(subject="response", inputs={}, clock=options.now)
-    inspect_response_bytes(response, "response", options, crm, report)
-    return report
+    return response_report(inspect_response_bytes(response, "response", options, crm))
+
+
+def facts(report: Report) -> dict[str, object]:
+    """The report's facts as its JSON shows them."""
+    found = report_document(report)["facts"]
+    assert isinstance(found, dict)
+    return found
 
 
 def test_a_persona_matching_the_record_gives_no_problem(tmp_path: Path) -> None:
     report = judge(*issue_response(tmp_path, MATCHING))
     assert [(f.code, f.message) for f in report.findings if f.severity != "info"] == []
     assert {f.code for f in report.findings} == {"SIG025"}  # Response and Assertion signed and verified
-    assert report.facts["response"]["claims"] == {k: [v] for k, v in MATCHING.items()}
+    assert facts(report)["response"]["claims"] == {k: [v] for k, v in MATCHING.items()}  # type: ignore[index]
 
 
 def test_renaming_one_claim_gives_exactly_that_finding(tmp_path: Path) -> None:
@@ -69,15 +76,15 @@ def test_wrong_request_id_and_a_changed_byte(tmp_path: Path) -> None:
     xml = base64.b64decode(response).replace(b"100200300", b"100200301", 1)
     tampered = judge(base64.b64encode(xml), metadata, "_e2e_request_0001")
     assert [f.code for f in tampered.findings] == ["SIG022"]
-    assert "claims" not in tampered.facts["response"]
+    assert facts(tampered)["response"] == {"verified": False}
 
 
 def test_without_metadata_no_claim_is_read(tmp_path: Path) -> None:
     response, _, request_id = issue_response(tmp_path, MATCHING)
     options = ResponseOptions(now=datetime.now(UTC), request_id=request_id)
-    report = Report(subject="response", inputs={}, clock=options.now)
-    inspect_response_bytes(response, "response", options, None, report)
-    assert [f.code for f in report.findings] == ["SIG026"]
+    inspection = inspect_response_bytes(response, "response", options, None)
+    assert [f.code for f in inspection.findings] == ["SIG026"]
+    assert [r.facts for r in inspection.responses] == [None]
 
 
 @pytest.mark.parametrize(("content", "code"), [
@@ -181,7 +188,7 @@ def test_canonical_growth_and_far_future_dates_never_crash(tmp_path: Path) -> No
     xml = xml.replace(b"&gt;", b">")
     assert len(xml) < 196_608
     report = judge(base64.b64encode(xml), app.test_client().get("/metadata").get_data(), "_g1")
-    assert report.facts["response"]["verified"] is True
+    assert facts(report)["response"]["verified"] is True  # type: ignore[index]
 
     from dataclasses import replace
 

@@ -182,7 +182,8 @@ def response_command(
     skew: int, allow_http: bool, fmt: str, out: Path | None, strict: bool, now: str | None,
 ) -> None:
     """Check a SAML response: raw XML, base64, a form body or a SAML-tracer export (FILE, or - for stdin)."""
-    from validator.response_inspection import response_report
+    from validator.response_inspection import inspect_response
+    from validator.response_report import response_report
 
     if source == "-":
         data = sys.stdin.buffer.read(2 * MiB)
@@ -192,12 +193,12 @@ def response_command(
     else:
         raise click.BadParameter(f"{source!r} is not a file (use - for standard input)", param_hint="FILE|-")
     crm = _load_crm(crm_path)
-    report = response_report(
-        data, source, now=parse_now(now), crm=crm, crm_source=str(crm_path) if crm_path else None,
-        metadata=metadata_source, sp_key_pem=sp_key.read_bytes() if sp_key else None, request_id=request_id,
-        skew_seconds=skew, policy=_http_policy() if allow_http else None,
+    inspection = inspect_response(
+        data, source, now=parse_now(now), crm=crm, metadata=metadata_source,
+        sp_key_pem=sp_key.read_bytes() if sp_key else None, request_id=request_id, skew_seconds=skew,
+        policy=_http_policy() if allow_http else None,
     )
-    emit(report, fmt, out, strict)
+    emit(response_report(inspection, crm_source=str(crm_path) if crm_path else None), fmt, out, strict)
 
 
 @cli.command("crm")

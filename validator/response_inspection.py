@@ -1,33 +1,38 @@
-"""Response inspection: a SAML response (in any accepted form) in, one :class:`Report` out.
+"""Response inspection: a SAML response (in any accepted form) in, one frozen
+:class:`ResponseInspection` out.
 
 Order matters (SECURITY.md §2): structure first, then the signatures with the IdP's trusted
 certificates only, then — from the trees re-parsed out of what was signed, and only from
-them — every protocol check and every claim against the CRM record.
+them — every protocol check and every claim against the CRM record. A
+:class:`~validator.report.Report` is assembled from the inspection only where it is shown
+(:func:`validator.response_report.response_report`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from metadata.certs import fingerprint
+from lxml import etree
+
 from metadata.crm import CRMRecord
 from metadata.encryption import DecryptionError
 from metadata.errors import MetadataError, UnsafeXML
 from metadata.read import read_metadata
-from metadata.response import ResponseError, structure_problems, verify_response
+from metadata.response import ResponseError, VerifiedResponse, structure_problems, verify_response
 from metadata.signing import SignatureError
 from metadata.urls import redact_url
 from metadata.xml import MESSAGE_LIMITS, metadata_limits, parse_untrusted
 from validator.checks import claims, response, response_signature
-from validator.checks.input import BAD_BASE64, NOT_A_RESPONSE_INPUT, NOT_METADATA, finding_for_unsafe_xml
+from validator.checks.input import NOT_METADATA, finding_for_unsafe_xml
 from validator.checks.keys import signing_keys
-from validator.findings import Finding
-from validator.report import Report
-from validator.response_facts import read_facts
-from validator.response_input import ResponseInputError, read_response_input
+from validator.checks.response import never_seen
+from validator.findings import Finding, FindingLog, folded
+from validator.response_facts import ResponseFacts, read_facts
+from validator.response_input import InputRefusal, read_response_input
 from validator.vendor import detect_vendor
 
 if TYPE_CHECKING:
@@ -44,7 +49,9 @@ class ResponseOptions:
     """The SP's private key, to decrypt an EncryptedAssertion."""
     request_id: str | None = None
     skew_seconds: int = 120
-    seen_assertion_ids: frozenset[str] = frozenset()
+    is_replay: Callable[[str], bool] = never_seen
+    """Asked once per verified assertion ID whether it was used before (RSP023); the test SP's
+    answer also records it as used."""
     vendor_key: str | None = None
 
 
@@ -109,82 +116,106 @@ def load_trust(
         return None, [NOT_METADATA.finding(str(exc), where=where)]
 
 
-def response_report(
-    data: bytes, source: str, *, now: datetime, crm: CRMRecord | None, crm_source: str | None = None,
-    metadata: bytes | str | None = None, metadata_source: str | None = None, sp_key_pem: bytes | None = None,
-    request_id: str | None = None, skew_seconds: int = 120, policy: FetchPolicy | None = None,
-    files: bool = True,
-) -> Report:
+@dataclass(frozen=True)
+class JudgedResponse:
+    """One response of the input, parsed: verified (its trees and the facts read from them), or not."""
+
+    label: str
+    """How its findings name it: the input, or which of several responses."""
+    verified: VerifiedResponse | None = None
+    """The trees re-parsed from what was signed; None when nothing could be trusted (the findings say why)."""
+    facts: ResponseFacts | None = None
+    """Read from the verified trees only; None when not verified."""
+
+
+@dataclass(frozen=True)
+class ResponseInspection:
+    """A SAML response input judged: every response found in it, the trust used, the findings."""
+
+    source: str
+    now: datetime
+    found: int
+    """Responses found in the input (a SAML-tracer export may hold several); 0 when none could be read."""
+    responses: tuple[JudgedResponse, ...]
+    """Those of them that parsed, in input order."""
+    findings: tuple[Finding, ...]
+    subjects_run: tuple[str, ...]
+    trust: IdPTrust | None = None
+    """The IdP's certificates, entity ID and product, when the inspection loaded them."""
+    trust_source: str | None = None
+    """Where the trust came from, as a report names it (a URL with any password hidden)."""
+
+
+def _subjects(crm: CRMRecord | None) -> tuple[str, ...]:
+    return ("input", "response-signature", "response") + (("claims",) if crm else ())
+
+
+def inspect_response(
+    data: bytes, source: str, *, now: datetime, crm: CRMRecord | None, metadata: bytes | str | None = None,
+    metadata_source: str | None = None, sp_key_pem: bytes | None = None, request_id: str | None = None,
+    skew_seconds: int = 120, policy: FetchPolicy | None = None, files: bool = True,
+) -> ResponseInspection:
     """The whole response check, as ``saml-validate response`` and the web app run it: the IdP's
     certificates from `metadata` (default: the CRM record's metadata URL), then every check."""
-    inputs = {"response": source, **({"crm": crm_source} if crm_source else {})}
-    report = Report(subject="response", inputs=inputs, clock=now,
-                    subjects_run=("input", "response-signature", "response") + (("claims",) if crm else ()))
     if metadata is None and crm is not None and crm.idp.metadata_url:
         metadata = crm.idp.metadata_url
+    shown = None
     if metadata is not None:
-        shown = metadata_source or (metadata if isinstance(metadata, str) else "uploaded")
-        report.inputs["metadata"] = redact_url(shown)
+        shown = redact_url(metadata_source or (metadata if isinstance(metadata, str) else "uploaded"))
     trust, problems = load_trust(metadata, crm, policy, files=files)
-    report.extend(problems)
     options = ResponseOptions(
         now=now, trusted=trust.certificates if trust else (), idp_entity_id=trust.entity_id if trust else None,
         sp_key_pem=sp_key_pem, request_id=request_id, skew_seconds=skew_seconds,
         vendor_key=trust.vendor_key if trust else None,
     )
-    inspect_response_bytes(data, source, options, crm, report)
-    return report
+    judged = inspect_response_bytes(data, source, options, crm)
+    return replace(judged, findings=tuple(folded(problems)) + judged.findings, trust=trust, trust_source=shown)
 
 
 def inspect_response_bytes(
-    data: bytes, source: str, options: ResponseOptions, crm: CRMRecord | None, report: Report
-) -> None:
-    try:
-        found = read_response_input(data)
-    except ResponseInputError as exc:
-        rule = {"XML010": BAD_BASE64, "XML009": NOT_A_RESPONSE_INPUT}.get(exc.code)
-        report.findings.append(rule.finding(exc.message, where=source) if rule else finding_for_unsafe_xml(
-            UnsafeXML({"XML001": "empty", "XML004": "too-large"}.get(exc.code, "malformed"), exc.message), source))
-        return
-    responses: list[dict[str, Any]] = []
+    data: bytes, source: str, options: ResponseOptions, crm: CRMRecord | None = None
+) -> ResponseInspection:
+    """Judge every response in `data` (XML, base64, a form body or a SAML-tracer export)."""
+    found = read_response_input(data)
+    if isinstance(found, InputRefusal):
+        return ResponseInspection(source, options.now, 0, (), (found.finding(source),), _subjects(crm))
+    log = FindingLog()
+    judged = []
     for number, item in enumerate(found, 1):
         label = source if len(found) == 1 else f"{source} (response {number} of {len(found)}: {item.where})"
-        facts = _inspect_one(item.xml, label, options, crm, report)
-        if facts is not None:
-            responses.append(facts)
-    report.facts["responses" if len(found) > 1 else "response"] = responses if len(found) > 1 else (
-        responses[0] if responses else {})
+        try:
+            tree = parse_untrusted(item.xml, MESSAGE_LIMITS)
+        except UnsafeXML as exc:
+            log.add(finding_for_unsafe_xml(exc, label))
+            continue
+        judged.append(_judge(tree, label, options, crm, log))
+    return ResponseInspection(source, options.now, len(found), tuple(judged), log.frozen(), _subjects(crm))
 
 
-def _inspect_one(
-    xml: bytes, source: str, options: ResponseOptions, crm: CRMRecord | None, report: Report
-) -> dict[str, Any] | None:
-    try:
-        tree = parse_untrusted(xml, MESSAGE_LIMITS)
-    except UnsafeXML as exc:
-        report.findings.append(finding_for_unsafe_xml(exc, source))
-        return None
+def inspect_response_tree(
+    tree: etree._ElementTree, source: str, options: ResponseOptions, crm: CRMRecord | None = None
+) -> ResponseInspection:
+    """Judge one response already parsed with the one parser (the test SP's ACS: decoded and parsed once)."""
+    log = FindingLog()
+    judged = _judge(tree, source, options, crm, log)
+    return ResponseInspection(source, options.now, 1, (judged,), log.frozen(), _subjects(crm))
+
+
+def _judge(tree: etree._ElementTree, label: str, options: ResponseOptions, crm: CRMRecord | None,
+           log: FindingLog) -> JudgedResponse:
+    """Structure, then the signatures with the trusted certificates, then — from what was signed
+    only — the protocol checks and the claims."""
     if not options.trusted:
         problems = structure_problems(tree)
-        report.extend(response_signature.structure_findings(problems, source))
+        log.extend(response_signature.structure_findings(problems, label))
         if not problems:
-            report.findings.append(response_signature.no_trust_finding(
-                source, "no IdP metadata was given, so the signatures cannot be checked and no claim is read"))
-        return {"verified": False}
-    try:
-        # The verifier checks the structure first and refuses with every problem it found.
-        verified = verify_response(tree, options.trusted, sp_key_pem=options.sp_key_pem, allow_sha1=True)
-    except ResponseError as exc:
-        report.extend(response_signature.structure_findings(exc.problems, source) if exc.problems
-                      else [response_signature.refusal_finding(exc, source)])
-        return {"verified": False}
-    except (SignatureError, DecryptionError) as exc:
-        report.findings.append(response_signature.refusal_finding(exc, source))
-        return {"verified": False}
-    except UnsafeXML as exc:  # the signed bytes, re-parsed, broke a limit
-        report.findings.append(finding_for_unsafe_xml(exc, source))
-        return {"verified": False}
-    report.extend(response_signature.verified_findings(verified, source))
+            log.add(response_signature.no_trust_finding(
+                label, "no IdP metadata was given, so the signatures cannot be checked and no claim is read"))
+        return JudgedResponse(label)
+    verified = _verify(tree, label, options, log)
+    if verified is None:
+        return JudgedResponse(label)
+    log.extend(response_signature.verified_findings(verified, label))
     facts = read_facts(verified.response, verified.assertion, response_signed=verified.response_signed,
                        assertion_signed=verified.assertion_signed,
                        received=[t for t in (tree.getroot(), verified.decrypted) if t is not None])
@@ -192,23 +223,28 @@ def _inspect_one(
         facts=facts, now=options.now, crm=crm, idp_entity_id=options.idp_entity_id or (
             crm.idp.entity_id if crm else None),
         skew_seconds=options.skew_seconds, request_id=options.request_id,
-        seen_assertion_ids=options.seen_assertion_ids, vendor_key=options.vendor_key,
+        is_replay=options.is_replay, vendor_key=options.vendor_key,
     )
-    report.extend(_located(response.check_response(ctx), source))
+    log.extend(_located(response.check_response(ctx), label))
     if crm is not None:
-        report.extend(_located(claims.check_claims(facts, crm, options.vendor_key), source))
-    return {
-        "verified": True,
-        "signed": [s.element for s in verified.signatures],
-        "signed_by": [fingerprint(s.certificate) for s in verified.signatures],
-        "encrypted": verified.encrypted,
-        "issuer": facts.issuer,
-        "assertion_id": facts.assertion_id,
-        "nameid": facts.nameid,
-        "nameid_format": facts.nameid_format,
-        "in_response_to": facts.in_response_to,
-        "claims": {a.name: list(a.values) for a in facts.attributes},
-    }
+        log.extend(_located(claims.check_claims(facts, crm, options.vendor_key), label))
+    return JudgedResponse(label, verified, facts)
+
+
+def _verify(tree: etree._ElementTree, label: str, options: ResponseOptions, log: FindingLog
+            ) -> VerifiedResponse | None:
+    """The verified response, or None with the findings that say why it was refused."""
+    try:
+        # The verifier checks the structure first and refuses with every problem it found.
+        return verify_response(tree, options.trusted, sp_key_pem=options.sp_key_pem, allow_sha1=True)
+    except ResponseError as exc:
+        log.extend(response_signature.structure_findings(exc.problems, label) if exc.problems
+                   else [response_signature.refusal_finding(exc, label)])
+    except (SignatureError, DecryptionError) as exc:
+        log.add(response_signature.refusal_finding(exc, label))
+    except UnsafeXML as exc:  # the signed bytes, re-parsed, broke a limit
+        log.add(finding_for_unsafe_xml(exc, label))
+    return None
 
 
 def _located(findings: list[Finding], source: str) -> list[Finding]:

@@ -11,7 +11,7 @@ taken as the verifier handed it over. The rules and their documentation are in
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from metadata.crm import CRMRecord
@@ -72,6 +72,11 @@ _STATUS_HINTS = {
 }
 
 
+def never_seen(assertion_id: str) -> bool:
+    """The replay predicate without a replay cache: no assertion was seen before."""
+    return False
+
+
 @dataclass(frozen=True, kw_only=True)
 class ResponseContext:
     facts: ResponseFacts
@@ -82,7 +87,9 @@ class ResponseContext:
     skew_seconds: int = 120
     request_id: str | None = None
     """The ID of the AuthnRequest this response must answer (--request-id, or the test SP's session)."""
-    seen_assertion_ids: frozenset[str] = frozenset()
+    is_replay: Callable[[str], bool] = field(default=never_seen)
+    """Whether an assertion ID was used before (RSP023); asked once, for a present assertion's ID. A
+    replay cache may record the ID as used when asked (the test SP's does)."""
     max_lifetime_seconds: int = 24 * 3600
     """The oldest IssueInstant accepted, before the skew is added."""
     vendor_key: str | None = None
@@ -326,7 +333,7 @@ def check_nameid(ctx: ResponseContext) -> Iterator[Finding]:
 
 def check_replay(ctx: ResponseContext) -> Iterator[Finding]:
     f = ctx.facts
-    if f.assertion_present and f.assertion_id is not None and f.assertion_id in ctx.seen_assertion_ids:
+    if f.assertion_present and f.assertion_id is not None and ctx.is_replay(f.assertion_id):
         yield REPLAY.finding(f"the assertion {_shown(f.assertion_id)} was already used", expected="a new assertion ID",
                              actual=_actual(f.assertion_id), where=_where("saml:Assertion/@ID", f.assertion_line))
 

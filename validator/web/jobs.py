@@ -17,7 +17,8 @@ from validator.framing import probe_framing
 from validator.inspection import MetadataOptions, inspect_metadata, inspect_metadata_bytes
 from validator.metadata_facts import metadata_report
 from validator.report import Report
-from validator.response_inspection import response_report
+from validator.response_inspection import inspect_response
+from validator.response_report import response_report
 
 from .inputs import Document
 
@@ -43,11 +44,12 @@ def check_response(response: Document, crm: CRMRecord | None, crm_source: str | 
     trust: bytes | str | None = None
     if metadata is not None:
         trust = metadata.url if metadata.url is not None else metadata.data
-    return response_report(
-        response.data or b"", response.source, now=now, crm=crm, crm_source=crm_source, metadata=trust,
+    inspection = inspect_response(
+        response.data or b"", response.source, now=now, crm=crm, metadata=trust,
         metadata_source=metadata.source if metadata else None, request_id=request_id or None, policy=policy,
         files=False,  # a record uploaded here names URLs, never a file of this server
     )
+    return response_report(inspection, crm_source=crm_source)
 
 
 def discover(document: Document, crm: CRMRecord | None, crm_source: str | None, *, now: datetime,

@@ -27,7 +27,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from validator.render.json import render_json
 from validator.render.sequence import CHECK_STAGES, Lifeline, Lifelines, Step, failed_stage, login_sequence, stage_of
 from validator.report import Report
 from validator.response_inspection import IdPTrust, ResponseOptions, inspect_response_bytes, trust_from_metadata
+from validator.response_report import response_facts
 from validator.sweep_history import record_signer
 from validator.vendor import VENDORS
 
@@ -331,14 +332,12 @@ def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebSta
     except (MetadataError, ValueError) as exc:
         report.facts["idp_metadata_error"] = str(exc)
     options = ResponseOptions(now=now, trusted=trusted, idp_entity_id=idp_entity_id,
-                              request_id=pending["request_id"], vendor_key=vendor_key)
-    inspect_response_bytes(xml, "response", options, checked, report)
-    assertion_id = report.facts.get("response", {}).get("assertion_id")
-    if assertion_id and not state.store.add(SEEN_NS, assertion_id, b"1", ttl=SEEN_TTL):
-        # Seen in an earlier test login: judge again with the replay cache (RSP023).
-        report.findings.clear()
-        inspect_response_bytes(xml, "response", replace(options, seen_assertion_ids=frozenset({assertion_id})),
-                               checked, report)
+                              request_id=pending["request_id"], vendor_key=vendor_key,
+                              is_replay=lambda assertion_id: not state.store.add(SEEN_NS, assertion_id, b"1",
+                                                                                 ttl=SEEN_TTL))
+    inspection = inspect_response_bytes(xml, "response", options, checked)
+    report.findings.extend(inspection.findings)
+    report.facts.update(response_facts(inspection))
     return report, trust
 
 
