@@ -1,12 +1,17 @@
 """Test material made on the fly: keys, certificates, IdP metadata documents.
 
-No private key is ever committed; every test makes its own. `python -m tests.factory demo`
+No private key is ever committed; keys are made per test process: one shared pair per kind
+(:func:`session_keypair`, behind the conftest's session fixtures), or a fresh one where a test
+needs a key nobody else has (:func:`make_keypair`). `python -m tests.factory demo`
 rebuilds the bundled demo partner (only its public certificate and signed metadata are
 kept).
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,23 +23,44 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
+from metadata import keys
 from metadata.saml import DS, MD, SAML
 from metadata.signing import sign
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class KeyPair:
-    key_pem: bytes
-    cert_pem: bytes
-    cert_der: bytes
+class KeyPair(keys.KeyPair):
+    """:class:`metadata.keys.KeyPair`, with the certificate as metadata publishes it."""
 
     @property
     def cert_b64(self) -> str:
-        import base64
-
         return base64.b64encode(self.cert_der).decode()
+
+
+def _ours(pair: keys.KeyPair) -> KeyPair:
+    return KeyPair(pair.key_pem, pair.cert_pem, pair.cert_der)
+
+
+KEY_KINDS = {
+    "idp-signing": "idp.test",
+    "sp-signing": "sp.example.com",
+    "sp-encryption": "sp-encryption.example.com",
+    "metadata-signing": "metadata signer",
+}
+"""The kinds of key pair the tests share, and the common name of each one's certificate."""
+
+
+@functools.cache
+def session_keypair(kind: str) -> KeyPair:
+    """The one RSA-2048 pair of `kind` (see KEY_KINDS) for this test process: made once, then shared.
+
+    A test that needs a key different from every other one (an attacker's, a rollover's next key)
+    calls :func:`make_keypair` instead.
+    """
+    if kind not in KEY_KINDS:
+        raise ValueError(f"unknown key kind {kind!r}; expected one of {', '.join(KEY_KINDS)}")
+    return make_keypair(KEY_KINDS[kind])
 
 
 def make_keypair(
@@ -46,6 +72,27 @@ def make_keypair(
     curve: ec.EllipticCurve | None = None,
     hash_algorithm: hashes.HashAlgorithm | None = None,
 ) -> KeyPair:
+    """A new key and its self-signed certificate, valid from `not_before` to `not_after`.
+
+    Made by :func:`metadata.keys.generate_keypair`, as the IdP makes its own, unless the test asks for
+    what that function refuses to make on purpose: RSA under 2048 bits, a curve other than P-256, a
+    certificate hash other than SHA-256, or a validity that is not a whole number of days.
+    """
+    kind: keys.KeyKind | None = None
+    if curve is None and bits in (2048, 3072, 4096):
+        kind = {2048: "rsa-2048", 3072: "rsa-3072", 4096: "rsa-4096"}[bits]  # type: ignore[assignment]
+    elif isinstance(curve, ec.SECP256R1):
+        kind = "ec-p256"
+    span = not_after - not_before
+    whole_days = span.days >= 1 and span == timedelta(days=span.days)
+    if kind is not None and whole_days and (hash_algorithm is None or isinstance(hash_algorithm, hashes.SHA256)):
+        return _ours(keys.generate_keypair(cn, kind=kind, days=span.days, now=not_before))
+    return _unusual_keypair(cn, not_before, not_after, bits, curve, hash_algorithm or hashes.SHA256())
+
+
+def _unusual_keypair(cn: str, not_before: datetime, not_after: datetime, bits: int,
+                     curve: ec.EllipticCurve | None, hash_algorithm: hashes.HashAlgorithm) -> KeyPair:
+    """A pair metadata.keys will not make (a weak key, another curve or hash): defects under test."""
     key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
         ec.generate_private_key(curve) if curve else rsa.generate_private_key(65537, bits)
     )
@@ -58,7 +105,7 @@ def make_keypair(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .sign(key, hash_algorithm or hashes.SHA256())
+        .sign(key, hash_algorithm)
     )
     return KeyPair(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -66,6 +113,19 @@ def make_keypair(
         cert.public_bytes(serialization.Encoding.PEM),
         cert.public_bytes(serialization.Encoding.DER),
     )
+
+
+def install_keypair(folder: Path, pair: keys.KeyPair, name: str = "signing") -> None:
+    """Put `pair` in a key folder as :class:`metadata.keys.KeyFolder` keeps it, so that an IdP
+    started on `folder` uses it instead of generating a key of its own."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key_path = folder / f"{name}.key"
+    if key_path.exists():
+        return  # as KeyFolder does: a key in place is never replaced
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pair.key_pem)
+    (folder / f"{name}.crt").write_bytes(pair.cert_pem)
 
 
 _SHA256_RSA = bytes.fromhex("06092a864886f70d01010b")

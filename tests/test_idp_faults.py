@@ -23,7 +23,7 @@ from idp.settings import Persona, Settings, SettingsError
 from metadata.crm import CRMRecord, parse_crm
 from metadata.saml import SAML
 from metadata.xml import MESSAGE_LIMITS, parse_untrusted
-from tests.factory import NOW, make_keypair
+from tests.factory import NOW, install_keypair, session_keypair
 from tests.helpers import crm_toml
 from tests.idp_support import ACS, IDP_BASE, SP_ENTITY, authn_request, form_fields, redirect_path
 from validator.report import Report
@@ -37,7 +37,7 @@ ALICE = Persona(id="alice", display_name="Alice", nameid="alice@example.com",
                 claims={"AccountNumber": "100200300", "Email": "alice@example.com", "LoginTypeId": "1"})
 BOB = Persona(id="bob", nameid="bob@example.com",
               claims={"AccountNumber": "100200301", "Email": "bob@example.com", "LoginTypeId": "2"})
-SP_KEY = make_keypair("sp.example.com")
+SP_KEY = session_keypair("sp-encryption")
 OTHER_SP = "https://other.example.com/saml"
 OTHER_ACS = "https://other.example.com/saml/acs"
 
@@ -57,6 +57,7 @@ def make(tmp_path: Path, *, personas: tuple[Persona, ...] = (ALICE, BOB), encryp
          encrypt: bool = False, crm: CRMRecord | None = RECORD, **server: Any) -> Flask:
     (tmp_path / "sp.xml").write_text(sp_metadata(SP_ENTITY, ACS, encryption=encryption))
     (tmp_path / "other.xml").write_text(sp_metadata(OTHER_SP, OTHER_ACS, encryption=False))
+    install_keypair(tmp_path / "keys", session_keypair("idp-signing"))  # not a new RSA key per test
     settings = Settings.model_validate({
         "server": {"base_url": IDP_BASE, "key_folder": str(tmp_path / "keys"), "dev_mode": False, **server},
         "personas": [p.model_dump() for p in personas],
