@@ -18,27 +18,32 @@ Endpoints (one blueprint per module):
 ``/healthz``           liveness and store check
 =====================  =======================================================================
 
-The one root exception is :class:`IdPError`.
+The one root exception is :class:`idp.errors.IdPError`.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from flask import Flask
+from flask import Flask
+from werkzeug.exceptions import HTTPException
 
-    from metadata.crm import CRMRecord
-    from metadata.store import Store
+from metadata.crm import CRMRecord, load_crm
+from metadata.store import Store, StoreUnavailable
 
-    from .settings import Settings
+from . import api, login, pages, slo, sso
+from .cast import apply_crm
+from .pages import security_headers, store_unavailable
+from .problem import http_error
+from .settings import Settings, load_settings
+from .state import build_state, shared_secret
 
-
-class IdPError(Exception):
-    """Root of the test IdP's exceptions."""
+__all__ = ["create_app"]
 
 
 def create_app(
@@ -53,27 +58,10 @@ def create_app(
     """The test IdP as a Flask app. Without `settings`: ``$IDP_CONFIG`` (a TOML file) or the
     defaults, with ``IDP_*`` overrides — a working IdP with two demo personas; ``$IDP_CRM``
     names a CRM record whose biller the IdP then plays (:func:`idp.cast.apply_crm`)."""
-    import os
-
-    from flask import Flask
-    from werkzeug.exceptions import HTTPException
-
-    from metadata.store import StoreUnavailable
-
-    from . import api, login, pages, slo, sso
-    from .pages import security_headers, store_unavailable
-    from .problem import http_error
-    from .settings import load_settings
-    from .state import build_state
-
     config = os.environ.get("IDP_CONFIG")
     if settings is None:
         settings = load_settings(Path(config) if config else None)
         if crm is None and os.environ.get("IDP_CRM"):
-            from metadata.crm import load_crm
-
-            from .cast import apply_crm
-
             crm = load_crm(Path(os.environ["IDP_CRM"]))
             settings = apply_crm(settings, crm)
     # Relative paths in the settings (key folder, SP metadata files) are read from the
@@ -102,13 +90,6 @@ def _session_secret(store: Store) -> str:
     # Flask's signed session (the IdP session is the idp_session cookie, looked up in the store),
     # so a worker that starts while the store is down boots with a key of its own and answers 503
     # until the store is back: failing to boot would make gunicorn stop every worker for good.
-    import logging
-    import secrets
-
-    from metadata.store import StoreUnavailable
-
-    from .state import shared_secret
-
     try:
         return shared_secret(store).decode()
     except StoreUnavailable as exc:

@@ -23,9 +23,10 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from metadata.json_body import json_type
 
-from .faults import CATALOGUE, FaultError, conflict, fault
+from .errors import FaultError, Problem
+from .faults import CATALOGUE, conflict, fault
 from .flow import fault_problem
-from .problem import Problem, answer, json_object
+from .problem import answer, json_object
 from .sso import ARMED_FAULTS, armed_fault_key
 from .state import IdPState, state
 

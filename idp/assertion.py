@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 from xmlsec import constants as xc
 
-from idp import IdPError
 from metadata import encryption
 from metadata.saml import (
     BEARER,
@@ -40,6 +39,8 @@ from metadata.saml import (
 from metadata.signing import RSA_SHA256, SHA256, sign
 from metadata.write import new_id, xs_datetime
 from metadata.xml import MESSAGE_LIMITS, parse_untrusted
+
+from .errors import IdPResponseError
 
 __all__ = [
     "Claim", "IdPResponseError", "ResponseSpec", "SigningKey", "build_response", "decrypt_assertion",
@@ -63,10 +64,6 @@ _START = (
 )
 _NCNAME = re.compile(f"[{_START}][{_START}\\-.0-9\u00b7\u0300-\u036f\u203f-\u2040]*")
 MAX_IN_RESPONSE_TO = 256
-
-
-class IdPResponseError(IdPError, ValueError):
-    """A response that cannot be built, or an encrypted assertion that is refused."""
 
 
 class SigningKey(Protocol):

@@ -28,6 +28,7 @@ from typing import get_args
 
 from metadata.crm import CRMRecord
 
+from .faults import wrong_cases
 from .settings import Persona, ServiceProvider, Settings, Vendor
 
 __all__ = ["apply_crm", "personas_from_crm", "sp_from_crm"]
@@ -144,15 +145,6 @@ def _claim_case_miss(record: CRMRecord, base: Persona) -> tuple[str, str, Claims
                 claims = {wrong if name == claim.name else name: value for name, value in base.claims.items()}
                 return "near-miss-claim-case", f"Near miss: {wrong!r} instead of {claim.name!r}", claims
     return None
-
-
-def wrong_cases(name: str) -> list[str]:
-    """`name` with the case of its first letter swapped, then all lower case: those that differ."""
-    at = next((i for i, ch in enumerate(name) if ch.isalpha()), None)
-    if at is None:
-        return []
-    candidates = (name[:at] + name[at].swapcase() + name[at + 1:], name.lower())
-    return [c for c in dict.fromkeys(candidates) if c != name]
 
 
 def _login_type_miss(record: CRMRecord, base: Persona) -> tuple[str, str, Claims] | None:

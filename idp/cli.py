@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,12 +18,19 @@ from typing import get_args
 
 import click
 
+from metadata.certs import certificate_facts
 from metadata.console import run
 from metadata.crm import CRMRecord, load_crm
+from metadata.keys import KeyFolder
 
-from . import IdPError
+from . import create_app
 from .cast import apply_crm
+from .errors import IdPError
+from .faults import CATALOGUE, catalogue_markdown
+from .pages import metadata_document
 from .settings import Settings, Vendor, load_settings
+from .state import IdPState
+from .vendors import idp_entity_id
 
 config_option = click.option(
     "--config", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -41,8 +50,6 @@ vendor_option = click.option(
 
 
 def _settings(config: Path | None, crm: Path | None = None, vendor: str | None = None) -> Settings:
-    import os
-
     path = config or (Path(os.environ["IDP_CONFIG"]) if os.environ.get("IDP_CONFIG") else None)
     settings = load_settings(path)
     record = _record(crm)
@@ -54,16 +61,12 @@ def _settings(config: Path | None, crm: Path | None = None, vendor: str | None =
 
 
 def _record(crm: Path | None) -> CRMRecord | None:
-    import os
-
     path = crm or (Path(os.environ["IDP_CRM"]) if os.environ.get("IDP_CRM") else None)
     return load_crm(path) if path else None
 
 
 def _base(config: Path | None) -> Path | None:
     """Where relative paths in the settings are read from: the settings file's folder."""
-    import os
-
     path = config or (Path(os.environ["IDP_CONFIG"]) if os.environ.get("IDP_CONFIG") else None)
     return path.resolve().parent if path else None
 
@@ -81,14 +84,12 @@ def cli() -> None:
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 def serve(config: Path | None, crm: Path | None, vendor: str | None, host: str, port: int) -> None:
     """Run the IdP (development server; for production: gunicorn 'idp:create_app()')."""
-    from . import create_app
-
     settings = _settings(config, crm, vendor)
     if host not in ("127.0.0.1", "localhost", "::1") and settings.server.dev_mode:
         click.echo("note: dev_mode allows http ACS URLs on localhost only; set dev_mode = false for real use",
                    err=True)
     app = create_app(settings, base=_base(config), crm=_record(crm))
-    click.echo(f"test IdP {settings.server.idp_entity_id} ({settings.server.vendor} profile, "
+    click.echo(f"test IdP {idp_entity_id(settings.server)} ({settings.server.vendor} profile, "
                f"{len(settings.personas)} personas) on http://{host}:{port}/ (metadata at /metadata)", err=True)
     app.run(host=host, port=port, threaded=True)
 
@@ -99,10 +100,6 @@ def serve(config: Path | None, crm: Path | None, vendor: str | None, host: str, 
 @vendor_option
 def metadata(config: Path | None, crm: Path | None, vendor: str | None) -> None:
     """Print the IdP's metadata XML."""
-    from . import create_app
-    from .pages import metadata_document
-    from .state import IdPState
-
     app = create_app(_settings(config, crm, vendor), base=_base(config), crm=_record(crm))
     state: IdPState = app.extensions["saml_idp"]
     sys.stdout.write(metadata_document(state).decode())
@@ -113,12 +110,9 @@ def metadata(config: Path | None, crm: Path | None, vendor: str | None) -> None:
 @click.option("--rotate", is_flag=True, help="Add a new signing key; metadata keeps the old certificate too.")
 def keygen(config: Path | None, rotate: bool) -> None:
     """Create the signing key if there is none (never overwritten), or rotate it."""
-    from metadata.certs import certificate_facts
-    from metadata.keys import KeyFolder
-
     settings = _settings(config)
     folder = KeyFolder((_base(config) or Path.cwd()) / settings.server.key_folder)
-    name = f"SAML Preflight test IdP ({settings.server.idp_entity_id})"[:64]
+    name = f"SAML Preflight test IdP ({idp_entity_id(settings.server)})"[:64]
     now = datetime.now(UTC)
     pair = (folder.rotate(name, settings.server.key_kind, now=now) if rotate
             else folder.ensure(name, settings.server.key_kind, now=now))
@@ -145,11 +139,7 @@ def faults(fmt: str) -> None:
     """List the fault catalogue: what each fault breaks, what a correct SP must do, and the
     validator code that reports it. Choose faults per persona (faults = [...]), on the login page,
     or with POST /api/v1/faults."""
-    from .faults import CATALOGUE, catalogue_markdown
-
     if fmt == "json":
-        import json
-
         click.echo(json.dumps([f.as_dict() for f in CATALOGUE.values()], indent=2))
     elif fmt == "markdown":
         click.echo(catalogue_markdown(), nl=False)

@@ -11,6 +11,11 @@ acts at one or more of three points:
 
 ``replay`` is the one fault that builds nothing: the IdP sends its previous response again
 (:mod:`idp.flow` keeps it per IdP session and SP).
+
+Size: the catalogue is one table that is read whole, each entry beside the few small tree edits
+it makes; split in two, every fault would be read across two files. Its layer sits right above
+:mod:`idp.assertion`: the settings check persona faults against it, so it imports no settings,
+vendor profile or persona cast.
 """
 
 from __future__ import annotations
@@ -26,15 +31,13 @@ from typing import Literal
 
 from lxml import etree
 
-from idp import IdPError
 from metadata.crm import CRMRecord
 from metadata.keys import KeyPair, generate_keypair
 from metadata.saml import AUTHN_FAILED, PERSISTENT, RESPONDER, SAML, SAMLP, UNSPECIFIED
 from metadata.signing import ECDSA_SHA1, ECDSA_SHA256, RSA_SHA1, SHA1, sign
 
 from .assertion import Claim, ResponseSpec, SigningKey, build_response
-from .cast import wrong_cases
-from .vendors import WS_CLAIMS
+from .errors import FaultError
 
 _A = f"{{{SAML}}}"
 _P = f"{{{SAMLP}}}"
@@ -43,10 +46,6 @@ HOLDER_OF_KEY = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key"
 
 Need = Literal["assertion", "signature", "plaintext", "encryption-key", "account-claim", "login-type-claim"]
 Effect = Literal["assertion", "signature", "plaintext"]
-
-
-class FaultError(IdPError, ValueError):
-    """An unknown fault, or one that cannot apply to this SP, persona or session."""
 
 
 @dataclass(frozen=True)
@@ -91,10 +90,10 @@ class Plan:
     now: datetime
     key: SigningKey
     new_id: Callable[[], str]
+    uri_form: Callable[[str], str]
+    """The IdP product's URI form of a claim name (its vendor profile's)."""
     encrypt_for: bytes | None = None
     roles: ClaimRoles = ClaimRoles()
-    uri_form: Callable[[str], str] = lambda name: WS_CLAIMS + name
-    """The IdP product's URI form of a claim name (its vendor profile's)."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +192,16 @@ def _joined(plan: Plan, claim: Claim) -> str:
     joining is wrong."""
     held = plan.roles.login_type_ids
     return ",".join(held[:2]) if len(held) >= 2 else ",".join((*claim.values[:1], plan.roles.unused_login_type))
+
+
+def wrong_cases(name: str) -> list[str]:
+    """`name` with the case of its first letter swapped, then all lower case: those that differ
+    (also the names of :mod:`idp.cast`'s near-miss persona)."""
+    at = next((i for i, ch in enumerate(name) if ch.isalpha()), None)
+    if at is None:
+        return []
+    candidates = (name[:at] + name[at].swapcase() + name[at + 1:], name.lower())
+    return [c for c in dict.fromkeys(candidates) if c != name]
 
 
 def _wrong_case(name: str) -> str:

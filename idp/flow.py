@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from flask import Response, render_template, request
 
 from metadata.saml import EMAIL, NO_PASSIVE, PERSISTENT, RESPONDER, TRANSIENT, UNSPECIFIED
+from metadata.service_provider import default_acs as metadata_default_acs
 from metadata.signing import signature_method_for
 
 from .assertion import ResponseSpec, build_response, serialize
@@ -111,9 +112,9 @@ def persona_response(
         signature_method=signature_method_for(key.key_pem),
         authn_instant=datetime.fromisoformat(session["authn_instant"]),
     )
-    plan = Plan(spec=spec, now=idp.clock(), key=key, new_id=idp.new_id,
+    plan = Plan(spec=spec, now=idp.clock(), key=key, new_id=idp.new_id, uri_form=vendor.uri_form,
                 encrypt_for=sp.encryption_certificate if options.encrypt else None,
-                roles=claim_roles(persona.claims, idp.crm), uri_form=vendor.uri_form)
+                roles=claim_roles(persona.claims, idp.crm))
     return serialize(build(plan, faults))
 
 
@@ -209,9 +210,7 @@ def acs_allowed(idp: IdPState, url: str) -> bool:
 
 def default_acs(sp: RegisteredSP) -> str:
     """The SP's default HTTP-POST ACS (SAML Metadata §2.2.3), as the request checks pick it."""
-    from metadata.service_provider import default_acs as metadata_default
-
-    chosen = metadata_default(sp.sp)
+    chosen = metadata_default_acs(sp.sp)
     assert chosen is not None  # the registry refuses an SP without an HTTP-POST ACS
     return chosen.location
 
@@ -222,8 +221,6 @@ AUTO_SUBMIT_SCRIPT = "document.forms[0].submit();"
 
 
 def _script_hash(script: str) -> str:
-    import hashlib
-
     return "sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
 
 

@@ -14,7 +14,7 @@ from . import flow
 from .faults import CATALOGUE, Fault, fault
 from .registry import RegisteredSP
 from .settings import Persona
-from .sso import _signed_in, render_page, same_site_post
+from .sso import render_page, same_site_post, signed_in
 from .state import IdPState, state
 
 blueprint = Blueprint("login", __name__)
@@ -66,7 +66,7 @@ def login_submit() -> Response:
     if taken is None or sp is None:  # a second submit of the same form
         return render_page("expired.html", status=400)
     sid, session = flow.start_session(idp, persona)
-    return _signed_in(idp, sid, session, sp, taken, persona, picked=(fault(picked),) if picked else ())
+    return signed_in(idp, sid, session, sp, taken, persona, picked=(fault(picked),) if picked else ())
 
 
 def _authenticate(personas: dict[str, Persona]) -> Persona | None:

@@ -11,6 +11,7 @@ from metadata.saml import EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED
 from metadata.signing import sign, signature_method_for
 from metadata.store import StoreUnavailable
 from metadata.write import idp_metadata_xml
+from metadata.xml import MESSAGE_LIMITS, parse_untrusted
 
 from . import flow
 from .problem import is_api_request, problem
@@ -102,8 +103,6 @@ def debug() -> Response:
 
 
 def _pretty(xml: str) -> str:
-    from metadata.xml import MESSAGE_LIMITS, parse_untrusted
-
     # Our own response, but shown back: parsed the one way, re-indented, escaped by the template.
     tree = parse_untrusted(xml.encode(), MESSAGE_LIMITS)
     etree.indent(tree)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from flask import Response, current_app, request
 from werkzeug.exceptions import HTTPException
@@ -17,18 +16,9 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from metadata.json_body import JSONBodyError, read_json_object
 
-from . import IdPError
+from .errors import Problem
 
 PROBLEM_JSON = "application/problem+json"
-
-class Problem(IdPError):
-    """An API call that cannot be answered: becomes a problem document with `status`."""
-
-    def __init__(self, status: int, detail: str, members: Mapping[str, object] | None = None, *,
-                 headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.detail = status, detail
-        self.members, self.headers = dict(members or {}), dict(headers or {})
 
 
 def problem(status: int, detail: str, *, headers: Mapping[str, str] | None = None, **members: object) -> Response:
@@ -74,9 +64,10 @@ def _limit() -> str:
     return f"{limit // 1024} KiB" if isinstance(limit, int) else "a limit"
 
 
-def json_object() -> dict[str, Any]:
+def json_object() -> dict[str, object]:
     """The request's body as a JSON object (RFC 8259: UTF-8), each defect a 400 (415 for another
-    media type) that names it."""
+    media type) that names it. The API's one reader of a JSON body: its values are checked, each
+    for its type, by the call that reads them."""
     call = f"{request.method} {request.path}"
     if not request.is_json:
         raise Problem(415, f"{call} takes a JSON object: send Content-Type: application/json, not "

@@ -16,12 +16,8 @@ from metadata.saml import BINDING_POST
 from metadata.service_provider import ServiceProvider
 from metadata.xml import parse_untrusted
 
-from . import IdPError
+from .errors import RegistryError
 from .settings import ServiceProvider as SPSettings
-
-
-class RegistryError(IdPError, ValueError):
-    """An SP could not be registered: its metadata is unreadable or it has no usable ACS."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +71,7 @@ def register(options: SPSettings, *, base: Path = Path(".")) -> RegisteredSP:
 
 def _metadata_bytes(location: str, base: Path) -> bytes:
     if "://" in location:
+        # Loaded only for an SP whose metadata is a URL: the safe fetcher brings urllib3 in.
         from metadata.fetch import FetchError, fetch
 
         try:

@@ -14,24 +14,22 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from metadata.config import StrictModel, load_config, validate_config
-from metadata.errors import ConfigError
 
-from . import IdPError
+from .assertion import SignWhat
+from .errors import FaultError, SettingsError
+from .faults import conflict, fault
 
-Signing = Literal["assertion", "response", "both", "none"]
+Signing = SignWhat
 Vendor = Literal["generic", "okta", "entra", "adfs", "google", "ping", "onelogin", "keycloak", "shibboleth"]
 NameFormat = Literal["unspecified", "basic", "uri"]
-
-
-class SettingsError(ConfigError, IdPError):
-    what = "the IdP configuration"
 
 
 class Server(StrictModel):
     base_url: str = "http://127.0.0.1:8080"
     """Where SPs reach the IdP; endpoints and the default entity ID derive from it."""
     entity_id: str | None = None
-    """The IdP's entity ID; default: the vendor profile's form, ``<base_url>/metadata`` for generic."""
+    """The IdP's entity ID; default: the vendor profile's form, ``<base_url>/metadata`` for generic
+    (:func:`idp.vendors.idp_entity_id`)."""
     vendor: Vendor = "generic"
     """Whose responses to imitate (:mod:`idp.vendors`): issuer form, claim names, what is signed,
     NameID format and attribute NameFormat, each shaped after that product's real responses."""
@@ -56,12 +54,6 @@ class Server(StrictModel):
     ``Authorization: Bearer <api_token>`` (scheme in any case, the token exactly): on an IdP shared
     by several people, arming a persona signs in whoever's browser asks next."""
 
-    @property
-    def idp_entity_id(self) -> str:
-        from .vendors import profile
-
-        return self.entity_id or profile(self.vendor).entity_id(self.base_url)
-
 
 class Persona(StrictModel):
     id: str
@@ -82,8 +74,6 @@ class Persona(StrictModel):
     @field_validator("faults")
     @classmethod
     def _known_faults(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from .faults import FaultError, conflict, fault
-
         problem = conflict([fault(fault_id) for fault_id in value])  # FaultError names the valid ones
         if problem:
             raise FaultError(problem)

@@ -115,12 +115,12 @@ def _continue(idp: IdPState, sp: RegisteredSP, pending: flow.Pending) -> Respons
     existing = flow.current_session(idp)
     if chosen is not None and not pending.is_passive:
         sid, session = flow.start_session(idp, chosen)
-        return _signed_in(idp, sid, session, sp, pending, chosen)
+        return signed_in(idp, sid, session, sp, pending, chosen)
     if existing and not pending.force_authn:
         sid, session = existing
         persona = idp.personas.get(session["persona"])
         if persona is not None:
-            return _signed_in(idp, sid, session, sp, pending, persona, new_cookie=False)
+            return signed_in(idp, sid, session, sp, pending, persona, new_cookie=False)
     if pending.is_passive:
         return flow.post_form(idp, existing[0] if existing else None, pending, sp, flow.no_passive(idp, sp, pending),
                               label="NoPassive status")
@@ -149,7 +149,7 @@ def same_site_post() -> bool:
         origin == state().settings.server.base_url.rstrip("/"))
 
 
-def _signed_in(idp: IdPState, sid: str, session: dict[str, Any], sp: RegisteredSP, pending: flow.Pending,
+def signed_in(idp: IdPState, sid: str, session: dict[str, Any], sp: RegisteredSP, pending: flow.Pending,
                persona: Persona, *, new_cookie: bool = True, picked: tuple[Fault, ...] = ()) -> Response:
     """The response for `persona`, with the faults that apply to this one response: the persona's own
     (settings), `picked` on the login page, and one armed through the API for this SP and persona

@@ -22,7 +22,7 @@ from metadata.write import new_id as default_new_id
 
 from .registry import SPRegistry, register
 from .settings import Persona, Settings
-from .vendors import VendorProfile, profile
+from .vendors import VendorProfile, idp_entity_id, profile
 
 
 def _utc_now() -> datetime:
@@ -51,7 +51,7 @@ class IdPState:
 
     @property
     def entity_id(self) -> str:
-        return self.settings.server.idp_entity_id
+        return idp_entity_id(self.settings.server)
 
     def url(self, path: str) -> str:
         return f"{self.settings.server.base_url.rstrip('/')}{path}"
@@ -82,7 +82,7 @@ def build_state(
     server = settings.server
     keys = KeyFolder(base / server.key_folder)
     now = (clock or _utc_now)()
-    keys.ensure(f"SAML Preflight test IdP ({server.idp_entity_id})"[:64], server.key_kind, now=now)
+    keys.ensure(f"SAML Preflight test IdP ({idp_entity_id(server)})"[:64], server.key_kind, now=now)
     store = store or open_store(server.store, base / "var" / "idp" / "state.sqlite3")
     registry = SPRegistry([register(options, base=base) for options in settings.sps])
     return IdPState(

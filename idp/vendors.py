@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from idp import IdPError
-from idp.assertion import Claim, SignWhat
-from idp.settings import Persona
 from metadata.saml import EMAIL, ENTITY, TRANSIENT, UNSPECIFIED
+
+from .assertion import Claim, SignWhat
+from .errors import UnknownVendor
+from .settings import Persona, Server
 
 WS_CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
 MS_CLAIMS = "http://schemas.microsoft.com/identity/claims/"
@@ -29,10 +30,6 @@ MS_PASSWORD = "http://schemas.microsoft.com/ws/2008/06/identity/authenticationme
 
 _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-class UnknownVendor(IdPError, ValueError):
-    """A vendor profile key that is not one of :data:`PROFILES`."""
 
 
 @dataclass(frozen=True)
@@ -273,3 +270,8 @@ def profile(key: str) -> VendorProfile:
         return PROFILES[key]
     except KeyError:
         raise UnknownVendor(f"unknown vendor profile {key!r}; choose one of: {', '.join(PROFILES)}") from None
+
+
+def idp_entity_id(server: Server) -> str:
+    """The IdP's entity ID: the one configured, else its vendor profile's form of the base URL."""
+    return server.entity_id or profile(server.vendor).entity_id(server.base_url)

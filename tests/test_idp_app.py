@@ -16,7 +16,8 @@ from flask.testing import FlaskClient
 from lxml import etree
 from werkzeug.test import TestResponse
 
-from idp.settings import ServiceProvider, SettingsError, load_settings
+from idp.errors import RegistryError, SettingsError
+from idp.settings import ServiceProvider, load_settings
 from metadata.signing import verify
 from metadata.store import SQLiteStore
 from metadata.xml import MESSAGE_LIMITS, parse_untrusted
@@ -302,8 +303,6 @@ def test_settings_are_strict_and_env_overrides(tmp_path: Path) -> None:
 
 
 def test_encrypt_without_sp_key_is_refused(tmp_path: Path) -> None:
-    from idp.registry import RegistryError
-
     (tmp_path / "sp.xml").write_text(
         f'<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{SP_ENTITY}">'
         '<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'

@@ -20,7 +20,6 @@ from lxml import etree
 
 from idp.assertion import (
     Claim,
-    IdPResponseError,
     ResponseSpec,
     SignWhat,
     build_response,
@@ -30,6 +29,7 @@ from idp.assertion import (
     to_post_value,
     valid_in_response_to,
 )
+from idp.errors import IdPResponseError
 from metadata.keys import KeyPair, generate_keypair
 from metadata.saml import AUTHN_FAILED, BINDING_POST, BINDING_REDIRECT, DS, RESPONDER, SAML, SAMLP, XENC
 from metadata.schema import validate

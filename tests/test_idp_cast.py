@@ -12,6 +12,7 @@ import pytest
 from idp import create_app
 from idp.cast import apply_crm, personas_from_crm, sp_from_crm
 from idp.settings import DEMO_PERSONAS, Persona, ServiceProvider, Settings
+from idp.vendors import idp_entity_id
 from metadata.crm import Claim, CRMRecord, load_crm, parse_crm
 from metadata.saml import EMAIL, PERSISTENT
 from metadata.store import SQLiteStore
@@ -235,10 +236,10 @@ def test_apply_crm_keeps_a_configured_sp_with_the_record_entity_id() -> None:
 def test_apply_crm_plays_the_records_idp_unless_the_settings_name_their_own() -> None:
     rec = load_crm(DEMO)  # vendor adfs, entity ID https://sts.springfieldwater.example/adfs/services/trust
     server = apply_crm(Settings(), rec).server
-    assert (server.idp_entity_id, server.vendor) == (rec.idp.entity_id, "adfs")
+    assert (idp_entity_id(server), server.vendor) == (rec.idp.entity_id, "adfs")
     own = Settings.model_validate({"server": {"entity_id": "https://idp.test/own", "vendor": "okta"}})
-    assert (apply_crm(own, rec).server.idp_entity_id, apply_crm(own, rec).server.vendor) == ("https://idp.test/own",
-                                                                                            "okta")
+    assert (idp_entity_id(apply_crm(own, rec).server), apply_crm(own, rec).server.vendor) == ("https://idp.test/own",
+                                                                                              "okta")
     other = rec.model_copy(update={"idp": rec.idp.model_copy(update={"vendor": "jumpcloud", "entity_id": None})})
     assert (apply_crm(Settings(), other).server.vendor, apply_crm(Settings(), other).server.entity_id) == (
         "generic", None)  # no profile for JumpCloud; the IdP's own entity ID

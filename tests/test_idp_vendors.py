@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from idp import IdPError
 from idp.assertion import ResponseSpec, build_response
+from idp.errors import IdPError, SettingsError, UnknownVendor
 from idp.settings import Persona
-from idp.vendors import MS_CLAIMS, PROFILES, WS_CLAIMS, UnknownVendor, VendorProfile, profile
+from idp.vendors import MS_CLAIMS, PROFILES, WS_CLAIMS, VendorProfile, profile
 from metadata.keys import KeyPair, generate_keypair
 from metadata.response import verify_response
 from metadata.saml import DS, SAML, SAMLP, UNSPECIFIED
@@ -296,7 +296,7 @@ def test_the_settings_and_the_cli_refuse_an_unknown_vendor_naming_the_choices(tm
     from click.testing import CliRunner
 
     from idp.cli import cli
-    from idp.settings import SettingsError, load_settings
+    from idp.settings import load_settings
 
     path = tmp_path / "idp.toml"
     path.write_text('[server]\nvendor = "okat"\n')
