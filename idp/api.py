@@ -16,24 +16,39 @@ the valid names where a name was wrong.
 from __future__ import annotations
 
 import hmac
-import json
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from flask import Blueprint, Response, g, jsonify, request
 
 from metadata.json_body import json_type
 
+from . import arming
 from .errors import FaultError, Problem
-from .faults import CATALOGUE, conflict, fault
+from .faults import CATALOGUE, Fault, conflict, fault
 from .flow import fault_problem
 from .problem import answer, json_object
-from .sso import ARMED_FAULTS, armed_fault_key
+from .registry import RegisteredSP
+from .settings import Persona
 from .state import IdPState, state
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 blueprint.register_error_handler(Problem, answer)
 
-ARMED_TTL = 300.0
+Members = Mapping[str, object]
+"""Extension members of a problem document: the valid names where a name was wrong."""
+
+NEXT_LOGIN_USAGE = 'send JSON {"persona": "<id>", "sp": "<entity ID, optional>"}'
+FAULTS_USAGE = 'send JSON {"fault": "<id>"} or {"faults": ["<id>", …]}, with optional "sp" and "persona"'
+
+
+@dataclass(frozen=True)
+class Order:
+    """A ``POST /api/v1/faults`` call, its names checked: the faults, and for whom (None: any)."""
+
+    faults: tuple[Fault, ...]
+    sp: RegisteredSP | None
+    persona: Persona | None
 
 
 @blueprint.before_request
@@ -57,74 +72,94 @@ def _authorise(idp: IdPState) -> None:
                       headers={"WWW-Authenticate": 'Bearer realm="saml-idp"'})
 
 
-def _body(usage: str, members: dict[str, object], *keys: str) -> dict[str, Any]:
-    body: dict[str, Any] = g.api_body
+def _body(usage: str, members: Members, *keys: str) -> Mapping[str, object]:
+    body: dict[str, object] = g.api_body
     unknown = sorted(set(body) - set(keys))
     if unknown:
         raise Problem(400, f"{usage}; unknown keys: {', '.join(unknown)}", members)
     return body
 
 
-def _string(body: dict[str, Any], key: str, members: dict[str, object]) -> str | None:
+def _string(body: Mapping[str, object], key: str, members: Members) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
         raise Problem(400, f'"{key}" must be a string, not {json_type(value)}', members)
     return value
 
 
-def _names(idp: IdPState) -> tuple[dict[str, object], dict[str, object]]:
+def _names(idp: IdPState) -> tuple[Members, Members]:
     """The extension members that list the valid personas and SPs."""
     return {"personas": sorted(idp.personas)}, {"sps": list(idp.registry.entity_ids)}
+
+
+def _sp(idp: IdPState, entity_id: str | None, sps: Members) -> RegisteredSP | None:
+    """The SP named `entity_id` (None when not named); a Problem when no such SP is registered."""
+    sp = idp.registry.get(entity_id) if entity_id is not None else None
+    if entity_id is not None and sp is None:
+        raise Problem(400, f"unknown SP {entity_id!r}", sps)
+    return sp
+
+
+def _persona(idp: IdPState, persona_id: str | None, personas: Members) -> Persona | None:
+    """The persona named `persona_id` (None when not named); a Problem when there is none so named."""
+    persona = idp.personas.get(persona_id) if persona_id is not None else None
+    if persona_id is not None and persona is None:
+        raise Problem(400, f"unknown persona {persona_id!r}", personas)
+    return persona
 
 
 @blueprint.post("/next-login")
 def next_login() -> tuple[Response, int]:
     idp = state()
     personas, sps = _names(idp)
-    usage = 'send JSON {"persona": "<id>", "sp": "<entity ID, optional>"}'
-    body = _body(usage, personas, "persona", "sp")
-    persona, sp = _string(body, "persona", personas), _string(body, "sp", sps)
-    if persona is None:
-        raise Problem(400, usage, personas)
-    if persona not in idp.personas:
-        raise Problem(400, f"unknown persona {persona!r}", personas)
-    if sp is not None and idp.registry.get(sp) is None:
-        raise Problem(400, f"unknown SP {sp!r}", sps)
-    idp.store.put("armed", sp or "*", persona.encode(), ARMED_TTL)
-    return jsonify(armed=persona, sp=sp or "any", expires_in=int(ARMED_TTL)), 200
+    body = _body(NEXT_LOGIN_USAGE, personas, "persona", "sp")
+    persona_id, sp_id = _string(body, "persona", personas), _string(body, "sp", sps)
+    if persona_id is None:
+        raise Problem(400, NEXT_LOGIN_USAGE, personas)
+    _persona(idp, persona_id, personas)
+    _sp(idp, sp_id, sps)
+    arming.arm_login(idp.store, sp_id, persona_id)
+    return jsonify(armed=persona_id, sp=sp_id or "any", expires_in=int(arming.ARMED_TTL)), 200
 
 
-@blueprint.post("/faults")
-def arm_faults() -> tuple[Response, int]:
-    idp = state()
-    personas, sps = _names(idp)
-    catalogue: dict[str, object] = {"faults": list(CATALOGUE)}
-    usage = 'send JSON {"fault": "<id>"} or {"faults": ["<id>", …]}, with optional "sp" and "persona"'
-    body = _body(usage, catalogue, "fault", "faults", "sp", "persona")
+def _fault_ids(body: Mapping[str, object], catalogue: Members) -> list[str]:
+    """The fault IDs of a ``/faults`` body: ``"fault"`` (one) or ``"faults"`` (a list), never both."""
     if "fault" in body and "faults" in body:
-        raise Problem(400, f"{usage}; not both", catalogue)
+        raise Problem(400, f"{FAULTS_USAGE}; not both", catalogue)
     ids = body["faults"] if "faults" in body else [_string(body, "fault", catalogue)] if "fault" in body else None
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-        raise Problem(400, usage, catalogue)
+        raise Problem(400, FAULTS_USAGE, catalogue)
+    return [str(i) for i in ids]
+
+
+def _order(idp: IdPState) -> Order:
+    """The checked order of a ``/faults`` call; a Problem naming the valid choices otherwise."""
+    personas, sps = _names(idp)
+    catalogue: Members = {"faults": list(CATALOGUE)}
+    body = _body(FAULTS_USAGE, catalogue, "fault", "faults", "sp", "persona")
+    ids = _fault_ids(body, catalogue)
     try:
         chosen = tuple(fault(i) for i in ids)
     except FaultError as exc:
         raise Problem(400, str(exc), catalogue) from None
     sp_id, persona_id = _string(body, "sp", sps), _string(body, "persona", personas)
-    sp = idp.registry.get(sp_id) if sp_id is not None else None
-    if sp_id is not None and sp is None:
-        raise Problem(400, f"unknown SP {sp_id!r}", sps)
-    persona = idp.personas.get(persona_id) if persona_id is not None else None
-    if persona_id is not None and persona is None:
-        raise Problem(400, f"unknown persona {persona_id!r}", personas)
+    return Order(chosen, _sp(idp, sp_id, sps), _persona(idp, persona_id, personas))
+
+
+@blueprint.post("/faults")
+def arm_faults() -> tuple[Response, int]:
+    idp = state()
+    order = _order(idp)
     # Judged now where the SP (and persona) are known; otherwise when the response is built.
-    problem = fault_problem(idp, sp, persona, chosen) if sp is not None else conflict(chosen)
+    problem = (fault_problem(idp, order.sp, order.persona, order.faults) if order.sp is not None
+               else conflict(order.faults))
     if problem:
         raise Problem(400, problem)
-    idp.store.put(ARMED_FAULTS, armed_fault_key(sp_id, persona_id), json.dumps([f.id for f in chosen]).encode(),
-                  ARMED_TTL)
-    return jsonify(armed=[f.id for f in chosen], sp=sp_id or "any", persona=persona_id or "any",
-                   expires_in=int(ARMED_TTL)), 200
+    sp_id = order.sp.entity_id if order.sp else None
+    persona_id = order.persona.id if order.persona else None
+    arming.arm_faults(idp.store, sp_id, persona_id, order.faults)
+    return jsonify(armed=[f.id for f in order.faults], sp=sp_id or "any", persona=persona_id or "any",
+                   expires_in=int(arming.ARMED_TTL)), 200
 
 
 @blueprint.get("/faults")

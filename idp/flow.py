@@ -3,7 +3,8 @@
 A *pending request* is an accepted AuthnRequest waiting for a login; it is taken from the
 store exactly once, so a login started in one gunicorn worker completes in another and can
 never be completed twice. An *IdP session* (cookie ``idp_session``) gives SSO across SPs
-until logout or ForceAuthn.
+until logout or ForceAuthn. Each IdP session keeps the last messages posted to its browser
+(:class:`Sent`), which ``/debug`` shows.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Response, render_template, request
@@ -34,6 +35,8 @@ log = logging.getLogger("idp")
 
 SESSION_COOKIE = "idp_session"
 PENDING_TTL = 600.0
+SENT_KEPT = 10
+"""Messages kept per IdP session (:class:`Sent`)."""
 
 
 @dataclass(frozen=True)
@@ -49,33 +52,60 @@ class Pending:
     is_passive: bool
 
 
+@dataclass(frozen=True)
+class Session:
+    """An IdP session: who signed in, when, and the SessionIndex of its assertions."""
+
+    persona: str
+    authn_instant: str
+    """ISO 8601, as the store keeps it."""
+    session_index: str
+
+    @property
+    def authn_datetime(self) -> datetime:
+        return datetime.fromisoformat(self.authn_instant)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One message posted to an SP through this browser in an IdP session."""
+
+    at: str
+    sp: str
+    acs: str
+    label: str
+    xml: str
+
+
 def save_pending(idp: IdPState, pending: Pending) -> str:
     token = secret_token()
-    idp.put_json("pending", token, asdict(pending), PENDING_TTL)
+    idp.put_record("pending", token, pending, PENDING_TTL)
     return token
 
 
 def take_pending(idp: IdPState, token: str) -> Pending | None:
-    record = idp.get_json("pending", token, take=True) if token else None
-    return Pending(**record) if record else None
+    return idp.get_record("pending", token, Pending, take=True) if token else None
 
 
 def peek_pending(idp: IdPState, token: str) -> Pending | None:
-    record = idp.get_json("pending", token) if token else None
-    return Pending(**record) if record else None
+    return idp.get_record("pending", token, Pending) if token else None
 
 
-def current_session(idp: IdPState) -> tuple[str, dict[str, Any]] | None:
+def current_session(idp: IdPState) -> tuple[str, Session] | None:
+    """This browser's IdP session (its ID and record), when it has one."""
     sid = request.cookies.get(SESSION_COOKIE, "")
-    record = idp.get_json("session", sid) if sid else None
-    return (sid, record) if record else None
+    session = idp.get_record("session", sid, Session) if sid else None
+    return (sid, session) if session else None
 
 
-def start_session(idp: IdPState, persona: Persona) -> tuple[str, dict[str, Any]]:
-    sid = secret_token()
-    record = {"persona": persona.id, "authn_instant": idp.clock().isoformat(), "session_index": idp.new_id()}
-    idp.put_json("session", sid, record, idp.settings.server.session_lifetime)
-    return sid, record
+def new_session(idp: IdPState, persona: Persona) -> Session:
+    return Session(persona=persona.id, authn_instant=idp.clock().isoformat(), session_index=idp.new_id())
+
+
+def start_session(idp: IdPState, persona: Persona) -> tuple[str, Session]:
+    sid, session = secret_token(), new_session(idp, persona)
+    idp.put_record("session", sid, session, idp.settings.server.session_lifetime)
+    return sid, session
 
 
 def end_session(idp: IdPState, sid: str) -> None:
@@ -83,7 +113,7 @@ def end_session(idp: IdPState, sid: str) -> None:
 
 
 def persona_response(
-    idp: IdPState, sp: RegisteredSP, pending: Pending, persona: Persona, session: dict[str, Any],
+    idp: IdPState, sp: RegisteredSP, pending: Pending, persona: Persona, session: Session,
     faults: Sequence[Fault] = (),
 ) -> bytes:
     """The signed (and, if the SP wants it, encrypted) response for a signed-in persona, shaped by
@@ -105,12 +135,12 @@ def persona_response(
         in_response_to=pending.request_id,
         nameid=nameid_value(idp, persona, sp.entity_id, nameid_format),
         nameid_format=nameid_format,
-        session_index=session["session_index"],
+        session_index=session.session_index,
         claims=claims,
         lifetime_seconds=idp.settings.server.assertion_lifetime,
         sign=options.sign or vendor.sign,
         signature_method=signature_method_for(key.key_pem),
-        authn_instant=datetime.fromisoformat(session["authn_instant"]),
+        authn_instant=session.authn_datetime,
     )
     plan = Plan(spec=spec, now=idp.clock(), key=key, new_id=idp.new_id, uri_form=vendor.uri_form,
                 encrypt_for=sp.encryption_certificate if options.encrypt else None,
@@ -130,6 +160,19 @@ def fault_problem(idp: IdPState, sp: RegisteredSP, persona: Persona | None, faul
     return conflict(faults) or next((problem for chosen in faults if (problem := why_not(chosen, situation))), None)
 
 
+def sent(idp: IdPState, sid: str | None) -> list[Sent]:
+    """The messages last posted through this browser in the IdP session `sid`, newest first."""
+    raw = idp.store.get("debug", sid) if sid else None
+    return [Sent(**kept) for kept in json.loads(raw)["records"]] if raw else []
+
+
+def _keep_sent(idp: IdPState, sid: str, message: Sent) -> None:
+    # The last SENT_KEPT, kept as long as the IdP session (a list in the store would never expire).
+    kept = [message, *sent(idp, sid)[:SENT_KEPT - 1]]
+    idp.store.put("debug", sid, json.dumps({"records": [asdict(m) for m in kept]}).encode(),
+                  idp.settings.server.session_lifetime)
+
+
 def remember_response(idp: IdPState, sid: str | None, sp: RegisteredSP, persona: Persona, xml: bytes) -> None:
     """Keep the last response of this IdP session to `sp` for `persona`, for the ``replay`` fault."""
     if sid:
@@ -139,8 +182,6 @@ def remember_response(idp: IdPState, sid: str | None, sp: RegisteredSP, persona:
 
 def previous_response(idp: IdPState, sid: str | None, sp: RegisteredSP, persona: Persona) -> bytes | None:
     return idp.store.get("last-response", f"{sid} {sp.entity_id} {persona.id}") if sid else None
-
-
 
 
 def nameid_value(idp: IdPState, persona: Persona, sp_entity_id: str, nameid_format: str) -> str:
@@ -175,14 +216,11 @@ def no_passive(idp: IdPState, sp: RegisteredSP, pending: Pending) -> bytes:
 
 def post_form(idp: IdPState, sid: str | None, pending: Pending, sp: RegisteredSP, xml: bytes,
               *, label: str = "SAML response", param: str = "SAMLResponse") -> Response:
-    """The auto-POST form that carries the response to the registered ACS (SECURITY.md §5)."""
+    """The auto-POST form that carries the response to the registered ACS (SECURITY.md §5), kept
+    in the IdP session `sid` (if any)."""
     if sid:
-        record = {"at": idp.clock().isoformat(), "sp": sp.entity_id, "acs": pending.acs, "label": label,
-                  "xml": xml.decode()}
-        # The last 10, kept as long as the IdP session (a list in the store would never expire).
-        earlier = idp.get_json("debug", sid) or {"records": []}
-        idp.put_json("debug", sid, {"records": [record, *earlier["records"][:9]]},
-                     idp.settings.server.session_lifetime)
+        _keep_sent(idp, sid, Sent(at=idp.clock().isoformat(), sp=sp.entity_id, acs=pending.acs, label=label,
+                                  xml=xml.decode()))
     log.info("response to %s at %s (InResponseTo %s)", sp.entity_id, pending.acs, pending.request_id)
     parts = urlsplit(pending.acs)
     origin = f"{parts.scheme}://{parts.netloc}"
@@ -213,7 +251,6 @@ def default_acs(sp: RegisteredSP) -> str:
     chosen = metadata_default_acs(sp.sp)
     assert chosen is not None  # the registry refuses an SP without an HTTP-POST ACS
     return chosen.location
-
 
 
 # The only script on any IdP page: submit the one form. Allowed by its hash in the CSP.

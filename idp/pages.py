@@ -95,11 +95,8 @@ def store_unavailable(exc: StoreUnavailable) -> Response:
 def debug() -> Response:
     idp = state()
     existing = flow.current_session(idp)
-    kept = idp.get_json("debug", existing[0]) if existing else None
-    records: list[dict[str, str]] = list(kept["records"]) if kept else []
-    for record in records:
-        record["pretty"] = _pretty(record["xml"])
-    return render_page("debug.html", records=records)
+    sent = flow.sent(idp, existing[0]) if existing else []
+    return render_page("debug.html", records=[(message, _pretty(message.xml)) for message in sent])
 
 
 def _pretty(xml: str) -> str:
@@ -127,6 +124,5 @@ def unsolicited() -> Response:
     if not flow.acs_allowed(idp, pending.acs):
         return request_error([], status=400)
     # A one-off session: an unsolicited response never signs this browser in at the IdP.
-    session = {"persona": persona.id, "authn_instant": idp.clock().isoformat(), "session_index": idp.new_id()}
-    xml = flow.persona_response(idp, sp, pending, persona, session)
+    xml = flow.persona_response(idp, sp, pending, persona, flow.new_session(idp, persona))
     return flow.post_form(idp, None, pending, sp, xml, label=f"unsolicited, as {persona.id}")

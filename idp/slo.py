@@ -10,7 +10,7 @@ LogoutResponse at its registered SingleLogoutService.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, request
@@ -44,6 +44,15 @@ log = logging.getLogger("idp")
 
 WAITING = "logout"
 """Store namespace of the logouts waiting for the person's confirmation."""
+
+
+@dataclass(frozen=True)
+class WaitingLogout:
+    """An unauthenticated LogoutRequest waiting for the person's confirmation."""
+
+    sp: str
+    request_id: str | None
+    relay_state: str | None
 
 
 @blueprint.route("/slo", methods=["GET", "POST"])
@@ -83,12 +92,12 @@ def confirm() -> Response:
     sid, waiting = existing[0] if existing else "", request.form.get("logout", "")
     if not same_site_post() or not csrf_valid(idp, sid, request.form.get(FIELD, ""), f"slo-confirm {waiting}"):
         return _refused("the confirmation did not come from this browser's sign-out page", status=403)
-    record = idp.get_json(WAITING, waiting, take=True) if waiting else None
-    sp = idp.registry.get(record["sp"]) if record else None
+    record = idp.get_record(WAITING, waiting, WaitingLogout, take=True) if waiting else None
+    sp = idp.registry.get(record.sp) if record else None
     if record is None or sp is None:
         return _refused("this sign-out request was already answered, or it expired", status=403)
     flow.end_session(idp, sid)
-    return _answer(idp, sp, record["request_id"], record["relay_state"])
+    return _answer(idp, sp, record.request_id, record.relay_state)
 
 
 def _refused(reason: str, *, status: int) -> Response:
@@ -98,28 +107,27 @@ def _refused(reason: str, *, status: int) -> Response:
 
 
 def _refusal(idp: IdPState, message: RedirectMessage | PostMessage, root: etree._Element,
-             sp: RegisteredSP, existing: tuple[str, dict[str, Any]] | None) -> str | None:
+             sp: RegisteredSP, existing: tuple[str, flow.Session] | None) -> str | None:
     """Why this LogoutRequest must not be answered at all, or None when it may."""
     if sp.sp.signing_certificates:
         checked = request_signature(message, sp.sp)
         if checked.status != "verified":
             return f"the LogoutRequest's signature was not verified: {checked.message}"
     if existing is not None:
-        persona = idp.personas.get(existing[1]["persona"])
+        persona = idp.personas.get(existing[1].persona)
         nameid = root.find(f"{{{SAML}}}NameID")
         if persona is None or nameid is None or text_of(nameid).strip() != persona.nameid:
             return "the LogoutRequest names another user than the one signed in"
     return None
 
 
-def _confirmation(idp: IdPState, sp: RegisteredSP, existing: tuple[str, dict[str, Any]], request_id: str | None,
+def _confirmation(idp: IdPState, sp: RegisteredSP, existing: tuple[str, flow.Session], request_id: str | None,
                   relay_state: str | None) -> Response:
     """The page that asks before an unauthenticated LogoutRequest ends the session: the request
     waits in the store, and only this browser's form (its CSRF token) can take it."""
     waiting = secret_token()
-    idp.put_json(WAITING, waiting, {"sp": sp.entity_id, "request_id": request_id, "relay_state": relay_state},
-                 flow.PENDING_TTL)
-    persona = idp.personas.get(existing[1]["persona"])
+    idp.put_record(WAITING, waiting, WaitingLogout(sp.entity_id, request_id, relay_state), flow.PENDING_TTL)
+    persona = idp.personas.get(existing[1].persona)
     response = render_page("logout_confirm.html", sp=sp.entity_id, persona=persona.nameid if persona else None,
                            logout=waiting, field=FIELD, csrf=csrf_token(idp, existing[0], f"slo-confirm {waiting}"))
     # The confirmation posts here and is answered by a redirect to the SP: a form target as well.

@@ -6,9 +6,7 @@ validator's REQ rules; any error is shown to the SP developer (HTTP 400) with it
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
 
 from flask import Blueprint, Response, render_template, request
 
@@ -29,7 +27,7 @@ from validator.checks.request import (
 )
 from validator.findings import Finding, Severity
 
-from . import flow
+from . import arming, flow
 from .faults import Fault, fault
 from .registry import RegisteredSP
 from .settings import Persona
@@ -50,6 +48,15 @@ def request_error(findings: list[Finding], status: int = 400) -> Response:
     return Response(html, status=status, mimetype="text/html")
 
 
+def finding_for(exc: BindingError | UnsafeXML | NotAnAuthnRequest) -> Finding:
+    """The REQ finding for a request that could not be read at all."""
+    if isinstance(exc, BindingError):
+        return finding_for_binding_error(exc)
+    if isinstance(exc, UnsafeXML):
+        return finding_for_unsafe_request(exc)
+    return finding_for_not_authn_request(exc)
+
+
 @blueprint.route("/sso", methods=["GET", "POST"])
 def sso() -> Response:
     idp = state()
@@ -58,26 +65,17 @@ def sso() -> Response:
             decode_redirect(request.query_string, "SAMLRequest") if request.method == "GET"
             else decode_post(request.get_data(cache=False), "SAMLRequest")
         )
-    except BindingError as exc:
-        return request_error([finding_for_binding_error(exc)])
-    except UnsafeXML as exc:
-        return request_error([finding_for_unsafe_request(exc)])
-    try:
         authn = read_authn_request(message.tree)
-    except NotAnAuthnRequest as exc:
-        return request_error([finding_for_not_authn_request(exc)])
-    registered = idp.registry.get(authn.issuer)
-    signature = request_signature(message, registered.sp if registered else None)
-    if signature.signed_xml is not None:
-        # A verified POST signature: judge what was signed (SECURITY.md §2).
-        try:
+        registered = idp.registry.get(authn.issuer)
+        signature = request_signature(message, registered.sp if registered else None)
+        if signature.signed_xml is not None:
+            # A verified POST signature: judge what was signed (SECURITY.md §2).
             authn = read_authn_request(parse_untrusted(signature.signed_xml, signed_bytes_limits(REQUEST_LIMITS)))
-        except (UnsafeXML, NotAnAuthnRequest) as exc:
-            return request_error([finding_for_unsafe_request(exc) if isinstance(exc, UnsafeXML)
-                                  else finding_for_not_authn_request(exc)])
+    except (BindingError, UnsafeXML, NotAnAuthnRequest) as exc:
+        return request_error([finding_for(exc)])
     findings = check_authn_request(_context(idp, authn, registered.sp if registered else None, signature))
     acs = resolve_acs(authn, registered.sp) if registered else None
-    if any(f.severity is Severity.ERROR for f in findings) or registered is None or acs is None:
+    if registered is None or acs is None or any(f.severity is Severity.ERROR for f in findings):
         return request_error(findings)
     if not flow.acs_allowed(idp, acs.location):
         return request_error(findings)  # the REQ rules already name the non-https ACS
@@ -109,16 +107,16 @@ def _context(
 
 def _continue(idp: IdPState, sp: RegisteredSP, pending: flow.Pending) -> Response:
     # Automation first: a persona armed through the API for this SP, or an auto_login persona.
-    armed = None if pending.is_passive else _take_armed(idp, sp.entity_id)
+    armed = None if pending.is_passive else arming.take_login(idp.store, sp.entity_id)
     auto = next((p for p in idp.personas.values() if p.auto_login), None)
-    chosen = idp.personas.get(armed.decode()) if armed else auto
+    chosen = idp.personas.get(armed) if armed else auto
     existing = flow.current_session(idp)
     if chosen is not None and not pending.is_passive:
         sid, session = flow.start_session(idp, chosen)
         return signed_in(idp, sid, session, sp, pending, chosen)
     if existing and not pending.force_authn:
         sid, session = existing
-        persona = idp.personas.get(session["persona"])
+        persona = idp.personas.get(session.persona)
         if persona is not None:
             return signed_in(idp, sid, session, sp, pending, persona, new_cookie=False)
     if pending.is_passive:
@@ -126,16 +124,6 @@ def _continue(idp: IdPState, sp: RegisteredSP, pending: flow.Pending) -> Respons
                               label="NoPassive status")
     token = flow.save_pending(idp, pending)
     return Response(status=303, headers={"Location": f"/login?request={token}"})
-
-
-def _take_armed(idp: IdPState, entity_id: str) -> bytes | None:
-    """A persona armed through the API for this SP, else for any SP; taken once."""
-    for who in (entity_id, "*"):
-        if idp.store.get("armed", who):
-            taken = idp.store.take("armed", who)
-            if taken:
-                return taken
-    return None
 
 
 def same_site_post() -> bool:
@@ -149,8 +137,8 @@ def same_site_post() -> bool:
         origin == state().settings.server.base_url.rstrip("/"))
 
 
-def signed_in(idp: IdPState, sid: str, session: dict[str, Any], sp: RegisteredSP, pending: flow.Pending,
-               persona: Persona, *, new_cookie: bool = True, picked: tuple[Fault, ...] = ()) -> Response:
+def signed_in(idp: IdPState, sid: str, session: flow.Session, sp: RegisteredSP, pending: flow.Pending,
+              persona: Persona, *, new_cookie: bool = True, picked: tuple[Fault, ...] = ()) -> Response:
     """The response for `persona`, with the faults that apply to this one response: the persona's own
     (settings), `picked` on the login page, and one armed through the API for this SP and persona
     (taken once, and only when it can apply here: one meant for another SP stays armed)."""
@@ -159,10 +147,11 @@ def signed_in(idp: IdPState, sid: str, session: dict[str, Any], sp: RegisteredSP
     if problem is not None:
         log.warning("fault refused for %s: %s", sp.entity_id, problem)
         return render_page("fault_refused.html", status=400, problem=problem, sp=sp.entity_id)
-    chosen += take_armed_faults(idp, sp, persona, chosen)
+    chosen += arming.take_faults(idp.store, sp.entity_id, persona.id, chosen,
+                                 lambda faults: flow.fault_problem(idp, sp, persona, faults) is None)
     label = f"signed in as {persona.id}" + (f" · faults: {', '.join(f.id for f in chosen)}" if chosen else "")
-    earlier = request.cookies.get(flow.SESSION_COOKIE)
     if chosen and chosen[0].id == "replay":
+        earlier = request.cookies.get(flow.SESSION_COOKIE)
         xml = flow.previous_response(idp, sid, sp, persona) or flow.previous_response(idp, earlier, sp, persona)
         if xml is None:
             return render_page("fault_refused.html", status=400, sp=sp.entity_id, problem=(
@@ -175,28 +164,6 @@ def signed_in(idp: IdPState, sid: str, session: dict[str, Any], sp: RegisteredSP
     if new_cookie:
         set_session_cookie(idp, response, sid)
     return response
-
-
-ARMED_FAULTS = "armed-fault"
-
-
-def armed_fault_key(sp: str | None, persona: str | None) -> str:
-    return f"{sp or '*'}|{persona or '*'}"
-
-
-def take_armed_faults(idp: IdPState, sp: RegisteredSP, persona: Persona, chosen: tuple[Fault, ...]
-                      ) -> tuple[Fault, ...]:
-    """Faults armed through the API for this SP and persona, the most specific first, taken once
-    — but only when they can apply with `chosen` here; otherwise they stay armed for their login."""
-    for key in (armed_fault_key(sp.entity_id, persona.id), armed_fault_key(sp.entity_id, None),
-                armed_fault_key(None, persona.id), armed_fault_key(None, None)):
-        armed = idp.store.get(ARMED_FAULTS, key)
-        if not armed:
-            continue
-        faults = tuple(fault(f) for f in json.loads(armed) if f not in {c.id for c in chosen})
-        if flow.fault_problem(idp, sp, persona, (*chosen, *faults)) is None and idp.store.take(ARMED_FAULTS, key):
-            return faults
-    return ()
 
 
 def set_session_cookie(idp: IdPState, response: Response, sid: str) -> None:

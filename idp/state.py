@@ -1,17 +1,20 @@
 """Everything one running test IdP holds: settings, signing key, SP registry, store, clock.
 
 Clock and ID generation are injected so that tests pin time and compare whole responses.
+The IdP's own records in the store (pending requests, sessions …) are frozen dataclasses written
+as JSON objects by :meth:`IdPState.put_record` and read back by :meth:`IdPState.get_record`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 from flask import current_app
 
@@ -23,6 +26,11 @@ from metadata.write import new_id as default_new_id
 from .registry import SPRegistry, register
 from .settings import Persona, Settings
 from .vendors import VendorProfile, idp_entity_id, profile
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R")
 
 
 def _utc_now() -> datetime:
@@ -47,6 +55,8 @@ class IdPState:
 
     @property
     def key(self) -> KeyPair:
+        """The current signing key, read from the key folder each time: a rotation (``saml-idp keygen
+        --rotate``) takes effect at once in every worker, and a key file opened to others is refused."""
         return self.keys.current()
 
     @property
@@ -60,13 +70,16 @@ class IdPState:
     def sso_urls(self) -> tuple[str, ...]:
         return (self.url("/sso"),)
 
-    # Small JSON records in the store -------------------------------------------------------
-    def put_json(self, ns: str, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
-        self.store.put(ns, key, json.dumps(value).encode(), ttl)
+    # The IdP's records in the store: the one place they become JSON and back ------------------
+    def put_record(self, ns: str, key: str, record: DataclassInstance, ttl: float | None = None) -> None:
+        """Keep `record` (a dataclass of JSON values) under `ns` and `key` as a JSON object."""
+        self.store.put(ns, key, json.dumps(dataclasses.asdict(record)).encode(), ttl)
 
-    def get_json(self, ns: str, key: str, *, take: bool = False) -> dict[str, Any] | None:
+    def get_record(self, ns: str, key: str, kind: Callable[..., R], *, take: bool = False) -> R | None:
+        """The record under `ns` and `key` as a `kind` (its fields from the JSON object), or None;
+        `take` removes it (atomically: of two workers, one gets it)."""
         raw = self.store.take(ns, key) if take else self.store.get(ns, key)
-        return json.loads(raw) if raw else None
+        return kind(**json.loads(raw)) if raw else None
 
 
 def build_state(

@@ -1,0 +1,62 @@
+"""What the automation API arms for the next login (:mod:`idp.api`), and how ``/sso`` takes it.
+
+Two kinds, each kept in the store for :data:`ARMED_TTL` seconds and taken once:
+
+- a *login*: the persona to sign in as at the next AuthnRequest, for one SP or for any (``*``);
+- *faults*: the faults to send in the next response, for an SP and a persona, either or both any.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+
+from metadata.store import Store
+
+from .faults import Fault, fault
+
+ARMED_TTL = 300.0
+"""Seconds an armed login or fault waits for its login."""
+
+LOGINS = "armed"
+FAULTS = "armed-fault"
+
+
+def arm_login(store: Store, sp: str | None, persona: str) -> None:
+    """Sign in as `persona` at the next AuthnRequest from `sp` (None: from any SP)."""
+    store.put(LOGINS, sp or "*", persona.encode(), ARMED_TTL)
+
+
+def take_login(store: Store, sp: str) -> str | None:
+    """The persona armed for `sp`, else for any SP; taken once."""
+    for who in (sp, "*"):
+        if store.get(LOGINS, who):
+            taken = store.take(LOGINS, who)
+            if taken:
+                return taken.decode()
+    return None
+
+
+def faults_key(sp: str | None, persona: str | None) -> str:
+    return f"{sp or '*'}|{persona or '*'}"
+
+
+def arm_faults(store: Store, sp: str | None, persona: str | None, faults: Sequence[Fault]) -> None:
+    """Send `faults` in the next response to `sp` for `persona` (None: any)."""
+    store.put(FAULTS, faults_key(sp, persona), json.dumps([f.id for f in faults]).encode(), ARMED_TTL)
+
+
+def take_faults(store: Store, sp: str, persona: str, chosen: Sequence[Fault],
+                fits: Callable[[tuple[Fault, ...]], bool]) -> tuple[Fault, ...]:
+    """The faults armed for this SP and persona, the most specific first, taken once — but only
+    when `fits` (the faults `chosen` already, with them) says they can apply here; otherwise they
+    stay armed for their own login."""
+    have = {c.id for c in chosen}
+    for key in (faults_key(sp, persona), faults_key(sp, None), faults_key(None, persona), faults_key(None, None)):
+        armed = store.get(FAULTS, key)
+        if not armed:
+            continue
+        faults = tuple(fault(f) for f in json.loads(armed) if f not in have)
+        if fits((*chosen, *faults)) and store.take(FAULTS, key):
+            return faults
+    return ()
