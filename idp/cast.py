@@ -117,22 +117,35 @@ def _claims(record: CRMRecord, pid: str, login_type_id: int | None, email: str) 
     return claims
 
 
-def _value(name: str, seed: str, email: str, n: int) -> str:
+# A claim's kind by its name (lower case, letters and digits only): the first row whose words
+# the name contains, or one of whose names it is, decides.
+_KINDS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("email", ("mail",), ("upn", "userprincipalname")),
+    ("phone", ("phone", "mobile"), ()),
+    ("first", ("first", "given"), ()),
+    ("last", ("last", "surname", "family"), ("sn",)),
+    ("full", ("display", "fullname"), ("name",)),
+    ("number", ("account", "invoice", "policy", "customer", "number"), ()),
+)
+
+
+def _kind(name: str) -> str | None:
     key = re.sub(r"[^a-z0-9]", "", name.rsplit("/", 1)[-1].lower())
+    return next((kind for kind, words, names in _KINDS if key in names or any(w in key for w in words)), None)
+
+
+def _value(name: str, seed: str, email: str, n: int) -> str:
     first, last = _FIRST[_number(seed, "first") % len(_FIRST)], _LAST[_number(seed, "last") % len(_LAST)]
-    if "mail" in key or key in ("upn", "userprincipalname"):
-        return email
-    if "phone" in key or "mobile" in key:
-        return f"+1-202-555-01{_number(seed, name) % 100:02d}"  # 555-0100..0199: reserved for fiction
-    if "first" in key or "given" in key:
-        return first
-    if "last" in key or "surname" in key or "family" in key or key == "sn":
-        return last
-    if "display" in key or "fullname" in key or key == "name":
-        return f"{first} {last}"
-    if any(word in key for word in ("account", "invoice", "policy", "customer", "number")):
-        return str(100_000_000 + _number(seed, name) % 900_000_000)  # 9 digits, no leading zero
-    return f"{_slug(name) or 'value'}-{n}"
+    values = {
+        "email": email,
+        "phone": f"+1-202-555-01{_number(seed, name) % 100:02d}",  # 555-0100..0199: reserved for fiction
+        "first": first,
+        "last": last,
+        "full": f"{first} {last}",
+        "number": str(100_000_000 + _number(seed, name) % 900_000_000),  # 9 digits, no leading zero
+    }
+    kind = _kind(name)
+    return values[kind] if kind else f"{_slug(name) or 'value'}-{n}"
 
 
 def _claim_case_miss(record: CRMRecord, base: Persona) -> tuple[str, str, Claims] | None:
