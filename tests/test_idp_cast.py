@@ -20,7 +20,6 @@ from tests.helpers import crm_toml
 from tests.idp_support import ACS, IDP_BASE, SP_ENTITY, authn_request, login_as, redirect_path
 from validator.checks.claims import check_claims
 from validator.findings import Finding
-from validator.report import Report
 from validator.response_facts import Attribute, ResponseFacts
 from validator.response_inspection import ResponseOptions, inspect_response_bytes, trust_from_metadata
 
@@ -276,7 +275,6 @@ def test_every_persona_signs_in_at_the_idp_and_the_validator_judges_it(tmp_path:
         trust = trust_from_metadata(client.get("/metadata").get_data(), rec)
         options = ResponseOptions(now=datetime.now(UTC), trusted=trust.certificates, idp_entity_id=trust.entity_id,
                                   request_id=request_id)
-        report = Report(subject="response", inputs={}, clock=options.now)
-        inspect_response_bytes(fields["SAMLResponse"].encode(), "response", options, rec, report)
-        found[persona.id] = [f.code for f in report.findings if f.severity != "info"]
+        inspection = inspect_response_bytes(fields["SAMLResponse"].encode(), "response", options, rec)
+        found[persona.id] = [f.code for f in inspection.findings if f.severity != "info"]
     assert found == expected
