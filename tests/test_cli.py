@@ -20,6 +20,7 @@ from tests.factory import NOW, IdPSpec, idp_metadata, make_keypair
 from tests.helpers import IDP_DEFAULTS, crm_toml
 from validator.inspection import MetadataOptions, inspect_metadata
 from validator.metadata_facts import metadata_report
+from validator.report import facts_json
 
 DEMO = Path(__file__).resolve().parents[1] / "validator" / "demo"
 
@@ -141,7 +142,7 @@ def test_html_login_page_served_as_metadata(html_server: str) -> None:
     report = metadata_report(inspect_metadata(html_server, MetadataOptions(now=datetime.now(UTC), fetch_policy=policy)))
     found = {f.code for f in report.findings}
     assert "XML007" in found
-    assert report.facts["fetch"]["content_type"].startswith("text/html")
+    assert facts_json(report)["fetch"]["content_type"].startswith("text/html")
 
 
 def test_crm_with_mistyped_key_is_a_usage_error(tmp_path: Path, good_metadata: Path) -> None:

@@ -4,6 +4,7 @@ in the vendor's words, the draft CRM record, and the Markdown and HTML worksheet
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -116,8 +117,8 @@ def test_the_probe_reads_the_headers_of_an_error_page_too() -> None:
 def worksheet_of(path: Path, crm: object = RECORD, probe: FrameProbe | None = None) -> object:
     from datetime import UTC, datetime
 
-    report = metadata_report(inspect_metadata(str(path), MetadataOptions(now=datetime(2026, 11, 27, tzinfo=UTC)), crm))  # type: ignore[arg-type]
-    return build_worksheet(report, crm, metadata_url=None, probe=probe)  # type: ignore[arg-type]
+    inspection = inspect_metadata(str(path), MetadataOptions(now=datetime(2026, 11, 27, tzinfo=UTC)), crm)  # type: ignore[arg-type]
+    return build_worksheet(inspection, metadata_report(inspection), crm, metadata_url=None, probe=probe)  # type: ignore[arg-type]
 
 
 def test_a_real_okta_file_answers_the_five_questions(corpus: Path) -> None:
@@ -176,15 +177,14 @@ def _metadata(tmp_path: Path, entity_id: str, attribute: str | None = None) -> P
 def test_the_draft_always_parses_whatever_the_metadata_says(tmp_path: Path, attribute: str) -> None:
     ws = worksheet_of(_metadata(tmp_path, 'https://idp.example/"&#10;[x]', attribute), crm=None)
     drafted = parse_crm(ws.draft, "draft.toml", "toml")  # type: ignore[attr-defined]
-    assert [c.name for c in drafted.claims] == ws.facts["offered_attributes"]  # type: ignore[attr-defined]
+    assert [c.name for c in drafted.claims] == [a.name for a in ws.entity.idp.attributes]  # type: ignore[attr-defined]
     assert drafted.idp.entity_id == 'https://idp.example/"\n[x]'
 
 
 def test_a_source_with_line_breaks_cannot_add_lines_to_the_draft(tmp_path: Path) -> None:
     ws = worksheet_of(_metadata(tmp_path, "https://idp.example/x"), crm=None)
-    report = ws.report  # type: ignore[attr-defined]
-    report.inputs["metadata"] = "https://nowhere.invalid/x\n[extra]\nkey = 1"
-    drafted = build_worksheet(report, None, metadata_url=None, probe=None).draft
+    inspection = replace(ws.inspection, shown="https://nowhere.invalid/x\n[extra]\nkey = 1")  # type: ignore[attr-defined]
+    drafted = build_worksheet(inspection, metadata_report(inspection), None, metadata_url=None, probe=None).draft
     assert "\n[extra]" not in drafted and parse_crm(drafted, "d", "toml").biller.id == "TODO"
 
 
@@ -202,8 +202,8 @@ def test_an_expired_certificate_says_so_instead_of_a_negative_count(corpus: Path
     from datetime import UTC, datetime
 
     options = MetadataOptions(now=datetime(2036, 11, 27, tzinfo=UTC))
-    report = metadata_report(inspect_metadata(str(corpus / CORPUS_OKTA), options))
-    ws = build_worksheet(report, None, metadata_url=None, probe=None)
+    inspection = inspect_metadata(str(corpus / CORPUS_OKTA), options)
+    ws = build_worksheet(inspection, metadata_report(inspection), None, metadata_url=None, probe=None)
     assert "| 2034-04-25 | expired 947 days ago |" in render_markdown(ws)
     assert "<td>expired 947 days ago</td>" in render_worksheet_html(ws)
     assert "| 2034-04-25 | 2706 |" in render_markdown(worksheet_of(corpus / CORPUS_OKTA, crm=None))  # type: ignore[arg-type]

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
 from lxml import etree
 
 from validator.findings import Finding, Rule, Severity
-from validator.render import FORMATS, iso_z, plain, render, shown
+from validator.json_value import Plain, iso_z
+from validator.render import FORMATS, render, shown
 from validator.render.html import render_html
 from validator.render.json import render_json
 from validator.render.junit import render_junit
@@ -72,25 +74,35 @@ def _findings() -> list[Finding]:
     ]
 
 
-def _report(findings: list[Finding] | None = None, **facts: object) -> Report:
+@dataclass(frozen=True)
+class Given:
+    """Facts given as JSON data, to show how the renderers lay facts out whatever they are about."""
+
+    data: dict[str, Plain]
+
+    def json(self) -> dict[str, Plain]:
+        return self.data
+
+
+def _report(findings: list[Finding] | None = None, **facts: Plain) -> Report:
     return Report(
         subject="metadata",
         inputs={"metadata": "partner.xml", "crm": "billers/B-10442.toml"},
         clock=CLOCK,
         subjects_run=("metadata",),
-        findings=_findings() if findings is None else findings,
-        facts=dict(facts),
+        findings=tuple(_findings() if findings is None else findings),
+        facts=(Given(dict(facts)),) if facts else (),
     )
 
 
-CERTIFICATES = [
+CERTIFICATES: list[Plain] = [
     {
         "use": "signing",
         "subject": "CN=springfield",
-        "not_after": datetime(2026, 1, 31, tzinfo=UTC),
+        "not_after": "2026-01-31T00:00:00Z",
         "sha256": "3F:A2:11:9C:0B:7E:55:61:AD:42:90:1C:FE:88:73:0D:12:34:56:78:9A:BC:DE:F0:11:22:33:44:55",
     },
-    {"use": "encryption", "subject": "CN=springfield-enc", "not_after": datetime(2027, 1, 1, tzinfo=UTC)},
+    {"use": "encryption", "subject": "CN=springfield-enc", "not_after": "2027-01-01T00:00:00Z"},
 ]
 
 
@@ -165,7 +177,7 @@ def test_text_wide_table_becomes_one_block_per_row() -> None:
 
 
 def test_text_facts_scalars_nested_and_certificate_rows() -> None:
-    narrow = [{k: v for k, v in row.items() if k != "sha256"} for row in CERTIFICATES]
+    narrow = [{k: v for k, v in row.items() if k != "sha256"} for row in CERTIFICATES if isinstance(row, dict)]
     narrow[0]["sha256"] = "3F:A2:…"
     out = render_text(
         _report([], vendor="okta", signed=False, sso={"HTTP-POST": LONG_URL}, certificates=narrow)
@@ -184,8 +196,7 @@ def test_text_facts_scalars_nested_and_certificate_rows() -> None:
 
 
 def test_text_naive_clock_is_utc() -> None:
-    report = _report([])
-    report.clock = datetime(2025, 3, 1, 12, 0)
+    report = replace(_report([]), clock=datetime(2025, 3, 1, 12, 0))
     assert "2025-03-01T12:00:00Z" in render_text(report)
 
 
@@ -237,10 +248,20 @@ def test_json_is_deterministic_and_sorted() -> None:
     )
 
 
-def test_json_facts_become_plain_data() -> None:
-    document = json.loads(render_json(_report([], certificates=CERTIFICATES, codes={"b", "a"})))
-    assert document["facts"]["certificates"][0]["not_after"] == "2026-01-31T00:00:00Z"
-    assert document["facts"]["codes"] == ["a", "b"]
+def test_json_facts_of_a_metadata_report_are_plain_data() -> None:
+    from metadata.certs import certificate_facts
+    from tests.factory import NOW, IdPSpec, idp_metadata, make_keypair
+    from validator.inspection import MetadataOptions, inspect_metadata_bytes
+    from validator.metadata_facts import metadata_report
+
+    key = make_keypair("idp.example.com")
+    data = idp_metadata(IdPSpec(keys=[("signing", key.cert_b64)]))
+    report = metadata_report(inspect_metadata_bytes(data, "idp.xml", MetadataOptions(now=NOW)))
+    facts = json.loads(render_json(report))["facts"]
+    [certificate] = facts["certificates"]
+    assert certificate["not_after"] == iso_z(certificate_facts(key.cert_der).not_after)
+    assert certificate["not_after"].endswith("Z") and certificate["signing"] is True
+    assert facts["sso"][0]["binding"] == "HTTP-Redirect" and facts["warn_days"] == 30
 
 
 def test_json_keeps_values_exact_but_escaped() -> None:
@@ -330,7 +351,7 @@ def _hostile_report() -> Report:
         inputs={"metadata": BREAKOUT, SCRIPT: "x"},
         clock=CLOCK,
         findings=hostile,
-        facts={SCRIPT: BREAKOUT + RLO, "nested": {"k": [SCRIPT]}, "certificates": [{"subject": SCRIPT}]},
+        facts=(Given({SCRIPT: BREAKOUT + RLO, "nested": {"k": [SCRIPT]}, "certificates": [{"subject": SCRIPT}]}),),
     )
 
 
@@ -404,26 +425,25 @@ def test_render_rejects_unknown_format_naming_the_valid_ones() -> None:
 def test_helpers() -> None:
     assert iso_z(datetime(2025, 3, 1, 13, 0, tzinfo=datetime.now(UTC).astimezone().tzinfo)).endswith("Z")
     assert shown("a\u2028b\u00adc") == "a\\u2028b\\u00adc"
-    assert plain({"t": (1, 2), "b": b"\x01", "f": float("nan"), "s": Severity.ERROR}) == {
-        "t": [1, 2],
-        "b": "01",
-        "f": "nan",
-        "s": "error",
-    }
 
 
 def test_html_draws_the_signing_certificates_on_a_timeline() -> None:
     from datetime import timedelta
 
+    from tests.factory import IdPSpec, idp_metadata, make_keypair
+    from validator.inspection import MetadataOptions, inspect_metadata_bytes
+    from validator.metadata_facts import metadata_report
+
     now = datetime(2026, 6, 1, tzinfo=UTC)
-    signing = [{"use": "signing", "signing": True, "subject": "CN=<old>", "not_before": now - timedelta(days=700),
-                "not_after": now + timedelta(days=10), "sha256": "AA:BB"},
-               {"use": "encryption", "signing": False, "subject": "CN=enc", "not_before": now,
-                "not_after": now + timedelta(days=900), "sha256": "CC:DD"}]
-    out = render_html(_report([], certificates=signing, warn_days=30), rules=[])
+    old = make_keypair("<old>", not_before=now - timedelta(days=700), not_after=now + timedelta(days=10))
+    enc = make_keypair("enc", not_before=now, not_after=now + timedelta(days=900))
+    data = idp_metadata(IdPSpec(keys=[("signing", old.cert_b64), ("encryption", enc.cert_b64)]))
+    report = metadata_report(inspect_metadata_bytes(data, "idp.xml", MetadataOptions(now=now, warn_days=30)))
+    out = render_html(report, rules=[])
     section = out[out.index("<h2>Certificates</h2>"):]
     svg = section[section.index("<svg"):section.index("</svg>")]
-    assert 'role="img"' in svg and "CN=&lt;old&gt;" in svg and "CN=enc" not in svg  # signing only, escaped
+    assert 'role="img"' in svg and "&lt;old" in svg and "<old" not in svg  # escaped
+    assert "CN=enc" not in svg  # signing certificates only
     assert "expiring" in svg  # inside the 30-day horizon
     assert "<svg" not in render_html(_report([], vendor="okta"), rules=[])  # no certificate, no picture
 

@@ -35,6 +35,7 @@ from validator.checks.sweep import Snapshot, SnapshotCertificate, choose_signer,
 from validator.cli import cli
 from validator.findings import Severity
 from validator.render.sweep import SweepProgress, render_sweep
+from validator.report import facts_json
 from validator.sweep import PartnerResult, SweepOptions, SweepResult, run_sweep
 from validator.sweep_history import (
     LAST_GOOD_NS,
@@ -141,7 +142,7 @@ def test_a_good_partner_is_ready_and_its_copy_is_kept(
     assert partner.report.verdict == "ready", codes(partner)
     assert partner.report.count(Severity.ERROR) == partner.report.count(Severity.WARNING) == 0
     assert "CRM201" not in codes(partner) and "CRM202" not in codes(partner) and "CRM203" not in codes(partner)
-    assert partner.changes == ["first copy kept"]
+    assert list(partner.changes) == ["first copy kept"]
     assert partner.signer is not None and partner.signer.how == "only"
     assert "is the only signing certificate" in only(partner, "KEY022")
     kept = read_last_good(store, "B-1")
@@ -150,7 +151,7 @@ def test_a_good_partner_is_ready_and_its_copy_is_kept(
     assert [c.sha256 for c in kept.snapshot.certificates] == [fingerprint(key_a.cert_der)]
     runs = recent_runs(store, "B-1")
     assert len(runs) == 1 and runs[0]["fetched"] and runs[0]["last_good_replaced"]
-    assert partner.report.facts["sweep"]["history"]["replaced"] is True
+    assert facts_json(partner.report)["sweep"]["history"]["replaced"] is True
 
 
 def test_an_unreachable_url_is_a_finding(records: Path, store: Store, pki: PKI) -> None:
@@ -159,7 +160,7 @@ def test_an_unreachable_url_is_a_finding(records: Path, store: Store, pki: PKI) 
     assert "NET005" in codes(partner)
     assert partner.report.exit_code() == 1
     assert read_last_good(store, "B-1") is None
-    assert "no good copy yet: the fetch failed" in partner.history["kept"]
+    assert "no good copy yet: the fetch failed" in partner.history.kept
 
 
 def test_a_tls_failure_is_a_finding(records: Path, store: Store, pki: PKI, https_server: LocalServer,
@@ -198,7 +199,7 @@ def test_a_record_without_a_metadata_url(records: Path, store: Store, pki: PKI) 
     partner = sweep_one(records, store, pki)
     assert codes(partner).count("CRM202") == 1
     assert partner.report.exit_code() == 1
-    assert "no metadata URL" in partner.history["kept"]
+    assert "no metadata URL" in partner.history.kept
 
 
 # --- a folder ------------------------------------------------------------------------------------
@@ -260,8 +261,8 @@ def test_a_failed_fetch_never_overwrites_the_last_good_copy(
     assert code in codes(partner)
     kept = read_last_good(store, "B-1")
     assert kept is not None and kept.body == good and kept.fetched_at == NOW
-    assert partner.history["replaced"] is False
-    assert "the last good copy of 2026-06-01 12:00 UTC is kept" in partner.history["kept"]
+    assert partner.history.replaced is False
+    assert "the last good copy of 2026-06-01 12:00 UTC is kept" in partner.history.kept
     # The partner's certificates are still known, from the last good copy, for the expiry column.
     assert partner.certificates_from == "last good copy" and len(partner.certificates) == 1
     runs = recent_runs(store, "B-1")
@@ -292,21 +293,21 @@ def test_a_certificate_rollover_is_detected(
     https_server.routes["/metadata"] = respond(body=metadata(key_a))  # unchanged: nothing to report
     unchanged = sweep_one(records, store, pki, LATER)
     assert not {"KEY020", "KEY021", "MD020", "MD021"} & set(codes(unchanged))
-    assert unchanged.changes == []
+    assert list(unchanged.changes) == []
 
     https_server.routes["/metadata"] = respond(body=metadata(key_a, key_b))  # B announced
     added = sweep_one(records, store, pki, LATER + timedelta(days=1))
     assert "CN=idp signing B" in only(added, "KEY020")
     assert [f.actual for f in added.report.findings if f.code == "KEY020"] == [fingerprint(key_b.cert_der)]
     assert "KEY021" not in codes(added)
-    assert added.changes == ["certificate added"]
+    assert list(added.changes) == ["certificate added"]
     assert added.report.verdict == "ready, with warnings"  # the new copy is good: it becomes the last good one
 
     https_server.routes["/metadata"] = respond(body=metadata(key_b))  # A retired
     removed = sweep_one(records, store, pki, LATER + timedelta(days=2))
     assert "CN=idp signing A" in only(removed, "KEY021")
     assert "KEY020" not in codes(removed)
-    assert removed.changes == ["certificate removed"]
+    assert list(removed.changes) == ["certificate removed"]
 
 
 def test_entity_id_and_sso_changes_are_reported(
@@ -321,7 +322,7 @@ def test_entity_id_and_sso_changes_are_reported(
     assert "from 'https://idp.example.com/saml' to 'https://idp.example.com/saml2'" in only(partner, "MD020")
     assert "HTTP-POST endpoint moved" in only(partner, "MD021")
     assert "CRM001" in codes(partner)  # the record still names the old entity ID: an error
-    assert partner.changes == ["entity ID", "SSO endpoint"]
+    assert list(partner.changes) == ["entity ID", "SSO endpoint"]
     kept = read_last_good(store, "B-1")
     assert kept is not None and kept.snapshot.entity_id == ENTITY_ID  # errors: not the new good copy
 
@@ -364,7 +365,7 @@ def test_expiry_is_warned_at_the_horizon(
     write_record(records, "b1.toml", https_server.url())
     partner = sweep_one(records, store, pki, warn_days=30)
     assert ("KEY006" in codes(partner)) is warned
-    facts = partner.report.facts["sweep"]["next_expiry"]
+    facts = facts_json(partner.report)["sweep"]["next_expiry"]
     assert facts["days_left"] == days_left and facts["signer"] is True
     text = render_sweep(run_sweep(records, options(pki, warn_days=30), store), "text")
     assert f"({days_left} d), signer" in text
@@ -385,8 +386,8 @@ def test_the_signer_is_a_guess_unless_a_test_login_saw_it(
     assert seen.signer is not None and seen.signer.how == "test-login"
     assert seen.signer.sha256 == fingerprint(key_a.cert_der)
     assert "verified the test login of 2026-06-01 10:00 UTC" in only(seen, "KEY022")
-    assert seen.report.facts["sweep"]["signer"]["test_login"] == {"at": NOW - timedelta(hours=2)}
-    assert "login-Xy7" not in repr(seen.report.facts)  # the ID opens the login's result page: never shown
+    assert facts_json(seen.report)["sweep"]["signer"]["test_login"] == {"at": "2026-06-01T10:00:00Z"}
+    assert "login-Xy7" not in repr(facts_json(seen.report))  # the ID opens the login's result page: never shown
 
 
 def test_a_signer_recorded_before_login_ids_were_kept_still_counts(
@@ -400,7 +401,8 @@ def test_a_signer_recorded_before_login_ids_were_kept_still_counts(
     assert last_signer(store, "B-1") == SeenSigner(fingerprint(key_a.cert_der), at, None)
     seen = sweep_one(records, store, pki, LATER)
     assert seen.signer is not None and seen.signer.how == "test-login"
-    assert seen.report.facts["sweep"]["signer"]["test_login"] == {"at": at}
+    assert facts_json(seen.report)["sweep"]["signer"]["test_login"] == {"at": "2026-06-01T10:00:00Z"}
+    assert seen.test_login is not None and seen.test_login.verified_at == at
 
 
 def test_a_test_login_signer_that_left_the_metadata_is_said() -> None:
@@ -603,8 +605,8 @@ def test_a_store_failing_for_one_partner_is_its_finding_and_the_others_are_swept
     # instead of them; and nothing is written for that partner.
     failed = codes(by_record["b2.toml"])
     assert failed.count("CRM204") == 1 and any(code.startswith("NET") for code in failed), failed
-    assert by_record["b2.toml"].history == {"replaced": False, "kept": "the store did not answer: no history was "
-                                                                       "written"}
+    assert by_record["b2.toml"].history.json() == {"replaced": False, "kept": "the store did not answer: no history "
+                                                                              "was written"}
     assert read_last_good(store, "B-2") is None and recent_runs(store, "B-2") == []
     assert result.exit_code() == 1
     assert by_record["b1.toml"].report.verdict == "ready" and read_last_good(store, "B-1") is not None
@@ -628,5 +630,5 @@ def test_a_what_if_sweep_at_another_time_writes_no_history(
     https_server.routes["/metadata"] = respond(body=metadata(key_a))
     write_record(records, "b1.toml", https_server.url())
     partner = sweep_one(records, store, pki, record_history=False)
-    assert partner.report.verdict == "ready" and "what-if" in partner.history["kept"]
+    assert partner.report.verdict == "ready" and "what-if" in partner.history.kept
     assert read_last_good(store, "B-1") is None and recent_runs(store, "B-1") == []

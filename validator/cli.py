@@ -25,9 +25,10 @@ from metadata.crm import CRMRecord, load_crm
 from metadata.xml import MiB
 from validator.checks.crm_record import check_record
 from validator.errors import ValidatorError
-from validator.findings import FAMILIES, Rule, get_rule, rules
+from validator.findings import FAMILIES, Rule, folded, get_rule, rules
 from validator.inspection import MetadataOptions, inspect_metadata
 from validator.metadata_facts import metadata_report
+from validator.record_facts import RecordFacts
 from validator.render import render
 from validator.report import Report
 
@@ -208,11 +209,8 @@ def crm_command(record: Path, fmt: str, out: Path | None, strict: bool, now: str
     """Check a CRM record itself: keys, claims, login types, URLs."""
     loaded = load_crm(record)
     report = Report(subject="crm-record", inputs={"crm": str(record)}, clock=parse_now(now),
-                    subjects_run=("crm-record",))
-    report.extend(check_record(loaded, str(record)))
-    report.facts["biller"] = {"id": loaded.biller.id, "name": loaded.biller.name}
-    report.facts["claims"] = [c.name for c in loaded.claims]
-    report.facts["login_types"] = [f"{i} {n}" for i, n in loaded.login_type_ids.items()]
+                    findings=tuple(folded(check_record(loaded, str(record)))), subjects_run=("crm-record",),
+                    facts=(RecordFacts(loaded),))
     emit(report, fmt, out, strict)
 
 
@@ -246,17 +244,18 @@ def discover_command(source: str, crm_path: Path | None, fmt: str, out: Path | N
     policy = _http_policy() if allow_http else None
     options = MetadataOptions(now=parse_now(now), warn_days=warn_days, fetch_policy=policy, entity_id=entity_id)
     crm = _load_crm(crm_path)
-    report = metadata_report(inspect_metadata(source, options, crm), crm_source=str(crm_path) if crm_path else None)
-    if not describes_an_idp(report):  # the findings say why; no worksheet, no draft
+    inspection = inspect_metadata(source, options, crm)
+    report = metadata_report(inspection, crm_source=str(crm_path) if crm_path else None)
+    if not describes_an_idp(inspection):  # the findings say why; no worksheet, no draft
         click.echo(render(report, "text"), err=True, nl=False)
         several = any(f.code == "MD002" for f in report.findings)
         click.echo("no worksheet: " + ("the metadata holds several entities; choose one with --entity-id"
                                        if several else "no IdP entity could be read from the metadata (see the "
                                        "findings above)"), err=True)
         sys.exit(max(1, report.exit_code(strict=False)))
-    sso = sign_in_url(report.facts)
+    sso = sign_in_url(inspection)
     probe = None if no_probe or sso is None else probe_framing(sso, *((policy,) if policy else ()))
-    worksheet = build_worksheet(report, crm, metadata_url=report.inputs["metadata"] if url else None,
+    worksheet = build_worksheet(inspection, report, crm, metadata_url=inspection.shown if url else None,
                                 probe=probe)
     text = render_markdown(worksheet) if fmt == "md" else render_worksheet_html(worksheet, warn_days=warn_days)
     if out is None:

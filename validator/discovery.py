@@ -5,7 +5,8 @@ a draft CRM record.
 Everything here is pure; the one live request, the framing probe of the sign-in URL, is
 :func:`validator.framing.probe_framing`.
 The metadata checks themselves run as for ``saml-validate metadata``; the worksheet is built
-from that :class:`~validator.report.Report` and its facts.
+from that inspection's model (the entity, its endpoints and certificates), and carries the
+report assembled from it.
 """
 
 from __future__ import annotations
@@ -14,20 +15,21 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from metadata.crm import VENDORS as CRM_VENDORS
 from metadata.crm import CRMRecord
-from metadata.saml import EMAIL
+from metadata.model import Endpoint, EntityDescriptor
+from metadata.saml import BINDING_POST, BINDING_REDIRECT, EMAIL
+from metadata.urls import redact_url
 from metadata.xml import visible
 from validator.findings import Severity
 from validator.framing import FrameProbe, Origin
+from validator.inspection import MetadataInspection
+from validator.metadata_facts import CertificateRow, MetadataFacts
 from validator.report import Report
-from validator.vendor import Setting, setting
-
-REDIRECT, POST = "HTTP-Redirect", "HTTP-POST"
-
+from validator.vendor import Detection, Setting, detect_vendor, setting
 
 Verdict = Literal["possible", "no"]
 
@@ -42,40 +44,46 @@ class IframeVerdict:
 
 
 _OKTA_DOMAIN = re.compile(r"\.(okta|oktapreview|okta-emea)\.com$")
+_OKTA_RULE = ("Okta allows its sign-in page in an iframe only on an Okta domain (or a custom domain of the org) "
+              "with 'Allow iFrame embedding' turned on and the portal's origin added as a Trusted Origin with the "
+              "'iFrame embed' scope (Security › API › Trusted Origins).")
+_ENTRA_RULE = "Entra ID forbids framing its sign-in pages; the portal must send the user there in the full window."
+_OTHER_RULE = "Only Okta supports the portal's iframe embedding; with any other IdP the login uses the full window."
+
+
+def probe_evidence(probe: FrameProbe | None, portal_origin: str | None) -> str:
+    """What the live probe of the sign-in URL saw, or why there was none."""
+    if probe is None:
+        return "not probed (--no-probe, or no sign-in URL)"
+    if probe.error is not None:
+        return f"the probe of {probe.url} failed: {probe.error}"
+    sent = [f"X-Frame-Options: {probe.x_frame_options}"] if probe.x_frame_options else []
+    sent += [f"CSP frame-ancestors {sources}" for sources in probe.frame_ancestors]
+    said = "; ".join(sent) or "no X-Frame-Options and no CSP frame-ancestors"
+    who = portal_origin or "another site"
+    return f"{probe.url} answered HTTP {probe.status} with {said}: " + (
+        f"a page of {who} may not frame it" if probe.forbids(portal_origin) else f"a page of {who} may frame it")
 
 
 def iframe_verdict(vendor_key: str | None, probe: FrameProbe | None, portal_origin: str | None,
                    sign_in: str | None = None) -> IframeVerdict:
     """Embedding the IdP's sign-in in the portal's iframe works only with Okta, on an Okta domain
     (DESIGN.md)."""
-    if probe is None:
-        evidence = "not probed (--no-probe, or no sign-in URL)"
-    elif probe.error is not None:
-        evidence = f"the probe of {probe.url} failed: {probe.error}"
-    else:
-        sent = [f"X-Frame-Options: {probe.x_frame_options}"] if probe.x_frame_options else []
-        sent += [f"CSP frame-ancestors {sources}" for sources in probe.frame_ancestors]
-        said = "; ".join(sent) or "no X-Frame-Options and no CSP frame-ancestors"
-        forbids = probe.forbids(portal_origin)
-        who = portal_origin or "another site"
-        evidence = f"{probe.url} answered HTTP {probe.status} with {said}: " + (
-            f"a page of {who} may not frame it" if forbids else f"a page of {who} may frame it")
+    evidence = probe_evidence(probe, portal_origin)
     if vendor_key == "okta":
-        rule = ("Okta allows its sign-in page in an iframe only on an Okta domain (or a custom domain of the org) "
-                "with 'Allow iFrame embedding' turned on and the portal's origin added as a Trusted Origin with the "
-                "'iFrame embed' scope (Security › API › Trusted Origins).")
-        host = urlsplit(sign_in).hostname or "" if sign_in else ""
-        if sign_in and not _OKTA_DOMAIN.search(host):
-            return IframeVerdict("no", rule, f"the sign-in URL's host {host!r} is not an Okta domain; if it is the "
-                                 f"org's custom domain, confirm it with the partner; {evidence}")
-        blocked = probe is not None and probe.forbids(portal_origin) is True
-        return IframeVerdict("no" if blocked else "possible", rule, evidence + (
-            "; add the portal's origin as a Trusted Origin with 'iFrame embed'" if blocked else ""))
-    if vendor_key == "entra":
-        rule = "Entra ID forbids framing its sign-in pages; the portal must send the user there in the full window."
-    else:
-        rule = "Only Okta supports the portal's iframe embedding; with any other IdP the login uses the full window."
-    return IframeVerdict("no", rule, evidence)
+        return _okta_verdict(evidence, probe, portal_origin, sign_in)
+    return IframeVerdict("no", _ENTRA_RULE if vendor_key == "entra" else _OTHER_RULE, evidence)
+
+
+def _okta_verdict(evidence: str, probe: FrameProbe | None, portal_origin: str | None,
+                  sign_in: str | None) -> IframeVerdict:
+    host = urlsplit(sign_in).hostname or "" if sign_in else ""
+    if sign_in and not _OKTA_DOMAIN.search(host):
+        return IframeVerdict("no", _OKTA_RULE, f"the sign-in URL's host {host!r} is not an Okta domain; if it is the "
+                             f"org's custom domain, confirm it with the partner; {evidence}")
+    blocked = probe is not None and probe.forbids(portal_origin) is True
+    return IframeVerdict("no" if blocked else "possible", _OKTA_RULE, evidence + (
+        "; add the portal's origin as a Trusted Origin with 'iFrame embed'" if blocked else ""))
 
 
 @dataclass(frozen=True)
@@ -88,8 +96,10 @@ class Hint:
 
 @dataclass(frozen=True)
 class Worksheet:
+    inspection: MetadataInspection
+    """The metadata checks, exactly as ``saml-validate metadata`` runs them."""
     report: Report
-    """The metadata checks, exactly as ``saml-validate metadata`` reports them."""
+    """Their report, as ``saml-validate metadata`` shows it."""
     crm: CRMRecord | None
     metadata_url: str | None
     iframe: IframeVerdict
@@ -98,25 +108,29 @@ class Worksheet:
     """A draft CRM record (TOML) pre-filled from the metadata."""
 
     @property
-    def facts(self) -> dict[str, Any]:
-        return self.report.facts
+    def entity(self) -> EntityDescriptor | None:
+        return self.inspection.entity
 
     @property
-    def vendor(self) -> dict[str, Any] | None:
-        found = self.facts.get("vendor")
-        return found if isinstance(found, dict) else None
+    def detection(self) -> Detection | None:
+        """The IdP product recognised in the metadata, with its evidence."""
+        return detect_vendor(self.entity) if self.entity is not None else None
 
     @property
-    def vendor_key(self) -> str | None:
-        return self.vendor["key"] if self.vendor else (self.crm.idp.vendor if self.crm else None)
+    def vendor_name(self) -> str | None:
+        """The product's name ("not recognised" when the entity matches none); None without an entity."""
+        if self.entity is None:
+            return None
+        return self.detection.vendor.name if self.detection else "not recognised"
 
     @property
-    def sso(self) -> list[dict[str, str]]:
-        return list(self.facts.get("sso", []))
+    def sso(self) -> tuple[Endpoint, ...]:
+        idp = self.entity.idp if self.entity is not None else None
+        return idp.sso if idp is not None else ()
 
     @property
-    def signing_certificates(self) -> list[dict[str, Any]]:
-        return [c for c in self.facts.get("certificates", []) if c.get("signing")]
+    def signing_certificates(self) -> tuple[CertificateRow, ...]:
+        return MetadataFacts(self.inspection).signing_certificates()
 
     @property
     def errors(self) -> list[str]:
@@ -131,27 +145,37 @@ class Worksheet:
         return [f"{f.code} {f.title}: {f.message}" for f in self.report.sorted_findings if f.severity is severity]
 
 
-def describes_an_idp(report: Report) -> bool:
+def describes_an_idp(inspection: MetadataInspection) -> bool:
     """Whether the metadata check read one IdP entity to describe. Without one (a failed fetch, a
     page that is not metadata, an aggregate with no entity chosen, an SP's metadata) a worksheet would answer every
-    question with "not found": the report's findings say what went wrong instead."""
-    return "entity_id" in report.facts and "sso" in report.facts  # "sso": the entity has an IdP role
+    question with "not found": the inspection's findings say what went wrong instead."""
+    return inspection.entity is not None and inspection.entity.idp is not None
 
 
-def sign_in_url(facts: dict[str, Any]) -> str | None:
-    """The SSO URL the portal sends users to: HTTP-Redirect first, as the portal's requests use it."""
-    by_binding = {e.get("binding"): e.get("location") for e in facts.get("sso", [])}
-    return by_binding.get(REDIRECT) or by_binding.get(POST)
+def sign_in_location(entity: EntityDescriptor | None) -> str | None:
+    """The SSO location the portal sends users to, as the metadata gives it: HTTP-Redirect first,
+    as the portal's requests use it, else HTTP-POST."""
+    endpoints = entity.idp.sso if entity is not None and entity.idp is not None else ()
+    by_binding = {e.binding: e.location for e in endpoints}  # the last of a binding, as listed
+    return by_binding.get(BINDING_REDIRECT) or by_binding.get(BINDING_POST)
 
 
-def build_worksheet(report: Report, crm: CRMRecord | None, *, metadata_url: str | None,
-                    probe: FrameProbe | None) -> Worksheet:
-    vendor = report.facts.get("vendor")
-    vendor_key = vendor.get("key") if isinstance(vendor, dict) else (crm.idp.vendor if crm else None)
+def sign_in_url(inspection: MetadataInspection) -> str | None:
+    """The sign-in URL as it may be shown and probed: any password in it hidden."""
+    location = sign_in_location(inspection.entity)
+    return redact_url(location) if location is not None else None
+
+
+def build_worksheet(inspection: MetadataInspection, report: Report, crm: CRMRecord | None, *,
+                    metadata_url: str | None, probe: FrameProbe | None) -> Worksheet:
+    detection = detect_vendor(inspection.entity) if inspection.entity is not None else None
+    vendor_key = detection.vendor.key if detection else (
+        None if inspection.entity is not None else crm.idp.vendor if crm else None)
     portal = str(Origin.of(crm.sp.acs_url)) if crm else None
     url = metadata_url or (crm.idp.metadata_url if crm else None)
-    verdict = iframe_verdict(vendor_key, probe, portal, sign_in_url(report.facts))
-    return Worksheet(report, crm, url, verdict, setup_hints(vendor_key, crm), draft_record(report, crm, url))
+    verdict = iframe_verdict(vendor_key, probe, portal, sign_in_url(inspection))
+    return Worksheet(inspection, report, crm, url, verdict, setup_hints(vendor_key, crm),
+                     draft_record(inspection, crm, url))
 
 
 def setup_hints(vendor_key: str | None, crm: CRMRecord | None) -> tuple[Hint, ...]:
@@ -180,16 +204,13 @@ def _toml(value: str) -> str:
                    for ch in json.dumps(value, ensure_ascii=False))
 
 
-def draft_record(report: Report, crm: CRMRecord | None, metadata_url: str | None) -> str:
-    """A CRM record pre-filled from the metadata; what only the portal knows says TODO."""
-    facts = report.facts
-    vendor = facts.get("vendor")
-    key = vendor.get("key") if isinstance(vendor, dict) else None
-    formats = facts.get("nameid_formats") or []
-    source = visible(report.inputs.get("metadata", "?"), one_line=True)  # a comment line stays one line
+def draft_record(inspection: MetadataInspection, crm: CRMRecord | None, metadata_url: str | None) -> str:
+    """A CRM record pre-filled from the metadata's model; what only the portal knows says TODO."""
+    entity = inspection.entity
+    source = visible(inspection.shown, one_line=True)  # a comment line stays one line
     lines = [
         f"# Draft CRM record written by saml-validate discover from {source}",
-        f"# on {report.clock:%Y-%m-%d}. Check every value with the partner and replace each TODO.",
+        f"# on {inspection.now:%Y-%m-%d}. Check every value with the partner and replace each TODO.",
         "[biller]",
         f"id = {_toml(crm.biller.id if crm else 'TODO')}",
         f"name = {_toml(crm.biller.name if crm else 'TODO')}",
@@ -199,24 +220,43 @@ def draft_record(report: Report, crm: CRMRecord | None, metadata_url: str | None
         f"acs_url = {_toml(crm.sp.acs_url if crm else 'TODO: the portal ACS URL')}",
         "",
         "[idp]",
+        *_draft_idp(entity, crm, metadata_url),
+        *_draft_claims(entity, crm),
+        *_draft_login_types(crm),
     ]
-    if key in CRM_VENDORS:
-        lines.append(f"vendor = {_toml(key)}")
-    if isinstance(facts.get("entity_id"), str):
-        lines.append(f"entity_id = {_toml(facts['entity_id'])}")
+    return "\n".join(lines) + "\n"
+
+
+def _draft_idp(entity: EntityDescriptor | None, crm: CRMRecord | None, metadata_url: str | None) -> list[str]:
+    lines = []
+    detection = detect_vendor(entity) if entity is not None else None
+    if detection is not None and detection.vendor.key in CRM_VENDORS:
+        lines.append(f"vendor = {_toml(detection.vendor.key)}")
+    if entity is not None:
+        lines.append(f"entity_id = {_toml(entity.entity_id)}")
     if metadata_url:
         lines.append(f"metadata_url = {_toml(metadata_url)}")
-    if sso := sign_in_url(facts):
-        lines.append(f"sso_url = {_toml(sso)}")
+    lines += _draft_sso_url(sign_in_location(entity))
+    formats = list(entity.idp.nameid_formats) if entity is not None and entity.idp is not None else []
     chosen = crm.idp.nameid_format if crm and crm.idp.nameid_format else (EMAIL if EMAIL in formats else (
         formats[0] if formats else None))
     if chosen:
         lines.append(f"nameid_format = {_toml(chosen)}")
+    return lines
+
+
+def _draft_sso_url(location: str | None) -> list[str]:
+    return [f"sso_url = {_toml(redact_url(location))}"] if location else []
+
+
+def _draft_claims(entity: EntityDescriptor | None, crm: CRMRecord | None) -> list[str]:
+    offered = [a.name for a in entity.idp.attributes] if entity is not None and entity.idp is not None else []
+    lines: list[str] = []
     if crm is not None:
         claims = [(c.name, c.required, c.login_type) for c in crm.claims]
-    elif facts.get("offered_attributes"):
+    elif offered:
         lines += ["", "# The attributes the metadata offers; mark those the portal needs as required."]
-        claims = [(name, False, False) for name in facts["offered_attributes"]]
+        claims = [(name, False, False) for name in offered]
     else:
         lines += ["", "# The metadata lists no attributes: agree the claim names with the partner, one block each:",
                   "# [[claims]]", '# name = "AccountNumber"', "# required = true"]
@@ -225,10 +265,14 @@ def draft_record(report: Report, crm: CRMRecord | None, metadata_url: str | None
         lines += ["", "[[claims]]", f"name = {_toml(name)}", f"required = {'true' if required else 'false'}"]
         if is_login_type:
             lines.append("login_type = true")
+    return lines
+
+
+def _draft_login_types(crm: CRMRecord | None) -> list[str]:
     if crm is not None and crm.login_types:
+        lines = []
         for login_type in crm.login_types:
             lines += ["", "[[login_types]]", f"id = {login_type.id}", f"name = {_toml(login_type.name)}"]
-    else:
-        lines += ["", "# The login type IDs the portal issued to this biller, one block each:",
-                  "# [[login_types]]", "# id = 1", '# name = "Customer"']
-    return "\n".join(lines) + "\n"
+        return lines
+    return ["", "# The login type IDs the portal issued to this biller, one block each:",
+            "# [[login_types]]", "# id = 1", '# name = "Customer"']

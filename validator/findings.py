@@ -125,6 +125,10 @@ class FindingLog:
     def extend(self, findings: Iterable[Finding]) -> None:
         self._found.extend(folded(findings))
 
+    def add_all(self, findings: Iterable[Finding]) -> None:
+        """Add findings as they are: another inspection's, folded batch by batch already."""
+        self._found.extend(findings)
+
     def errors_since(self, mark: int) -> int:
         """How many errors were added after the first `mark` findings."""
         return sum(1 for f in self._found[mark:] if f.severity is Severity.ERROR)

@@ -4,11 +4,28 @@ who signed it) and the :class:`~validator.report.Report` assembled where it is s
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from metadata.certs import fingerprint
+from validator.json_value import Plain
 from validator.report import Report
 from validator.response_inspection import JudgedResponse, ResponseInspection
+
+
+@dataclass(frozen=True)
+class ResponseReportFacts:
+    """The facts of a response inspection: for each response that could be read, whether it
+    verified and, if so, who signed what and what it says."""
+
+    inspection: ResponseInspection
+
+    def json(self) -> dict[str, Plain]:
+        if not self.inspection.found:
+            return {}
+        judged: list[Plain] = [_judged(r) for r in self.inspection.responses]
+        if self.inspection.found > 1:
+            return {"responses": judged}
+        return {"response": judged[0] if judged else {}}
 
 
 def response_report(inspection: ResponseInspection, *, crm_source: str | None = None) -> Report:
@@ -16,22 +33,11 @@ def response_report(inspection: ResponseInspection, *, crm_source: str | None = 
     inputs = {"response": inspection.source, **({"crm": crm_source} if crm_source else {})}
     if inspection.trust_source is not None:
         inputs["metadata"] = inspection.trust_source
-    report = Report(subject="response", inputs=inputs, clock=inspection.now, subjects_run=inspection.subjects_run,
-                    findings=list(inspection.findings))
-    report.facts.update(response_facts(inspection))
-    return report
+    return Report(subject="response", inputs=inputs, clock=inspection.now, findings=inspection.findings,
+                  subjects_run=inspection.subjects_run, facts=(ResponseReportFacts(inspection),))
 
 
-def response_facts(inspection: ResponseInspection) -> dict[str, Any]:
-    if not inspection.found:
-        return {}
-    judged = [_judged(r) for r in inspection.responses]
-    if inspection.found > 1:
-        return {"responses": judged}
-    return {"response": judged[0] if judged else {}}
-
-
-def _judged(judged: JudgedResponse) -> dict[str, Any]:
+def _judged(judged: JudgedResponse) -> dict[str, Plain]:
     verified, facts = judged.verified, judged.facts
     if verified is None or facts is None:
         return {"verified": False}

@@ -22,8 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from metadata.model import EntityDescriptor
+from metadata.saml import binding_name
 from metadata.store import Store
+from metadata.urls import redact_url
 from validator.checks.sweep import Snapshot, SnapshotCertificate
+from validator.json_value import Plain, iso_z
+from validator.metadata_facts import certificate_rows
 
 LAST_GOOD_NS = "sweep-last-good"
 RUNS_NS = "sweep-runs"
@@ -64,36 +69,93 @@ def read_last_good(store: Store, biller_id: str) -> LastGood | None:
 
 def save_last_good(store: Store, biller_id: str, copy: LastGood) -> None:
     header = {
-        "format": _FORMAT, "fetched_at": _iso(copy.fetched_at), "url": copy.url, "sha256": copy.sha256,
+        "format": _FORMAT, "fetched_at": iso_z(copy.fetched_at), "url": copy.url, "sha256": copy.sha256,
         "bytes": len(copy.body), "snapshot": snapshot_json(copy.snapshot),
     }
     store.put(LAST_GOOD_NS, biller_id, json.dumps(header, sort_keys=True).encode() + b"\n" + copy.body)
 
 
+@dataclass(frozen=True)
+class CopyRef:
+    """Which copy: when it was fetched and the SHA-256 of its bytes."""
+
+    fetched_at: datetime
+    sha256: str
+
+    def json(self) -> dict[str, Plain]:
+        return {"fetched_at": iso_z(self.fetched_at), "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class HistoryNote:
+    """What the store holds for the partner after this sweep, and why."""
+
+    replaced: bool
+    """Whether this sweep's copy became the last good one."""
+    kept: str | None = None
+    """Why not, and what is kept instead."""
+    compared_with: CopyRef | None = None
+    """The last good copy this sweep compared with."""
+    last_good: CopyRef | None = None
+    """The last good copy now."""
+
+    def json(self) -> dict[str, Plain]:
+        found: dict[str, Plain] = {"replaced": self.replaced}
+        if self.compared_with is not None:
+            found["compared_with"] = self.compared_with.json()
+        if self.last_good is not None:
+            found["last_good"] = self.last_good.json()
+        if self.kept is not None:
+            found["kept"] = self.kept
+        return found
+
+
 def keep_last_good(
     store: Store, biller_id: str, previous: LastGood | None, candidate: LastGood | None, why_not: str
-) -> dict[str, Any]:
+) -> HistoryNote:
     """Save `candidate` as the last good copy, if there is one (a fetch whose checks found no
     error); otherwise leave `previous` exactly as it is. What the store holds now, and why."""
-    history: dict[str, Any] = {"replaced": candidate is not None}
-    if previous is not None:
-        history["compared_with"] = history["last_good"] = {"fetched_at": previous.fetched_at,
-                                                           "sha256": previous.sha256}
+    before = CopyRef(previous.fetched_at, previous.sha256) if previous is not None else None
     if candidate is not None:
         save_last_good(store, biller_id, candidate)
-        history["last_good"] = {"fetched_at": candidate.fetched_at, "sha256": candidate.sha256}
-    else:
-        history["kept"] = (f"the last good copy of {previous.fetched_at:%Y-%m-%d %H:%M} UTC is kept: {why_not}"
-                           if previous else f"no good copy yet: {why_not}")
-    return history
+        return HistoryNote(True, compared_with=before, last_good=CopyRef(candidate.fetched_at, candidate.sha256))
+    kept = (f"the last good copy of {previous.fetched_at:%Y-%m-%d %H:%M} UTC is kept: {why_not}"
+            if previous else f"no good copy yet: {why_not}")
+    return HistoryNote(False, kept, compared_with=before, last_good=before)
 
 
-def append_run(store: Store, biller_id: str, entry: dict[str, Any]) -> None:
-    store.append(RUNS_NS, biller_id, json.dumps(entry, sort_keys=True).encode(), RUNS_KEPT)
+@dataclass(frozen=True)
+class RunEntry:
+    """One sweep of one partner, as its capped run log keeps it."""
+
+    at: datetime
+    record: str
+    verdict: str
+    errors: int
+    warnings: int
+    codes: tuple[str, ...]
+    """The codes of its errors and warnings, sorted."""
+    sha256: str | None
+    """Of the body fetched; None when the fetch failed."""
+    changes: tuple[str, ...]
+    last_good_replaced: bool
+    signer: str | None
+
+    def json(self) -> dict[str, Plain]:
+        return {
+            "at": iso_z(self.at), "record": self.record, "verdict": self.verdict, "errors": self.errors,
+            "warnings": self.warnings, "codes": list(self.codes), "fetched": self.sha256 is not None,
+            "sha256": self.sha256, "changes": list(self.changes), "last_good_replaced": self.last_good_replaced,
+            "signer": self.signer,
+        }
 
 
-def recent_runs(store: Store, biller_id: str, n: int = RUNS_KEPT) -> list[dict[str, Any]]:
-    """Up to `n` run summaries, newest first (entries that are not JSON objects are skipped)."""
+def append_run(store: Store, biller_id: str, entry: RunEntry) -> None:
+    store.append(RUNS_NS, biller_id, json.dumps(entry.json(), sort_keys=True).encode(), RUNS_KEPT)
+
+
+def recent_runs(store: Store, biller_id: str, n: int = RUNS_KEPT) -> list[dict[str, Plain]]:
+    """Up to `n` run summaries as stored, newest first (entries that are not JSON objects are skipped)."""
     runs = []
     for item in store.recent(RUNS_NS, biller_id, n):
         try:
@@ -119,7 +181,7 @@ class SeenSigner:
 def record_signer(store: Store, biller_id: str, sha256: str, verified_at: datetime, login_id: str) -> None:
     """For the test SP: remember the certificate (SHA-256, colon hex) that verified test login
     `login_id`. Only a login judged without errors, answering this browser's request, may say so."""
-    seen = {"sha256": sha256, "verified_at": _iso(verified_at), "login_id": login_id}
+    seen = {"sha256": sha256, "verified_at": iso_z(verified_at), "login_id": login_id}
     store.put(SIGNERS_NS, biller_id, json.dumps(seen).encode())
 
 
@@ -136,42 +198,38 @@ def last_signer(store: Store, biller_id: str) -> SeenSigner | None:
         return None
 
 
-def snapshot_from_facts(facts: dict[str, Any]) -> Snapshot | None:
-    """The snapshot of a metadata report's facts (``entity_id``, ``sso``, ``certificates``), or
-    None when no single entity was judged."""
-    if "entity_id" not in facts:
-        return None
+def snapshot_of(entity: EntityDescriptor) -> Snapshot:
+    """What the next sweep compares: the entity ID, the SSO endpoints and the distinct signing
+    certificates of the entity's IdP role, read from the model."""
+    idp = entity.idp
+    sso = tuple((binding_name(e.binding), redact_url(e.location)) for e in idp.sso) if idp is not None else ()
     certificates: dict[str, SnapshotCertificate] = {}
-    for cert in facts.get("certificates", []):
-        if cert.get("signing") and cert["sha256"] not in certificates:
-            certificates[cert["sha256"]] = SnapshotCertificate(
-                cert["sha256"], cert["subject"], cert["not_before"], cert["not_after"])
-    sso = tuple((str(e["binding"]), str(e["location"])) for e in facts.get("sso", []))
-    return Snapshot(str(facts["entity_id"]), sso, tuple(certificates.values()))
+    for row in certificate_rows(entity):
+        if row.signing and row.facts.sha256 not in certificates:
+            c = row.facts
+            certificates[c.sha256] = SnapshotCertificate(c.sha256, c.subject, c.not_before, c.not_after)
+    return Snapshot(entity.entity_id, sso, tuple(certificates.values()))
 
 
-def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
+def snapshot_json(snapshot: Snapshot) -> dict[str, Plain]:
     return {
         "entity_id": snapshot.entity_id,
         "sso": [{"binding": b, "location": loc} for b, loc in snapshot.sso],
         "certificates": [
-            {"sha256": c.sha256, "subject": c.subject, "not_before": _iso(c.not_before), "not_after": _iso(c.not_after)}
-            for c in snapshot.certificates
+            {"sha256": c.sha256, "subject": c.subject, "not_before": iso_z(c.not_before),
+             "not_after": iso_z(c.not_after)} for c in snapshot.certificates
         ],
     }
 
 
-def _snapshot(data: dict[str, Any]) -> Snapshot:
+def _snapshot(data: Any) -> Snapshot:
+    """The snapshot of a stored copy's header (JSON read back: checked by the caller's except)."""
     return Snapshot(
         None if data["entity_id"] is None else str(data["entity_id"]),
         tuple((str(e["binding"]), str(e["location"])) for e in data["sso"]),
         tuple(SnapshotCertificate(str(c["sha256"]), str(c["subject"]), _moment(c["not_before"]),
                                   _moment(c["not_after"])) for c in data["certificates"]),
     )
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _moment(text: str) -> datetime:

@@ -12,13 +12,8 @@ JSON report carries values exactly (ASCII-escaped); its consumers must do the sa
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import math
 import re
-from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
-from typing import TypeAlias
+from collections.abc import Iterable
 
 from metadata.xml import visible
 from validator.errors import UsageError
@@ -27,9 +22,6 @@ from validator.findings import rules as registered_rules
 from validator.report import Report
 
 FORMATS = ("text", "json", "junit", "html")
-
-Plain: TypeAlias = "bool | int | float | str | list[Plain] | dict[str, Plain] | None"
-"""JSON-compatible data: what facts become before any renderer looks at them."""
 
 # Beyond what `visible` covers: soft hyphen, invisible operators, line/paragraph separators,
 # lone surrogates and the two non-characters XML refuses.
@@ -69,40 +61,3 @@ def shown(value: str, *, one_line: bool = False) -> str:
     """`value` as a person may safely see it: invisible and controlling characters as ``\\uXXXX``
     (line feeds and tabs too when `one_line`: expected and actual values, where, table cells)."""
     return _ALSO_INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", visible(value, one_line=one_line))
-
-
-def iso_z(moment: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``; a naive datetime is taken to be UTC already."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def plain(value: object) -> Plain:
-    """`value` as JSON-compatible data, deterministically.
-
-    Datetimes become ISO 8601 UTC with ``Z``; dates ISO; enums their value; dataclasses and
-    mappings dicts with string keys; tuples lists; sets sorted lists; bytes hex; anything
-    else (a path, a name) ``str()``. Non-finite floats become strings, which JSON cannot hold.
-    """
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, enum.Enum):
-        return plain(value.value)
-    if isinstance(value, datetime):
-        return iso_z(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, set | frozenset):
-        return sorted((plain(v) for v in value), key=repr)
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, bytes | bytearray):
-        return value.hex()
-    return str(value)

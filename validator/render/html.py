@@ -18,9 +18,10 @@ from markupsafe import Markup
 
 from validator.findings import Finding, Rule, Severity
 from validator.findings import rules as registered_rules
-from validator.render import Plain, iso_z, plain, shown
+from validator.json_value import Plain, iso_z
+from validator.render import shown
 from validator.render.text import fact_label, one_line, paragraphs, summary_line
-from validator.report import Report
+from validator.report import Report, facts_json
 
 _LONG_CELL = 32
 _SECTION = {Severity.ERROR: "Errors", Severity.WARNING: "Warnings", Severity.INFO: "Notes"}
@@ -42,8 +43,7 @@ class Node:
 def render_html(report: Report, *, rules: Iterable[Rule] | None = None) -> str:
     """The page; each finding's *why* comes from `rules`, by default the registry."""
     why = {r.code: r.why for r in (registered_rules() if rules is None else rules)}
-    facts = plain(report.facts)
-    assert isinstance(facts, dict)  # plain() keeps a mapping a mapping
+    facts = facts_json(report)
     certificates = facts.pop("certificates") if _is_table(facts.get("certificates")) else None
 
     found = report.sorted_findings
@@ -69,17 +69,18 @@ def render_html(report: Report, *, rules: Iterable[Rule] | None = None) -> str:
 
 def _timeline(report: Report) -> Markup | None:
     """The signing certificates of a metadata report on a timeline (None without any)."""
+    from validator.metadata_facts import MetadataFacts
     from validator.render.timeline import TimelineCertificate, certificate_timeline
 
-    found = report.facts.get("certificates")
-    signing = [c for c in found if c.get("signing")] if isinstance(found, list) else []
-    if not signing:
+    metadata = next((f for f in report.facts if isinstance(f, MetadataFacts)), None)
+    signing = metadata.signing_certificates() if metadata is not None else ()
+    if metadata is None or not signing:
         return None
     svg = certificate_timeline(
         # With one signing certificate, that one signs: the only case metadata alone decides.
-        [TimelineCertificate(c["subject"], c["not_before"], c["not_after"], c["sha256"], len(signing) == 1)
-         for c in signing],
-        now=report.clock, warn_days=int(report.facts.get("warn_days", 30)))
+        [TimelineCertificate(r.facts.subject, r.facts.not_before, r.facts.not_after, r.facts.sha256,
+                             len(signing) == 1) for r in signing],
+        now=report.clock, warn_days=metadata.inspection.warn_days)
     return Markup(svg)  # noqa: S704 - drawn by our renderer, which escapes every text it places
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 from validator.findings import Finding, Severity
-from validator.render import Plain, iso_z, plain
-from validator.report import SCHEMA, Report
+from validator.json_value import Plain, iso_z
+from validator.report import SCHEMA, Report, facts_json
 
 
 def render_json(report: Report) -> str:
@@ -33,7 +33,7 @@ def report_document(report: Report) -> dict[str, Plain]:
         },
         "exit_code": report.exit_code(),
         "findings": [_finding(f) for f in report.sorted_findings],
-        "facts": plain(report.facts),
+        "facts": facts_json(report),
     }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Iterator
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -23,16 +24,17 @@ import click
 from lxml import etree
 from markupsafe import Markup
 
-from metadata.xml import XMLLimits, parse_untrusted
 from validator.errors import UsageError
 from validator.findings import Rule, Severity
 from validator.findings import rules as registered_rules
-from validator.render import Plain, iso_z, plain, shown
+from validator.json_value import Plain, iso_z
+from validator.render import shown
 from validator.render.html import page_template
 from validator.render.json import report_document
-from validator.render.junit import render_junit
+from validator.render.junit import junit_suite, serialize
 from validator.render.timeline import TimelineCertificate, certificate_timeline
 from validator.sweep import SCHEMA, PartnerResult, SweepResult
+from validator.sweep_partner import next_expiry_json
 
 WIDTH = 100
 _NAME = 34
@@ -139,7 +141,7 @@ def _details(partner: PartnerResult) -> Iterator[str]:
         yield from textwrap.wrap(shown(finding.message, one_line=True), WIDTH, initial_indent=lead,
                                  subsequent_indent=" " * len(lead), break_long_words=False,
                                  break_on_hyphens=False)
-    kept = partner.history.get("kept")
+    kept = partner.history.kept
     if kept:
         yield from textwrap.wrap(f"history: {kept}", WIDTH, initial_indent="    ", subsequent_indent="    ")
 
@@ -160,12 +162,11 @@ def sweep_document(result: SweepResult) -> dict[str, Plain]:
         "verdict": verdict(result),
         "summary": dict(summary_counts(result)),
         "exit_code": result.exit_code(),
-        "partners": [_partner(p) for p in result.partners],
+        "partners": [_partner(p, result.clock) for p in result.partners],
     }
 
 
-def _partner(partner: PartnerResult) -> Plain:
-    sweep = partner.report.facts.get("sweep", {})
+def _partner(partner: PartnerResult, now: datetime) -> Plain:
     return {
         "record": partner.record,
         "biller_id": partner.biller_id,
@@ -174,7 +175,7 @@ def _partner(partner: PartnerResult) -> Plain:
         "errors": partner.report.count(Severity.ERROR),
         "warnings": partner.report.count(Severity.WARNING),
         "changes": list(partner.changes),
-        "next_expiry": plain(sweep.get("next_expiry")),
+        "next_expiry": next_expiry_json(partner.certificates, partner.certificates_from, partner.signer, now),
         "signer": None if partner.signer is None else {
             "sha256": partner.signer.sha256, "how": partner.signer.how, "note": partner.signer.note},
         "report": report_document(partner.report),
@@ -193,10 +194,8 @@ def render_junit_suites(result: SweepResult) -> str:
     tests = failures = 0
     for partner in result.partners:
         ran = [r for subject in dict.fromkeys(partner.report.subjects_run) for r in by_subject.get(subject, [])]
-        text = render_junit(partner.report, sorted(ran, key=lambda r: r.code))
-        # Our own output, read back with the one parser; a partner's report is far below these limits.
-        suite = parse_untrusted(text.encode("utf-8"), XMLLimits(max_bytes=16 * 1024 * 1024,
-                                                                 max_elements=200_000)).getroot()
+        suite = junit_suite(partner.report, sorted(ran, key=lambda r: r.code))
+        etree.indent(suite)  # laid out as the partner's own JUnit report is, before the properties below
         suite.set("name", f"saml-preflight.sweep.{_xml_safe(partner.record)}")
         properties = suite.find("properties")
         if properties is not None:
@@ -209,8 +208,7 @@ def render_junit_suites(result: SweepResult) -> str:
     root.set("tests", str(tests))
     root.set("failures", str(failures))
     root.set("errors", "0")
-    xml: bytes = etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
-    return xml.decode("utf-8")
+    return serialize(root)
 
 
 def _xml_safe(value: str) -> str:
@@ -250,7 +248,7 @@ def render_html(result: SweepResult) -> str:
                           "message": shown(f.message), "fix": shown(f.fix) if f.fix else None,
                           "where": shown(f.where, one_line=True) if f.where else None}
                          for f in report.sorted_findings if f.severity is not Severity.INFO or f.code == "MD021"],
-            "history": shown(str(partner.history.get("kept", ""))) or None,
+            "history": shown(partner.history.kept or "") or None,
         })
     counts = summary_counts(result)
     return page_template("sweep.html").render(

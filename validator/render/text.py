@@ -10,8 +10,9 @@ import textwrap
 from collections.abc import Iterator
 
 from validator.findings import Finding, Severity
-from validator.render import Plain, iso_z, plain, shown
-from validator.report import Report
+from validator.json_value import Plain, iso_z
+from validator.render import shown
+from validator.report import Report, facts_json
 
 WIDTH = 100
 INDENT = "    "
@@ -43,8 +44,9 @@ def render_text(report: Report, *, color: bool = False) -> str:
         found = [f for f in report.sorted_findings if f.severity is severity]
         if found:
             lines += ["", *_section(severity, found, paint)]
-    if report.facts:
-        lines += ["", paint("Facts", _BOLD), *_facts(plain(report.facts), INDENT[:2])]
+    facts = facts_json(report)
+    if facts:
+        lines += ["", paint("Facts", _BOLD), *_facts(facts, INDENT[:2])]
     return "\n".join(lines) + "\n"
 
 

@@ -6,12 +6,17 @@ have their pipes and backticks escaped, HTML is autoescaped by its template.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import UTC
 
 from markupsafe import Markup
 
+from metadata.saml import binding_name
+from metadata.urls import redact_url
 from validator.discovery import Worksheet
-from validator.render import iso_z, plain, shown
+from validator.json_value import Plain, iso_z
+from validator.metadata_facts import certificate_json
+from validator.render import shown
 from validator.render.html import page_template
 from validator.render.text import plural
 
@@ -26,15 +31,26 @@ def answers(ws: Worksheet) -> list[tuple[str, list[str]]]:
 
 def raw_answers(ws: Worksheet) -> list[tuple[str, list[str]]]:
     """The five discovery questions and their answers, values exactly as found."""
-    facts = ws.facts
-    vendor = ws.vendor
-    if vendor:
-        who = [f"{vendor['name']}", *(f"evidence: {e}" for e in vendor.get("evidence", []))]
-    else:
-        who = ["not recognised from the metadata: ask the partner which product runs their IdP"]
-    if ws.crm and ws.crm.idp.vendor and vendor and ws.crm.idp.vendor != vendor["key"]:
+    url = [ws.metadata_url or "not known: ask the partner for the URL their IdP publishes its metadata at"]
+    sso = [f"{binding_name(e.binding)}: {redact_url(e.location)}" for e in ws.sso] or [
+        "no SingleSignOnService in the metadata"]
+    return list(zip(QUESTIONS, (_who(ws), _claims(ws), _entity(ws), url, sso), strict=True))
+
+
+def _who(ws: Worksheet) -> list[str]:
+    if ws.vendor_name is None:
+        return ["not recognised from the metadata: ask the partner which product runs their IdP"]
+    evidence = ws.detection.evidence if ws.detection else ()
+    who = [ws.vendor_name, *(f"evidence: {e}" for e in evidence)]
+    detected = ws.detection.vendor.key if ws.detection else None
+    if ws.crm and ws.crm.idp.vendor and ws.crm.idp.vendor != detected:
         who.append(f"the CRM record says {ws.crm.idp.vendor!r}")
-    offered = list(facts.get("offered_attributes", []))
+    return who
+
+
+def _claims(ws: Worksheet) -> list[str]:
+    idp = ws.entity.idp if ws.entity is not None else None
+    offered = [a.name for a in idp.attributes] if idp is not None else []
     claims = [f"offered in the metadata: {', '.join(offered)}" if offered else
               "the metadata lists no attributes (most IdPs do not): agree the names with the partner"]
     if ws.crm:
@@ -43,19 +59,36 @@ def raw_answers(ws: Worksheet) -> list[tuple[str, list[str]]]:
         missing = [name for name in required if offered and name not in offered]
         if missing:
             claims.append(f"not among those offered (exact names): {', '.join(missing)}")
-    entity = [str(facts.get("entity_id", "not found in the metadata"))]
-    if ws.crm and ws.crm.idp.entity_id and facts.get("entity_id") and ws.crm.idp.entity_id != facts["entity_id"]:
+    return claims
+
+
+def _entity(ws: Worksheet) -> list[str]:
+    if ws.entity is None:
+        return ["not found in the metadata"]
+    entity = [ws.entity.entity_id]
+    if ws.crm and ws.crm.idp.entity_id and ws.crm.idp.entity_id != ws.entity.entity_id:
         entity.append(f"the CRM record says {ws.crm.idp.entity_id!r}")
-    url = [ws.metadata_url or "not known: ask the partner for the URL their IdP publishes its metadata at"]
-    sso = [f"{e['binding']}: {e['location']}" for e in ws.sso] or ["no SingleSignOnService in the metadata"]
-    return list(zip(QUESTIONS, (who, claims, entity, url, sso), strict=True))
+    return entity
 
 
-def _certificates(ws: Worksheet) -> list[dict[str, Any]]:
-    """The signing certificates' facts as plain data (dates as ISO 8601 text)."""
-    found = plain(ws.signing_certificates)
-    assert isinstance(found, list)
-    return [c for c in found if isinstance(c, dict)]
+def _certificates(ws: Worksheet) -> list[Plain]:
+    """The signing certificates as the JSON report lists them (dates as ISO 8601 text)."""
+    return [certificate_json(row, ws.inspection.now) for row in ws.signing_certificates]
+
+
+@dataclass(frozen=True)
+class _CertificateCells:
+    subject: str
+    sha256: str
+    not_after: str
+    """The date only (UTC)."""
+    left: str
+
+
+def _certificate_cells(ws: Worksheet) -> list[_CertificateCells]:
+    """A row of the signing-certificate table for each signing certificate."""
+    return [_CertificateCells(r.facts.subject, r.facts.sha256, f"{r.facts.not_after.astimezone(UTC):%Y-%m-%d}",
+                              days_left(r.facts.days_left(ws.inspection.now))) for r in ws.signing_certificates]
 
 
 def days_left(days: int) -> str:
@@ -78,8 +111,14 @@ def _cell(text: str) -> str:
     return shown(text, one_line=True).translate(_MARKDOWN)
 
 
+def _title(ws: Worksheet) -> str:
+    if ws.crm:
+        return ws.crm.biller.name
+    return ws.entity.entity_id if ws.entity is not None else "unknown IdP"
+
+
 def render_markdown(ws: Worksheet) -> str:
-    title = ws.crm.biller.name if ws.crm else str(ws.facts.get("entity_id", "unknown IdP"))
+    title = _title(ws)
     lines = [
         f"# SAML discovery worksheet: {_cell(title)}", "",
         f"Metadata: {_cell(ws.report.inputs.get('metadata', '?'))} · checked {iso_z(ws.report.clock)} · "
@@ -88,17 +127,16 @@ def render_markdown(ws: Worksheet) -> str:
     ]
     lines += [f"| {q} | {'<br>'.join(_cell(a) for a in answer)} |" for q, answer in answers(ws)]
     lines += ["", "## Signing certificates", ""]
-    certs = _certificates(ws)
+    certs = _certificate_cells(ws)
     if certs:
         lines += ["| Subject | SHA-256 fingerprint | Valid until | Days left |", "|---|---|---|---|"]
-        lines += [f"| {_cell(c['subject'])} | `{c['sha256']}` | {c['not_after'][:10]} | {days_left(c['days_left'])} |"
-                  for c in certs]
+        lines += [f"| {_cell(c.subject)} | `{c.sha256}` | {c.not_after} | {c.left} |" for c in certs]
     else:
         lines.append("None: the metadata has no signing certificate.")
     verdict = {"possible": "Possible, when configured", "no": "No"}[ws.iframe.verdict]
     lines += ["", "## Can the portal embed the login in an iframe?", "", f"**{verdict}.** {ws.iframe.rule}", "",
               f"Live check: {_cell(ws.iframe.evidence)}", "",
-              f"## Setup, in {_cell(ws.vendor['name']) if ws.vendor else 'the IdP'}'s words", "",
+              f"## Setup, in {_cell(ws.vendor_name) if ws.vendor_name else 'the IdP'}'s words", "",
               "| Set | Where | Value |", "|---|---|---|"]
     lines += [f"| {_cell(h.what)} | {_cell(h.where)} | {_cell(h.value)} |" for h in ws.hints]
     lines += ["", "## Checks", "", f"{plural(len(ws.errors), 'error')}, {plural(len(ws.warnings), 'warning')}"
@@ -112,16 +150,15 @@ def render_worksheet_html(ws: Worksheet, *, warn_days: int = 30) -> str:
     """The page, with the signing certificates drawn on a timeline."""
     from validator.render.timeline import TimelineCertificate, certificate_timeline
 
+    signing = ws.signing_certificates
     timeline = certificate_timeline(
-        [TimelineCertificate(c["subject"], c["not_before"], c["not_after"], c["sha256"],
-                             len(ws.signing_certificates) == 1)  # one signing certificate: it signs
-         for c in ws.signing_certificates], now=ws.report.clock, warn_days=warn_days,
-    ) if ws.signing_certificates else None
-    title = ws.crm.biller.name if ws.crm else str(ws.facts.get("entity_id", "unknown IdP"))
-    certs = [{**c, "subject": shown(c["subject"], one_line=True), "left": days_left(c["days_left"])}
-             for c in _certificates(ws)]
-    context: dict[str, Any] = {
-        "title": shown(title, one_line=True),
+        [TimelineCertificate(r.facts.subject, r.facts.not_before, r.facts.not_after, r.facts.sha256,
+                             len(signing) == 1)  # one signing certificate: it signs
+         for r in signing], now=ws.report.clock, warn_days=warn_days,
+    ) if signing else None
+    certs = [replace(c, subject=shown(c.subject, one_line=True)) for c in _certificate_cells(ws)]
+    context: dict[str, object] = {
+        "title": shown(_title(ws), one_line=True),
         "source": shown(ws.report.inputs.get("metadata", "?"), one_line=True),
         "clock": iso_z(ws.report.clock),
         "verdict": ws.report.verdict,
@@ -131,7 +168,7 @@ def render_worksheet_html(ws: Worksheet, *, warn_days: int = 30) -> str:
         "timeline": Markup(timeline) if timeline else None,  # noqa: S704
         "iframe": ws.iframe,
         "iframe_evidence": shown(ws.iframe.evidence, one_line=True),
-        "vendor": shown(ws.vendor["name"]) if ws.vendor else "the IdP",
+        "vendor": shown(ws.vendor_name) if ws.vendor_name else "the IdP",
         "hints": [(shown(h.what), shown(h.where), shown(h.value, one_line=True)) for h in ws.hints],
         "errors": [shown(e, one_line=True) for e in ws.errors],
         "warnings": [shown(w, one_line=True) for w in ws.warnings],
@@ -142,19 +179,20 @@ def render_worksheet_html(ws: Worksheet, *, warn_days: int = 30) -> str:
 
 
 
-def worksheet_json(ws: Worksheet) -> dict[str, Any]:
+def worksheet_json(ws: Worksheet) -> dict[str, Plain]:
     """The worksheet for programs (``saml-preflight/discovery/v1``): values exactly as found, the
     metadata report in full as ``saml-preflight/report/v1``."""
     import json
 
     from validator.render.json import render_json
 
+    report: Plain = json.loads(render_json(ws.report))  # exactly as --format json writes it, keys sorted
     return {
         "schema": "saml-preflight/discovery/v1",
-        "answers": [{"question": q, "answer": lines} for q, lines in raw_answers(ws)],
+        "answers": [{"question": q, "answer": list[Plain](lines)} for q, lines in raw_answers(ws)],
         "iframe": {"verdict": ws.iframe.verdict, "rule": ws.iframe.rule, "evidence": ws.iframe.evidence},
         "setup": [{"what": h.what, "where": h.where, "value": h.value} for h in ws.hints],
         "signing_certificates": _certificates(ws),
         "draft_crm": ws.draft,
-        "report": json.loads(render_json(ws.report)),
+        "report": report,
     }

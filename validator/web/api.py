@@ -163,7 +163,7 @@ def discover() -> Response:
         return problem(exc.message)
     assert document is not None
     worksheet = jobs.discover(document, crm, crm_source, now=web().clock(), policy=fetch_policy(), probe=probe)
-    if not describes_an_idp(worksheet.report):  # nothing to describe: the report says why
+    if not describes_an_idp(worksheet.inspection):  # nothing to describe: the report says why
         return Response(render_json(worksheet.report), status=422, mimetype="application/json")
     return answer(worksheet_json(worksheet))
 

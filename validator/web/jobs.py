@@ -14,7 +14,7 @@ from metadata.fetch import FetchPolicy
 from metadata.xml import MiB
 from validator.discovery import Worksheet, build_worksheet, sign_in_url
 from validator.framing import probe_framing
-from validator.inspection import MetadataOptions, inspect_metadata, inspect_metadata_bytes
+from validator.inspection import MetadataInspection, MetadataOptions, inspect_metadata, inspect_metadata_bytes
 from validator.metadata_facts import metadata_report
 from validator.report import Report
 from validator.response_inspection import inspect_response
@@ -28,14 +28,18 @@ RESPONSE_LIMIT = 1 * MiB
 """A pasted or uploaded SAML response (SECURITY.md §1: pasted XML)."""
 
 
-def check_metadata(document: Document, crm: CRMRecord | None, crm_source: str | None, *, now: datetime,
-                   policy: FetchPolicy | None) -> Report:
+def inspect_document(document: Document, crm: CRMRecord | None, *, now: datetime, policy: FetchPolicy | None
+                     ) -> MetadataInspection:
     options = MetadataOptions(now=now, fetch_policy=policy, max_bytes=METADATA_LIMIT)
     if document.url is not None:
-        inspection = inspect_metadata(document.url, options, crm)
-    else:
-        inspection = inspect_metadata_bytes(document.data or b"", document.source, options, crm)
-    return metadata_report(inspection, crm_source=crm_source)
+        return inspect_metadata(document.url, options, crm)
+    return inspect_metadata_bytes(document.data or b"", document.source, options, crm)
+
+
+def check_metadata(document: Document, crm: CRMRecord | None, crm_source: str | None, *, now: datetime,
+                   policy: FetchPolicy | None) -> Report:
+    """The report of a metadata document, as the pages and the API show it."""
+    return metadata_report(inspect_document(document, crm, now=now, policy=policy), crm_source=crm_source)
 
 
 def check_response(response: Document, crm: CRMRecord | None, crm_source: str | None, *,
@@ -54,7 +58,8 @@ def check_response(response: Document, crm: CRMRecord | None, crm_source: str | 
 
 def discover(document: Document, crm: CRMRecord | None, crm_source: str | None, *, now: datetime,
              policy: FetchPolicy | None, probe: bool) -> Worksheet:
-    report = check_metadata(document, crm, crm_source, now=now, policy=policy)
-    sso = sign_in_url(report.facts)
+    inspection = inspect_document(document, crm, now=now, policy=policy)
+    sso = sign_in_url(inspection)
     found = probe_framing(sso, policy) if probe and sso else None
-    return build_worksheet(report, crm, metadata_url=document.url, probe=found)
+    return build_worksheet(inspection, metadata_report(inspection, crm_source=crm_source), crm,
+                           metadata_url=document.url, probe=found)

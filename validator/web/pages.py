@@ -65,7 +65,7 @@ def _report_page(report: Report) -> Response:
 
 
 def _worksheet_page(worksheet: Worksheet) -> Response:
-    if not describes_an_idp(worksheet.report):  # nothing to describe: the findings say why
+    if not describes_an_idp(worksheet.inspection):  # nothing to describe: the findings say why
         return _report_page(worksheet.report)
     return html(render_worksheet_html(worksheet))
 

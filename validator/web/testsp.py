@@ -38,6 +38,7 @@ from lxml import etree
 from markupsafe import Markup
 
 from metadata.bindings import BindingError, decode_post, encode_redirect
+from metadata.certs import fingerprint
 from metadata.crm import CRMRecord
 from metadata.errors import MetadataError
 from metadata.fetch import fetch
@@ -48,12 +49,18 @@ from metadata.store import Store, StoreUnavailable
 from metadata.urls import redact_url
 from metadata.xml import MESSAGE_LIMITS, metadata_limits, parse_untrusted
 from validator.findings import Severity
-from validator.render import iso_z
+from validator.json_value import Plain, iso_z
 from validator.render.json import render_json
 from validator.render.sequence import CHECK_STAGES, Lifeline, Lifelines, Step, failed_stage, login_sequence, stage_of
 from validator.report import Report
-from validator.response_inspection import IdPTrust, ResponseOptions, inspect_response_bytes, trust_from_metadata
-from validator.response_report import response_facts
+from validator.response_inspection import (
+    IdPTrust,
+    ResponseInspection,
+    ResponseOptions,
+    inspect_response_bytes,
+    trust_from_metadata,
+)
+from validator.response_report import ResponseReportFacts
 from validator.sweep_history import record_signer
 from validator.vendor import VENDORS
 
@@ -270,7 +277,7 @@ def acs() -> Response:
         record = _record(pending["biller_id"])
     except _Refusal as refusal:
         return refusal.response
-    report, trust = _judge(message.xml, record, pending, state)
+    report, trust, inspection = _judge(message.xml, record, pending, state)
     judged = state.clock()
     login_id = secrets.token_urlsafe(24)
     vendor = record.idp.vendor or (trust.vendor_key if trust else None)
@@ -290,7 +297,7 @@ def acs() -> Response:
     try:
         state.store.put(RESULTS_NS, login_id, render_json(report).encode(), ttl=RESULTS_TTL)
         state.store.put(VIEWS_NS, login_id, json.dumps(view).encode(), ttl=RESULTS_TTL)
-        signer = _clean_signer(report, pending)
+        signer = _clean_signer(report, inspection, pending)
         if signer:  # the sweep says which certificate signs from this (validator.sweep_history)
             record_signer(state.store, record.biller.id, signer, judged, login_id)
     except StoreUnavailable as exc:
@@ -301,25 +308,44 @@ def acs() -> Response:
     return response  # type: ignore[return-value]
 
 
-def _clean_signer(report: Report, pending: dict[str, str]) -> str | None:
+def _clean_signer(report: Report, inspection: ResponseInspection, pending: dict[str, str]) -> str | None:
     """The certificate that verified a login judged without any error and answering the request
     this browser started; None otherwise. A failed login proves nothing about which key the IdP
     uses now: an old response, signed with a retired key and its unsigned InResponseTo rewritten
     to a fresh request, would otherwise name the retired key as the current signer."""
-    facts: dict[str, Any] = report.facts.get("response", {})
-    signers: list[str] = facts.get("signed_by") or []
-    if not signers or report.count(Severity.ERROR) or facts.get("in_response_to") != pending["request_id"]:
+    judged = inspection.responses[0] if inspection.responses else None
+    if judged is None or judged.verified is None or judged.facts is None or not judged.verified.signatures:
         return None
-    return signers[-1]
+    if report.count(Severity.ERROR) or judged.facts.in_response_to != pending["request_id"]:
+        return None
+    return fingerprint(judged.verified.signatures[-1].certificate)
 
 
-def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebState) -> tuple[Report, IdPTrust | None]:
+@dataclass(frozen=True)
+class TestLoginFacts:
+    """What a test login's report says about the login itself, beside the response's facts."""
+
+    acs_url: str
+    portal_acs_url: str
+    request_id: str
+    started_at: str
+    idp_metadata_error: str | None = None
+    """Why the IdP's metadata could not be used, when it could not."""
+
+    def json(self) -> dict[str, Plain]:
+        facts: dict[str, Plain] = {"test_sp": {"acs_url": self.acs_url, "portal_acs_url": self.portal_acs_url,
+                                               "request_id": self.request_id, "started_at": self.started_at}}
+        if self.idp_metadata_error is not None:
+            facts["idp_metadata_error"] = self.idp_metadata_error
+        return facts
+
+
+def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebState
+           ) -> tuple[Report, IdPTrust | None, ResponseInspection]:
     now = state.clock()
     checked = record.model_copy(update={"sp": record.sp.model_copy(update={"acs_url": state.acs_url})})
-    report = Report(subject="response", inputs={"response": "test SP ACS (HTTP-POST)",
-                                                "crm": f"{record.biller.id}.toml"}, clock=now)
-    report.facts["test_sp"] = {"acs_url": state.acs_url, "portal_acs_url": record.sp.acs_url,
-                               "request_id": pending["request_id"], "started_at": pending["started_at"]}
+    inputs = {"response": "test SP ACS (HTTP-POST)", "crm": f"{record.biller.id}.toml"}
+    error: str | None = None
     trusted: tuple[bytes, ...] = ()
     idp_entity_id: str | None = None
     vendor_key: str | None = None
@@ -328,17 +354,18 @@ def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebSta
         trust = trust_from_metadata(state.metadata_loader(record), checked)
         trusted, idp_entity_id, vendor_key = trust.certificates, trust.entity_id, trust.vendor_key
         if record.idp.metadata_url:
-            report.inputs["metadata"] = redact_url(record.idp.metadata_url)
+            inputs["metadata"] = redact_url(record.idp.metadata_url)
     except (MetadataError, ValueError) as exc:
-        report.facts["idp_metadata_error"] = str(exc)
+        error = str(exc)
     options = ResponseOptions(now=now, trusted=trusted, idp_entity_id=idp_entity_id,
                               request_id=pending["request_id"], vendor_key=vendor_key,
                               is_replay=lambda assertion_id: not state.store.add(SEEN_NS, assertion_id, b"1",
                                                                                  ttl=SEEN_TTL))
     inspection = inspect_response_bytes(xml, "response", options, checked)
-    report.findings.extend(inspection.findings)
-    report.facts.update(response_facts(inspection))
-    return report, trust
+    login = TestLoginFacts(state.acs_url, record.sp.acs_url, pending["request_id"], pending["started_at"], error)
+    report = Report(subject="response", inputs=inputs, clock=now, findings=inspection.findings,
+                    subjects_run=inspection.subjects_run, facts=(login, ResponseReportFacts(inspection)))
+    return report, trust, inspection
 
 
 # --- results ------------------------------------------------------------------------------

@@ -1,0 +1,371 @@
+"""One partner of a sweep, step by step: its record, the fetch and the checks, the comparison with
+its last good copy, the signer, what is written to its history, the run log, the timing.
+
+Each step is a small function of what the steps before it found; :func:`sweep_partner` runs
+them in order and assembles the partner's :class:`~validator.report.Report` at the end. The
+store is reached only through a :class:`GuardedStore`: its first failure becomes the partner's
+CRM204 finding, beside its own findings, and nothing is read or written for it after that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from metadata.crm import CRMRecord
+from metadata.errors import CRMRecordError
+from metadata.store import Store, StoreUnavailable
+from metadata.xml import MiB
+from validator.checks.crm_record import check_record
+from validator.checks.sweep import (
+    DUPLICATE_BILLER,
+    HISTORY_UNAVAILABLE,
+    NO_METADATA_URL,
+    RECORD_UNREADABLE,
+    Signer,
+    Snapshot,
+    SnapshotCertificate,
+    choose_signer,
+    compare,
+    signer_finding,
+)
+from validator.findings import Finding, FindingLog, Severity
+from validator.inspection import MetadataInspection, MetadataOptions, inspect_fetched
+from validator.json_value import Plain, iso_z
+from validator.metadata_facts import MetadataFacts
+from validator.metadata_fetch import fetch_metadata
+from validator.record_facts import BillerFacts
+from validator.report import Facts, Report
+from validator.sweep_history import (
+    HistoryNote,
+    LastGood,
+    RunEntry,
+    SeenSigner,
+    append_run,
+    keep_last_good,
+    last_signer,
+    read_last_good,
+    snapshot_of,
+)
+
+if TYPE_CHECKING:
+    from metadata.fetch import FetchPolicy
+
+CHANGE_CODES = {"MD020": "entity ID", "MD021": "SSO endpoint", "KEY020": "certificate added",
+                "KEY021": "certificate removed"}
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    now: datetime
+    """The clock every partner is judged against, and the time recorded in the history."""
+    warn_days: int = 30
+    """Warn (KEY006) when a signing certificate expires within this many days."""
+    concurrency: int = 8
+    """Partners swept at once."""
+    fetch_policy: FetchPolicy | None = None
+    """How metadata URLs are fetched; None means FetchPolicy's secure defaults."""
+    max_bytes: int = 5 * MiB
+    record_history: bool = True
+    """Write the last good copy and the run log; off for a what-if sweep (``--now``), which reads them."""
+
+
+@dataclass(frozen=True)
+class RecordEntry:
+    """A record file of the folder, loaded (or why not), and whether another has its biller ID."""
+
+    path: Path
+    record: CRMRecord | None
+    error: CRMRecordError | None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class PartnerResult:
+    record: str
+    """The record's file name within the folder."""
+    report: Report
+    biller_id: str | None = None
+    biller_name: str | None = None
+    certificates: tuple[SnapshotCertificate, ...] = ()
+    """The signing certificates now, or in the last good copy when none could be read now."""
+    certificates_from: str | None = None
+    """``metadata`` (this run) or ``last good copy``."""
+    signer: Signer | None = None
+    test_login: SeenSigner | None = None
+    """The clean test login that showed the signer, when that is how it is known."""
+    changes: tuple[str, ...] = ()
+    """Short labels of what changed since the last good copy, for the summary table."""
+    history: HistoryNote = field(default_factory=lambda: HistoryNote(False))
+    seconds: float = 0.0
+
+    @property
+    def name(self) -> str:
+        if self.biller_id is None:
+            return self.record
+        return f"{self.biller_id} {self.biller_name}".strip() if self.biller_name else self.biller_id
+
+    def next_expiry(self, now: datetime) -> SnapshotCertificate | None:
+        return next_expiry(self.certificates, now)
+
+
+def next_expiry(certificates: Sequence[SnapshotCertificate], now: datetime) -> SnapshotCertificate | None:
+    """The signing certificate that expires next (the last one to have expired when all have)."""
+    ahead = [c for c in certificates if c.not_after >= now]
+    if ahead:
+        return min(ahead, key=lambda c: c.not_after)
+    return max(certificates, key=lambda c: c.not_after, default=None)
+
+
+@dataclass(frozen=True)
+class SweepFacts:
+    """What the sweep adds to a partner's report: its record, changes, history, signer, next expiry."""
+
+    record: str
+    now: datetime
+    changes: tuple[str, ...] = ()
+    history: HistoryNote = field(default_factory=lambda: HistoryNote(False))
+    signer: Signer | None = None
+    test_login: SeenSigner | None = None
+    certificates: tuple[SnapshotCertificate, ...] = ()
+    certificates_from: str | None = None
+
+    def json(self) -> dict[str, Plain]:
+        facts: dict[str, Plain] = {"record": self.record, "changes": list(self.changes), "history": self.history.json()}
+        if self.signer is not None:
+            signer: dict[str, Plain] = {"sha256": self.signer.sha256, "how": self.signer.how, "note": self.signer.note}
+            if self.test_login is not None:
+                # The login's ID stays in the store: it opens that login's result page, claims included.
+                signer["test_login"] = {"at": iso_z(self.test_login.verified_at)}
+            facts["signer"] = signer
+        expiry = next_expiry_json(self.certificates, self.certificates_from, self.signer, self.now)
+        if expiry is not None:
+            facts["next_expiry"] = expiry
+        return {"sweep": facts}
+
+
+def next_expiry_json(certificates: Sequence[SnapshotCertificate], source: str | None, signer: Signer | None,
+                     now: datetime) -> dict[str, Plain] | None:
+    expiry = next_expiry(certificates, now)
+    if expiry is None:
+        return None
+    return {
+        "subject": expiry.subject, "sha256": expiry.sha256, "not_after": iso_z(expiry.not_after),
+        "days_left": (expiry.not_after - now).days, "from": source,
+        "signer": signer is not None and signer.sha256 == expiry.sha256,
+    }
+
+
+class GuardedStore:
+    """The store as one partner's sweep uses it: the first failure is that partner's CRM204 finding
+    (added to `log` where it happens), and every call after it returns its default untried, so
+    nothing is written on top of what could not be read."""
+
+    def __init__(self, store: Store, where: str, log: FindingLog) -> None:
+        self.store, self.where, self.log = store, where, log
+        self.failed = False
+
+    def call(self, action: Callable[[Store], _T], default: _T) -> _T:
+        if self.failed:
+            return default
+        try:
+            return action(self.store)
+        except StoreUnavailable as exc:
+            self.failed = True
+            self.log.add(HISTORY_UNAVAILABLE.finding(str(exc), where=self.where))
+            return default
+
+
+STORE_DOWN = HistoryNote(False, "the store did not answer: no history was written")
+
+
+# --- the steps ---------------------------------------------------------------------------------
+
+
+def unreadable_record(entry: RecordEntry, started: float, options: SweepOptions) -> PartnerResult:
+    """A record that did not load: its problems are its findings, and no history is touched."""
+    assert entry.error is not None
+    name = entry.path.name
+    log = FindingLog()
+    log.extend(RECORD_UNREADABLE.finding(f"{path}: {problem}", where=f"{name}: {path}")
+               for path, problem in entry.error.problems)
+    history = HistoryNote(False, "the record did not load, so no history was read or written")
+    report = Report(subject="metadata", inputs={"crm": name}, clock=options.now, findings=log.frozen(),
+                    facts=(SweepFacts(name, options.now, history=history),))
+    return PartnerResult(name, report, history=history, seconds=time.perf_counter() - started)
+
+
+def record_findings(entry: RecordEntry, record: CRMRecord, log: FindingLog) -> None:
+    """The record's own checks, and what makes it unusable for a sweep (a shared biller ID, no URL)."""
+    name = entry.path.name
+    log.extend(check_record(record, name))
+    if entry.duplicate:
+        log.add(DUPLICATE_BILLER.finding(f"another record in the folder also has the biller ID {record.biller.id!r}",
+                                         where="biller.id", actual=record.biller.id))
+    if not record.idp.metadata_url:
+        log.add(NO_METADATA_URL.finding("the record names no metadata URL to fetch", where="idp.metadata_url"))
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The partner's metadata as this sweep found it."""
+
+    inspection: MetadataInspection
+    body: bytes | None
+    """None when the fetch failed."""
+    snapshot: Snapshot | None
+    """None when no single entity could be read."""
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.inspection.findings if f.severity is Severity.ERROR)
+
+
+def fetch_and_inspect(url: str, options: SweepOptions, record: CRMRecord) -> Fetched:
+    """Fetch `url` and judge it exactly as ``saml-validate metadata URL --crm RECORD`` does."""
+    metadata_options = MetadataOptions(now=options.now, warn_days=options.warn_days, max_bytes=options.max_bytes,
+                                       fetch_policy=options.fetch_policy)
+    fetched = fetch_metadata(url, options.fetch_policy, options.max_bytes)
+    inspection = inspect_fetched(url, fetched, metadata_options, record)
+    entity = inspection.entity if fetched.body is not None else None
+    return Fetched(inspection, fetched.body, snapshot_of(entity) if entity is not None else None)
+
+
+def comparison(previous: LastGood | None, current: Snapshot | None, where: str) -> tuple[Finding, ...] | None:
+    """What changed since the last good copy; None when there is nothing to compare."""
+    if previous is None or current is None:
+        return None
+    return tuple(compare(previous.snapshot, current, since=previous.fetched_at, where=where))
+
+
+@dataclass(frozen=True)
+class SignerView:
+    certificates: tuple[SnapshotCertificate, ...] = ()
+    certificates_from: str | None = None
+    signer: Signer | None = None
+    test_login: SeenSigner | None = None
+
+
+def signer_view(shown: Snapshot | None, from_now: bool, seen: Callable[[], SeenSigner | None],
+                now: datetime) -> SignerView:
+    """The certificates to show (now, else the last good copy's) and which of them signs; `seen`
+    asks the store for the last clean test login's signer, only when there are certificates."""
+    if shown is None:
+        return SignerView()
+    login = seen()
+    signer = choose_signer(shown.certificates, now, seen=(login.sha256, login.verified_at) if login else None)
+    test_login = login if signer is not None and signer.how == "test-login" else None
+    return SignerView(shown.certificates, "metadata" if from_now else "last good copy", signer, test_login)
+
+
+def change_labels(findings: Sequence[Finding]) -> list[str]:
+    counts = Counter(CHANGE_CODES[f.code] for f in findings if f.code in CHANGE_CODES)
+    return [label if n == 1 else f"{label} ×{n}" for label, n in counts.items()]
+
+
+def why_not_kept(url: str | None, fetched: Fetched | None) -> str:
+    if not url or fetched is None:
+        return "the record has no metadata URL"
+    if fetched.body is None:
+        return "the fetch failed"
+    if fetched.snapshot is None:
+        return "what came back could not be read as the partner's metadata"
+    return "the checks of this fetch found errors"
+
+
+def good_copy(fetched: Fetched | None, where: str, now: datetime) -> LastGood | None:
+    """This fetch as the next last good copy: only when it was read and its checks found no error."""
+    if fetched is None or fetched.body is None or fetched.snapshot is None or fetched.errors:
+        return None
+    return LastGood(now, where, fetched.snapshot, fetched.body)
+
+
+def write_policy(entry: RecordEntry, options: SweepOptions, store: GuardedStore, biller_id: str,
+                 previous: LastGood | None, candidate: LastGood | None, why_not: str) -> HistoryNote:
+    """Whether this sweep writes the last good copy, and what the store holds afterwards."""
+    if entry.duplicate:
+        return HistoryNote(False, "history untouched: another record has the same biller ID (CRM203)")
+    if not options.record_history:
+        return HistoryNote(False, "a what-if sweep (--now): history read, nothing written")
+    if store.failed:  # what was read is unsure: nothing is written on top of it
+        return STORE_DOWN
+    return store.call(lambda s: keep_last_good(s, biller_id, previous, candidate, why_not), STORE_DOWN)
+
+
+def run_entry(name: str, report: Report, body: bytes | None, changes: Sequence[str], history: HistoryNote,
+              signer: Signer | None) -> RunEntry:
+    return RunEntry(
+        at=report.clock, record=name, verdict=report.verdict, errors=report.count(Severity.ERROR),
+        warnings=report.count(Severity.WARNING),
+        codes=tuple(sorted({f.code for f in report.findings if f.severity is not Severity.INFO})),
+        sha256=hashlib.sha256(body).hexdigest() if body is not None else None, changes=tuple(changes),
+        last_good_replaced=history.replaced, signer=signer.sha256 if signer else None,
+    )
+
+
+# --- the partner -------------------------------------------------------------------------------
+
+
+def sweep_partner(entry: RecordEntry, options: SweepOptions, store: Store) -> PartnerResult:
+    """One partner; a store that fails is that partner's finding (CRM204), never the sweep's end."""
+    started = time.perf_counter()
+    if entry.record is None:
+        return unreadable_record(entry, started, options)
+    return _sweep_record(entry, entry.record, options, store, started)
+
+
+def _sweep_record(entry: RecordEntry, record: CRMRecord, options: SweepOptions, store: Store,
+                  started: float) -> PartnerResult:
+    name, url = entry.path.name, record.idp.metadata_url
+    log = FindingLog()
+    guarded = GuardedStore(store, name, log)
+    record_findings(entry, record, log)
+    previous = None if entry.duplicate else guarded.call(lambda s: read_last_good(s, record.biller.id), None)
+    fetched = fetch_and_inspect(url, options, record) if url else None
+    if fetched is not None:
+        log.add_all(fetched.inspection.findings)
+    where = fetched.inspection.shown if fetched is not None else "metadata"
+    current = fetched.snapshot if fetched is not None else None
+    changed = comparison(previous, current, where)
+    if changed is not None:
+        log.extend(changed)
+    view = signer_view(current or (previous.snapshot if previous else None), current is not None,
+                       lambda: guarded.call(lambda s: last_signer(s, record.biller.id), None), options.now)
+    if view.signer is not None and current is not None:
+        log.add(signer_finding(view.signer, where))
+    changes = change_labels(log.frozen())
+    candidate = good_copy(fetched, where, options.now)
+    history = write_policy(entry, options, guarded, record.biller.id, previous, candidate,
+                           why_not_kept(url, fetched))
+    if previous is None and candidate is not None and not entry.duplicate and not guarded.failed \
+            and options.record_history:
+        changes.append("first copy kept")
+    sweep = SweepFacts(name, options.now, tuple(changes), history, view.signer, view.test_login, view.certificates,
+                       view.certificates_from)
+    subjects = ("crm-record", *(fetched.inspection.subjects_run if fetched else ()),
+                *(("sweep",) if changed is not None else ()))
+    facts: tuple[Facts, ...] = (BillerFacts(record),
+                                *((MetadataFacts(fetched.inspection, show_warn_days=False),) if fetched else ()),
+                                sweep)
+    inputs = {"crm": name, **({"metadata": fetched.inspection.shown} if fetched else {})}
+    report = _report(inputs, log, subjects, facts, options.now)
+    if not entry.duplicate and options.record_history:
+        entry_ = run_entry(name, report, fetched.body if fetched else None, changes, history, view.signer)
+        guarded.call(lambda s: append_run(s, record.biller.id, entry_), None)
+        report = replace(report, findings=log.frozen())  # a failure to log the run is a finding too
+    return PartnerResult(name, report, record.biller.id, record.biller.name, view.certificates,
+                         view.certificates_from, view.signer, view.test_login, tuple(changes), history,
+                         time.perf_counter() - started)
+
+
+def _report(inputs: dict[str, str], log: FindingLog, subjects: tuple[str, ...], facts: tuple[Facts, ...],
+            now: datetime) -> Report:
+    return Report(subject="metadata", inputs=inputs, clock=now, findings=log.frozen(), subjects_run=subjects,
+                  facts=facts)
