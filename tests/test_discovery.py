@@ -181,6 +181,32 @@ def test_the_draft_always_parses_whatever_the_metadata_says(tmp_path: Path, attr
     assert drafted.idp.entity_id == 'https://idp.example/"\n[x]'
 
 
+def _with_sso(tmp_path: Path, location: str) -> Path:
+    path = tmp_path / "sso.xml"
+    path.write_text(
+        '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.example/x">'
+        '<md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+        '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" '
+        f'Location="{location}"/></md:IDPSSODescriptor></md:EntityDescriptor>')
+    return path
+
+
+def test_the_draft_takes_the_sso_url_from_the_model(tmp_path: Path) -> None:
+    location = "https://idp.example.com/@acme/sso?app=portal&amp;x=1"  # an @ in the path is no password
+    drafted = parse_crm(worksheet_of(_with_sso(tmp_path, location), crm=None).draft, "d", "toml")  # type: ignore[attr-defined]
+    assert drafted.idp.sso_url == "https://idp.example.com/@acme/sso?app=portal&x=1"
+
+
+def test_the_draft_never_copies_a_password_from_the_sso_url(tmp_path: Path) -> None:
+    ws = worksheet_of(_with_sso(tmp_path, "https://bob:s3cret@idp.example.com/sso"), crm=None)
+    draft = ws.draft  # type: ignore[attr-defined]
+    assert "s3cret" not in draft and "bob" not in draft
+    assert "# The metadata's SSO URL holds a user name or password (MD016), left out here: " \
+           "https://***@idp.example.com/sso" in draft
+    assert parse_crm(draft, "d", "toml").idp.sso_url == "TODO: the SSO URL without a user name or password"
+    assert "s3cret" not in render_markdown(ws) + render_worksheet_html(ws)  # type: ignore[arg-type]
+
+
 def test_a_source_with_line_breaks_cannot_add_lines_to_the_draft(tmp_path: Path) -> None:
     ws = worksheet_of(_metadata(tmp_path, "https://idp.example/x"), crm=None)
     inspection = replace(ws.inspection, shown="https://nowhere.invalid/x\n[extra]\nkey = 1")  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ policy's allow-list is opened for 127.0.0.1 here only.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import socket
@@ -21,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from lxml import etree
 
-from metadata.certs import fingerprint
+from metadata.certs import certificate_facts, fingerprint
 from metadata.fetch import FetchPolicy
 from metadata.saml import BINDING_POST, BINDING_REDIRECT
 from metadata.store import SQLiteStore, Store
@@ -34,6 +35,7 @@ from tests.test_fetch import ALLOW_LOCAL, LOGIN_PAGE, PKI, LocalServer, redirect
 from validator.checks.sweep import Snapshot, SnapshotCertificate, choose_signer, compare
 from validator.cli import cli
 from validator.findings import Severity
+from validator.json_value import iso_z
 from validator.render.sweep import SweepProgress, render_sweep
 from validator.report import facts_json
 from validator.sweep import PartnerResult, SweepOptions, SweepResult, run_sweep
@@ -339,6 +341,83 @@ def test_sso_changes_in_detail() -> None:
         ("MD021", Severity.INFO, "a SOAP endpoint was added at https://a/soap"),
     ]
     assert compare(before, before, since=NOW, where="url") == []
+
+
+def _format_1_copy(body: bytes, cert: KeyPair, *, url: str, sso: str = SSO_URL) -> bytes:
+    """A last good copy exactly as the sweep stored it before issue 14: snapshot format 1, with the
+    binding's short name and the location as the report showed it."""
+    c = certificate_facts(cert.cert_der)
+    header = {
+        "format": 1, "fetched_at": "2026-06-01T12:00:00Z", "url": url, "sha256": hashlib.sha256(body).hexdigest(),
+        "bytes": len(body), "snapshot": {
+            "entity_id": ENTITY_ID,
+            "sso": [{"binding": "HTTP-Redirect", "location": sso}, {"binding": "HTTP-POST", "location": sso}],
+            "certificates": [{"sha256": c.sha256, "subject": c.subject, "not_before": iso_z(c.not_before),
+                              "not_after": iso_z(c.not_after)}],
+        },
+    }
+    return json.dumps(header, sort_keys=True).encode() + b"\n" + body
+
+
+def test_a_copy_stored_in_the_format_before_issue_14_loads_and_compares(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair
+) -> None:
+    body = metadata(key_a)
+    https_server.routes["/metadata"] = respond(body=body)
+    write_record(records, "b1.toml", https_server.url())
+    store.put(LAST_GOOD_NS, "B-1", _format_1_copy(body, key_a, url=https_server.url()))
+    kept = read_last_good(store, "B-1")
+    assert kept is not None and kept.body == body and kept.fetched_at == NOW
+    assert kept.snapshot.sso == ((BINDING_REDIRECT, SSO_URL), (BINDING_POST, SSO_URL))  # read as the model has it
+    assert [c.sha256 for c in kept.snapshot.certificates] == [fingerprint(key_a.cert_der)]
+    unchanged = sweep_one(records, store, pki, LATER)
+    assert not {"MD020", "MD021", "KEY020", "KEY021"} & set(codes(unchanged)) and unchanged.changes == ()
+    assert unchanged.history.compared_with is not None and unchanged.history.replaced
+    stored = json.loads((store.get(LAST_GOOD_NS, "B-1") or b"").partition(b"\n")[0])
+    assert stored["format"] == 2 and stored["snapshot"]["sso"][0] == {"binding": BINDING_REDIRECT,
+                                                                      "location": SSO_URL}
+
+
+def test_a_moved_endpoint_against_a_copy_of_the_old_format_is_one_md021(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair
+) -> None:
+    https_server.routes["/metadata"] = respond(body=metadata(key_a, post="https://idp.example.com/sso/post"))
+    write_record(records, "b1.toml", https_server.url())
+    store.put(LAST_GOOD_NS, "B-1", _format_1_copy(metadata(key_a), key_a, url=https_server.url()))
+    partner = sweep_one(records, store, pki, LATER)
+    assert "HTTP-POST endpoint moved from https://idp.example.com/sso/redirect to https://idp.example.com/sso/post" \
+        in only(partner, "MD021")
+
+
+def test_a_change_of_how_endpoints_are_shown_is_no_change_of_the_metadata(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The snapshot holds the model's values; the report's display of bindings and locations may change.
+    https_server.routes["/metadata"] = respond(body=metadata(key_a))
+    write_record(records, "b1.toml", https_server.url())
+    sweep_one(records, store, pki)
+    monkeypatch.setattr("validator.metadata_facts.binding_name", lambda uri: uri.rsplit(":", 1)[-1].lower())
+    monkeypatch.setattr("validator.metadata_facts.redact_url", lambda url: url.upper())
+    again = sweep_one(records, store, pki, LATER)
+    assert facts_json(again.report)["sso"][0] == {"binding": "http-redirect", "location": SSO_URL.upper()}
+    assert "MD021" not in codes(again) and again.changes == ()
+
+
+def test_the_snapshot_keeps_the_location_the_metadata_gives() -> None:
+    from metadata.read import read_metadata
+    from validator.sweep_history import snapshot_of
+
+    location = "https://bob:s3cret@idp.example.com/sso?tenant=a"
+    entity = read_metadata(parse_untrusted(metadata(make_keypair("x"), sso=location))).entities[0]
+    snapshot = snapshot_of(entity)
+    assert snapshot.sso[0] == (BINDING_REDIRECT, location)
+    moved = Snapshot(ENTITY_ID, ((BINDING_REDIRECT, "https://bob:other@idp.example.com/sso?tenant=b"),),
+                     snapshot.certificates)
+    found = compare(snapshot, moved, since=NOW, where="u")
+    [finding] = [f for f in found if "HTTP-Redirect endpoint moved" in f.message]
+    assert "s3cret" not in repr(found)
+    assert "s3cret" not in repr(finding) and "https://***@idp.example.com/sso?tenant=b" in finding.message
 
 
 def test_a_copy_kept_with_a_password_in_its_sso_url_is_compared_without_showing_it() -> None:

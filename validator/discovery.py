@@ -246,7 +246,16 @@ def _draft_idp(entity: EntityDescriptor | None, crm: CRMRecord | None, metadata_
 
 
 def _draft_sso_url(location: str | None) -> list[str]:
-    return [f"sso_url = {_toml(redact_url(location))}"] if location else []
+    """The sign-in location as the metadata gives it; never a user name or password in it, which
+    would then live on in the CRM record (MD016 reports them)."""
+    if not location:
+        return []
+    shown = redact_url(location)
+    if shown == location:
+        return [f"sso_url = {_toml(location)}"]
+    return [f"# The metadata's SSO URL holds a user name or password (MD016), left out here: "
+            f"{visible(shown, one_line=True)}",
+            f"sso_url = {_toml('TODO: the SSO URL without a user name or password')}"]
 
 
 def _draft_claims(entity: EntityDescriptor | None, crm: CRMRecord | None) -> list[str]:

@@ -3,10 +3,15 @@ metadata and a capped log of sweep runs; and the certificate that verified its l
 
 Namespaces and values (all keyed by the CRM record's ``biller.id``):
 
-``sweep-last-good``     one value: a JSON header line (``fetched_at``, ``url``, ``sha256`` of the
-                        body, and the :class:`Snapshot` the next sweep compares with), a line feed,
-                        then the metadata exactly as fetched. One ``put``, so header and body never
-                        disagree. Replaced only after a fetch whose checks found no error.
+``sweep-last-good``     one value: a JSON header line (``format``, ``fetched_at``, ``url``, ``sha256``
+                        of the body, and the :class:`Snapshot` the next sweep compares with), a line
+                        feed, then the metadata exactly as fetched. One ``put``, so header and body
+                        never disagree. Replaced only after a fetch whose checks found no error.
+                        Format 2 keeps the snapshot as the model has it (binding URIs, locations as
+                        the metadata gives them); format 1, written before, kept what the report
+                        showed (a binding's short name, a location with its password hidden) and
+                        is read as the model would have it, so that a change of display never
+                        reads as a change of the partner's metadata.
 ``sweep-runs``          a list, newest first, capped at :data:`RUNS_KEPT`: one JSON summary per run.
 ``test-login-signers``  one value: ``{"sha256": …, "verified_at": …, "login_id": …}`` of the trusted
                         certificate that verified the partner's last clean test login, and that
@@ -23,9 +28,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from metadata.model import EntityDescriptor
-from metadata.saml import binding_name
+from metadata.saml import BINDINGS_PREFIX
 from metadata.store import Store
-from metadata.urls import redact_url
 from validator.checks.sweep import Snapshot, SnapshotCertificate
 from validator.json_value import Plain, iso_z
 from validator.metadata_facts import certificate_rows
@@ -34,7 +38,9 @@ LAST_GOOD_NS = "sweep-last-good"
 RUNS_NS = "sweep-runs"
 RUNS_KEPT = 100
 SIGNERS_NS = "test-login-signers"
-_FORMAT = 1
+_FORMAT = 2
+_SHOWN_FORMAT = 1
+_READABLE = (_SHOWN_FORMAT, _FORMAT)
 
 
 @dataclass(frozen=True)
@@ -60,9 +66,10 @@ def read_last_good(store: Store, biller_id: str) -> LastGood | None:
     header, _, body = value.partition(b"\n")
     try:
         meta = json.loads(header)
-        if meta.get("format") != _FORMAT:
+        if meta.get("format") not in _READABLE:
             return None
-        return LastGood(_moment(meta["fetched_at"]), str(meta["url"]), _snapshot(meta["snapshot"]), body)
+        snapshot = _snapshot(meta["snapshot"], shown=meta["format"] == _SHOWN_FORMAT)
+        return LastGood(_moment(meta["fetched_at"]), str(meta["url"]), snapshot, body)
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -200,9 +207,9 @@ def last_signer(store: Store, biller_id: str) -> SeenSigner | None:
 
 def snapshot_of(entity: EntityDescriptor) -> Snapshot:
     """What the next sweep compares: the entity ID, the SSO endpoints and the distinct signing
-    certificates of the entity's IdP role, read from the model."""
+    certificates of the entity's IdP role, read from the model (never from what a report shows)."""
     idp = entity.idp
-    sso = tuple((binding_name(e.binding), redact_url(e.location)) for e in idp.sso) if idp is not None else ()
+    sso = tuple((e.binding, e.location) for e in idp.sso) if idp is not None else ()
     certificates: dict[str, SnapshotCertificate] = {}
     for row in certificate_rows(entity):
         if row.signing and row.facts.sha256 not in certificates:
@@ -222,14 +229,23 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Plain]:
     }
 
 
-def _snapshot(data: Any) -> Snapshot:
-    """The snapshot of a stored copy's header (JSON read back: checked by the caller's except)."""
+def _snapshot(data: Any, *, shown: bool) -> Snapshot:
+    """The snapshot of a stored copy's header (JSON read back: checked by the caller's except);
+    `shown`: format 1, whose bindings are short names."""
+    binding = _binding_uri if shown else str
     return Snapshot(
         None if data["entity_id"] is None else str(data["entity_id"]),
-        tuple((str(e["binding"]), str(e["location"])) for e in data["sso"]),
+        tuple((binding(e["binding"]), str(e["location"])) for e in data["sso"]),
         tuple(SnapshotCertificate(str(c["sha256"]), str(c["subject"]), _moment(c["not_before"]),
                                   _moment(c["not_after"])) for c in data["certificates"]),
     )
+
+
+def _binding_uri(name: object) -> str:
+    """A binding as format 1 kept it (:func:`metadata.saml.binding_name`: the URI's last part under
+    the SAML 2.0 bindings prefix, else the URI itself) as its URI again."""
+    text = str(name)
+    return text if ":" in text else BINDINGS_PREFIX + text
 
 
 def _moment(text: str) -> datetime:

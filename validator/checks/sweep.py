@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from metadata.saml import binding_name
 from metadata.urls import redact_url
 from validator.findings import Finding, Severity, rule
 
@@ -116,7 +117,7 @@ class Snapshot:
 
     entity_id: str | None
     sso: tuple[tuple[str, str], ...]
-    """(binding short name, location) of each SingleSignOnService, in document order."""
+    """(binding URI, location as the metadata gives it) of each SingleSignOnService, in document order."""
     certificates: tuple[SnapshotCertificate, ...]
     """The distinct signing certificates, in document order."""
 
@@ -158,14 +159,16 @@ def _sso_changes(
     previous: Sequence[tuple[str, str]], current: Sequence[tuple[str, str]], when: str, where: str
 ) -> Iterator[Finding]:
     def by_binding(endpoints: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+        # Compared as they may be shown: a password in a location is MD016's to report, never
+        # this rule's to repeat (and copies kept before locations were stored whole lack it).
         table: dict[str, list[str]] = {}
-        for binding, location in endpoints:  # copies kept before facts were redacted held passwords
+        for binding, location in endpoints:
             table.setdefault(binding, []).append(redact_url(location))
         return table
 
     then, now = by_binding(previous), by_binding(current)
-    for binding in dict.fromkeys([*then, *now]):
-        old, new = then.get(binding, []), now.get(binding, [])
+    for uri in dict.fromkeys([*then, *now]):
+        old, new, binding = then.get(uri, []), now.get(uri, []), binding_name(uri)
         if sorted(old) == sorted(new):
             continue
         if len(old) == 1 and len(new) == 1:
