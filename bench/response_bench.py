@@ -11,7 +11,9 @@ validates that same response over and over for `seconds` of wall time after a sh
 ``preflight``  the project's full validation: ``inspect_response_bytes`` of the base64 form
                value with the IdP's trust (``trust_from_metadata``, read once) and the CRM
                record: parse, structure, verify both signatures, re-parse what was signed,
-               every protocol check and every claim. Every run must give no error finding.
+               every protocol check and every claim, into a frozen ``ResponseInspection``
+               (the Report is assembled only where one is shown). Every run must give no
+               error finding.
 ``xmlsec2``    the floor (issue 14): bare python-xmlsec on the same bytes, verifying both
                signatures the full validation verifies: base64-decode, ``lxml.etree.fromstring``,
                then for the Response and for its Assertion a fresh ``SignatureContext`` holding
@@ -156,8 +158,12 @@ def preflight_setup(folder: Path) -> Callable[[], Any]:
     """The project's full validation of the response, as one call; raises unless it is clean."""
     from metadata.crm import parse_crm
     from validator.findings import Severity
-    from validator.report import Report
-    from validator.response_inspection import ResponseOptions, inspect_response_bytes, trust_from_metadata
+    from validator.response_inspection import (
+        ResponseInspection,
+        ResponseOptions,
+        inspect_response_bytes,
+        trust_from_metadata,
+    )
 
     crm = parse_crm((folder / "crm.toml").read_text(), "crm.toml", "toml")
     trust = trust_from_metadata((folder / "idp-metadata.xml").read_bytes(), crm)
@@ -165,13 +171,13 @@ def preflight_setup(folder: Path) -> Callable[[], Any]:
     options = ResponseOptions(now=dt.datetime.now(dt.UTC), trusted=trust.certificates,
                               idp_entity_id=trust.entity_id, request_id=REQUEST_ID, vendor_key=trust.vendor_key)
 
-    def one() -> Report:
-        report = Report(subject="response", inputs={}, clock=options.now)
-        inspect_response_bytes(data, "response", options, crm, report)
-        if report.count(Severity.ERROR) or report.facts["response"].get("verified") is False:
+    def one() -> ResponseInspection:
+        judged = inspect_response_bytes(data, "response", options, crm)
+        errors = [f for f in judged.findings if f.severity is Severity.ERROR]
+        if errors or len(judged.responses) != 1 or judged.responses[0].facts is None:
             raise AssertionError("the full validation found errors: " + "; ".join(
-                f"{f.code} {f.message}" for f in report.findings if f.severity is Severity.ERROR)[:400])
-        return report
+                f"{f.code} {f.message}" for f in errors)[:400])
+        return judged
 
     return one
 
@@ -183,19 +189,20 @@ def preflight(folder: Path, seconds: float) -> dict[str, Any]:
     last = one()
     result = _loop(one, seconds)
     result["findings"] = dict(sorted(Counter(f"{f.code} ({f.severity})" for f in last.findings).items()))
-    result["claims"] = len(last.facts["response"].get("claims", {}))
+    facts = last.responses[0].facts
+    result["claims"] = len(facts.attributes) if facts else 0
     return result
 
 
 def _floor_key(folder: Path) -> Any:
-    """The trusted key as :mod:`metadata.signing` builds it for a verify, loaded once."""
-    import xmlsec
+    """The trusted key in the very form :mod:`metadata.signing` verifies with, built once."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
-    from xmlsec import constants as xc
 
-    der = x509.load_pem_x509_certificate((folder / "cert.pem").read_bytes()).public_bytes(Encoding.DER)
-    return xmlsec.Key.from_memory(der, xc.KeyDataFormatCertDer, None)
+    from metadata.signing import verification_key
+
+    return verification_key(x509.load_pem_x509_certificate((folder / "cert.pem").read_bytes()).public_bytes(
+        Encoding.DER))
 
 
 def xmlsec_setup(folder: Path, *, both: bool = False) -> Callable[[], Any]:

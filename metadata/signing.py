@@ -250,7 +250,7 @@ def _is_ncname(value: str) -> bool:
 
 def _context(der: bytes, profile: SignatureProfile) -> xmlsec.SignatureContext:
     ctx = xmlsec.SignatureContext()
-    ctx.key = _verification_key(der)  # the context takes its own copy
+    ctx.key = verification_key(der)  # the context takes its own copy
     ctx.set_enabled_key_data([xc.KeyDataX509])
     for transform in (xc.TransformEnveloped, xc.TransformExclC14N, *_XMLSEC_DIGEST.values()):
         ctx.enable_reference_transform(transform)
@@ -403,8 +403,26 @@ def sign(
 
 
 @functools.lru_cache(maxsize=64)
-def _verification_key(der: bytes) -> xmlsec.Key:
-    return xmlsec.Key.from_memory(der, xc.KeyDataFormatCertDer, None)
+def verification_key(der: bytes) -> xmlsec.Key:
+    """The xmlsec key that verifies with the trusted DER certificate `der`: its public key alone.
+
+    Only the public key of the configured certificate verifies (KeyInfo is never read: the
+    context has no keys manager, so xmlsec uses this key as given). A key loaded from the whole
+    certificate verifies exactly the same, but ``ctx.key = key`` then copies the certificate
+    into every context, some 60 µs per signature; the SubjectPublicKeyInfo costs about 1 µs.
+    A certificate that cryptography cannot read, or whose public key xmlsec cannot load alone, is
+    loaded whole, as before, so that what verifies does not depend on which library reads it.
+    """
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    try:
+        spki = x509.load_der_x509_certificate(der).public_key().public_bytes(
+            Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        return xmlsec.Key.from_memory(spki, xc.KeyDataFormatDer, None)
+    except (ValueError, TypeError, UnsupportedAlgorithm, xmlsec.Error):
+        return xmlsec.Key.from_memory(der, xc.KeyDataFormatCertDer, None)
 
 
 @functools.lru_cache(maxsize=16)
