@@ -413,15 +413,20 @@ def verification_key(der: bytes) -> xmlsec.Key:
     A certificate that cryptography cannot read, or whose public key xmlsec cannot load alone, is
     loaded whole, as before, so that what verifies does not depend on which library reads it.
     """
+    import warnings
+
     from cryptography import x509
-    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from cryptography.utils import CryptographyDeprecationWarning
 
     try:
-        spki = x509.load_der_x509_certificate(der).public_key().public_bytes(
-            Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        with warnings.catch_warnings():
+            # AD FS 2.0 issued negative serial numbers (RFC 5280 forbids them): the key is usable.
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            spki = x509.load_der_x509_certificate(der).public_key().public_bytes(
+                Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         return xmlsec.Key.from_memory(spki, xc.KeyDataFormatDer, None)
-    except (ValueError, TypeError, UnsupportedAlgorithm, xmlsec.Error):
+    except Exception:  # cryptography raises several kinds for what it cannot read; xmlsec.Error too
         return xmlsec.Key.from_memory(der, xc.KeyDataFormatCertDer, None)
 
 
