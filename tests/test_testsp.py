@@ -214,6 +214,51 @@ def test_an_assertion_seen_in_an_earlier_test_login_is_a_replay(pair: Pair) -> N
     assert [f["code"] for f in report["findings"] if f["severity"] == "error"] == ["RSP023"]
 
 
+class _Counting:
+    """Wraps a function and counts its calls (those whose arguments `counts` picks, when given)."""
+
+    def __init__(self, wrapped: object, counts: object = None) -> None:
+        self.wrapped, self.counts, self.calls = wrapped, counts, 0
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        if self.counts is None or self.counts(*args):  # type: ignore[operator]
+            self.calls += 1
+        return self.wrapped(*args, **kwargs)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("seen_before", [False, True], ids=["first-use", "replay"])
+def test_the_acs_decodes_parses_and_verifies_each_response_once(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, seen_before: bool
+) -> None:
+    import re
+
+    from metadata import bindings, xml
+    from metadata.response import verify_response
+    from validator import response_inspection
+
+    fields = pair.login()
+    if seen_before:  # the replay check is answered during the one run of the checks, not by a second run
+        assertion = re.search(rb'<saml:Assertion[^>]* ID="([^"]+)"', base64.b64decode(fields["SAMLResponse"]))
+        assert assertion is not None
+        pair.app.extensions["saml_validator_web"].store.add("test-sp-seen-assertions", assertion.group(1).decode(),
+                                                            b"1", ttl=60)
+    verified = _Counting(verify_response)
+    decoded = _Counting(bindings.decode_base64)
+    # Parses of the message itself (the IdP's metadata is parsed too, for its certificates; what
+    # was signed is parsed again inside the verifier, by design: SECURITY.md §2).
+    parsed = _Counting(xml.parse_untrusted, lambda data, limits=None: limits is xml.MESSAGE_LIMITS)
+    monkeypatch.setattr(response_inspection, "verify_response", verified)
+    monkeypatch.setattr(bindings, "decode_base64", decoded)
+    monkeypatch.setattr(bindings, "parse_untrusted", parsed)
+    monkeypatch.setattr(response_inspection, "parse_untrusted", parsed)
+    posted = pair.sp.post("/test-sp/acs", data=fields)
+    assert posted.status_code == 303
+    assert (verified.calls, decoded.calls, parsed.calls) == (1, 1, 1)
+    report = json.loads(pair.sp.get("/api/v1" + posted.headers["Location"]).get_data())
+    errors = [f["code"] for f in report["findings"] if f["severity"] == "error"]
+    assert errors == (["RSP023"] if seen_before else [])
+
+
 def test_sso_url_from_the_metadata(tmp_path: Path) -> None:
     pair = Pair(tmp_path, sso_in_record=False)
     assert pair.start().startswith(f"{IDP_BASE}/sso?SAMLRequest=")

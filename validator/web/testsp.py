@@ -5,8 +5,9 @@ record's ``sp.entity_id`` and whose ACS is ``<base_url>/test-sp/acs``. The reque
 in the store under a random token that is also set as a cookie: the response is accepted
 only from the browser that started the login, and only once (SECURITY.md §3).
 ``POST /test-sp/acs`` parses nothing for a browser that started no test login; otherwise it
-verifies the response with the IdP's metadata and runs every response check with the
-remembered request ID; the report is kept 24 hours as ``/test-logins/<id>`` (page) and
+decodes and parses the response once, verifies it once with the IdP's metadata and runs every
+response check once with the remembered request ID, the replay cache answering RSP023 during
+that run; the report is kept 24 hours as ``/test-logins/<id>`` (page) and
 ``/api/v1/test-logins/<id>`` (JSON, :mod:`validator.web.api`). Only a login judged without
 errors tells the sweep which certificate signs (:func:`validator.sweep_history.record_signer`).
 
@@ -57,7 +58,7 @@ from validator.response_inspection import (
     IdPTrust,
     ResponseInspection,
     ResponseOptions,
-    inspect_response_bytes,
+    inspect_response_tree,
     trust_from_metadata,
 )
 from validator.response_report import ResponseReportFacts
@@ -277,7 +278,10 @@ def acs() -> Response:
         record = _record(pending["biller_id"])
     except _Refusal as refusal:
         return refusal.response
-    report, trust, inspection = _judge(message.xml, record, pending, state)
+    try:
+        report, trust, inspection = _judge(message.tree, record, pending, state)
+    except StoreUnavailable as exc:  # the replay cache, asked during the checks
+        return error_page(503, "Storage unavailable", str(exc))
     judged = state.clock()
     login_id = secrets.token_urlsafe(24)
     vendor = record.idp.vendor or (trust.vendor_key if trust else None)
@@ -340,8 +344,10 @@ class TestLoginFacts:
         return facts
 
 
-def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebState
+def _judge(tree: etree._ElementTree, record: CRMRecord, pending: dict[str, str], state: WebState
            ) -> tuple[Report, IdPTrust | None, ResponseInspection]:
+    """The response judged once, from the tree the ACS parsed: a replay (RSP023) is found by
+    asking the store during the checks, which records the assertion as used."""
     now = state.clock()
     checked = record.model_copy(update={"sp": record.sp.model_copy(update={"acs_url": state.acs_url})})
     inputs = {"response": "test SP ACS (HTTP-POST)", "crm": f"{record.biller.id}.toml"}
@@ -361,7 +367,7 @@ def _judge(xml: bytes, record: CRMRecord, pending: dict[str, str], state: WebSta
                               request_id=pending["request_id"], vendor_key=vendor_key,
                               is_replay=lambda assertion_id: not state.store.add(SEEN_NS, assertion_id, b"1",
                                                                                  ttl=SEEN_TTL))
-    inspection = inspect_response_bytes(xml, "response", options, checked)
+    inspection = inspect_response_tree(tree, "response", options, checked)
     login = TestLoginFacts(state.acs_url, record.sp.acs_url, pending["request_id"], pending["started_at"], error)
     report = Report(subject="response", inputs=inputs, clock=now, findings=inspection.findings,
                     subjects_run=inspection.subjects_run, facts=(login, ResponseReportFacts(inspection)))
