@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -62,7 +62,6 @@ _XMLSEC_DIGEST = {
     SHA384: xc.TransformSha384,
     SHA512: xc.TransformSha512,
 }
-_NS = {"ds": DS}
 MAX_SIGNED_BYTES = signed_bytes_limits(METADATA_LIMITS).max_bytes
 """Default cap on the canonical form of a signed element: four times the largest default document."""
 MAX_INCLUSIVE_PREFIXES = 16
@@ -104,12 +103,25 @@ class SignatureProfile:
     transforms: tuple[str, ...]
     digest_method: str
     inclusive_prefixes: tuple[str, ...]
-    embedded_certificates: tuple[bytes, ...]
+    certificate_texts: tuple[str, ...]
+    """The base64 text of each KeyInfo/X509Data/X509Certificate, whitespace removed (never trusted)."""
     line: int | None
 
     @property
     def uses_sha1(self) -> bool:
         return self.signature_method in SHA1_SIGNATURE_METHODS or self.digest_method == SHA1
+
+    @functools.cached_property
+    def embedded_certificates(self) -> tuple[bytes, ...]:
+        """The KeyInfo certificates that decode, as DER; decoded when first asked for (a verify
+        with trusted certificates never asks)."""
+        certificates = []
+        for text in self.certificate_texts:
+            try:
+                certificates.append(base64.b64decode(text, validate=True))
+            except (binascii.Error, ValueError):
+                continue
+        return tuple(certificates)
 
 
 @dataclass(frozen=True)
@@ -133,38 +145,50 @@ def signature_of(element: etree._Element) -> etree._Element:
     return signatures[0]
 
 
+_SIGNED_INFO = f"{{{DS}}}SignedInfo"
+_OBJECT = f"{{{DS}}}Object"
+_C14N_METHOD = f"{{{DS}}}CanonicalizationMethod"
+_SIGNATURE_METHOD = f"{{{DS}}}SignatureMethod"
+_REFERENCE = f"{{{DS}}}Reference"
+_TRANSFORMS_TAG = f"{{{DS}}}Transforms"
+_TRANSFORM = f"{{{DS}}}Transform"
+_DIGEST_METHOD = f"{{{DS}}}DigestMethod"
+_KEY_INFO = f"{{{DS}}}KeyInfo"
+_X509_DATA = f"{{{DS}}}X509Data"
+_X509_CERTIFICATE = f"{{{DS}}}X509Certificate"
+_SIGNED_INFO_SHAPE = [_C14N_METHOD, _SIGNATURE_METHOD, _REFERENCE]
+
+
 def read_profile(signature: etree._Element) -> SignatureProfile:
     """Read a signature's algorithms and reference, or raise ``profile`` when its shape is wrong."""
-    children = [c for c in signature.iterchildren(etree.Element)]
-    if not children or children[0].tag != f"{{{DS}}}SignedInfo":
+    signed_info = next(signature.iterchildren(etree.Element), None)
+    if signed_info is None or signed_info.tag != _SIGNED_INFO:
         raise SignatureError("profile", "the first child of ds:Signature is not ds:SignedInfo")
-    if signature.find(f"{{{DS}}}Object") is not None:
+    if signature.find(_OBJECT) is not None:
         raise SignatureError("profile", "ds:Signature carries a ds:Object, which SAML signatures never need")
-    signed_info = children[0]
-    parts = [c for c in signed_info.iterchildren(etree.Element)]
-    tags = [etree.QName(c).localname for c in parts]
-    if tags[:2] != ["CanonicalizationMethod", "SignatureMethod"] or tags[2:] != ["Reference"]:
-        raise SignatureError(
-            "profile",
-            "ds:SignedInfo must hold CanonicalizationMethod, SignatureMethod and exactly one Reference; "
-            f"it holds {', '.join(tags) or 'nothing'}",
-        )
+    parts = list(signed_info.iterchildren(etree.Element))
+    if [c.tag for c in parts] != _SIGNED_INFO_SHAPE:
+        # Judged by local name, as ever (a foreign namespace here is left for xmlsec to refuse).
+        tags = [etree.QName(c).localname for c in parts]
+        if tags != ["CanonicalizationMethod", "SignatureMethod", "Reference"]:
+            raise SignatureError(
+                "profile",
+                "ds:SignedInfo must hold CanonicalizationMethod, SignatureMethod and exactly one Reference; "
+                f"it holds {', '.join(tags) or 'nothing'}",
+            )
     reference = parts[2]
-    transforms_el = reference.find("ds:Transforms", _NS)
-    transforms = tuple(t.get("Algorithm", "") for t in transforms_el.iterfind("ds:Transform", _NS)) if (
-        transforms_el is not None
-    ) else ()
+    transforms: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
+    transforms_el = reference.find(_TRANSFORMS_TAG)
     if transforms_el is not None:
-        for inclusive in transforms_el.iterfind("ds:Transform/{*}InclusiveNamespaces", _NS):
-            prefixes = tuple(inclusive.get("PrefixList", "").split())
-    digest = reference.find("ds:DigestMethod", _NS)
-    certificates = []
-    for cert in signature.iterfind("ds:KeyInfo/ds:X509Data/ds:X509Certificate", _NS):
-        try:
-            certificates.append(base64.b64decode("".join(text_of(cert).split()), validate=True))
-        except (binascii.Error, ValueError):
-            continue
+        each = list(transforms_el.iterchildren(_TRANSFORM))
+        transforms = tuple(t.get("Algorithm", "") for t in each)
+        for transform in each:
+            for inclusive in transform.iterchildren("{*}InclusiveNamespaces"):
+                prefixes = tuple(inclusive.get("PrefixList", "").split())
+    digest = reference.find(_DIGEST_METHOD)
+    texts = tuple("".join(text_of(cert).split()) for data in _children(signature, _KEY_INFO, _X509_DATA)
+                  for cert in data.iterchildren(_X509_CERTIFICATE))
     return SignatureProfile(
         signature_method=parts[1].get("Algorithm", ""),
         c14n_method=parts[0].get("Algorithm", ""),
@@ -172,9 +196,15 @@ def read_profile(signature: etree._Element) -> SignatureProfile:
         transforms=transforms,
         digest_method=digest.get("Algorithm", "") if digest is not None else "",
         inclusive_prefixes=prefixes,
-        embedded_certificates=tuple(certificates),
+        certificate_texts=texts,
         line=line_of(signature),
     )
+
+
+def _children(element: etree._Element, outer: str, inner: str) -> Iterator[etree._Element]:
+    """Every `inner` child of every `outer` child of `element` (``outer/inner``, in document order)."""
+    for middle in element.iterchildren(outer):
+        yield from middle.iterchildren(inner)
 
 
 def profile_problems(profile: SignatureProfile, element: etree._Element, *, id_attribute: str = "ID") -> list[str]:
