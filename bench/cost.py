@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import subprocess
 import tempfile
 import threading
 import time
@@ -21,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.servers import SP_ACS, SP_ENTITY_ID, IdPServer, Server, cpu_seconds, serve
 from bench.table import Row
 
 CPU_TARGET = 1.0
@@ -91,7 +91,7 @@ def attacks() -> list[Attack]:
                             corpus.api_metadata_body(family, peer), "application/json"))
     found.append(Attack("validator", "POST /api/v1/metadata", "deep-json", "POST", "/api/v1/metadata",
                         corpus.deep_json(256 * corpus.KiB), "application/json"))
-    request_peer = corpus.Peer(cert, sp_entity_id=_idp_sp(), sso_url="{base}/sso", sp_acs=_idp_acs())
+    request_peer = corpus.Peer(cert, sp_entity_id=SP_ENTITY_ID, sso_url="{base}/sso", sp_acs=SP_ACS)
     for family, document in corpus.documents(corpus.REQUEST, request_peer).items():
         found.append(Attack("idp", "GET /sso", family, "GET", "/sso?" + _redirect_query(document)))
         found.append(Attack("idp", "POST /sso", family, "POST", "/sso", corpus.form_body("SAMLRequest", document),
@@ -99,18 +99,6 @@ def attacks() -> list[Attack]:
     found.append(Attack("idp", "POST /api/v1/next-login", "deep-json", "POST", "/api/v1/next-login",
                         corpus.deep_json(256 * corpus.KiB), "application/json"))
     return found
-
-
-def _idp_sp() -> str:
-    from bench.load import SP_ENTITY_ID
-
-    return SP_ENTITY_ID
-
-
-def _idp_acs() -> str:
-    from bench.load import SP_ACS
-
-    return SP_ACS
 
 
 def _redirect_query(xml: bytes) -> str:
@@ -168,16 +156,14 @@ class HealthPoller:
         self._thread.join()
 
 
-def measure(server: object, base_url: str, attack: Attack) -> Measured:
-    from bench.idp_bench import Server, _children
-
-    assert isinstance(server, Server)
+def measure(server: Server, attack: Attack) -> Measured:
+    base_url = server.base_url
     result = Measured(attack, [], [], [], 0.0, 0)
     with HealthPoller(base_url) as health, ThreadPoolExecutor(max_workers=2) as pool:
         for _ in range(ROUNDS):
-            before = _worker_cpu(_children(server.process.pid))
+            before = cpu_seconds(server.worker_pids())
             done = list(pool.map(lambda _: _request(base_url, attack), range(2)))
-            after = _worker_cpu(list(before))
+            after = cpu_seconds(before)
             result.cpu_rounds.append(max((after.get(pid, 0.0) - cpu for pid, cpu in before.items()), default=0.0))
             for status, wall in done:
                 result.statuses.append(status)
@@ -186,46 +172,21 @@ def measure(server: object, base_url: str, attack: Attack) -> Measured:
     return result
 
 
-def _worker_cpu(pids: list[int] | dict[int, float]) -> dict[int, float]:
-    import os
-
-    ticks = os.sysconf("SC_CLK_TCK")
-    found = {}
-    for pid in pids:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            found[pid] = (int(fields[11]) + int(fields[12])) / ticks
-    return found
-
-
 @contextlib.contextmanager
-def validator_server(folder: Path) -> Iterator[tuple[object, str]]:
+def validator_server(folder: Path) -> Iterator[Server]:
     """``gunicorn -w 2 'validator.web:create_app()'`` on 127.0.0.1 with one CRM record; stopped on exit."""
-    from bench import idp_bench
-    from bench.measure import ROOT, child_env
-
     crm = folder / "crm"
     crm.mkdir()
     (crm / "B-1.toml").write_text(_record())
-    port = idp_bench._free_port()
-    env = {k: v for k, v in child_env().items() if not k.startswith("VALIDATOR_")}
-    env.update(VALIDATOR_CRM_FOLDER=str(crm), VALIDATOR_STORE=f"sqlite:///{folder / 'web.sqlite3'}",
-               VALIDATOR_BASE_URL=f"http://127.0.0.1:{port}")
-    log = folder / "gunicorn-validator.log"
-    argv = [str(idp_bench._gunicorn()), "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--timeout",
-            "120", "--no-control-socket", "validator.web:create_app()"]
-    with log.open("ab") as out:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    server = idp_bench.Server(f"http://127.0.0.1:{port}", process, log, exact_claim_names=True)
-    try:
-        problem = idp_bench._wait_healthy(server)
-        if problem:
-            raise RuntimeError(f"gunicorn 'validator.web:create_app()' did not start: {problem}")
+
+    def environment(base_url: str) -> dict[str, str]:
+        return {"VALIDATOR_CRM_FOLDER": str(crm), "VALIDATOR_STORE": f"sqlite:///{folder / 'web.sqlite3'}",
+                "VALIDATOR_BASE_URL": base_url}
+
+    with serve("validator.web:create_app()", folder / "gunicorn-validator.log", environment, timeout=120,
+               drop="VALIDATOR_") as server:
         _start_test_login(folder / "web.sqlite3")
-        yield server, server.base_url
-    finally:
-        idp_bench._stop(server)
+        yield server
 
 
 def _start_test_login(store_path: Path) -> None:
@@ -244,14 +205,10 @@ def _record() -> str:
 
 
 @contextlib.contextmanager
-def idp_server(folder: Path) -> Iterator[tuple[object, str]]:
-    from bench.load import IdPServer
-
-    idp = IdPServer(folder).start()
-    try:
-        yield idp._server, idp.base_url
-    finally:
-        idp.stop()
+def idp_server(folder: Path) -> Iterator[Server]:
+    with IdPServer(folder) as idp:
+        assert idp.server is not None
+        yield idp.server
 
 
 def run(only: str | None = None) -> list[Measured]:
@@ -264,9 +221,9 @@ def run(only: str | None = None) -> list[Measured]:
                 continue
             folder = Path(tmp) / name
             folder.mkdir()
-            with start(folder) as (server, base_url):
+            with start(folder) as server:
                 for attack in mine:
-                    results.append(measure(server, base_url, attack))
+                    results.append(measure(server, attack))
                     print(_line(results[-1]), flush=True)
     return results
 

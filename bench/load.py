@@ -10,8 +10,8 @@
    is read, until `seconds` have passed; requests in flight then finish. This part imports
    neither the project nor pysaml2: the same generator drives both IdPs.
 
-2. Complete logins (issue 7, "Load"; ``python -m bench --only load``): :class:`IdPServer` runs
-   ``gunicorn -w 2 'idp:create_app()'`` on 127.0.0.1, and :class:`LocalSP`, the SP end in this
+2. Complete logins (issue 7, "Load"; ``python -m bench --only load``): :class:`bench.servers.IdPServer`
+   runs ``gunicorn -w 2 'idp:create_app()'`` on 127.0.0.1, and :class:`LocalSP`, the SP end in this
    process, sends each AuthnRequest and accepts each answer at most once: signature with the
    certificate from the IdP's /metadata, InResponseTo, Destination, Recipient, Audience,
    validity, no replay. :func:`run_logins` drives concurrent logins; :func:`rows` is the
@@ -24,17 +24,13 @@ Only 127.0.0.1 is contacted.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import html
 import http.client
-import json
 import math
 import os
 import re
 import secrets
-import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -47,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from bench.servers import PERSONA, SP_ACS, SP_ENTITY_ID, WORKERS, IdPServer
 from bench.table import Row
 from metadata.saml import BEARER, EMAIL, SAML, SAMLP, SUCCESS
 
@@ -173,150 +170,10 @@ def _percentile(ordered: list[float], q: float) -> float:
 
 # -- complete logins (issue 7, "Load") ----------------------------------------------------------
 
-SP_ENTITY_ID = "https://sp.load.example/saml/metadata"
-SP_ACS = "http://127.0.0.1:8000/saml/acs"
-"""The local test SP's ACS (http on 127.0.0.1: the IdP runs in dev mode). Never contacted: the
-driver reads the auto-POST form and validates the response in its own process."""
-PERSONA = "alice"
-WORKERS = 2
 WARM_UP_SECONDS = 2.0
 SKEW = dt.timedelta(seconds=120)
 _FORM = re.compile(rb'<form method="post" action="([^"]*)">')
 _FIELD = re.compile(rb'<input type="hidden" name="([^"]+)" value="([^"]*)">')
-
-
-def write_settings(folder: Path, base_url: str, *, auto_login: bool = True, store: str | None = None,
-                   keys: Path | None = None) -> Path:
-    """``folder/idp.toml``: one inline SP (http ACS on 127.0.0.1, dev mode), one persona with the
-    8 claims of :data:`bench.workdir.CLAIMS` (signed in without a form when `auto_login`), the key
-    folder `keys` (default: ``folder/keys``) and the store `store` (default: ``folder/state.sqlite3``)."""
-    from bench.workdir import CLAIMS, EMAIL_FORMAT, NAMEID
-
-    claims = "\n".join(f"{name} = {json.dumps(value)}" for name, value in CLAIMS.items())
-    store = store or "sqlite:///" + str(folder / "state.sqlite3")
-    path = folder / "idp.toml"
-    path.write_text(f"""\
-[server]
-base_url = {json.dumps(base_url)}
-key_folder = {json.dumps(str(keys or folder / "keys"))}
-store = {json.dumps(store)}
-dev_mode = true
-
-[[personas]]
-id = {json.dumps(PERSONA)}
-display_name = "Alice Customer"
-nameid = {json.dumps(NAMEID)}
-nameid_format = {json.dumps(EMAIL_FORMAT)}
-auto_login = {json.dumps(auto_login)}
-
-[personas.claims]
-{claims}
-
-[[sps]]
-entity_id = {json.dumps(SP_ENTITY_ID)}
-acs = [{json.dumps(SP_ACS)}]
-sign = "assertion"
-""")
-    return path
-
-
-class IdPServer:
-    """``gunicorn -w N 'idp:create_app()'`` on 127.0.0.1, configured through ``IDP_CONFIG`` with
-    :func:`write_settings`; healthy once started, and always stopped on exit. A restart keeps
-    the port, and so the base URL and entity ID."""
-
-    def __init__(self, folder: Path, *, workers: int = WORKERS, auto_login: bool = True,
-                 store: str | None = None, keys: Path | None = None) -> None:
-        self.folder = folder
-        self.workers = workers
-        self.auto_login = auto_login
-        self.store = store
-        self.keys = keys
-        self.port: int | None = None
-        self._server: Any = None  # bench.idp_bench.Server while running
-
-    @property
-    def base_url(self) -> str:
-        assert self.port is not None, "not started"
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def store_path(self) -> Path:
-        return self.folder / "state.sqlite3"
-
-    @property
-    def master(self) -> subprocess.Popen[bytes]:
-        assert self._server is not None, "not running"
-        process: subprocess.Popen[bytes] = self._server.process
-        return process
-
-    def start(self) -> IdPServer:
-        from bench import idp_bench
-        from bench.measure import ROOT, child_env
-
-        for attempt in range(3):  # another program may take a free port before gunicorn binds it
-            fixed = self.port is not None
-            port = self.port or idp_bench._free_port()
-            config = write_settings(self.folder, f"http://127.0.0.1:{port}", auto_login=self.auto_login,
-                                    store=self.store, keys=self.keys)
-            log = self.folder / "gunicorn.log"
-            env = {k: v for k, v in child_env().items() if not k.startswith("IDP_")}
-            env["IDP_CONFIG"] = str(config)
-            argv = [str(idp_bench._gunicorn()), "-w", str(self.workers), "-b", f"127.0.0.1:{port}",
-                    "--chdir", str(ROOT), "--timeout", "60", "--graceful-timeout", "10", "--no-control-socket",
-                    "idp:create_app()"]
-            with log.open("ab") as out:
-                process = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
-            server = idp_bench.Server(f"http://127.0.0.1:{port}", process, log, exact_claim_names=True)
-            try:
-                problem = idp_bench._wait_healthy(server)
-            except BaseException:
-                idp_bench._stop(server)
-                raise
-            if not problem:
-                self.port, self._server = port, server
-                return self
-            idp_bench._stop(server)
-            if fixed or "in use" not in problem or attempt == 2:
-                raise RuntimeError(f"gunicorn 'idp:create_app()' did not start: {problem}")
-        raise AssertionError("unreachable")
-
-    def stop(self) -> None:
-        """SIGTERM to the master, which stops its workers (SIGKILL to what is left after 20 s)."""
-        from bench import idp_bench
-
-        if self._server is not None:
-            server, self._server = self._server, None
-            idp_bench._stop(server)
-
-    def crash(self) -> None:
-        """SIGKILL to the master and its workers at once (its own process group), as in a power cut
-        of the service — but the file system keeps what was written."""
-        process = self.master
-        self._server = None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-    def worker_pids(self) -> list[int]:
-        from bench import idp_bench
-
-        return sorted(idp_bench._children(self.master.pid))
-
-    def worker_cpu_seconds(self) -> float:
-        return float(self._server.worker_cpu_seconds()) if self._server is not None else 0.0
-
-    def log_tail(self, lines: int = 8) -> str:
-        from bench import idp_bench
-
-        return idp_bench._tail(self.folder / "gunicorn.log", lines)
-
-    def __enter__(self) -> IdPServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class Rejected(Exception):
@@ -633,10 +490,30 @@ def _machine_cpu() -> tuple[float, float]:
     return (sum(fields) - idle) / ticks, idle / ticks
 
 
-def measure(seconds: float, concurrency: int, *, picker: bool = False) -> dict[str, Any]:
-    """A fresh IdP under gunicorn, a warm-up, then `seconds` of logins; the numbers and the checks."""
+def _store_left(path: Path) -> tuple[int, int]:
+    """Pending requests and IdP sessions left in the IdP's SQLite store."""
     from metadata.store import SQLiteStore
 
+    store = SQLiteStore(path)
+    try:
+        return len(store.keys("pending")), len(store.keys("session"))
+    finally:
+        store.close()
+
+
+def _timings(measured: list[Flow], wall: float) -> dict[str, float]:
+    ok = sorted(flow.seconds for flow in measured if flow.ok)
+    http = sorted(flow.http_seconds for flow in measured if flow.ok)
+    return {
+        "flows": len(ok), "seconds": wall, "flows_per_second": len(ok) / wall,
+        "p50_ms": _percentile(ok, 0.50) * 1000, "p99_ms": _percentile(ok, 0.99) * 1000,
+        "max_ms": (ok[-1] if ok else 0.0) * 1000,
+        "http_p50_ms": _percentile(http, 0.50) * 1000, "http_p99_ms": _percentile(http, 0.99) * 1000,
+    }
+
+
+def measure(seconds: float, concurrency: int, *, picker: bool = False) -> dict[str, Any]:
+    """A fresh IdP under gunicorn, a warm-up, then `seconds` of logins; the numbers and the checks."""
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, \
             IdPServer(Path(tmp), auto_login=not picker) as idp:
         sp = LocalSP.for_idp(idp.base_url)
@@ -646,34 +523,23 @@ def measure(seconds: float, concurrency: int, *, picker: bool = False) -> dict[s
                                f" | gunicorn: {idp.log_tail()}")
         cpu, workers, machine = time.process_time(), idp.worker_cpu_seconds(), _machine_cpu()
         start = time.perf_counter()
-        flows = run_logins(idp.base_url, sp, seconds, concurrency, picker=picker)
+        measured = run_logins(idp.base_url, sp, seconds, concurrency, picker=picker)
         wall = time.perf_counter() - start
         cpu, workers = time.process_time() - cpu, idp.worker_cpu_seconds() - workers
         busy, idle = (after - before for after, before in zip(_machine_cpu(), machine, strict=True))
-        store = SQLiteStore(idp.store_path)
-        try:
-            pending, sessions = store.keys("pending"), len(store.keys("session"))
-        finally:
-            store.close()
-        flows = warm + flows
-        measured = flows[len(warm):]
-    ok = sorted(flow.seconds for flow in measured if flow.ok)
-    http = sorted(flow.http_seconds for flow in measured if flow.ok)
-    failures = [flow for flow in flows if not flow.ok]
+        pending, sessions = _store_left(idp.store_path)
+    flows = warm + measured
     ledger = sp.ledger()
-    cores = busy + idle and (busy + idle) / wall
     return {
-        "flows": len(ok), "seconds": wall, "flows_per_second": len(ok) / wall,
-        "p50_ms": _percentile(ok, 0.50) * 1000, "p99_ms": _percentile(ok, 0.99) * 1000,
-        "max_ms": (ok[-1] if ok else 0.0) * 1000,
-        "http_p50_ms": _percentile(http, 0.50) * 1000, "http_p99_ms": _percentile(http, 0.99) * 1000,
+        **_timings(measured, wall),
         "errors": sum(not flow.ok for flow in measured),
         "error_kinds": dict(Counter(flow.outcome for flow in measured if not flow.ok)),
         "unclean": sum(not flow.clean for flow in flows),
-        "warm_up_flows": len(warm), "ledger": asdict(ledger), "ledger_problems": ledger.problems(len(failures)),
-        "pending_left": len(pending), "sessions": sessions,
+        "warm_up_flows": len(warm), "ledger": asdict(ledger),
+        "ledger_problems": ledger.problems(sum(not flow.ok for flow in flows)),
+        "pending_left": pending, "sessions": sessions,
         "cpu": {"driver": cpu, "workers": workers, "others": max(busy - cpu - workers, 0.0), "idle": idle,
-                "cores": cores},
+                "cores": busy + idle and (busy + idle) / wall},
         "concurrency": concurrency, "picker": picker,
     }
 

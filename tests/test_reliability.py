@@ -32,7 +32,8 @@ import urllib3
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bench.load import IdPServer, LocalSP, login, new_pool, run_logins, write_settings
+from bench.load import LocalSP, login, new_pool, run_logins
+from bench.servers import IdPServer, write_settings
 from metadata.keys import KeyFolder, KeyStoreError
 from metadata.saml import PERSISTENT
 from metadata.store import SQLiteStore, open_store
