@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from lxml import etree
 
@@ -40,6 +40,8 @@ _SIGNATURE = f"{{{DS}}}Signature"
 _OBJECT = f"{{{DS}}}Object"
 _XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
 _ID_ATTRIBUTES = ("ID", "Id", _XML_ID)
+_ID_VALUES = etree.XPath("descendant-or-self::*/@ID | descendant-or-self::*/@Id | descendant-or-self::*/@xml:id")
+"""Every ID, Id and xml:id value of an element and its descendants: one walk in C."""
 _PREFIXES = {SAMLP: "samlp", SAML: "saml", DS: "ds"}
 _MAX_SIGNED = signed_bytes_limits(MESSAGE_LIMITS).max_bytes  # what _reparse would accept
 
@@ -171,17 +173,20 @@ def _common_problems(root: etree._Element, *, signature_parents: list[etree._Ele
     """IDs, signature placement and count, ds:Object: the checks shared by a Response and a
     decrypted Assertion."""
     problems: list[StructureProblem] = []
-    seen: defaultdict[str, list[etree._Element]] = defaultdict(list)
-    for element in root.iter(etree.Element):
-        for attribute in _ID_ATTRIBUTES:
-            value = element.get(attribute)
-            if value is not None:
-                seen[value].append(element)
-    for value, elements in seen.items():
-        if len(elements) > 1:
-            places = ", ".join(f"{_name(e)}{_where(e)}" for e in elements)
-            problems.append(StructureProblem(
-                "duplicate-id", f"the ID {value!r} is used {len(elements)} times: {places}", line_of(elements[1])))
+    ids = cast("list[str]", _ID_VALUES(root))
+    if len(set(ids)) != len(ids):  # only then: which elements, in document order
+        seen: defaultdict[str, list[etree._Element]] = defaultdict(list)
+        for element in root.iter(etree.Element):
+            for attribute in _ID_ATTRIBUTES:
+                value = element.get(attribute)
+                if value is not None:
+                    seen[value].append(element)
+        for value, elements in seen.items():
+            if len(elements) > 1:
+                places = ", ".join(f"{_name(e)}{_where(e)}" for e in elements)
+                problems.append(StructureProblem(
+                    "duplicate-id", f"the ID {value!r} is used {len(elements)} times: {places}",
+                    line_of(elements[1])))
 
     signatures = [s for s in root.iter(_SIGNATURE) if s is not root]
     # Keyed by the parent element itself: the key keeps lxml's proxy alive, so identity holds.
