@@ -43,7 +43,8 @@ _ID_ATTRIBUTES = ("ID", "Id", _XML_ID)
 _ID_VALUES = etree.XPath("descendant-or-self::*/@ID | descendant-or-self::*/@Id | descendant-or-self::*/@xml:id")
 """Every ID, Id and xml:id value of an element and its descendants: one walk in C."""
 _PREFIXES = {SAMLP: "samlp", SAML: "saml", DS: "ds"}
-_MAX_SIGNED = signed_bytes_limits(MESSAGE_LIMITS).max_bytes  # what _reparse would accept
+_SIGNED_LIMITS = signed_bytes_limits(MESSAGE_LIMITS)
+_MAX_SIGNED = _SIGNED_LIMITS.max_bytes  # what _reparse accepts
 
 __all__ = [
     "DecryptionError", "ResponseError", "SignatureError", "SignatureFacts", "StructureProblem",
@@ -257,7 +258,7 @@ def _facts(element: Literal["Response", "Assertion"], verified: VerifiedSignatur
 
 def _reparse(verified: VerifiedSignature) -> etree._Element:
     # Canonical bytes may be a few times longer than what was received (">" becomes "&gt;").
-    return parse_untrusted(verified.signed_bytes, signed_bytes_limits(MESSAGE_LIMITS)).getroot()
+    return parse_untrusted(verified.signed_bytes, _SIGNED_LIMITS).getroot()
 
 
 def _only_child(parent: etree._Element, *tags: str) -> etree._Element:

@@ -58,9 +58,10 @@ class XMLLimits:
     per 32 bytes (Okta declares xs and xsi on every AttributeValue: one per 85-95 bytes of a
     response). The per-element and in-scope caps bound canonicalisation; this one bounds the walk."""
     canonical: bool = False
-    """The bytes are the exclusive c14n of a tree this parser accepted (see
+    """The bytes are the exclusive c14n of an element of a tree this parser accepted (see
     :func:`signed_bytes_limits`): the scans for DOCTYPEs, comments and processing instructions,
-    attributes and namespace declarations are skipped; size, depth and element count are not."""
+    attributes, namespace declarations, element count and depth are skipped (none can grow in
+    a subtree's canonical form); the size is still checked."""
     max_namespaces_in_scope: int = 64
     """Most namespace declarations in scope at any element (the corpus's most is 20). With the
     PrefixList cap of :mod:`metadata.signing`, this bounds what exclusive c14n pays per element."""
@@ -78,7 +79,8 @@ def signed_bytes_limits(limits: XMLLimits) -> XMLLimits:
     """Limits for re-parsing the canonical bytes of a document that passed `limits`.
 
     Canonicalisation lengthens a document (``<x/>`` becomes ``<x></x>``, ``>`` becomes
-    ``&gt;``) by at most a few times; depth and element count cannot grow. It adds no DOCTYPE,
+    ``&gt;``) by at most a few times; depth and element count cannot grow, so they are not counted
+    again (a response's two re-parses, and 200,000 elements of an aggregate). It adds no DOCTYPE,
     comment, processing instruction or attribute, and renders a namespace only where it is used
     and in scope, so the scans that bound those (:attr:`XMLLimits.canonical`) are not repeated:
     they cost a 26 MB aggregate a third of a second, and exclusive c14n pushing an unused
@@ -231,21 +233,25 @@ def _parse(data: bytes, limits: XMLLimits) -> etree._ElementTree:
             "encoding", f"the document is encoded as {parsed_encoding!r}; only UTF-8 and UTF-16 are accepted"
         )
     root = tree.getroot()
-    count = int(root.xpath("count(//*)"))
+    if not limits.canonical:
+        _refuse_by_count_and_depth(root, limits)
+        _refuse_by_shape(root, data, encoding, limits)
+    return tree
+
+
+def _refuse_by_count_and_depth(root: etree._Element, limits: XMLLimits) -> None:
+    count = int(cast(float, root.xpath("count(//*)")))
     if count > limits.max_elements:
         raise UnsafeXML(
             "too-many-elements", f"the document has {count:,} elements; the limit is {limits.max_elements:,}"
         )
-    too_deep = root.xpath("/*" * (limits.max_depth + 1))
+    too_deep = cast("list[etree._Element]", root.xpath("/*" * (limits.max_depth + 1)))
     if too_deep:
         raise UnsafeXML(
             "too-deep",
             f"elements are nested more than {limits.max_depth} deep",
             line=line_of(too_deep[0]),
         )
-    if not limits.canonical:
-        _refuse_by_shape(root, data, encoding, limits)
-    return tree
 
 
 def _refuse_by_bytes(data: bytes, encoding: str, limits: XMLLimits) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+from dataclasses import replace
 
 import pytest
 
@@ -13,6 +14,7 @@ from metadata.xml import (
     exc_c14n,
     metadata_limits,
     parse_untrusted,
+    signed_bytes_limits,
     text_of,
     visible,
 )
@@ -91,6 +93,19 @@ def test_element_limit() -> None:
     data = b"<a>" + b"<b/>" * 30 + b"</a>"
     assert refused(data, XMLLimits(max_bytes=10_000, max_elements=20)).kind == "too-many-elements"
     assert parse_untrusted(data, XMLLimits(max_bytes=10_000, max_elements=31)) is not None
+
+
+def test_the_canonical_form_of_a_subtree_neither_deepens_nor_grows() -> None:
+    # signed_bytes_limits re-parses without counting elements or depth: exclusive c14n of an element
+    # of an accepted tree has at most its elements and its depth, so the caps still hold.
+    limits = XMLLimits(max_bytes=20_000, max_depth=64, max_elements=200)
+    document = b"<r>" + b"<a>" * 63 + b"</a>" * 63 + b"<b/>" * 135 + b"</r>"
+    root = parse_untrusted(document, limits).getroot()
+    for element in (root, root[0], root[-1]):
+        canonical = exc_c14n(element)
+        again = parse_untrusted(canonical, signed_bytes_limits(limits)).getroot()
+        assert sum(1 for _ in again.iter()) == sum(1 for _ in element.iter()) <= limits.max_elements
+        assert parse_untrusted(canonical, replace(limits, max_bytes=4 * limits.max_bytes)) is not None
 
 
 def test_other_encodings_refused() -> None:
