@@ -285,12 +285,16 @@ def verify_response(
     problems = structure_problems(root)
     if problems:
         raise _refuse(problems)
+    # structure_problems refused every ID used twice in the whole document when `root` is its root
+    # (and _decrypted_problems did so in a decrypted assertion, a document of its own).
+    whole = root.getparent() is None
 
     facts: list[SignatureFacts] = []
     response = root
     response_signed = root.find(_SIGNATURE) is not None
     if response_signed:
-        verified = verify(root, trusted, id_attribute="ID", allow_sha1=allow_sha1, max_signed_bytes=_MAX_SIGNED)
+        verified = verify(root, trusted, id_attribute="ID", allow_sha1=allow_sha1, max_signed_bytes=_MAX_SIGNED,
+                          ids_unique=whole)
         facts.append(_facts("Response", verified))
         response = _reparse(verified)
 
@@ -321,7 +325,8 @@ def verify_response(
         # The Assertion as it sits in the original document (or the decrypted one), so that
         # verify's ID count sees every element an attacker may have added.
         target = carried if encrypted or not response_signed else _only_child(root, _ASSERTION)
-        verified = verify(target, trusted, id_attribute="ID", allow_sha1=allow_sha1, max_signed_bytes=_MAX_SIGNED)
+        verified = verify(target, trusted, id_attribute="ID", allow_sha1=allow_sha1, max_signed_bytes=_MAX_SIGNED,
+                          ids_unique=encrypted or whole)
         facts.append(_facts("Assertion", verified))
         assertion = _reparse(verified)
     elif response_signed:

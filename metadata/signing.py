@@ -72,6 +72,7 @@ MAX_TRUSTED_CERTIFICATES = 10
 """Most distinct trusted certificates tried for one signature. Each try canonicalises and digests
 the signed element again; the corpus's IdPs list at most 3 signing certificates."""
 _TRANSFORMS = (ENVELOPED, EXC_C14N)
+_SAME_ID = etree.XPath("count(//@ID[. = $v]) + count(//@Id[. = $v])")
 
 
 def algorithm_name(uri: str) -> str:
@@ -296,12 +297,16 @@ def verify(
     id_attribute: str = "ID",
     allow_sha1: bool = False,
     max_signed_bytes: int = MAX_SIGNED_BYTES,
+    ids_unique: bool = False,
 ) -> VerifiedSignature:
     """Verify the enveloped signature of `element` with one of the `trusted` DER certificates.
 
     Raises :class:`SignatureError` unless a trusted key explicitly verifies the one expected
     signature. On success the signed bytes are returned; read nothing else. Signed content that
     canonicalises to more than `max_signed_bytes` is refused (``profile``) before any key is tried.
+    `ids_unique` says that the caller has already refused any document in which an ``ID`` or
+    ``Id`` value occurs twice (:func:`metadata.response.structure_problems` on the whole
+    document), so the count of the element's ID is not made again.
     """
     signature = signature_of(element)
     profile = read_profile(signature)
@@ -311,8 +316,8 @@ def verify(
     if profile.uses_sha1 and not allow_sha1:
         raise SignatureError("weak", "the signature uses SHA-1, which is refused here", profile=profile)
     element_id = element.get(id_attribute, "")
-    tree = element.getroottree()
-    same_id = cast(float, tree.xpath("count(//@ID[. = $v]) + count(//@Id[. = $v])", v=element_id))
+    same_id = 1.0 if ids_unique and id_attribute in ("ID", "Id") else cast(
+        float, _SAME_ID(element.getroottree(), v=element_id))
     if same_id != 1:
         raise SignatureError(
             "duplicate-id", f"the ID {element_id!r} occurs {int(same_id)} times in the document", profile=profile
