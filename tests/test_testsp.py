@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -22,7 +23,7 @@ from tests.helpers import crm_toml
 from tests.idp_support import IDP_BASE, login_as, make_idp, sso_path
 from validator.sweep_history import SeenSigner, last_signer, record_signer
 from validator.web import create_app
-from validator.web.testsp import VIEWS_NS, login_steps
+from validator.web.login_result import VIEWS_NS, LoginView, login_steps, read_report
 
 BASE = "https://validator.test.example"
 TEST_ACS = f"{BASE}/test-sp/acs"
@@ -189,6 +190,46 @@ def test_a_renamed_claim_is_shown_missing(pair: Pair) -> None:
     assert '<td class="status-bad">missing</td>' in html
     assert '<td class="status-note">extra</td>' in html
     assert "CLM001" in html
+
+
+def test_the_claims_table_says_what_the_claim_check_found(pair: Pair) -> None:
+    # A login type with a stray space is CLM006 for the claim check; the table once judged it "ok"
+    # on its own, after stripping the value. Now each row says what the check found about its claim.
+    pair.idp_app.extensions["saml_idp"].personas["alice"] = Persona(
+        id="alice", nameid="alice@example.com", claims={**MATCHING, "LoginTypeId": " 1"})
+    posted = pair.sp.post("/test-sp/acs", data=pair.login())
+    html = pair.sp.get(posted.headers["Location"]).get_data(as_text=True)
+    report = json.loads(pair.sp.get("/api/v1" + posted.headers["Location"]).get_data())
+    assert "CLM006" in {f["code"] for f in report["findings"] if f["severity"] == "error"}
+    assert '<td class="mono">LoginTypeId</td>' in html
+    assert '<td class="status-bad">not an allowed ID</td>' in html
+    assert html.count('<td class="status-ok">ok</td>') == 2
+
+
+def test_a_result_stored_by_an_earlier_version_still_shows_its_claims(pair: Pair) -> None:
+    from validator.web.login_result import RESULTS_NS
+
+    store = pair.app.extensions["saml_validator_web"].store
+    report = {"schema": "saml-preflight/report/v1", "clock": "2025-03-14T09:27:00Z", "verdict": "not ready",
+              "summary": {"errors": 1, "warnings": 0, "info": 0},
+              "findings": [{"code": "CLM001", "severity": "error", "title": "A required claim is missing",
+                            "message": "the required claim 'Email' is not sent", "expected": "Email",
+                            "actual": "AccountNumber", "where": "response: saml:AttributeStatement", "fix": "Add it."}],
+              "facts": {"test_sp": {"acs_url": TEST_ACS}, "response": {
+                  "verified": True, "signed": ["Assertion"], "nameid": "alice@example.com",
+                  "claims": {"AccountNumber": ["100200300"], "Nickname": ["al"]}}}}
+    view = {"biller_id": "B-1", "biller_name": "Test Biller", "started_at": "2025-03-14T09:26:53Z",
+            "claims": [{"name": "AccountNumber", "required": True, "login_type": False},
+                       {"name": "Email", "required": True, "login_type": False}], "login_types": {"1": "Customer"}}
+    store.put(RESULTS_NS, "an-earlier-login-0001", json.dumps(report).encode(), ttl=60)
+    store.put(VIEWS_NS, "an-earlier-login-0001", json.dumps(view).encode(), ttl=60)
+    html = pair.sp.get("/test-logins/an-earlier-login-0001").get_data(as_text=True)
+    rows = re.findall(r'<tr><td class="mono">([^<]*)</td><td>[^<]*</td><td class="mono">([^<]*)</td>\s*'
+                      r'<td class="([^"]*)">([^<]*)</td></tr>', html)
+    assert rows == [("AccountNumber", "100200300", "status-ok", "ok"),
+                    ("Email", "— not sent", "status-bad", "missing"),
+                    ("Nickname", "al", "status-note", "extra")]
+    assert "CLM001" in html and "Test login for Test Biller (B-1)" in html
 
 
 def test_two_tabs_each_find_their_own_request(pair: Pair) -> None:
@@ -475,9 +516,10 @@ def test_a_hostile_entity_id_is_drawn_escaped(tmp_path: Path) -> None:
 
 
 def test_a_view_stored_before_step_times_still_draws() -> None:
-    steps, failed = login_steps({"biller_id": "B-1", "started_at": "2025-03-14T09:26:53Z"},
-                                {"verdict": "not ready", "findings": [{"code": "RSP013", "severity": "error"},
-                                                                       {"code": "CLM003", "severity": "warning"}]})
+    steps, failed = login_steps(LoginView.read({"biller_id": "B-1", "started_at": "2025-03-14T09:26:53Z"}),
+                                read_report({"verdict": "not ready",
+                                             "findings": [{"code": "RSP013", "severity": "error"},
+                                                          {"code": "CLM003", "severity": "warning"}]}))
     assert failed == "protocol"
     assert [s.at is not None for s in steps] == [True, True, False, False, False, False, False, False]
     assert next(s for s in steps if s.key == "protocol").note == "RSP013"
@@ -485,7 +527,7 @@ def test_a_view_stored_before_step_times_still_draws() -> None:
 
 def test_one_error_is_named_with_its_title_several_by_their_codes() -> None:
     def note(findings: list[dict[str, str]]) -> str:
-        steps, failed = login_steps({}, {"findings": findings})
+        steps, failed = login_steps(LoginView.read({}), read_report({"findings": findings}))
         return next(s for s in steps if s.key == failed).note
 
     audience = {"code": "RSP013", "severity": "error", "title": "The audience is not the portal's entity ID"}

@@ -71,17 +71,17 @@ def create_app(
 
     from metadata.store import open_store
 
-    from . import api, csrf, pages, testsp
+    from . import api, csrf, pages, state, testsp
 
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH)
-    app.extensions["saml_validator_web"] = testsp.WebState(
+    app.extensions["saml_validator_web"] = state.WebState(
         crm_folder=Path(crm_folder or os.environ.get("VALIDATOR_CRM_FOLDER", ".")),
         base_url=(base_url or os.environ.get("VALIDATOR_BASE_URL", "http://127.0.0.1:8081")).rstrip("/"),
         store=store if store is not None else open_store(os.environ.get("VALIDATOR_STORE"),
                                                          Path.cwd() / DEFAULT_STORE),
-        clock=clock or testsp.utc_now,
-        metadata_loader=metadata_loader or testsp.fetch_idp_metadata,
+        clock=clock or state.utc_now,
+        metadata_loader=metadata_loader or state.fetch_idp_metadata,
         signing_key=signing_key,
     )
     if fetch_policy is not None:
@@ -108,7 +108,7 @@ def guard() -> Response | None:
 
     from .api import is_api, problem
     from .csrf import refusal
-    from .testsp import error_page
+    from .state import error_page
 
     if request.endpoint in _UPLOADS:
         request.max_content_length = UPLOAD_LIMIT
@@ -136,7 +136,7 @@ def http_error(exc: HTTPException) -> Response:
     from flask import request
 
     from .api import http_problem, is_api
-    from .testsp import error_page
+    from .state import error_page
 
     limit = request.max_content_length or MAX_CONTENT_LENGTH
     if is_api(request.path):

@@ -29,9 +29,10 @@ from validator.report import Report
 
 from . import jobs
 from .inputs import InputError, document_from_json, record_from_json
+from .login_result import RESULTS_NS
 from .pages import fetch_policy, partner_metadata
 from .partners import PartnerError, list_partners
-from .testsp import RESULTS_NS, TOKEN, web
+from .state import TOKEN, web
 
 PREFIX = "/api/"
 PROBLEM_JSON = "application/problem+json"

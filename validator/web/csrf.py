@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from flask import Response, g, request
 
-from .testsp import web
+from .state import web
 
 FIELD = "csrf"
 _SECRET = ("web-config", "csrf-secret")

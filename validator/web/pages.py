@@ -20,7 +20,7 @@ from . import jobs
 from .csrf import csrf_token
 from .inputs import Document, InputError, document_from_form, record_from_form
 from .partners import PartnerError, list_partners, load_partner
-from .testsp import web
+from .state import web
 
 blueprint = Blueprint("pages", __name__, template_folder="templates")
 
@@ -150,6 +150,6 @@ def partner_worksheet(biller_id: str) -> Response:
 
 
 def refused(exc: PartnerError) -> Response:
-    from .testsp import error_page
+    from .state import error_page
 
     return error_page(exc.status, exc.title, exc.message)
