@@ -3,6 +3,10 @@
 Exit codes (DESIGN.md): 0 no errors (warnings allowed unless --strict); 1 errors found —
 including a partner document that is unreachable or malformed, which is a finding; 2 usage
 error or failure of the tool itself, printed once as ``Name: message``.
+
+Size: every command and option of ``saml-validate`` is declared here, once, as the one table a
+reader of ``--help`` would look for; each command only reads its inputs, calls the library and
+hands the report to :func:`emit`.
 """
 
 from __future__ import annotations

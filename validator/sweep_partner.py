@@ -323,49 +323,65 @@ def sweep_partner(entry: RecordEntry, options: SweepOptions, store: Store) -> Pa
 
 def _sweep_record(entry: RecordEntry, record: CRMRecord, options: SweepOptions, store: Store,
                   started: float) -> PartnerResult:
-    name, url = entry.path.name, record.idp.metadata_url
+    name, url, biller_id = entry.path.name, record.idp.metadata_url, record.biller.id
     log = FindingLog()
     guarded = GuardedStore(store, name, log)
     record_findings(entry, record, log)
-    previous = None if entry.duplicate else guarded.call(lambda s: read_last_good(s, record.biller.id), None)
+    previous = None if entry.duplicate else guarded.call(lambda s: read_last_good(s, biller_id), None)
     fetched = fetch_and_inspect(url, options, record) if url else None
-    if fetched is not None:
-        log.add_all(fetched.inspection.findings)
     where = fetched.inspection.shown if fetched is not None else "metadata"
-    current = fetched.snapshot if fetched is not None else None
-    changed = comparison(previous, current, where)
-    if changed is not None:
-        log.extend(changed)
-    view = signer_view(current or (previous.snapshot if previous else None), current is not None,
-                       lambda: guarded.call(lambda s: last_signer(s, record.biller.id), None), options.now)
-    if view.signer is not None and current is not None:
-        log.add(signer_finding(view.signer, where))
+    compared = _judged(fetched, previous, where, log)
+    view = _signer(fetched, previous, where, lambda: guarded.call(lambda s: last_signer(s, biller_id), None),
+                   options.now, log)
     changes = change_labels(log.frozen())
     candidate = good_copy(fetched, where, options.now)
-    history = write_policy(entry, options, guarded, record.biller.id, previous, candidate,
-                           why_not_kept(url, fetched))
-    if previous is None and candidate is not None and not entry.duplicate and not guarded.failed \
-            and options.record_history:
+    history = write_policy(entry, options, guarded, biller_id, previous, candidate, why_not_kept(url, fetched))
+    if previous is None and candidate is not None and _writes(entry, options, guarded):
         changes.append("first copy kept")
     sweep = SweepFacts(name, options.now, tuple(changes), history, view.signer, view.test_login, view.certificates,
                        view.certificates_from)
-    subjects = ("crm-record", *(fetched.inspection.subjects_run if fetched else ()),
-                *(("sweep",) if changed is not None else ()))
+    report = partner_report(name, record, fetched, compared, sweep, log.frozen(), options.now)
+    if _writes(entry, options):
+        run = run_entry(name, report, fetched.body if fetched else None, changes, history, view.signer)
+        guarded.call(lambda s: append_run(s, biller_id, run), None)
+        report = replace(report, findings=log.frozen())  # a failure to log the run is a finding too
+    return PartnerResult(name, report, biller_id, record.biller.name, view.certificates, view.certificates_from,
+                         view.signer, view.test_login, tuple(changes), history, time.perf_counter() - started)
+
+
+def _writes(entry: RecordEntry, options: SweepOptions, store: GuardedStore | None = None) -> bool:
+    """Whether this sweep writes the partner's history: not for a shared biller ID, not for a
+    what-if, not after the store failed."""
+    return not entry.duplicate and options.record_history and not (store is not None and store.failed)
+
+
+def _signer(fetched: Fetched | None, previous: LastGood | None, where: str, seen: Callable[[], SeenSigner | None],
+            now: datetime, log: FindingLog) -> SignerView:
+    """Which certificate signs, from this fetch (or else the last good copy); KEY022 says so for a fetch."""
+    current = fetched.snapshot if fetched is not None else None
+    view = signer_view(current or (previous.snapshot if previous else None), current is not None, seen, now)
+    if view.signer is not None and current is not None:
+        log.add(signer_finding(view.signer, where))
+    return view
+
+
+def _judged(fetched: Fetched | None, previous: LastGood | None, where: str, log: FindingLog) -> bool:
+    """Add what the checks of the fetch found, then what changed since the last good copy; whether
+    there was something to compare."""
+    if fetched is not None:
+        log.add_all(fetched.inspection.findings)
+    changed = comparison(previous, fetched.snapshot if fetched is not None else None, where)
+    if changed is not None:
+        log.extend(changed)
+    return changed is not None
+
+
+def partner_report(name: str, record: CRMRecord, fetched: Fetched | None, compared: bool, sweep: SweepFacts,
+                   findings: tuple[Finding, ...], now: datetime) -> Report:
+    """The partner's report: its record, its metadata as ``saml-validate metadata`` judges it, the sweep."""
+    subjects = ("crm-record", *(fetched.inspection.subjects_run if fetched else ()), *(("sweep",) if compared else ()))
     facts: tuple[Facts, ...] = (BillerFacts(record),
                                 *((MetadataFacts(fetched.inspection, show_warn_days=False),) if fetched else ()),
                                 sweep)
     inputs = {"crm": name, **({"metadata": fetched.inspection.shown} if fetched else {})}
-    report = _report(inputs, log, subjects, facts, options.now)
-    if not entry.duplicate and options.record_history:
-        entry_ = run_entry(name, report, fetched.body if fetched else None, changes, history, view.signer)
-        guarded.call(lambda s: append_run(s, record.biller.id, entry_), None)
-        report = replace(report, findings=log.frozen())  # a failure to log the run is a finding too
-    return PartnerResult(name, report, record.biller.id, record.biller.name, view.certificates,
-                         view.certificates_from, view.signer, view.test_login, tuple(changes), history,
-                         time.perf_counter() - started)
-
-
-def _report(inputs: dict[str, str], log: FindingLog, subjects: tuple[str, ...], facts: tuple[Facts, ...],
-            now: datetime) -> Report:
-    return Report(subject="metadata", inputs=inputs, clock=now, findings=log.frozen(), subjects_run=subjects,
-                  facts=facts)
+    return Report(subject="metadata", inputs=inputs, clock=now, findings=findings, subjects_run=subjects, facts=facts)

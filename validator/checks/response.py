@@ -209,18 +209,20 @@ def check_audience(ctx: ResponseContext) -> Iterator[Finding]:
         return
     if ctx.crm is None:
         return
-    expected = ctx.crm.sp.entity_id
-    place = setting(ctx.vendor_key, "audience")
     for audiences in f.audiences:  # Core §2.5.1.4: every restriction must be met
-        if expected in audiences:
-            continue
-        listed = ", ".join(_shown(a) for a in audiences) or "no Audience at all"
-        near = next((d for d in (uri_difference(expected, a) for a in audiences) if d), None)
-        message = f"the AudienceRestriction names {listed}"
-        if near:
-            message += f", which differs from the portal's entity ID by {near}"
-        yield AUDIENCE.finding(message, expected=expected, actual=", ".join(_actual(a) for a in audiences) or "none",
-                               where=where, fix=f"Set {place} to exactly {expected!r}.")
+        if ctx.crm.sp.entity_id not in audiences:
+            yield _audience_missed(audiences, ctx.crm.sp.entity_id, setting(ctx.vendor_key, "audience"), where)
+
+
+def _audience_missed(audiences: tuple[str, ...], expected: str, place: str, where: str) -> Finding:
+    """RSP013 for one AudienceRestriction without the portal's entity ID, naming a near miss."""
+    listed = ", ".join(_shown(a) for a in audiences) or "no Audience at all"
+    near = next((d for d in (uri_difference(expected, a) for a in audiences) if d), None)
+    message = f"the AudienceRestriction names {listed}"
+    if near:
+        message += f", which differs from the portal's entity ID by {near}"
+    return AUDIENCE.finding(message, expected=expected, actual=", ".join(_actual(a) for a in audiences) or "none",
+                            where=where, fix=f"Set {place} to exactly {expected!r}.")
 
 
 def check_bearer(ctx: ResponseContext) -> Iterator[Finding]:

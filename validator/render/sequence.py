@@ -15,6 +15,9 @@ it are greyed (not reached), except those marked as happening anyway. Each step 
 whole story in words.
 
 :func:`failed_stage` says at which check a response was refused, from the codes of its errors.
+
+Size: one self-contained picture is drawn here, from its model to its last attribute, so that
+what it escapes and what it leaves out can be read in one place; each piece is a small function.
 """
 
 from __future__ import annotations
@@ -114,21 +117,10 @@ def failed_stage(error_codes: Iterable[str]) -> str | None:
 def login_sequence(steps: Sequence[Step], *, failed_at: str | None, lifelines: Lifelines = Lifelines()) -> str:
     """An inline SVG of `steps` between `lifelines`, with the step whose key is `failed_at`
     marked as failed and the ones after it greyed; ValueError when no step has that key."""
-    if not steps:
-        raise ValueError("a sequence needs at least one step")
-    keys = [s.key for s in steps]
-    if failed_at is not None and failed_at not in keys:
-        raise ValueError(f"no step is called {failed_at!r}; the steps are {', '.join(keys)}")
-    failed_index = keys.index(failed_at) if failed_at is not None else len(steps)
+    failed_index = _failed_index(steps, failed_at)
     origin = next((_utc(s.at) for s in steps if s.at is not None), None)
-
-    rows: list[tuple[int, int]] = []  # (top, height) of each step
-    y = _FIRST_ROW
-    for step in steps:
-        height = _SELF_ROW if step.source == step.target and step.at is not None else _ROW
-        rows.append((y, height))
-        y += height
-    bottom = y + 6
+    rows = _rows(steps)
+    bottom = rows[-1][0] + rows[-1][1] + 6
     height = bottom + _OUTCOME + 10
     label = _aria_label(steps, failed_index, lifelines, origin)
 
@@ -145,18 +137,44 @@ def login_sequence(steps: Sequence[Step], *, failed_at: str | None, lifelines: L
     ]
     for party in _X:
         parts += _lifeline(party, lifelines.of(party), bottom)
+    parts += _steps(steps, rows, failed_index, origin)
+    parts += _outcome(steps, failed_index, bottom + 6)
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _failed_index(steps: Sequence[Step], failed_at: str | None) -> int:
+    """The index of the failed step (the number of steps when none failed)."""
+    if not steps:
+        raise ValueError("a sequence needs at least one step")
+    keys = [s.key for s in steps]
+    if failed_at is not None and failed_at not in keys:
+        raise ValueError(f"no step is called {failed_at!r}; the steps are {', '.join(keys)}")
+    return keys.index(failed_at) if failed_at is not None else len(steps)
+
+
+def _rows(steps: Sequence[Step]) -> list[tuple[int, int]]:
+    """(top, height) of each step's row: a step the SP times by itself is a shorter row."""
+    rows: list[tuple[int, int]] = []
+    y = _FIRST_ROW
+    for step in steps:
+        height = _SELF_ROW if step.source == step.target and step.at is not None else _ROW
+        rows.append((y, height))
+        y += height
+    return rows
+
+
+def _steps(steps: Sequence[Step], rows: list[tuple[int, int]], failed_index: int, origin: datetime | None
+           ) -> Iterator[str]:
     shown_time = ""
     for index, (step, (top, row_height)) in enumerate(zip(steps, rows, strict=True)):
         state = ("failed" if index == failed_index else
                  "not-reached" if index > failed_index and not step.after_failure else "done")
         when = f"{_utc(step.at):%H:%M:%S}" if step.at is not None else ""
         gap = _gap(steps, index)
-        parts += _step(step, top, row_height, state, _timing(step, origin, gap))
-        parts += _time(step, top, row_height, state, origin, gap, repeated=bool(when) and when == shown_time)
+        yield from _step(step, top, row_height, state, _timing(step, origin, gap))
+        yield from _time(step, top, row_height, state, origin, gap, repeated=bool(when) and when == shown_time)
         shown_time = when or shown_time
-    parts += _outcome(steps, failed_index, bottom + 6)
-    parts.append("</svg>")
-    return "\n".join(parts)
 
 
 # --- drawing ------------------------------------------------------------------------------
@@ -181,67 +199,102 @@ def _lifeline(party: Party, line: Lifeline, bottom: int) -> Iterator[str]:
     yield "</g>"
 
 
-def _step(step: Step, top: int, height: int, state: str, when: str) -> Iterator[str]:
-    colour = {"failed": _BAD, "not-reached": _GREY, "done": _INK}[state]
-    text_colour = {"failed": _BAD, "not-reached": _GREY_TEXT, "done": _INK}[state]
-    note_colour = {"failed": _BAD, "not-reached": _GREY_TEXT, "done": _MUTED}[state]
+_COLOURS = {"failed": (_BAD, _BAD, _BAD), "not-reached": (_GREY, _GREY_TEXT, _GREY_TEXT), "done": (_INK, _INK, _MUTED)}
+"""Per state: the line, the label and the note."""
+
+
+@dataclass(frozen=True)
+class _Look:
+    """How one step is drawn: its colours, words and weight, from its state."""
+
+    colour: str
+    text_colour: str
+    note_colour: str
+    label: str
+    note: str
+    weight: str
+
+
+def _look(step: Step, state: str) -> _Look:
+    colour, text_colour, note_colour = _COLOURS[state]
     label = shown(step.label, one_line=True) + (" — failed here" if state == "failed" else "")
     note = shown(step.note, one_line=True)
     if state == "not-reached":  # in words too, for a print in black and white
         note = f"not reached · {note}" if note else "not reached"
-    weight = ' font-weight="700"' if state == "failed" else ""
+    return _Look(colour, text_colour, note_colour, label, note, ' font-weight="700"' if state == "failed" else "")
+
+
+def _step(step: Step, top: int, height: int, state: str, when: str) -> Iterator[str]:
+    look = _look(step, state)
     yield f'<g class="step {_esc(step.key)} {state}">'
     yield f"<title>{_esc(_hover(step, state, when))}</title>"
-    x = _X[step.source]
     if step.source == step.target and step.at is None:
-        # Time the SP cannot see (the user at the IdP): a dashed activation bar on the lifeline.
-        # It reaches up and down to the arrows of the rows around it: the request in, the response out.
-        side = -1 if step.source == "idp" else 1
-        yield (f'<rect x="{x - 6}" y="{top - 23}" width="12" height="{height + 48}" rx="3" fill="none" '
-               f'stroke="{colour}" stroke-width="1.2" stroke-dasharray="4 3"/>')
-        anchor, tx = ("end", x - 16) if side < 0 else ("start", x + 16)
-        mark = (x, top + height // 2)
-        yield (f'<text x="{tx}" y="{top + height // 2 - 2}" fill="{text_colour}" text-anchor="{anchor}"{weight} '
-               f"{_HALO}>{_esc(_cut(label, 44))}</text>")
-        if note:
-            yield (f'<text x="{tx}" y="{top + height // 2 + 13}" fill="{note_colour}" font-size="11" '
-                   f'text-anchor="{anchor}" {_HALO}>{_esc(_cut(note, 52))}</text>')
+        drawn, mark = _unseen(step, top, height, look)
     elif step.source == step.target:
-        # Something a participant does itself (a check): a small loop, then a mark and the words.
-        side = -1 if step.source == "idp" else 1  # the rightmost lifeline loops to the left
-        y1, y2 = top + 9, top + 23
-        out = x + side * _LOOP
-        yield (f'<path d="M {x} {y1} H {out} V {y2} H {x + side * 9}" fill="none" stroke="{colour}" '
-               f'stroke-width="1.5"/>')
-        yield _arrowhead(x, y2, -side, colour)
-        mark = (out + side * 14, (y1 + y2) // 2)
-        anchor, tx = ("start", out + 28) if side > 0 else ("end", out - 28)
-        yield (f'<text x="{tx}" y="{y1 + 5}" fill="{text_colour}" text-anchor="{anchor}"{weight} {_HALO}>'
-               f"{_esc(_cut(label, 44))}</text>")
-        if note:
-            yield (f'<text x="{tx}" y="{y1 + 19}" fill="{note_colour}" font-size="11" text-anchor="{anchor}" '
-                   f"{_HALO}>{_esc(_cut(note, 56))}</text>")
+        drawn, mark = _own(step, top, look)
     else:
-        x2 = _X[step.target]
-        direction = 1 if x2 > x else -1
-        line_y = top + 27
-        mid = (x + x2) / 2
-        dash = ' stroke-dasharray="5 4"' if step.at is None else ""
-        yield (f'<line x1="{x}" y1="{line_y}" x2="{x2 - direction * 8}" y2="{line_y}" stroke="{colour}" '
-               f'stroke-width="1.5"{dash}/>')
-        yield _arrowhead(x2, line_y, direction, colour)
-        mark = (x2 - direction * 22, line_y)
-        room = abs(x2 - x) - 16
-        yield (f'<text x="{mid:g}" y="{line_y - 7}" fill="{text_colour}" text-anchor="middle"{weight} {_HALO}>'
-               f"{_esc(_cut(label, room // 7))}</text>")
-        if note:
-            yield (f'<text x="{mid:g}" y="{line_y + 15}" fill="{note_colour}" font-size="11" text-anchor="middle" '
-                   f"{_HALO}>{_esc(_cut(note, room // 6))}</text>")
+        drawn, mark = _message(step, top, look)
+    yield from drawn
     if state == "failed":
         yield from _cross(*mark)
     elif state == "done" and step.check:
         yield from _tick(*mark)
     yield "</g>"
+
+
+_Drawn = tuple[list[str], tuple[float, float]]
+"""A step's SVG elements, and where its tick or cross goes."""
+
+
+def _unseen(step: Step, top: int, height: int, look: _Look) -> _Drawn:
+    """Time the SP cannot see (the user at the IdP): a dashed activation bar on the lifeline. It
+    reaches up and down to the arrows of the rows around it: the request in, the response out."""
+    x = _X[step.source]
+    side = -1 if step.source == "idp" else 1
+    anchor, tx = ("end", x - 16) if side < 0 else ("start", x + 16)
+    parts = [f'<rect x="{x - 6}" y="{top - 23}" width="12" height="{height + 48}" rx="3" fill="none" '
+             f'stroke="{look.colour}" stroke-width="1.2" stroke-dasharray="4 3"/>',
+             f'<text x="{tx}" y="{top + height // 2 - 2}" fill="{look.text_colour}" text-anchor="{anchor}"'
+             f'{look.weight} {_HALO}>{_esc(_cut(look.label, 44))}</text>']
+    if look.note:
+        parts.append(f'<text x="{tx}" y="{top + height // 2 + 13}" fill="{look.note_colour}" font-size="11" '
+                     f'text-anchor="{anchor}" {_HALO}>{_esc(_cut(look.note, 52))}</text>')
+    return parts, (x, top + height // 2)
+
+
+def _own(step: Step, top: int, look: _Look) -> _Drawn:
+    """Something a participant does itself (a check): a small loop, then a mark and the words."""
+    x = _X[step.source]
+    side = -1 if step.source == "idp" else 1  # the rightmost lifeline loops to the left
+    y1, y2 = top + 9, top + 23
+    out = x + side * _LOOP
+    anchor, tx = ("start", out + 28) if side > 0 else ("end", out - 28)
+    parts = [f'<path d="M {x} {y1} H {out} V {y2} H {x + side * 9}" fill="none" stroke="{look.colour}" '
+             f'stroke-width="1.5"/>', _arrowhead(x, y2, -side, look.colour),
+             f'<text x="{tx}" y="{y1 + 5}" fill="{look.text_colour}" text-anchor="{anchor}"{look.weight} {_HALO}>'
+             f"{_esc(_cut(look.label, 44))}</text>"]
+    if look.note:
+        parts.append(f'<text x="{tx}" y="{y1 + 19}" fill="{look.note_colour}" font-size="11" '
+                     f'text-anchor="{anchor}" {_HALO}>{_esc(_cut(look.note, 56))}</text>')
+    return parts, (out + side * 14, (y1 + y2) // 2)
+
+
+def _message(step: Step, top: int, look: _Look) -> _Drawn:
+    """A message from one lifeline to another: an arrow, its label above and its note below."""
+    x, x2 = _X[step.source], _X[step.target]
+    direction = 1 if x2 > x else -1
+    line_y = top + 27
+    mid = (x + x2) / 2
+    dash = ' stroke-dasharray="5 4"' if step.at is None else ""
+    room = abs(x2 - x) - 16
+    parts = [f'<line x1="{x}" y1="{line_y}" x2="{x2 - direction * 8}" y2="{line_y}" stroke="{look.colour}" '
+             f'stroke-width="1.5"{dash}/>', _arrowhead(x2, line_y, direction, look.colour),
+             f'<text x="{mid:g}" y="{line_y - 7}" fill="{look.text_colour}" text-anchor="middle"{look.weight} '
+             f"{_HALO}>{_esc(_cut(look.label, room // 7))}</text>"]
+    if look.note:
+        parts.append(f'<text x="{mid:g}" y="{line_y + 15}" fill="{look.note_colour}" font-size="11" '
+                     f'text-anchor="middle" {_HALO}>{_esc(_cut(look.note, room // 6))}</text>')
+    return parts, (x2 - direction * 22, line_y)
 
 
 def _time(step: Step, top: int, height: int, state: str, origin: datetime | None, gap: float | None, *,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TextIO
@@ -109,25 +109,31 @@ def render_text(result: SweepResult, *, quiet: bool = False, color: bool = False
     if quiet and not shown_partners:
         return ""
 
-    def paint(text: str, tone: str) -> str:
-        return f"{tone}{text}\x1b[0m" if color else text
-
     lines = [f"saml-preflight · sweep of {shown(result.folder, one_line=True)}",
              f"  clock {iso_z(result.clock)} · warning window {result.warn_days} days", "",
-             paint(summary_line(result), _TONE[verdict(result)]), ""]
-    head = ("Partner", "Verdict", "Errors", "Warnings", "Next expiry", "Changed")
-    rows = [(_cut(shown(p.name, one_line=True), _NAME), f"{_MARK[p.report.verdict]} {p.report.verdict}",
-             str(p.report.count(Severity.ERROR)), str(p.report.count(Severity.WARNING)), expiry_cell(p, result),
-             ", ".join(p.changes) or "—") for p in shown_partners]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    for n, row in enumerate([head, *rows]):
-        cells = [row[i].rjust(widths[i]) if i in (2, 3) else row[i].ljust(widths[i]) for i in range(len(row))]
-        line = "  ".join(cells).rstrip()
-        lines.append(paint(line, _TONE[shown_partners[n - 1].report.verdict]) if n and color else line)
+             _paint(summary_line(result), _TONE[verdict(result)], color), "",
+             *_table(result, shown_partners, color)]
     for partner in shown_partners:
         if _attention(partner):
             lines += ["", *_details(partner)]
     return "\n".join(lines) + "\n"
+
+
+def _paint(text: str, tone: str, color: bool) -> str:
+    return f"{tone}{text}\x1b[0m" if color else text
+
+
+def _table(result: SweepResult, partners: Sequence[PartnerResult], color: bool) -> Iterator[str]:
+    """The summary table: a row per partner, in the tone of its verdict when coloured."""
+    head = ("Partner", "Verdict", "Errors", "Warnings", "Next expiry", "Changed")
+    rows = [(_cut(shown(p.name, one_line=True), _NAME), f"{_MARK[p.report.verdict]} {p.report.verdict}",
+             str(p.report.count(Severity.ERROR)), str(p.report.count(Severity.WARNING)), expiry_cell(p, result),
+             ", ".join(p.changes) or "—") for p in partners]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for n, row in enumerate([head, *rows]):
+        cells = [row[i].rjust(widths[i]) if i in (2, 3) else row[i].ljust(widths[i]) for i in range(len(row))]
+        line = "  ".join(cells).rstrip()
+        yield _paint(line, _TONE[partners[n - 1].report.verdict], color) if n else line
 
 
 def _details(partner: PartnerResult) -> Iterator[str]:

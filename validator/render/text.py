@@ -132,16 +132,20 @@ def _table(rows: list[dict[str, Plain]], indent: str) -> Iterator[str]:
     cells = [[fact_label(c) for c in columns]] + [[one_line(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     if len(indent) + sum(widths) + 2 * (len(widths) - 1) > WIDTH:
-        # Too wide for a terminal: one block per row, a field per line, rows apart.
-        label_width = max(len(c) for c in cells[0]) + 1
-        for n, row in enumerate(cells[1:]):
-            if n:
-                yield ""
-            for i, (label, cell) in enumerate(zip(cells[0], row, strict=True)):
-                yield f"{indent}{'- ' if i == 0 else '  '}{label + ':':<{label_width}} {cell}".rstrip()
+        yield from _blocks(cells[0], cells[1:], indent)
         return
     for line in cells:
         yield (indent + "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))).rstrip()
+
+
+def _blocks(labels: list[str], rows: list[list[str]], indent: str) -> Iterator[str]:
+    """Rows too wide for a terminal: one block per row, a field per line, rows apart."""
+    label_width = max(len(c) for c in labels) + 1
+    for n, row in enumerate(rows):
+        if n:
+            yield ""
+        for i, (label, cell) in enumerate(zip(labels, row, strict=True)):
+            yield f"{indent}{'- ' if i == 0 else '  '}{label + ':':<{label_width}} {cell}".rstrip()
 
 
 def fact_label(key: str) -> str:
