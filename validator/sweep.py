@@ -12,7 +12,8 @@ metadata URL --crm RECORD`` does; then compares the result with the partner's la
 
 Records are loaded first, in the calling thread (two records with one biller ID would share
 history: CRM203); partners are then swept by a bounded pool of threads, each fetch bounded by
-the fetcher's timeouts. Only failures of the tool itself raise (a store that is down, a bug).
+the fetcher's timeouts, each partner step by step (:mod:`validator.sweep_partner`). Only
+failures of the tool itself raise (a bug); a store that is down is the partner's CRM204.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 from lxml import etree
@@ -35,6 +35,9 @@ from validator.render.junit import junit_suite, serialize
 from validator.render.timeline import TimelineCertificate, certificate_timeline
 from validator.sweep import SCHEMA, PartnerResult, SweepResult
 from validator.sweep_partner import next_expiry_json
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
 
 WIDTH = 100
 _NAME = 34
@@ -279,7 +282,7 @@ class SweepProgress:
     def __init__(self, total: int, *, stream: TextIO, tty: bool, verbose: bool = False, quiet: bool = False) -> None:
         self.total, self.stream, self.done = total, stream, 0
         self.verbose = verbose and not quiet
-        self._bar: Any = None
+        self._bar: ProgressBar[int] | None = None
         if tty and not quiet and not verbose:
             self._bar = click.progressbar(length=total, label="Sweeping", file=stream, show_pos=True,
                                           show_eta=True, width=30)

@@ -8,6 +8,7 @@ finding exactly as the command line does.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,8 @@ def _read(upload: FileStorage, limit: int, what: str) -> bytes:
     return data
 
 
-def document_from_form(form: Any, files: Any, prefix: str, *, what: str, limit: int, required: bool = True
-                       ) -> Document | None:
+def document_from_form(form: Mapping[str, str], files: Mapping[str, FileStorage], prefix: str, *, what: str,
+                       limit: int, required: bool = True) -> Document | None:
     """``<prefix>_file`` (upload), ``<prefix>_text`` (pasted) or ``<prefix>_url``: exactly one."""
     upload: FileStorage | None = files.get(f"{prefix}_file")
     text = (form.get(f"{prefix}_text") or "").strip()
@@ -93,7 +94,8 @@ def document_from_json(body: dict[str, Any], text_key: str, url_key: str | None,
     return None
 
 
-def record_from_form(form: Any, files: Any, folder: Path) -> tuple[CRMRecord | None, str | None]:
+def record_from_form(form: Mapping[str, str], files: Mapping[str, FileStorage], folder: Path
+                     ) -> tuple[CRMRecord | None, str | None]:
     """The chosen biller's record, or an uploaded one (not both); (None, None) when neither."""
     biller = (form.get("biller") or "").strip()
     upload: FileStorage | None = files.get("crm_file")
