@@ -18,7 +18,8 @@ from metadata.signing import read_profile, signature_of
 from metadata.xml import MiB, metadata_limits, parse_untrusted
 from tests.conftest import CORPUS
 from validator.inspection import MetadataOptions, inspect_metadata
-from validator.report import Report
+from validator.metadata_facts import metadata_report
+from validator.report import Report, facts_json
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 FILES = sorted((CORPUS / "idp-metadata").rglob("*.xml")) if CORPUS.is_dir() else []
@@ -26,7 +27,7 @@ FILES = sorted((CORPUS / "idp-metadata").rglob("*.xml")) if CORPUS.is_dir() else
 
 def judge(path: Path, trusted: tuple[bytes, ...] = (), **options: object) -> Report:
     opts = MetadataOptions(now=NOW, trusted=trusted, max_bytes=8 * MiB, **options)  # type: ignore[arg-type]
-    return inspect_metadata(str(path), opts)
+    return metadata_report(inspect_metadata(str(path), opts))
 
 
 def codes(report: Report) -> set[str]:
@@ -42,10 +43,10 @@ def own_signature_certificate(path: Path) -> tuple[bytes, ...]:
 def test_every_file_is_judged_without_failure(path: Path, corpus: Path) -> None:
     report = judge(path)
     assert report.findings, "every real file yields at least one finding or note"
-    assert "entity_id" in report.facts or {f.code for f in report.findings} & {"MD002", "XML008", "MD005"}
+    assert "entity_id" in facts_json(report) or {f.code for f in report.findings} & {"MD002", "XML008", "MD005"}
     signed = parse_untrusted(path.read_bytes(), metadata_limits(8 * MiB)).getroot().find(f"{{{DS}}}Signature")
     if signed is not None:
-        assert report.facts["signature"]["status"] in ("untrusted", "profile")
+        assert facts_json(report)["signature"]["status"] in ("untrusted", "profile")
 
 
 # (file, status when trusting the certificate in the file's own signature)
@@ -71,7 +72,7 @@ SIGNED = [
 def test_signed_files_with_their_signing_certificate(name: str, status: str, corpus: Path) -> None:
     path = corpus / "idp-metadata" / name
     report = judge(path, own_signature_certificate(path))
-    assert report.facts["signature"]["status"] == status
+    assert facts_json(report)["signature"]["status"] == status
     expected_code = {"verified": "SIG001", "invalid": "SIG003", "profile": "SIG004"}[status]
     assert expected_code in codes(report)
 
@@ -95,7 +96,7 @@ def test_edited_adfs_file_fails_with_the_adfs_signing_certificate(corpus: Path) 
     assert idp is not None
     der = next(c.der for k in idp.keys if k.use == "signing" for c in k.certificates if c.der)
     report = judge(path, (der,))
-    assert report.facts["signature"]["status"] == "invalid"
+    assert facts_json(report)["signature"]["status"] == "invalid"
     assert "SIG003" in codes(report)
 
 
@@ -112,7 +113,7 @@ def test_entra_rollover_certificates(corpus: Path) -> None:
     path = corpus / "idp-metadata" / "entra-id" / "azure-ad-2014-federationmetadata-two-signing-certs-signed.xml"
     report = judge(path)
     assert "KEY010" in codes(report)
-    assert report.facts["vendor"]["key"] == "entra"
+    assert facts_json(report)["vendor"]["key"] == "entra"
 
 
 @pytest.mark.parametrize("name", [
@@ -151,7 +152,7 @@ def test_clean_okta_app_metadata_has_no_errors(corpus: Path) -> None:
     report = judge(corpus / "idp-metadata" / "okta" / "okta-trial-102286-app-metadata-2024.xml")
     assert report.exit_code() == 0
     assert "KEY008" not in codes(report)  # its certificate is signed with SHA-256
-    assert report.facts["vendor"]["key"] == "okta"
+    assert facts_json(report)["vendor"]["key"] == "okta"
 
 
 VENDOR_FOLDERS = {
@@ -163,7 +164,7 @@ VENDOR_FOLDERS = {
 @pytest.mark.parametrize("path", [p for p in FILES if p.parent.name in VENDOR_FOLDERS],
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_vendor_detected(path: Path, corpus: Path) -> None:
-    vendor = judge(path).facts["vendor"]
+    vendor = facts_json(judge(path))["vendor"]
     assert vendor["key"] == VENDOR_FOLDERS[path.parent.name]
     assert vendor["evidence"]
 

@@ -12,8 +12,9 @@ import pytest
 from metadata.read import read_metadata
 from metadata.xml import parse_untrusted
 from tests.conftest import CORPUS
-from validator.report import Report
+from validator.report import Report, facts_json
 from validator.response_inspection import ResponseOptions, inspect_response_bytes
+from validator.response_report import response_report
 
 RESPONSES = CORPUS / "responses"
 FILES = sorted(p for p in RESPONSES.rglob("*") if p.suffix in (".xml", ".b64") and "_test-keys" not in p.parts
@@ -23,9 +24,7 @@ ATTACKS = [p for p in FILES if p.parent.name == "attacks-and-negative"]
 
 def judge(path: Path, trusted: tuple[bytes, ...] = ()) -> Report:
     options = ResponseOptions(now=datetime(2026, 11, 27, tzinfo=UTC), trusted=trusted)
-    report = Report(subject="response", inputs={}, clock=options.now)
-    inspect_response_bytes(path.read_bytes(), path.name, options, None, report)
-    return report
+    return response_report(inspect_response_bytes(path.read_bytes(), path.name, options))
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -68,11 +67,11 @@ def test_attacks_are_refused_and_no_claim_is_read(path: Path, corpus: Path) -> N
     report = judge(path, _embedded_or_paired_certificates(path))
     codes = {f.code for f in report.findings}
     assert codes & {"SIG020", "SIG021", "SIG022", "SIG023", "XML002", "XML003", "SIG026"}, codes
-    facts = report.facts.get("response", {})
+    facts = facts_json(report).get("response", {})
     assert "claims" not in facts, f"{path.name}: claims were read: {facts}"
 
 
 def test_comment_injection_sample_yields_the_whole_signed_nameid(corpus: Path) -> None:
     path = RESPONSES / "attacks-and-negative" / "crewjam-google-2016-comment-injection.decoded.xml"
     report = judge(path, _embedded_or_paired_certificates(path))
-    assert report.facts["response"]["nameid"] == "ross@octolabs.io"
+    assert facts_json(report)["response"]["nameid"] == "ross@octolabs.io"

@@ -18,8 +18,9 @@ from metadata.certs import load_certificates
 from metadata.read import read_metadata
 from metadata.xml import parse_untrusted
 from tests.conftest import CORPUS
-from validator.report import Report
+from validator.report import Report, facts_json
 from validator.response_inspection import ResponseOptions, inspect_response_bytes
+from validator.response_report import response_report
 
 MANIFEST = CORPUS / "MANIFEST.tsv"
 SKIPPED_FOLDERS = ("attacks-and-negative", "_test-keys")
@@ -160,9 +161,7 @@ def _expected(case: Case) -> str | None:
 def judge(case: Case) -> Report:
     now = _clock(case)
     options = ResponseOptions(now=now, trusted=_trusted(case), sp_key_pem=_sp_key(case))
-    report = Report(subject="response", inputs={}, clock=now)
-    inspect_response_bytes(case.path.read_bytes(), case.path.name, options, None, report)
-    return report
+    return response_report(inspect_response_bytes(case.path.read_bytes(), case.path.name, options))
 
 
 def _param(case: Case) -> object:
@@ -173,7 +172,7 @@ def _param(case: Case) -> object:
 def test_vendor_response_is_judged_as_manifest_says(case: Case, corpus: Path) -> None:
     report = judge(case)
     codes = {f.code for f in report.findings}
-    facts = report.facts.get("response", {})
+    facts = facts_json(report).get("response", {})
     expected = _expected(case) if _trusted(case) else None
     assert report.findings, f"{case.path.name}: no finding"
     if case.stem in UNSIGNED_INSIDE_BY_POLICY:
