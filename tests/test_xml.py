@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -229,6 +230,64 @@ def test_parsing_still_works_while_the_interpreter_shuts_down() -> None:
                "atexit.register(lambda: print(parse_untrusted(b'<late/>').getroot().tag))\n")
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
     assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "late", "")
+
+
+def test_work_on_the_parsing_thread_parses_there_without_another_hand_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    # in_parsing_thread runs a piece of work (verify_response: two re-parses with xmlsec between)
+    # on the caller's parsing thread; the parses inside it happen right there and are counted there.
+    import threading
+
+    from metadata import xml
+
+    caller = threading.current_thread()
+    parse_untrusted(b"<warm/>")
+    helper = xml._parsing_thread()
+    submitted: list[object] = []
+    original = helper.executor.submit
+
+    def counting_submit(*args: Any, **kwargs: Any) -> Any:
+        submitted.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(helper.executor, "submit", counting_submit)
+    before = helper.parsed
+
+    def work(data: bytes) -> tuple[str, str, threading.Thread]:
+        first = parse_untrusted(data).getroot().tag
+        second = xml.in_parsing_thread(lambda: parse_untrusted(b"<nested/>").getroot().tag)
+        return first, second, threading.current_thread()
+
+    first, second, ran_on = xml.in_parsing_thread(work, b"<inside/>")
+    monkeypatch.undo()
+    assert (first, second) == ("inside", "nested")
+    assert ran_on is not caller and ran_on.name.startswith("parse_untrusted")
+    assert len(submitted) == 1
+    assert helper.parsed - before == len(b"<inside/>") + len(b"<nested/>")
+
+
+def test_a_refusal_inside_work_on_the_parsing_thread_reaches_the_caller() -> None:
+    from metadata import xml
+
+    def work() -> None:
+        parse_untrusted(b"<!DOCTYPE x><x/>", MESSAGE_LIMITS)
+
+    with pytest.raises(UnsafeXML) as refused:
+        xml.in_parsing_thread(work)
+    assert refused.value.kind == "doctype"
+    assert parse_untrusted(b"<after/>").getroot().tag == "after"  # the helper still works
+
+
+def test_the_parsing_thread_is_replaced_after_work_that_parsed_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    from metadata import xml
+
+    monkeypatch.setattr(xml, "_RECYCLE_BYTES", 100)
+    parse_untrusted(b"<warm/>")
+    helper = xml._parsing_thread()
+    first = helper.executor
+    xml.in_parsing_thread(lambda: [parse_untrusted(b"<a>" + b"x" * 200 + b"</a>") for _ in range(2)])
+    assert helper.executor is first  # never replaced from inside its own work
+    parse_untrusted(b"<next/>")
+    assert helper.executor is not first and helper.parsed == len(b"<next/>")
 
 
 def test_every_refusal_kind_the_code_raises_is_documented() -> None:
