@@ -4,6 +4,11 @@ Two kinds, each kept in the store for :data:`ARMED_TTL` seconds and taken once:
 
 - a *login*: the persona to sign in as at the next AuthnRequest, for one SP or for any (``*``);
 - *faults*: the faults to send in the next response, for an SP and a persona, either or both any.
+
+Every login asks whether anything is armed. So that the usual answer, nothing, costs one store
+read instead of six, arming also refreshes a marker (:data:`MARKER`) that outlives every entry
+armed with it: it is written after the entry, with the same TTL. A marker without entries only
+sends the login through the full look-up.
 """
 
 from __future__ import annotations
@@ -20,15 +25,28 @@ ARMED_TTL = 300.0
 
 LOGINS = "armed"
 FAULTS = "armed-fault"
+MARKER = ("armed-any", "marker")
+"""Present while anything may be armed (and a little longer)."""
+
+
+def _mark(store: Store) -> None:
+    store.put(*MARKER, b"1", ARMED_TTL)
+
+
+def _maybe_armed(store: Store) -> bool:
+    return store.get(*MARKER) is not None
 
 
 def arm_login(store: Store, sp: str | None, persona: str) -> None:
     """Sign in as `persona` at the next AuthnRequest from `sp` (None: from any SP)."""
     store.put(LOGINS, sp or "*", persona.encode(), ARMED_TTL)
+    _mark(store)
 
 
 def take_login(store: Store, sp: str) -> str | None:
     """The persona armed for `sp`, else for any SP; taken once."""
+    if not _maybe_armed(store):
+        return None
     for who in (sp, "*"):
         if store.get(LOGINS, who):
             taken = store.take(LOGINS, who)
@@ -44,6 +62,7 @@ def faults_key(sp: str | None, persona: str | None) -> str:
 def arm_faults(store: Store, sp: str | None, persona: str | None, faults: Sequence[Fault]) -> None:
     """Send `faults` in the next response to `sp` for `persona` (None: any)."""
     store.put(FAULTS, faults_key(sp, persona), json.dumps([f.id for f in faults]).encode(), ARMED_TTL)
+    _mark(store)
 
 
 def take_faults(store: Store, sp: str, persona: str, chosen: Sequence[Fault],
@@ -51,6 +70,8 @@ def take_faults(store: Store, sp: str, persona: str, chosen: Sequence[Fault],
     """The faults armed for this SP and persona, the most specific first, taken once — but only
     when `fits` (the faults `chosen` already, with them) says they can apply here; otherwise they
     stay armed for their own login."""
+    if not _maybe_armed(store):
+        return ()
     have = {c.id for c in chosen}
     for key in (faults_key(sp, persona), faults_key(sp, None), faults_key(None, persona), faults_key(None, None)):
         armed = store.get(FAULTS, key)
