@@ -4,7 +4,7 @@ A *pending request* is an accepted AuthnRequest waiting for a login; it is taken
 store exactly once, so a login started in one gunicorn worker completes in another and can
 never be completed twice. An *IdP session* (cookie ``idp_session``) gives SSO across SPs
 until logout or ForceAuthn. Each IdP session keeps the last messages posted to its browser
-(:class:`Sent`), which ``/debug`` shows.
+(:class:`Sent`): ``/debug`` shows them, and the ``replay`` fault sends one again.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import hmac
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -75,6 +75,8 @@ class Sent:
     acs: str
     label: str
     xml: str
+    persona: str | None = None
+    """The persona whose response this is; None for a status (NoPassive)."""
 
 
 def save_pending(idp: IdPState, pending: Pending) -> str:
@@ -166,22 +168,16 @@ def sent(idp: IdPState, sid: str | None) -> list[Sent]:
     return [Sent(**kept) for kept in json.loads(raw)["records"]] if raw else []
 
 
-def _keep_sent(idp: IdPState, sid: str, message: Sent) -> None:
+def _keep_sent(idp: IdPState, sid: str, message: Sent, *, new_session: bool) -> None:
     # The last SENT_KEPT, kept as long as the IdP session (a list in the store would never expire).
-    kept = [message, *sent(idp, sid)[:SENT_KEPT - 1]]
-    idp.store.put("debug", sid, json.dumps({"records": [asdict(m) for m in kept]}).encode(),
+    kept = [message, *([] if new_session else sent(idp, sid)[:SENT_KEPT - 1])]
+    idp.store.put("debug", sid, json.dumps({"records": [vars(m) for m in kept]}).encode(),
                   idp.settings.server.session_lifetime)
 
 
-def remember_response(idp: IdPState, sid: str | None, sp: RegisteredSP, persona: Persona, xml: bytes) -> None:
-    """Keep the last response of this IdP session to `sp` for `persona`, for the ``replay`` fault."""
-    if sid:
-        idp.store.put("last-response", f"{sid} {sp.entity_id} {persona.id}", xml,
-                      idp.settings.server.session_lifetime)
-
-
 def previous_response(idp: IdPState, sid: str | None, sp: RegisteredSP, persona: Persona) -> bytes | None:
-    return idp.store.get("last-response", f"{sid} {sp.entity_id} {persona.id}") if sid else None
+    """The last response of the IdP session `sid` to `sp` for `persona` (the ``replay`` fault)."""
+    return next((m.xml.encode() for m in sent(idp, sid) if m.sp == sp.entity_id and m.persona == persona.id), None)
 
 
 def nameid_value(idp: IdPState, persona: Persona, sp_entity_id: str, nameid_format: str) -> str:
@@ -215,12 +211,14 @@ def no_passive(idp: IdPState, sp: RegisteredSP, pending: Pending) -> bytes:
 
 
 def post_form(idp: IdPState, sid: str | None, pending: Pending, sp: RegisteredSP, xml: bytes,
-              *, label: str = "SAML response", param: str = "SAMLResponse") -> Response:
+              *, label: str = "SAML response", param: str = "SAMLResponse", persona: Persona | None = None,
+              new_session: bool = False) -> Response:
     """The auto-POST form that carries the response to the registered ACS (SECURITY.md §5), kept
-    in the IdP session `sid` (if any)."""
+    in the IdP session `sid` (if any; `new_session` when it was started for this response, so it
+    has kept nothing yet) as the response of `persona` (if any)."""
     if sid:
         _keep_sent(idp, sid, Sent(at=idp.clock().isoformat(), sp=sp.entity_id, acs=pending.acs, label=label,
-                                  xml=xml.decode()))
+                                  xml=xml.decode(), persona=persona.id if persona else None), new_session=new_session)
     log.info("response to %s at %s (InResponseTo %s)", sp.entity_id, pending.acs, pending.request_id)
     parts = urlsplit(pending.acs)
     origin = f"{parts.scheme}://{parts.netloc}"

@@ -159,8 +159,7 @@ def signed_in(idp: IdPState, sid: str, session: flow.Session, sp: RegisteredSP, 
                 "is none yet: sign in once without it first"))
     else:
         xml = flow.persona_response(idp, sp, pending, persona, session, chosen)
-    flow.remember_response(idp, sid, sp, persona, xml)
-    response = flow.post_form(idp, sid, pending, sp, xml, label=label)
+    response = flow.post_form(idp, sid, pending, sp, xml, label=label, persona=persona, new_session=new_cookie)
     if new_cookie:
         set_session_cookie(idp, response, sid)
     return response

@@ -7,7 +7,7 @@ as JSON objects by :meth:`IdPState.put_record` and read back by :meth:`IdPState.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
 import secrets
 from collections.abc import Callable
@@ -49,7 +49,8 @@ class IdPState:
     crm: CRMRecord | None = None
     """The biller's CRM record when the IdP plays that biller (``saml-idp serve --crm``)."""
 
-    @property
+    # The settings are fixed for the app's life: what derives from them is worked out once.
+    @functools.cached_property
     def vendor(self) -> VendorProfile:
         return profile(self.settings.server.vendor)
 
@@ -59,7 +60,7 @@ class IdPState:
         --rotate``) takes effect at once in every worker, and a key file opened to others is refused."""
         return self.keys.current()
 
-    @property
+    @functools.cached_property
     def entity_id(self) -> str:
         return idp_entity_id(self.settings.server)
 
@@ -72,8 +73,8 @@ class IdPState:
 
     # The IdP's records in the store: the one place they become JSON and back ------------------
     def put_record(self, ns: str, key: str, record: DataclassInstance, ttl: float | None = None) -> None:
-        """Keep `record` (a dataclass of JSON values) under `ns` and `key` as a JSON object."""
-        self.store.put(ns, key, json.dumps(dataclasses.asdict(record)).encode(), ttl)
+        """Keep `record` (a flat dataclass of JSON values) under `ns` and `key` as a JSON object."""
+        self.store.put(ns, key, json.dumps(vars(record)).encode(), ttl)  # vars: asdict deep-copies
 
     def get_record(self, ns: str, key: str, kind: Callable[..., R], *, take: bool = False) -> R | None:
         """The record under `ns` and `key` as a `kind` (its fields from the JSON object), or None;

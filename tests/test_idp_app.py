@@ -4,12 +4,15 @@ metadata, debug view and unsolicited responses."""
 from __future__ import annotations
 
 import base64
+import html
 import json
+import re
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import flask
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -247,6 +250,25 @@ def test_debug_view_shows_the_last_response_escaped(app: Flask) -> None:
     login_as(client, start(client).headers["Location"])
     page = client.get("/debug").get_data(as_text=True)
     assert "&lt;saml:NameID" in page and "<saml:NameID" not in page
+
+
+def test_debug_view_keeps_the_last_ten_responses_of_the_session_newest_first(app: Flask) -> None:
+    client = app.test_client()
+    login_as(client, start(client, request_id="_debug_00").headers["Location"])
+    for n in range(1, 12):  # single sign-on: the same IdP session
+        assert start(client, request_id=f"_debug_{n:02d}").status_code == 200
+    page = html.unescape(client.get("/debug").get_data(as_text=True))
+    shown = re.findall(r'InResponseTo="(_debug_\d\d)"', page)
+    assert list(dict.fromkeys(shown)) == [f"_debug_{n:02d}" for n in range(11, 1, -1)]
+
+
+def test_no_page_sets_a_flask_session_cookie(app: Flask) -> None:
+    client = app.test_client()
+    answers = [start(client), client.get("/"), client.get("/metadata"), client.get("/debug")]
+    answers.append(client.post("/login", data={"request": "x", "persona": "alice"}))
+    assert [a.headers.getlist("Set-Cookie") for a in answers if a.headers.getlist("Set-Cookie")] == []
+    with app.test_request_context("/"), pytest.raises(RuntimeError):
+        flask.session["written"] = "by mistake"
 
 
 def test_unsolicited_response_is_labelled_and_has_no_in_response_to(app: Flask) -> None:
