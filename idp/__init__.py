@@ -30,7 +30,8 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, Request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from metadata.crm import CRMRecord, load_crm
@@ -77,12 +78,22 @@ def create_app(
         SESSION_COOKIE_SECURE=settings.server.base_url.startswith("https://"),
     )
     app.extensions["saml_idp"] = idp_state
+    app.session_interface = _NoFlaskSession()
     for module in (pages, sso, login, slo, api):
         app.register_blueprint(module.blueprint)
     app.register_error_handler(StoreUnavailable, store_unavailable)
     app.register_error_handler(HTTPException, http_error)
     app.after_request(security_headers)
     return app
+
+
+class _NoFlaskSession(SecureCookieSessionInterface):
+    """No IdP page uses Flask's signed cookie session (the IdP session is the ``idp_session``
+    cookie, looked up in the store): none is opened, so no request pays for its serializer, and
+    writing to ``flask.session`` fails loudly instead of setting a cookie nobody reads."""
+
+    def open_session(self, app: Flask, request: Request) -> None:
+        return None
 
 
 def _session_secret(store: Store) -> str:
