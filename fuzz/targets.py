@@ -28,10 +28,12 @@ from metadata.xml import (
 )
 from validator.checks.crm_record import check_record
 from validator.checks.request import RequestContext, check_authn_request, request_signature
-from validator.inspection import MetadataOptions, inspect_metadata_bytes, metadata_report
+from validator.inspection import MetadataOptions, inspect_metadata_bytes
+from validator.metadata_facts import metadata_report
 from validator.render import render
 from validator.report import Report
 from validator.response_inspection import ResponseOptions, inspect_response_bytes
+from validator.response_report import response_report
 
 KiB = 1024
 
@@ -110,9 +112,8 @@ def inspect_metadata(data: bytes) -> None:
         (None, MetadataOptions(now=NOW, trusted=(m.idp_key.cert_der,))),
         (m.crm, MetadataOptions(now=NOW, all_entities=True, warn_days=60)),
     ):
-        report = metadata_report("fuzz input", options, crm, "fuzz CRM record" if crm else None)
-        inspect_metadata_bytes(data, "fuzz input", options, crm, report)
-        _rendered(report)
+        inspection = inspect_metadata_bytes(data, "fuzz input", options, crm)
+        _rendered(metadata_report(inspection, crm_source="fuzz CRM record" if crm else None))
 
 
 def inspect_response(data: bytes) -> None:
@@ -121,12 +122,9 @@ def inspect_response(data: bytes) -> None:
     m = material()
     trusted = ResponseOptions(now=NOW, trusted=(m.idp_key.cert_der,), idp_entity_id=m.crm.idp.entity_id,
                               sp_key_pem=m.sp_key.key_pem, request_id=REQUEST_ID,
-                              seen_assertion_ids=frozenset({"_seen"}))
+                              is_replay=frozenset({"_seen"}).__contains__)
     for options, crm in ((trusted, m.crm), (ResponseOptions(now=NOW), None)):
-        report = Report(subject="response", inputs={"response": "fuzz input"}, clock=NOW,
-                        subjects_run=("input", "response-signature", "response") + (("claims",) if crm else ()))
-        inspect_response_bytes(data, "fuzz input", options, crm, report)
-        _rendered(report)
+        _rendered(response_report(inspect_response_bytes(data, "fuzz input", options, crm)))
 
 
 def authn_request(data: bytes) -> None:

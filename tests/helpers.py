@@ -16,6 +16,7 @@ from metadata.crm import CRMRecord, parse_crm
 from tests.factory import NOW
 from validator.findings import Finding
 from validator.inspection import MetadataOptions, inspect_metadata_bytes
+from validator.metadata_facts import metadata_report
 from validator.report import Report
 
 T = TypeVar("T")
@@ -65,9 +66,7 @@ def crm(**idp: str | None) -> CRMRecord:
 
 def inspect(data: bytes, *, record: CRMRecord | None = None, **options: object) -> Report:
     opts = MetadataOptions(now=options.pop("now", NOW), **options)  # type: ignore[arg-type]
-    report = Report(subject="metadata", inputs={"metadata": "test.xml"}, clock=opts.now)
-    inspect_metadata_bytes(data, "test.xml", opts, record, report)
-    return report
+    return metadata_report(inspect_metadata_bytes(data, "test.xml", opts, record))
 
 
 def codes(report: Report) -> set[str]:

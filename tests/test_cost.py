@@ -41,6 +41,7 @@ from tests.test_fetch import LocalServer, respond, serving
 from tests.test_web import good_metadata, record_toml, token
 from validator.cli import main as validate_main
 from validator.inspection import MetadataOptions, inspect_metadata
+from validator.metadata_facts import metadata_report
 from validator.sweep import SweepOptions, run_sweep
 from validator.web import create_app, testsp
 
@@ -250,7 +251,7 @@ def test_fetcher(family: str, kind: str, server: LocalServer) -> None:
     url = server.url(f"/{kind}/{family}")
 
     def fetched() -> Outcome:
-        report = inspect_metadata(url, MetadataOptions(now=NOW, fetch_policy=LOCAL))
+        report = metadata_report(inspect_metadata(url, MetadataOptions(now=NOW, fetch_policy=LOCAL)))
         return Outcome(report.exit_code(), " ".join(f.code for f in report.findings))
 
     outcome = judged(fetched, f"fetch ({kind} body)", family)

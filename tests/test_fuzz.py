@@ -28,9 +28,11 @@ from metadata.saml import SAML
 from metadata.signing import SignatureError, verify
 from metadata.xml import MESSAGE_LIMITS, parse_untrusted
 from tests.helpers import run_with_cpu_limit
-from validator.inspection import MetadataOptions, inspect_metadata_bytes, metadata_report
+from validator.inspection import MetadataOptions, inspect_metadata_bytes
+from validator.metadata_facts import metadata_report
 from validator.report import Report
 from validator.response_inspection import ResponseOptions, inspect_response_bytes
+from validator.response_report import response_report
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fuzz"
 BUDGET = 5.0
@@ -60,7 +62,7 @@ def test_bounded_fuzz_run_keeps_the_property(name: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["xml", "metadata", "response"])
 def test_corpus_seeds_keep_the_property(name: str, corpus: Path, tmp_path: Path) -> None:
-    # The real files of ../shared/corpus and their mutations; skipped where the corpus is absent.
+    # The real files of tests/corpus and their mutations.
     outcome = run(name, engine="hypothesis", seconds=60, examples=EXAMPLES[name] // 3, derandomize=True,
                   budget=BUDGET, crash_dir=tmp_path, corpus=True)
     assert outcome.ok, _explain(outcome)
@@ -200,12 +202,9 @@ def _report(kind: str, data: bytes) -> Report:
     m = material()
     if kind == "metadata":
         options = MetadataOptions(now=NOW, trusted=(m.idp_key.cert_der,))
-        report = metadata_report("fixture", options, None)
-        inspect_metadata_bytes(data, "fixture", options, None, report)
-        return report
-    report = Report(subject="response", inputs={}, clock=NOW)
-    inspect_response_bytes(data, "fixture", ResponseOptions(now=NOW, trusted=(m.idp_key.cert_der,)), None, report)
-    return report
+        return metadata_report(inspect_metadata_bytes(data, "fixture", options, None))
+    options = ResponseOptions(now=NOW, trusted=(m.idp_key.cert_der,))
+    return response_report(inspect_response_bytes(data, "fixture", options, None))
 
 
 @pytest.mark.parametrize("fixture", KEPT)
