@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"CPU milliseconds past which one input is a finding (default {SLOW_MS:g})")
     parser.add_argument("--seed", type=int, default=0, help="hypothesis: the first batch's random seed")
     parser.add_argument("--crash-dir", type=Path, default=CRASH_DIR, help=f"where failures go (default {CRASH_DIR})")
-    parser.add_argument("--no-corpus", action="store_true", help="generated seeds only, not ../shared/corpus")
+    parser.add_argument("--no-corpus", action="store_true", help="generated seeds only, not tests/corpus")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the fuzzer's own output")
     args = parser.parse_args(argv)
 

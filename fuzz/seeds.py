@@ -1,7 +1,7 @@
-"""Seed inputs per target: the shared corpus's real files, plus inputs made here.
+"""Seed inputs per target: the real files of the test corpus (``tests/corpus``), plus inputs made here.
 
-The generated seeds alone cover every target, so fuzzing works where ``../shared/corpus`` is
-absent; the corpus adds real vendors' metadata and responses, and real attacks.
+The generated seeds alone cover every target (``--no-corpus``); the corpus adds real vendors'
+metadata and responses, and real attacks (tests/corpus/SOURCES.md says where they come from).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from fuzz.material import (
 from fuzz.targets import target
 from metadata.signing import RSA_SHA1
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus"
 DEMO = Path(__file__).resolve().parents[1] / "validator" / "demo"
 
 NASTY_XML = (

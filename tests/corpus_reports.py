@@ -1,7 +1,7 @@
 """Every corpus file through the validator's JSON report: the before/after proof that a change
 of design changed no finding, verdict or fact.
 
-    python -m tests.corpus_reports CORPUS_DIR OUT.json
+    python -m tests.corpus_reports [CORPUS_DIR] OUT.json      (CORPUS_DIR: tests/corpus by default)
 
 Metadata files run through ``saml-validate metadata``; responses through ``saml-validate
 response``, with the IdP's certificate (``*.idp-cert.pem`` or ``*.metadata.xml`` beside the file)
@@ -19,10 +19,11 @@ from click.testing import CliRunner
 from validator.cli import cli
 
 NOW = "2026-06-01T00:00:00Z"
+CORPUS = Path(__file__).resolve().parent / "corpus"
 METADATA_KINDS = ("idp-metadata", "sp-metadata")
 
 
-def commands(corpus: Path) -> list[tuple[str, list[str]]]:
+def commands(corpus: Path = CORPUS) -> list[tuple[str, list[str]]]:
     """(name, CLI arguments) for every XML file of the corpus, in a stable order."""
     runs: list[tuple[str, list[str]]] = []
     for path in sorted(corpus.rglob("*.xml")):
@@ -39,7 +40,7 @@ def commands(corpus: Path) -> list[tuple[str, list[str]]]:
     return runs
 
 
-def reports(corpus: Path) -> dict[str, object]:
+def reports(corpus: Path = CORPUS) -> dict[str, object]:
     runner = CliRunner()
     results: dict[str, object] = {}
     for name, args in commands(corpus):
@@ -53,6 +54,8 @@ def reports(corpus: Path) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    corpus, out = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python -m tests.corpus_reports [CORPUS_DIR] OUT.json")
+    corpus, out = (Path(sys.argv[1]).resolve() if len(sys.argv) == 3 else CORPUS), Path(sys.argv[-1])
     out.write_text(json.dumps(reports(corpus), indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     print(f"{out}: {len(json.loads(out.read_text()))} reports")

@@ -1,4 +1,4 @@
-"""Every real IdP metadata file in ../shared/corpus/idp-metadata is judged right.
+"""Every real IdP metadata file in tests/corpus/idp-metadata is judged right.
 
 What "right" means comes from MANIFEST.tsv: which files verify upstream (xmlsec1 with the
 certificate in their own signature), which were reformatted or edited after signing, and
@@ -7,6 +7,7 @@ the known defects (JumpCloud's literal entity ID, the https xmldsig namespace ty
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from validator.metadata_facts import metadata_report
 from validator.report import Report, facts_json
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
-FILES = sorted((CORPUS / "idp-metadata").rglob("*.xml")) if CORPUS.is_dir() else []
+FILES = sorted((CORPUS / "idp-metadata").rglob("*.xml"))
+assert FILES, f"no IdP metadata in {CORPUS}/idp-metadata: the corpus is part of the repository"
 
 
 def judge(path: Path, trusted: tuple[bytes, ...] = (), **options: object) -> Report:
@@ -174,3 +176,29 @@ def test_aggregate_lists_idps_and_entity_choice(corpus: Path) -> None:
     assert codes(judge(path)) >= {"MD002"}
     chosen = judge(path, entity_id="https://idp.it.su.se/idp/shibboleth")
     assert "MD002" not in codes(chosen)
+
+
+# ---- the corpus itself: every file listed, every source credited --------------------------------
+
+def _manifest_rows(corpus: Path) -> list[dict[str, str]]:
+    with (corpus / "MANIFEST.tsv").open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def test_manifest_lists_exactly_the_third_party_files(corpus: Path) -> None:
+    # cost/ is made here, not third-party data: its own README says how.
+    present = {p.relative_to(corpus).as_posix() for kind in ("idp-metadata", "responses", "sp-metadata")
+               for p in (corpus / kind).rglob("*") if p.is_file()}
+    listed = [row["file"] for row in _manifest_rows(corpus)]
+    assert len(listed) == len(set(listed))
+    assert set(listed) == present
+
+
+def test_sources_credit_every_repository_commit_and_licence(corpus: Path) -> None:
+    sources = (corpus / "SOURCES.md").read_text(encoding="utf-8")
+    for row in _manifest_rows(corpus):
+        assert row["source_repo"] and row["commit"] and row["license"], row["file"]
+        assert f"### {row['source_repo']}" in sources, row["source_repo"]
+        assert f"`{row['commit']}`" in sources, row["source_repo"]
+        assert f"| `{row['file']}` |" in sources, row["file"]
+        assert row["license"] in sources, row["license"]

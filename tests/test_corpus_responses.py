@@ -1,4 +1,4 @@
-"""Every real response and attack sample in ../shared/corpus/responses goes through the
+"""Every real response and attack sample in tests/corpus/responses goes through the
 validator as a user would give it: findings, never a crash, and never a claim read from an
 unverified or wrapped response."""
 
@@ -18,8 +18,9 @@ from validator.response_report import response_report
 
 RESPONSES = CORPUS / "responses"
 FILES = sorted(p for p in RESPONSES.rglob("*") if p.suffix in (".xml", ".b64") and "_test-keys" not in p.parts
-               and not p.name.endswith(".metadata.xml")) if RESPONSES.is_dir() else []
+               and not p.name.endswith(".metadata.xml"))
 ATTACKS = [p for p in FILES if p.parent.name == "attacks-and-negative"]
+assert FILES and ATTACKS, f"no responses or attack samples in {RESPONSES}: the corpus is part of the repository"
 
 
 def judge(path: Path, trusted: tuple[bytes, ...] = ()) -> Report:

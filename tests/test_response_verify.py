@@ -4,7 +4,7 @@ SECURITY.md §2 and §7: responses our own IdP signs verify with the right flags
 readable from the returned (signed) trees; one changed byte, a missing signature, a forged
 KeyInfo certificate and every wrapping variant are refused; a comment cannot cut a NameID
 short; ~500 seeded random structural mutations are each refused or yield exactly the signed
-claims; every attack sample in ../shared/corpus is refused, and the corpus's encrypted
+claims; every attack sample in tests/corpus is refused, and the corpus's encrypted
 responses decrypt with the test keys its MANIFEST names.
 """
 
@@ -674,7 +674,7 @@ def test_seeded_structural_mutations_never_yield_other_claims(idp_key: KeyPair) 
     assert sum(v for k, v in outcomes.items() if k.startswith("refused:ResponseError")) >= MUTATIONS // 10, summary
 
 
-# ---------------------------------------------------------------------------- the shared corpus
+# ---------------------------------------------------------------------------- the test corpus
 
 
 @cache

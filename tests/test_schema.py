@@ -17,7 +17,7 @@ from metadata.errors import SchemaUnavailable
 from metadata.schema import SchemaIssue, validate
 
 SCHEMAS = Path(schema.__file__).with_name("schemas")
-CORPUS = Path(__file__).parents[1].parent / "shared" / "corpus"
+CORPUS = Path(__file__).parent / "corpus"
 
 VALID_IDP = b"""<?xml version="1.0" encoding="UTF-8"?>
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"
