@@ -4,11 +4,14 @@
   of the repository, so a missing corpus is a failure, never a skip.
 - One key pair per kind for the whole session (``idp_signing_key``, ``sp_signing_key``,
   ``sp_encryption_key``, ``metadata_signing_key``), from :func:`tests.factory.session_keypair`.
+- Markers: ``slow`` and ``interop`` are given by the tables below, so `make test-fast` can leave
+  those tests out (``-m "not slow and not interop"``) while `make test` runs everything.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,3 +100,60 @@ def browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+# ---- markers ----------------------------------------------------------------------------------
+
+# Whole modules. slow: fuzzing, reliability (real gunicorn and redis), browsers, the cost corpus.
+# interop: the test IdP against real SP libraries over HTTP.
+MODULE_MARKERS: dict[str, tuple[str, ...]] = {
+    "test_fuzz": ("slow",),
+    "test_reliability": ("slow",),
+    "test_cost": ("slow",),
+    "test_idp_browser": ("slow", "interop"),
+    "test_web_browser": ("slow",),
+    "test_idp_interop": ("interop",),
+}
+# Single tests in other modules that drive a third-party peer, by the peer named in the test.
+INTEROP_NAME = re.compile(r"(?:^|_)(?:python3_saml|pysaml2|xmlsec1|simplesamlphp|node_saml)(?:_|$|\[)")
+
+
+def markers_for(module: str, test_name: str) -> tuple[str, ...]:
+    """The markers the tables give a test of `module` (its file's stem) named `test_name`."""
+    found = MODULE_MARKERS.get(module, ())
+    if "interop" not in found and INTEROP_NAME.search(test_name):
+        found = (*found, "interop")
+    return found
+
+
+def excluded_by_markexpr(markexpr: str, module_markers: tuple[str, ...]) -> bool:
+    """True when no test of a module whose tests all carry `module_markers` can match `markexpr`,
+    whatever other markers a test has: then `-m` would deselect the whole module."""
+    from _pytest.mark.expression import Expression
+
+    others = sorted(set(re.findall(r"[A-Za-z_]\w*", markexpr)) - {"and", "or", "not", *module_markers})
+    if len(others) > 8:
+        return False
+    try:
+        expression = Expression.compile(markexpr)
+        for mask in range(2 ** len(others)):
+            present = frozenset({*module_markers, *(name for i, name in enumerate(others) if mask >> i & 1)})
+            if expression.evaluate(present.__contains__):
+                return False
+    except Exception:  # a malformed -m, or marker arguments: pytest itself judges those
+        return False
+    return True
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # Not even importing a module that -m deselects whole: test_cost alone builds its corpus at import.
+    markers = MODULE_MARKERS.get(collection_path.stem) if collection_path.suffix == ".py" else None
+    if markers and config.option.markexpr and excluded_by_markexpr(config.option.markexpr, markers):
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for name in markers_for(item.path.stem, item.name):
+            item.add_marker(name)
