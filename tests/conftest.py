@@ -6,13 +6,15 @@
   ``sp_encryption_key``, ``metadata_signing_key``), from :func:`tests.factory.session_keypair`.
 - Markers: ``slow`` and ``interop`` are given by the tables below, so `make test-fast` can leave
   those tests out (``-m "not slow and not interop"``) while `make test` runs everything.
+- Every rule is exercised: each finding code produced during the session is recorded; when the
+  whole suite ran, a non-retired rule that never fired fails the session (:class:`RuleCoverage`).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +159,112 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for name in markers_for(item.path.stem, item.name):
             item.add_marker(name)
+
+
+# ---- every rule is exercised ------------------------------------------------------------------
+
+def rules_never_emitted(registry: Iterable[Any], emitted: set[str]) -> list[str]:
+    """The codes of the non-retired rules of `registry` that are not in `emitted`, in registry order."""
+    return [r.code for r in registry if not r.retired and r.code not in emitted]
+
+
+def partial_run(config: pytest.Config, *, deselected: int, stopped: str | None) -> str | None:
+    """Why this session did not run the whole suite, or None when it did."""
+    if config.option.collectonly:
+        return "tests were only collected"
+    if config.option.markexpr:
+        return f"tests were selected by marker (-m {config.option.markexpr!r})"
+    if config.option.keyword:
+        return f"tests were selected by keyword (-k {config.option.keyword!r})"
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        chosen = {Path(config.invocation_params.dir, a.split("::", 1)[0]).resolve() for a in config.args}
+        if chosen != {TESTS} or any("::" in a for a in config.args):
+            return "only some test files or tests were named on the command line"
+    if deselected:
+        return f"{deselected} tests were deselected"
+    if stopped:
+        return f"the session stopped early ({stopped})"
+    return None
+
+
+class RuleCoverage:
+    """Records the code of every finding a rule makes during the session (``Rule.finding`` is
+    wrapped), and fails a session that ran the whole suite when a non-retired rule never fired.
+
+    Findings made in child processes (forked CPU-limited runs, subprocess CLIs, fuzz workers)
+    are not seen: each code must also fire once in the test process itself.
+    """
+
+    def __init__(self, registry: Callable[[], Iterable[Any]] | None = None) -> None:
+        self.registry = registry
+        self.emitted: set[str] = set()
+        self.deselected = 0
+        self.verdict: tuple[str, str] | None = None  # ("missing" | "partial" | "ok", text)
+        self._restore: Callable[[], None] | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        from validator.findings import Rule
+
+        original = Rule.finding
+        emitted = self.emitted
+
+        def finding(rule: Any, *args: Any, **kwargs: Any) -> Any:
+            emitted.add(rule.code)
+            return original(rule, *args, **kwargs)
+
+        Rule.finding = finding  # type: ignore[method-assign]
+
+        def restore() -> None:
+            Rule.finding = original  # type: ignore[method-assign]
+
+        self._restore = restore
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected += len(items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        # pytest-xdist: the controller gathers what each worker saw.
+        self.emitted.update(getattr(node, "workeroutput", {}).get("rule_codes", ()))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._restore:
+            self._restore()
+            self._restore = None
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:  # an xdist worker: its controller judges the whole session
+            workeroutput["rule_codes"] = sorted(self.emitted)
+            return
+        stopped = session.shouldstop or session.shouldfail or (
+            "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else None)
+        why = partial_run(session.config, deselected=self.deselected, stopped=str(stopped) if stopped else None)
+        if why:
+            self.verdict = ("partial", f"not checked, because only part of the suite ran: {why}")
+            return
+        if self.registry is None:
+            from validator.findings import rules
+
+            self.registry = rules
+        missing = rules_never_emitted(self.registry(), self.emitted)
+        if missing:
+            self.verdict = ("missing", f"{len(missing)} rules never fired in this session: {', '.join(missing)}. "
+                            "Add a test that makes each of them fire in the test process (codes made only in "
+                            "a child process are not seen), or retire the rule.")
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        else:
+            self.verdict = ("ok", f"every non-retired rule fired ({len(self.emitted)} codes seen)")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.verdict is None:
+            return
+        kind, text = self.verdict
+        terminalreporter.write_sep("-", "every rule is exercised", red=kind == "missing", yellow=kind == "partial",
+                                   green=kind == "ok")
+        terminalreporter.write_line(text)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin("rule-coverage"):
+        config.pluginmanager.register(RuleCoverage(), "rule-coverage")
