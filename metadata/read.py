@@ -13,7 +13,6 @@ import gc
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from lxml import etree
 
@@ -114,7 +113,8 @@ def _walk_entities(group: etree._Element) -> Iterator[etree._Element]:
 
 
 def _has_signature(element: etree._Element) -> bool:
-    return element.find(_SIGNATURE) is not None
+    # A direct child ds:Signature; iterchildren filters in C where find() walks a path in Python.
+    return next(element.iterchildren(_SIGNATURE), None) is not None
 
 
 def _local(tag: str) -> str:
@@ -125,10 +125,13 @@ def _entity(element: etree._Element) -> EntityDescriptor:
     idp_roles = []
     sp_roles = []
     others = []
+    signed = False
     for child in element.iterchildren(etree.Element):
-        tag = str(child.tag)
+        tag = child.tag
         if tag == _IDP:
             idp_roles.append(_idp_role(child))
+        elif tag == _SIGNATURE:
+            signed = True
         elif tag.endswith("Descriptor"):
             others.append(_local(tag))
             if tag == _SP:
@@ -139,7 +142,7 @@ def _entity(element: etree._Element) -> EntityDescriptor:
         other_roles=tuple(others),
         valid_until=element.get("validUntil"),
         id=element.get("ID"),
-        signed=_has_signature(element),
+        signed=signed,
         line=line_of(element),
         sp_roles=tuple(sp_roles),
     )
@@ -194,6 +197,7 @@ _OTHER_ENDPOINTS = tuple(
         "ArtifactResolutionService", "ManageNameIDService", "NameIDMappingService", "AssertionIDRequestService"
     )
 )
+_IDP_CHILDREN = (_SSO, _SLO, _NAMEID_FORMAT, _KEY_DESCRIPTOR, _ATTRIBUTE, *_OTHER_ENDPOINTS)
 
 
 def _idp_role(role: etree._Element) -> IdPRole:
@@ -204,26 +208,33 @@ def _idp_role(role: etree._Element) -> IdPRole:
     keys: list[KeyDescriptor] = []
     attributes: list[Attribute] = []
     others: list[Endpoint] = []
-    read: dict[str, list[Any]] = {_SSO: sso, _SLO: slo, _NAMEID_FORMAT: formats, _KEY_DESCRIPTOR: keys,
-                                  _ATTRIBUTE: attributes}
     unread: dict[str, int] = {}
-    for child in role.iterchildren(_SSO, _SLO, _NAMEID_FORMAT, _KEY_DESCRIPTOR, _ATTRIBUTE, *_OTHER_ENDPOINTS):
-        tag = str(child.tag)
-        if len(read.get(tag, others)) >= MAX_PER_KIND:  # the other endpoints share one budget
-            unread[tag] = unread.get(tag, 0) + 1
-            continue
+    for child in role.iterchildren(*_IDP_CHILDREN):
+        tag: str = child.tag
         if tag == _SSO:
-            sso.append(_endpoint(child, "SingleSignOnService"))
-        elif tag == _SLO:
-            slo.append(_endpoint(child, "SingleLogoutService"))
+            if len(sso) < MAX_PER_KIND:
+                sso.append(_endpoint(child, "SingleSignOnService"))
+                continue
         elif tag == _NAMEID_FORMAT:
-            formats.append(text_of(child).strip())
+            if len(formats) < MAX_PER_KIND:
+                formats.append(text_of(child).strip())
+                continue
         elif tag == _KEY_DESCRIPTOR:
-            keys.append(_key_descriptor(child))
+            if len(keys) < MAX_PER_KIND:
+                keys.append(_key_descriptor(child))
+                continue
+        elif tag == _SLO:
+            if len(slo) < MAX_PER_KIND:
+                slo.append(_endpoint(child, "SingleLogoutService"))
+                continue
         elif tag == _ATTRIBUTE:
-            attributes.append(_attribute(child))
-        else:
+            if len(attributes) < MAX_PER_KIND:
+                attributes.append(_attribute(child))
+                continue
+        elif len(others) < MAX_PER_KIND:  # the other endpoints share one budget
             others.append(_endpoint(child, _local(tag)))
+            continue
+        unread[tag] = unread.get(tag, 0) + 1
     return IdPRole(
         protocols=tuple(role.get("protocolSupportEnumeration", "").split()),
         want_authn_requests_signed=_flag(role.get("WantAuthnRequestsSigned")),
@@ -245,6 +256,7 @@ def _prefixed(tag: str) -> str:
 
 def _endpoint(element: etree._Element, kind: str) -> Endpoint:
     index = element.get("index")
+    default = element.get("isDefault")
     return Endpoint(
         kind=kind,
         binding=element.get("Binding", ""),
@@ -252,7 +264,7 @@ def _endpoint(element: etree._Element, kind: str) -> Endpoint:
         response_location=element.get("ResponseLocation"),
         index=int(index) if index is not None and index.isdigit() else None,
         line=line_of(element),
-        is_default=_flag(element.get("isDefault")),
+        is_default=None if default is None else default.strip() in ("true", "1"),
     )
 
 
@@ -263,7 +275,7 @@ _KEY_NAME = f"{{{DS}}}KeyName"
 
 
 def _key_descriptor(element: etree._Element) -> KeyDescriptor:
-    key_info = element.find(_KEY_INFO)
+    key_info = next(element.iterchildren(_KEY_INFO), None)
     foreign: str | None = None
     certificates: list[Certificate] = []
     names: list[str] = []
@@ -290,10 +302,17 @@ def _key_descriptor(element: etree._Element) -> KeyDescriptor:
 
 def _certificate(element: etree._Element) -> Certificate:
     text = "".join(text_of(element).split())
-    try:
-        der: bytes | None = base64.b64decode(text, validate=True) if text else None
-    except (binascii.Error, ValueError):
-        der = None
+    der: bytes | None = None
+    if text:
+        try:
+            # Strict decoding succeeds exactly on canonical base64, where it gives what
+            # b64decode(validate=True) gives, without that function's regular expression first.
+            der = binascii.a2b_base64(text, strict_mode=True)
+        except binascii.Error:
+            try:
+                der = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                der = None
     return Certificate(der=der, text=text, line=line_of(element))
 
 
