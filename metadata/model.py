@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from metadata.saml import SAMLP
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     """An EndpointType / IndexedEndpointType element (SingleSignOnService, …)."""
 
@@ -27,7 +27,7 @@ class Endpoint:
     """isDefault of an indexed endpoint (an SP's AssertionConsumerService)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Certificate:
     """One ds:X509Certificate, as base64 text from the document and decoded DER."""
 
@@ -37,7 +37,7 @@ class Certificate:
     line: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KeyDescriptor:
     use: str | None
     """``signing``, ``encryption`` or None (no ``use``: the key serves both, §2.4.1.1)."""
@@ -49,7 +49,7 @@ class KeyDescriptor:
     line: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attribute:
     """A saml:Attribute offered in metadata (ADFS, PingOne, vCenter list them)."""
 
@@ -59,7 +59,7 @@ class Attribute:
     line: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IdPRole:
     """An IDPSSODescriptor."""
 
@@ -82,7 +82,7 @@ class IdPRole:
         return SAMLP in self.protocols
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SPRole:
     """An SPSSODescriptor: where a test IdP may send responses, and with which keys."""
 
@@ -102,7 +102,7 @@ class SPRole:
         return SAMLP in self.protocols
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EntityDescriptor:
     entity_id: str
     idp_roles: tuple[IdPRole, ...]
@@ -129,7 +129,7 @@ class EntityDescriptor:
         return self.idp_roles[0] if self.idp_roles else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MetadataDocument:
     """A whole metadata document: one EntityDescriptor or an EntitiesDescriptor aggregate."""
 
