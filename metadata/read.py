@@ -250,6 +250,14 @@ def _idp_role(role: etree._Element) -> IdPRole:
     )
 
 
+LINED_TAGS = (_ENTITY, _IDP, _SP, _SSO, _SLO, _ACS, *_OTHER_ENDPOINTS, _KEY_DESCRIPTOR,
+              f"{{{DS}}}X509Certificate", _ATTRIBUTE)
+"""Every element whose source line the model keeps (``line``), and no other (the root's line
+only when it is an EntityDescriptor). A caller that re-parses signed bytes and carries the
+partner's line numbers over needs to carry only these: in document order, the same elements
+are these tags in both trees."""
+
+
 def _prefixed(tag: str) -> str:
     return ("saml:" if tag.startswith(f"{{{SAML}}}") else "md:") + _local(tag)
 

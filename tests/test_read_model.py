@@ -71,3 +71,30 @@ def test_certificates_decode_only_when_they_are_base64() -> None:
 def test_an_entity_is_signed_when_a_signature_is_its_own_child() -> None:
     assert _read(_role("", "<ds:Signature/>")).entities[0].signed
     assert not _read(_role("<ds:Signature/>")).entities[0].signed
+
+
+def test_the_model_keeps_the_lines_of_lined_tags_only() -> None:
+    # validator.inspection carries the partner's line numbers over to the re-parsed signed bytes
+    # for LINED_TAGS only: a line of any other element must never reach the model.
+    from lxml import etree
+
+    from metadata.read import LINED_TAGS
+
+    children = ('<KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>QUJD'
+                '</ds:X509Certificate></ds:X509Data></ds:KeyInfo></KeyDescriptor>'
+                '<NameIDFormat>f</NameIDFormat><SingleSignOnService Binding="b" Location="l"/>'
+                '<ArtifactResolutionService Binding="b" Location="a" index="1"/><saml:Attribute Name="n"/>')
+    sp = ('<SPSSODescriptor protocolSupportEnumeration="p"><AssertionConsumerService Binding="b" Location="x" '
+          'index="0"/><SingleLogoutService Binding="b" Location="s"/></SPSSODescriptor>')
+    data = _role(children, "<ds:Signature/>").replace(b"<Organization/>", sp.encode() + b"<Organization/>")
+    data = data.replace(b"><", b">\n<")
+    tree = parse_untrusted(data, metadata_limits())
+    before = read_metadata(tree)
+    for element in tree.getroot().iter(etree.Element):
+        if element.tag not in LINED_TAGS:
+            setattr(element, "sourceline", 9999)  # noqa: B010 - lxml-stubs type it read-only; it is not
+    assert read_metadata(tree) == before
+    for element in tree.getroot().iter(*LINED_TAGS):
+        setattr(element, "sourceline", 9999)  # noqa: B010
+    after = read_metadata(tree)
+    assert after != before and after.entities[0].line == 9999
