@@ -22,6 +22,9 @@ import pytest
 
 from tests.factory import KeyPair, session_keypair
 
+# --update-golden and the `golden` fixture (tests/golden/).
+pytest_plugins = ["tests.golden_plugin"]
+
 TESTS = Path(__file__).resolve().parent
 CORPUS = TESTS / "corpus"
 
