@@ -40,14 +40,17 @@ from metadata.errors import MetadataError
 KeyKind = Literal["rsa-2048", "rsa-3072", "rsa-4096", "ec-p256"]
 _RSA_BITS = {"rsa-2048": 2048, "rsa-3072": 3072, "rsa-4096": 4096}
 
-# SHA-256 of the SubjectPublicKeyInfo DER of private keys published with open-source SAML
-# test suites, so anyone holds them. Computed from ../shared/corpus/responses/_test-keys/:
+# SHA-256 of the SubjectPublicKeyInfo DER of private keys that anyone holds: those published with
+# open-source SAML test suites (tests/corpus/responses/_test-keys/), and one this project's own
+# history published (commit 7c73c27, tests/golden/TEST-ONLY-idp-signing.key, removed since).
 KNOWN_TEST_KEYS = {
     # crewjam-localhost-sp-TEST-key.pem (crewjam/saml testdata/sp_key.pem, RSA-1024)
     "785f5f125919364b7473b742260b28f6b120e1f73faa84e914b2a2445c0d348c",
     # gosaml2-saml-test-nope-sp-encryption-TEST-key.pem
     # (russellhaering/gosaml2 providertests/testdata/onelogin/sp.encryption.key, RSA-2048)
     "9e919bfc5e45e83b3b766ea9739a44e4919b3b7b696bb9c6d0f300620ff35075",
+    # tests/golden/TEST-ONLY-idp-signing.key of commit 7c73c27 (RSA-2048)
+    "b43d7f2e34e62bb4f6a2c25ee10e663f6c8e7594cfaa37154094d9172ebfed17",
 }
 MIN_RSA_BITS = 2048
 
