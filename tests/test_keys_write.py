@@ -92,8 +92,6 @@ def test_known_test_key_fingerprints_match_the_corpus(corpus: Path) -> None:
 def test_the_key_once_committed_for_golden_files_is_known() -> None:
     # Commit 7c73c27 published a private key under tests/golden/, and git history keeps it; its
     # certificate (public) is kept here so that the refusal list can be checked against it.
-    from cryptography import x509
-
     certificate = x509.load_pem_x509_certificate(
         (Path(__file__).parent / "fixtures" / "published-keys" / "golden-7c73c27.crt").read_bytes())
     spki = certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
