@@ -123,6 +123,10 @@ def public_key_sha256(key_pem: bytes) -> str:
     return _spki_sha256(serialization.load_pem_private_key(key_pem, password=None))
 
 
+def _stamp(status: os.stat_result) -> tuple[int, ...]:
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
 def _spki_sha256(key: PrivateKeyTypes) -> str:
     spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(spki).hexdigest()
@@ -183,6 +187,9 @@ class KeyFolder:
         self.path = Path(path)
         self.name = name
         self._stem = re.compile(rf"{re.escape(name)}(?:-([2-9]|[1-9][0-9]+))?")
+        self._loaded: dict[str, tuple[tuple[int, ...], KeyPair]] = {}
+        """stem → (the files' stat stamp, the pair read from them): the IdP asks for its key on every
+        response, and reading and checking the PEM files cost it 0.2 ms each time."""
 
     def ensure(self, common_name: str, kind: KeyKind = "rsa-2048", *, now: datetime) -> KeyPair:
         """The current key, generated (as `kind`, for `common_name`) only when there is none.
@@ -247,17 +254,28 @@ class KeyFolder:
         return bool(self._stems(with_cert=True))
 
     def _read(self, stem: str) -> KeyPair:
-        key_path = self.path / f"{stem}.key"
+        """The pair `stem` names, read again only when either file changed (a new inode, size, mtime
+        or ctime: a rotation, a rewrite or a chmod); the permission check runs on every call."""
+        key_path, cert_path = self.path / f"{stem}.key", self.path / f"{stem}.crt"
         try:
-            mode = os.stat(key_path).st_mode
-            key_pem = key_path.read_bytes()
-            cert_pem = (self.path / f"{stem}.crt").read_bytes()
+            key_stat, cert_stat = os.stat(key_path), os.stat(cert_path)
         except OSError as exc:
             raise self._error(f"cannot read {stem}: {exc.strerror or exc}", "unreadable") from exc
+        mode = key_stat.st_mode
         if mode & 0o077:
             raise self._error(f"{key_path.name} is open to group or others (mode {mode & 0o777:04o}); "
                               f"run chmod 600 {key_path}", "permissions")
-        return _load(key_pem, cert_pem, key_path)
+        stamp = (*_stamp(key_stat), *_stamp(cert_stat))
+        cached = self._loaded.get(stem)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            key_pem, cert_pem = key_path.read_bytes(), cert_path.read_bytes()
+        except OSError as exc:
+            raise self._error(f"cannot read {stem}: {exc.strerror or exc}", "unreadable") from exc
+        pair = _load(key_pem, cert_pem, key_path)
+        self._loaded[stem] = (stamp, pair)
+        return pair
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

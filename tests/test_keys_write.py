@@ -437,3 +437,16 @@ def test_new_id_and_xs_datetime() -> None:
     assert xs_datetime(datetime.fromisoformat("2026-06-01T16:00:05+02:00")) == "2026-06-01T14:00:05Z"
     with pytest.raises(ValueError, match="naive"):
         xs_datetime(datetime(2026, 6, 1))
+
+
+def test_the_current_key_is_read_again_only_when_its_files_change(tmp_path: Path) -> None:
+    folder = KeyFolder(tmp_path / "keys")
+    first = folder.ensure("idp.test", now=NOW)
+    assert folder.current() is folder.current()  # unchanged files: the pair read before
+    other = generate_keypair("other.test", now=NOW)
+    (folder.path / "signing.key").write_bytes(other.key_pem)  # rewritten in place, mode kept
+    (folder.path / "signing.crt").write_bytes(other.cert_pem)
+    assert folder.current().cert_der == other.cert_der != first.cert_der
+    (folder.path / "signing.key").chmod(0o644)  # the permission check runs on every call
+    with pytest.raises(KeyStoreError, match="open to group or others"):
+        folder.current()
