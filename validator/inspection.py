@@ -22,7 +22,7 @@ from lxml import etree
 from metadata.crm import CRMRecord
 from metadata.errors import UnsafeXML
 from metadata.model import EntityDescriptor, MetadataDocument
-from metadata.read import NotMetadata, check_root, collector_paused, read_metadata
+from metadata.read import LINED_TAGS, NotMetadata, check_root, collector_paused, read_metadata
 from metadata.saml import DS
 from metadata.schema import validate as validate_schema
 from metadata.signing import (
@@ -232,16 +232,17 @@ def _not_found(document: MetadataDocument, wanted: str, source: str) -> Finding:
 
 
 def _element_lines(root: etree._Element) -> array[int]:
-    """The source line of every element outside the root's signature, in document order:
-    exactly the elements of the signed bytes (the enveloped transform removes the signature)."""
+    """The source line of every element the model keeps a line for (metadata.read.LINED_TAGS)
+    outside the root's signature, in document order: exactly those elements of the signed bytes
+    (the enveloped transform removes the signature)."""
     signature = root.find(f"{{{DS}}}Signature")
     if signature is not None:
         root.remove(signature)  # the tree is about to be dropped
-    return array("i", (line_of(e) or 0 for e in root.iter(etree.Element)))
+    return array("i", (line_of(e) or 0 for e in root.iter(*LINED_TAGS)))
 
 
 def _restore_lines(root: etree._Element, lines: array[int]) -> None:
-    elements = list(root.iter(etree.Element))
+    elements = list(root.iter(*LINED_TAGS))
     if len(elements) != len(lines):  # cannot happen for a verified signature; keep c14n lines then
         return
     for element, line in zip(elements, lines, strict=True):

@@ -25,7 +25,7 @@ from metadata.read import read_metadata
 from metadata.response import ResponseError, VerifiedResponse, structure_problems, verify_response
 from metadata.signing import SignatureError
 from metadata.urls import redact_url
-from metadata.xml import MESSAGE_LIMITS, metadata_limits, parse_untrusted
+from metadata.xml import MESSAGE_LIMITS, in_parsing_thread, metadata_limits, parse_untrusted
 from validator.checks import claims, response, response_signature
 from validator.checks.input import NOT_METADATA, finding_for_unsafe_xml
 from validator.checks.keys import signing_keys
@@ -183,13 +183,22 @@ def inspect_response_bytes(
     judged = []
     for number, item in enumerate(found, 1):
         label = source if len(found) == 1 else f"{source} (response {number} of {len(found)}: {item.where})"
-        try:
-            tree = parse_untrusted(item.xml, MESSAGE_LIMITS)
-        except UnsafeXML as exc:
-            log.add(finding_for_unsafe_xml(exc, label))
-            continue
-        judged.append(_judge(tree, label, options, crm, log))
+        # Parsed and verified (which re-parses what was signed) in one hand-off to the parsing thread.
+        parsed = in_parsing_thread(_parse_and_verify, item.xml, label, options, log)
+        if parsed is not None:
+            judged.append(_judged(*parsed, label, options, crm, log))
     return ResponseInspection(source, options.now, len(found), tuple(judged), log.frozen(), _subjects(crm))
+
+
+def _parse_and_verify(xml: bytes, label: str, options: ResponseOptions, log: FindingLog
+                      ) -> tuple[etree._ElementTree, VerifiedResponse | None] | None:
+    """Runs on the parsing thread: the tree and, with trusted certificates, the verified response."""
+    try:
+        tree = parse_untrusted(xml, MESSAGE_LIMITS)
+    except UnsafeXML as exc:
+        log.add(finding_for_unsafe_xml(exc, label))
+        return None
+    return tree, (_verify(tree, label, options, log) if options.trusted else None)
 
 
 def inspect_response_tree(
@@ -205,6 +214,13 @@ def _judge(tree: etree._ElementTree, label: str, options: ResponseOptions, crm: 
            log: FindingLog) -> JudgedResponse:
     """Structure, then the signatures with the trusted certificates, then — from what was signed
     only — the protocol checks and the claims."""
+    verified = _verify(tree, label, options, log) if options.trusted else None
+    return _judged(tree, verified, label, options, crm, log)
+
+
+def _judged(tree: etree._ElementTree, verified: VerifiedResponse | None, label: str, options: ResponseOptions,
+            crm: CRMRecord | None, log: FindingLog) -> JudgedResponse:
+    """The rest of :func:`_judge`, once the signatures were verified (`verified`: None when refused)."""
     if not options.trusted:
         problems = structure_problems(tree)
         log.extend(response_signature.structure_findings(problems, label))
@@ -212,7 +228,6 @@ def _judge(tree: etree._ElementTree, label: str, options: ResponseOptions, crm: 
             log.add(response_signature.no_trust_finding(
                 label, "no IdP metadata was given, so the signatures cannot be checked and no claim is read"))
         return JudgedResponse(label)
-    verified = _verify(tree, label, options, log)
     if verified is None:
         return JudgedResponse(label)
     log.extend(response_signature.verified_findings(verified, label))

@@ -3,6 +3,7 @@ which element is signed, how, and by which trusted certificate (SECURITY.md §2)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 from metadata.certs import CertificateError, certificate_facts
@@ -117,7 +118,9 @@ def no_trust_finding(source: str, reason: str) -> Finding:
     return NO_TRUST.finding(reason, expected="the IdP's signing certificate(s)", where=source)
 
 
+@functools.lru_cache(maxsize=64)
 def _signer(der: bytes) -> str:
+    # The same few trusted certificates sign every response: parse and format each once.
     try:
         facts = certificate_facts(der)
     except CertificateError:
