@@ -42,10 +42,10 @@ def flow_step(folder: Path) -> Callable[[], None]:
 
 
 def sign_step(folder: Path) -> Callable[[], None]:
-    from bench.sign_rate import IDP_ENTITY_ID, _Key
+    from bench.sign_rate import IDP_ENTITY_ID, PemKey
     from idp.assertion import Claim, ResponseSpec, build_response, serialize
 
-    key = _Key((folder / "key.pem").read_bytes(), (folder / "cert.pem").read_bytes())
+    key = PemKey((folder / "key.pem").read_bytes(), (folder / "cert.pem").read_bytes())
     claims = tuple(Claim(name, (value,)) for name, value in workdir.CLAIMS.items())
 
     def one() -> None:

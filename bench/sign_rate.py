@@ -36,7 +36,7 @@ WARM_UP = 10
 
 
 @dataclass(frozen=True)
-class _Key:
+class PemKey:
     key_pem: bytes
     cert_pem: bytes
 
@@ -78,7 +78,7 @@ def _spec_args() -> dict[str, Any]:
 def project(folder: Path, seconds: float) -> dict[str, Any]:
     from idp.assertion import Claim, ResponseSpec, build_response, serialize
 
-    key = _Key((folder / "key.pem").read_bytes(), (folder / "cert.pem").read_bytes())
+    key = PemKey((folder / "key.pem").read_bytes(), (folder / "cert.pem").read_bytes())
     claims = tuple(Claim(name, (value,)) for name, value in workdir.CLAIMS.items())
 
     def one() -> bytes:
@@ -103,7 +103,7 @@ def floor(folder: Path, seconds: float) -> dict[str, Any]:
     spec = ResponseSpec(**_spec_args(), in_response_to="_" + secrets.token_hex(16),
                         session_index="_" + secrets.token_hex(16), claims=claims, sign="none")
     key_pem, cert_pem = (folder / "key.pem").read_bytes(), (folder / "cert.pem").read_bytes()
-    template = build_response(spec, now=dt.datetime.now(dt.UTC).replace(microsecond=0), key=_Key(key_pem, cert_pem))
+    template = build_response(spec, now=dt.datetime.now(dt.UTC).replace(microsecond=0), key=PemKey(key_pem, cert_pem))
     assertion = template[2]
     signature = xmlsec.template.create(assertion, xc.TransformExclC14N, xc.TransformRsaSha256)
     assertion.insert(1, signature)  # right after saml:Issuer

@@ -1,6 +1,6 @@
 """Faults the IdP survives without losing a login (issue 7, "Faults survived").
 
-Each test starts what it breaks: gunicorn from the venv (``bench.load.IdPServer``, two
+Each test starts what it breaks: gunicorn from the venv (``bench.servers.IdPServer``, two
 workers), a redis-server of its own (``tests.redis_server``), a tiny tmpfs where this machine
 lets root mount one. Logins are checked by the local test SP of the load benchmark
 (``bench.load.LocalSP``): signature with the IdP's certificate, InResponseTo, Destination,
