@@ -116,6 +116,15 @@ def _refuse_remote_references(encrypted_assertion: etree._Element) -> None:
 
 def _layout(encrypted_assertion: etree._Element) -> tuple[etree._Element, etree._Element]:
     """The EncryptedData and the one EncryptedKey that carries its session key."""
+    data, siblings = _data_and_sibling_keys(encrypted_assertion)
+    _require_element_type(data)
+    key = _session_key(data, siblings)
+    _require_key_names_data(key, data)
+    return data, key
+
+
+def _data_and_sibling_keys(encrypted_assertion: etree._Element) -> tuple[etree._Element, list[etree._Element]]:
+    """The one EncryptedData, and the EncryptedKey elements that follow it."""
     children = list(encrypted_assertion.iterchildren(etree.Element))
     datas = [c for c in children if c.tag == _ENCRYPTED_DATA]
     siblings = [c for c in children if c.tag == _ENCRYPTED_KEY]
@@ -127,45 +136,65 @@ def _layout(encrypted_assertion: etree._Element) -> tuple[etree._Element, etree.
             "saml:EncryptedAssertion must hold one xenc:EncryptedData followed only by xenc:EncryptedKey elements; "
             f"it holds {', '.join(etree.QName(c).localname for c in children) or 'nothing'}",
         )
-    data = datas[0]
+    return datas[0], siblings
+
+
+def _require_element_type(data: etree._Element) -> None:
     # SAML Core §6.1: Type, if present, is xenc#Element.
     if data.get("Type") not in (None, ELEMENT_TYPE):
         raise DecryptionError("layout", f"the EncryptedData Type is {data.get('Type')!r}; it must be {ELEMENT_TYPE!r}")
+
+
+def _session_key(data: etree._Element, siblings: list[etree._Element]) -> etree._Element:
+    """The EncryptedKey that EncryptedData/KeyInfo designates: inside it, by a RetrievalMethod to
+    a sibling, or, when KeyInfo names none, the one sibling there is."""
     key_info = data.find(_KEY_INFO)
     inline = key_info.findall(_ENCRYPTED_KEY) if key_info is not None else []
     retrievals = key_info.findall(_RETRIEVAL_METHOD) if key_info is not None else []
     if inline:
-        if len(inline) > 1 or retrievals or siblings:
-            raise DecryptionError(
-                "layout",
-                f"the session key is ambiguous: {len(inline)} EncryptedKey in KeyInfo, {len(retrievals)} "
-                f"RetrievalMethod, {len(siblings)} sibling EncryptedKey; exactly one is accepted",
-            )
-        key = inline[0]
-    elif retrievals:
-        if len(retrievals) > 1:
-            raise DecryptionError("layout", f"EncryptedData/KeyInfo holds {len(retrievals)} RetrievalMethods; one "
-                                  "is accepted")
-        target = retrievals[0].get("URI", "")[1:]
-        matches = [k for k in siblings if k.get("Id") == target]
-        if len(matches) != 1:
-            raise DecryptionError(
-                "retrieval",
-                f"the RetrievalMethod points at '#{target}', which is not an xenc:EncryptedKey beside the "
-                "EncryptedData in this EncryptedAssertion",
-            )
-        key = matches[0]
-    elif len(siblings) == 1:
-        key = siblings[0]  # no reference at all: the one EncryptedKey beside the data
-    else:
+        return _inline_key(inline, retrievals, siblings)
+    if retrievals:
+        return _retrieved_key(retrievals, siblings)
+    if len(siblings) == 1:
+        return siblings[0]  # no reference at all: the one EncryptedKey beside the data
+    raise DecryptionError(
+        "layout", f"no EncryptedKey is designated: KeyInfo names none and {len(siblings)} sit beside the data"
+    )
+
+
+def _inline_key(
+    inline: list[etree._Element], retrievals: list[etree._Element], siblings: list[etree._Element]
+) -> etree._Element:
+    if len(inline) > 1 or retrievals or siblings:
         raise DecryptionError(
-            "layout", f"no EncryptedKey is designated: KeyInfo names none and {len(siblings)} sit beside the data"
+            "layout",
+            f"the session key is ambiguous: {len(inline)} EncryptedKey in KeyInfo, {len(retrievals)} "
+            f"RetrievalMethod, {len(siblings)} sibling EncryptedKey; exactly one is accepted",
         )
+    return inline[0]
+
+
+def _retrieved_key(retrievals: list[etree._Element], siblings: list[etree._Element]) -> etree._Element:
+    if len(retrievals) > 1:
+        raise DecryptionError("layout", f"EncryptedData/KeyInfo holds {len(retrievals)} RetrievalMethods; one "
+                              "is accepted")
+    target = retrievals[0].get("URI", "")[1:]
+    matches = [k for k in siblings if k.get("Id") == target]
+    if len(matches) != 1:
+        raise DecryptionError(
+            "retrieval",
+            f"the RetrievalMethod points at '#{target}', which is not an xenc:EncryptedKey beside the "
+            "EncryptedData in this EncryptedAssertion",
+        )
+    return matches[0]
+
+
+def _require_key_names_data(key: etree._Element, data: etree._Element) -> None:
+    """An EncryptedKey with a ReferenceList must list the EncryptedData (when it has an Id)."""
     data_id = data.get("Id")
     references = [r.get("URI", "") for r in key.iterfind(f"{{{XENC}}}ReferenceList/{{{XENC}}}DataReference")]
     if references and data_id and f"#{data_id}" not in references:
         raise DecryptionError("layout", f"the EncryptedKey's ReferenceList does not name EncryptedData '#{data_id}'")
-    return data, key
 
 
 def _require_algorithm(element: etree._Element, allowed: frozenset[str], what: str) -> None:
