@@ -180,6 +180,11 @@ def _parent(element: etree._Element) -> etree._Element:
 def _common_problems(root: etree._Element, *, signature_parents: list[etree._Element]) -> list[StructureProblem]:
     """IDs, signature placement and count, ds:Object: the checks shared by a Response and a
     decrypted Assertion."""
+    return [*_duplicate_ids(root), *_signature_problems(root, signature_parents), *_objects(root)]
+
+
+def _duplicate_ids(root: etree._Element) -> list[StructureProblem]:
+    """Each ID, Id or xml:id value used more than once, with the elements that use it."""
     problems: list[StructureProblem] = []
     ids = cast("list[str]", _ID_VALUES(root))
     if len(set(ids)) != len(ids):  # only then: which elements, in document order
@@ -195,7 +200,13 @@ def _common_problems(root: etree._Element, *, signature_parents: list[etree._Ele
                 problems.append(StructureProblem(
                     "duplicate-id", f"the ID {value!r} is used {len(elements)} times: {places}",
                     line_of(elements[1])))
+    return problems
 
+
+def _signature_problems(root: etree._Element, signature_parents: list[etree._Element]) -> list[StructureProblem]:
+    """A ds:Signature anywhere but under one of `signature_parents`, two under one element, or
+    more than MAX_SIGNATURES in all."""
+    problems: list[StructureProblem] = []
     signatures = [s for s in root.iter(_SIGNATURE) if s is not root]
     # Keyed by the parent element itself: the key keeps lxml's proxy alive, so identity holds.
     by_parent: defaultdict[etree._Element, list[etree._Element]] = defaultdict(list)
@@ -222,11 +233,14 @@ def _common_problems(root: etree._Element, *, signature_parents: list[etree._Ele
             f"the message has {len(signatures)} ds:Signature elements; at most {MAX_SIGNATURES} are accepted",
             line_of(signatures[MAX_SIGNATURES]),
         ))
-    for obj in root.iter(_OBJECT):
-        problems.append(StructureProblem(
-            "object", f"a ds:Object{_where(obj)} is present; SAML signatures never need one (XSW hides "
-            "assertions there)", line_of(obj)))
     return problems
+
+
+def _objects(root: etree._Element) -> list[StructureProblem]:
+    """Every ds:Object: XSW hides assertions there."""
+    return [StructureProblem(
+        "object", f"a ds:Object{_where(obj)} is present; SAML signatures never need one (XSW hides "
+        "assertions there)", line_of(obj)) for obj in root.iter(_OBJECT)]
 
 
 def _decrypted_problems(root: etree._Element, outer: etree._Element) -> list[StructureProblem]:
