@@ -29,7 +29,7 @@ from .assertion import ResponseSpec, build_response, serialize
 from .faults import Fault, Plan, Situation, build, claim_roles, conflict, why_not
 from .registry import RegisteredSP
 from .settings import Persona
-from .state import IdPState, secret_token, shared_secret
+from .state import IdPState, record_item, secret_token, shared_secret
 
 log = logging.getLogger("idp")
 
@@ -105,9 +105,9 @@ def new_session(idp: IdPState, persona: Persona) -> Session:
 
 
 def start_session(idp: IdPState, persona: Persona) -> tuple[str, Session]:
-    sid, session = secret_token(), new_session(idp, persona)
-    idp.put_record("session", sid, session, idp.settings.server.session_lifetime)
-    return sid, session
+    """A new IdP session for `persona`, not stored yet: :func:`post_form` stores it (`started`)
+    together with the first response it carries, in one write, right before its cookie is set."""
+    return secret_token(), new_session(idp, persona)
 
 
 def end_session(idp: IdPState, sid: str) -> None:
@@ -168,11 +168,16 @@ def sent(idp: IdPState, sid: str | None) -> list[Sent]:
     return [Sent(**kept) for kept in json.loads(raw)["records"]] if raw else []
 
 
-def _keep_sent(idp: IdPState, sid: str, message: Sent, *, new_session: bool) -> None:
+def _keep_sent(idp: IdPState, sid: str, message: Sent, *, started: Session | None) -> None:
     # The last SENT_KEPT, kept as long as the IdP session (a list in the store would never expire).
-    kept = [message, *([] if new_session else sent(idp, sid)[:SENT_KEPT - 1])]
-    idp.store.put("debug", sid, json.dumps({"records": [vars(m) for m in kept]}).encode(),
-                  idp.settings.server.session_lifetime)
+    # A session `started` for this message has kept nothing yet; it is stored in the same write.
+    lifetime = idp.settings.server.session_lifetime
+    kept = [message, *([] if started else sent(idp, sid)[:SENT_KEPT - 1])]
+    debug = ("debug", sid, json.dumps({"records": [vars(m) for m in kept]}).encode(), lifetime)
+    if started is None:
+        idp.store.put(*debug)
+    else:
+        idp.store.put_many([record_item("session", sid, started, lifetime), debug])
 
 
 def previous_response(idp: IdPState, sid: str | None, sp: RegisteredSP, persona: Persona) -> bytes | None:
@@ -212,13 +217,13 @@ def no_passive(idp: IdPState, sp: RegisteredSP, pending: Pending) -> bytes:
 
 def post_form(idp: IdPState, sid: str | None, pending: Pending, sp: RegisteredSP, xml: bytes,
               *, label: str = "SAML response", param: str = "SAMLResponse", persona: Persona | None = None,
-              new_session: bool = False) -> Response:
+              started: Session | None = None) -> Response:
     """The auto-POST form that carries the response to the registered ACS (SECURITY.md §5), kept
-    in the IdP session `sid` (if any; `new_session` when it was started for this response, so it
-    has kept nothing yet) as the response of `persona` (if any)."""
+    in the IdP session `sid` (if any) as the response of `persona` (if any). `started` is the
+    record of `sid` when :func:`start_session` made it for this response: it is stored here."""
     if sid:
         _keep_sent(idp, sid, Sent(at=idp.clock().isoformat(), sp=sp.entity_id, acs=pending.acs, label=label,
-                                  xml=xml.decode(), persona=persona.id if persona else None), new_session=new_session)
+                                  xml=xml.decode(), persona=persona.id if persona else None), started=started)
     log.info("response to %s at %s (InResponseTo %s)", sp.entity_id, pending.acs, pending.request_id)
     parts = urlsplit(pending.acs)
     origin = f"{parts.scheme}://{parts.netloc}"

@@ -141,7 +141,8 @@ def signed_in(idp: IdPState, sid: str, session: flow.Session, sp: RegisteredSP, 
               persona: Persona, *, new_cookie: bool = True, picked: tuple[Fault, ...] = ()) -> Response:
     """The response for `persona`, with the faults that apply to this one response: the persona's own
     (settings), `picked` on the login page, and one armed through the API for this SP and persona
-    (taken once, and only when it can apply here: one meant for another SP stays armed)."""
+    (taken once, and only when it can apply here: one meant for another SP stays armed).
+    `new_cookie`: the session `sid` was started for this response, and is stored with it."""
     chosen = tuple(dict.fromkeys((*(fault(f) for f in persona.faults), *picked)))
     problem = flow.fault_problem(idp, sp, persona, chosen)
     if problem is not None:
@@ -159,7 +160,8 @@ def signed_in(idp: IdPState, sid: str, session: flow.Session, sp: RegisteredSP, 
                 "is none yet: sign in once without it first"))
     else:
         xml = flow.persona_response(idp, sp, pending, persona, session, chosen)
-    response = flow.post_form(idp, sid, pending, sp, xml, label=label, persona=persona, new_session=new_cookie)
+    response = flow.post_form(idp, sid, pending, sp, xml, label=label, persona=persona,
+                              started=session if new_cookie else None)
     if new_cookie:
         set_session_cookie(idp, response, sid)
     return response

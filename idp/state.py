@@ -74,13 +74,20 @@ class IdPState:
     # The IdP's records in the store: the one place they become JSON and back ------------------
     def put_record(self, ns: str, key: str, record: DataclassInstance, ttl: float | None = None) -> None:
         """Keep `record` (a flat dataclass of JSON values) under `ns` and `key` as a JSON object."""
-        self.store.put(ns, key, json.dumps(vars(record)).encode(), ttl)  # vars: asdict deep-copies
+        self.store.put(*record_item(ns, key, record, ttl))
 
     def get_record(self, ns: str, key: str, kind: Callable[..., R], *, take: bool = False) -> R | None:
         """The record under `ns` and `key` as a `kind` (its fields from the JSON object), or None;
         `take` removes it (atomically: of two workers, one gets it)."""
         raw = self.store.take(ns, key) if take else self.store.get(ns, key)
         return kind(**json.loads(raw)) if raw else None
+
+
+def record_item(
+    ns: str, key: str, record: DataclassInstance, ttl: float | None = None
+) -> tuple[str, str, bytes, float | None]:
+    """What :meth:`IdPState.put_record` stores, as an item for :meth:`Store.put_many`."""
+    return ns, key, json.dumps(vars(record)).encode(), ttl  # vars: asdict deep-copies
 
 
 def build_state(

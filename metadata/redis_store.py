@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from metadata.store_contract import StoreUnavailable, check_cap, check_namespace, redacted_store_url
@@ -71,6 +71,17 @@ class RedisStore:
         name, px = _value_name(ns, key), _milliseconds(ttl)
         with self._guard() as client:
             client.set(name, value, px=px)
+
+    def put_many(self, items: Sequence[tuple[str, str, bytes, float | None]]) -> None:
+        for ns, _, _, ttl in items:
+            check_namespace(ns, ttl)
+        if not items:
+            return
+        with self._guard() as client:
+            pipe = client.pipeline(transaction=True)  # MULTI/EXEC: one round trip, all or none seen
+            for ns, key, value, ttl in items:
+                pipe.set(_value_name(ns, key), value, px=_milliseconds(ttl))
+            pipe.execute()
 
     def add(self, ns: str, key: str, value: bytes, ttl: float | None = None) -> bool:
         check_namespace(ns, ttl)

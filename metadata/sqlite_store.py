@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from metadata.store_contract import StoreUnavailable, check_cap, check_namespace
@@ -148,6 +148,17 @@ class SQLiteStore:
             conn.execute(
                 "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
                 (ns, key, value, None if ttl is None else now + ttl),
+            )
+
+    def put_many(self, items: Sequence[tuple[str, str, bytes, float | None]]) -> None:
+        for ns, _, _, ttl in items:
+            check_namespace(ns, ttl)
+        if not items:
+            return
+        with self._write() as (conn, now):  # one transaction: one lock, one commit
+            conn.executemany(
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)",
+                [(ns, key, value, None if ttl is None else now + ttl) for ns, key, value, ttl in items],
             )
 
     def add(self, ns: str, key: str, value: bytes, ttl: float | None = None) -> bool:

@@ -5,6 +5,7 @@ implementation makes the same way (:mod:`metadata.sqlite_store`, :mod:`metadata.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Protocol
 
 from metadata.errors import MetadataError
@@ -39,6 +40,10 @@ class Store(Protocol):
 
     def put(self, ns: str, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store ``value``, replacing any current one."""
+
+    def put_many(self, items: Sequence[tuple[str, str, bytes, float | None]]) -> None:
+        """:meth:`put` each ``(ns, key, value, ttl)`` of `items`, all in one atomic write: every
+        argument is checked before anything is stored, and no reader sees some without the others."""
 
     def add(self, ns: str, key: str, value: bytes, ttl: float | None = None) -> bool:
         """Store ``value`` only if the key holds no live value; ``True`` if it was stored."""

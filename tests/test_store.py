@@ -111,6 +111,34 @@ def test_expired_entries_are_never_returned(backend: Backend) -> None:
     assert store.get("pending", "long") == b"l"
 
 
+def test_put_many_stores_every_item_at_once(backend: Backend) -> None:
+    store = backend.store
+    store.put("debug", "s1", b"old")
+    store.put_many([("session", "s1", b"who", 0.3), ("debug", "s1", b"new", 60), ("forever", "k", b"f", None)])
+    assert store.get("session", "s1") == b"who"
+    assert store.get("debug", "s1") == b"new"  # replaced, like put
+    assert store.get("forever", "k") == b"f"
+    store.put_many([])
+
+    backend.advance(0.45)  # each item keeps its own ttl
+    assert store.get("session", "s1") is None
+    assert store.get("debug", "s1") == b"new"
+    assert store.keys("forever") == ["k"]
+
+
+@pytest.mark.parametrize(
+    "items",
+    [[("ok", "k", b"v", None), ("a:b", "k", b"v", None)], [("ok", "k", b"v", 60), ("ok", "k2", b"v", 0)]],
+    ids=["bad-namespace", "zero-ttl"],
+)
+def test_put_many_checks_every_item_before_storing_any(
+    backend: Backend, items: list[tuple[str, str, bytes, float | None]]
+) -> None:
+    with pytest.raises(ValueError):
+        backend.store.put_many(items)
+    assert backend.store.get("ok", "k") is None
+
+
 def test_add_inserts_only_when_absent(backend: Backend) -> None:
     store = backend.store
     assert store.add("replay", "_a1", b"first", ttl=0.3) is True
