@@ -73,3 +73,29 @@ def test_unreadable_inputs_name_their_code(data: bytes, code: str) -> None:
     assert refused.message
     finding = refused.finding("pasted")
     assert (finding.code, finding.message, finding.where) == (code, refused.message, "pasted")
+
+
+def _deflated(xml: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=-15)
+    return compressor.compress(xml) + compressor.flush()
+
+
+@pytest.mark.parametrize(("raw", "said"), [
+    (_deflated(XML) + b"junk", "4 bytes follow the end of the DEFLATE stream"),
+    (_deflated(XML)[:-4], "truncated"),
+    (zlib.compress(XML), "zlib header"),
+])
+def test_a_deflated_value_is_refused_unless_it_is_one_whole_raw_stream(raw: bytes, said: str) -> None:
+    # Accepting a cut-short stream would judge garbled XML; trailing bytes are not part of the message.
+    refused = read_response_input(base64.b64encode(raw))
+    assert isinstance(refused, InputRefusal) and refused.rule.code == "XML010"
+    assert said in refused.message, refused.message
+    [found] = read_response_input(base64.b64encode(_deflated(XML)))
+    assert found.xml == XML
+
+
+def test_a_character_outside_base64_is_shown_as_pasted() -> None:
+    refused = read_response_input("PHNhbWxwOlJlc3BvbnNl\u00e9".encode())
+    assert isinstance(refused, InputRefusal) and refused.rule.code == "XML010"
+    assert "'é'" in refused.message, refused.message
+

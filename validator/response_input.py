@@ -70,7 +70,8 @@ def read_response_input(data: bytes) -> tuple[ResponseInput, ...] | InputRefusal
 def _base64(value: bytes | str) -> bytes:
     """The XML of a SAMLResponse value: base64 (wrapped or not), rarely DEFLATE-compressed as an
     HTTP-Redirect message would be; decoded and inflated by the bindings' one decoder."""
-    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    # A character outside base64 is refused either way; UTF-8 lets the message show the one pasted.
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
     try:
         decoded = decode_base64(text, "SAMLResponse", line_breaks=True)
         if decoded.lstrip()[:1] == b"<":
@@ -79,9 +80,8 @@ def _base64(value: bytes | str) -> bytes:
     except BindingError as exc:
         if exc.kind == "too-large":
             raise _Refused(TOO_LARGE, exc.message) from None
-        if exc.kind == "deflate":
-            raise _Refused(BAD_BASE64, "the base64 value decodes to neither XML nor a raw DEFLATE stream "
-                           f"({exc.actual}); was it cut short?") from None
+        if exc.kind == "deflate":  # bindings' message says which: not DEFLATE, a zlib header, cut short, trailing
+            raise _Refused(BAD_BASE64, f"the base64 value decodes to something other than XML: {exc.message}") from None
         raise _Refused(BAD_BASE64, exc.message) from None
     if inflated.lstrip()[:1] != b"<":
         raise _Refused(BAD_BASE64, "the decoded value is not XML")
