@@ -472,5 +472,4 @@ def test_folding_never_lowers_a_severity() -> None:
     log = FindingLog()
     warnings = [Finding("CLM004", Severity.WARNING, "t", f"optional {n}") for n in range(MAX_REPEATS + 5)]
     log.extend([*warnings, Finding("CLM004", Severity.ERROR, "t", "required")])
-    assert log.errors_since(0) == 1
     assert [f.message for f in log.frozen() if f.severity is Severity.ERROR] == ["required"]

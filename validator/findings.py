@@ -129,10 +129,6 @@ class FindingLog:
         """Add findings as they are: another inspection's, folded batch by batch already."""
         self._found.extend(findings)
 
-    def errors_since(self, mark: int) -> int:
-        """How many errors were added after the first `mark` findings."""
-        return sum(1 for f in self._found[mark:] if f.severity is Severity.ERROR)
-
     def __len__(self) -> int:
         return len(self._found)
 
