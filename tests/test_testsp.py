@@ -535,3 +535,23 @@ def test_one_error_is_named_with_its_title_several_by_their_codes() -> None:
     assert note([audience, {**audience, "code": "RSP015"}]) == "RSP013, RSP015"
     many = [{**audience, "code": f"RSP0{n}"} for n in range(10, 16)]
     assert note(many) == "RSP010, RSP011, RSP012, RSP013 and 2 more"
+
+
+def test_a_store_failure_during_the_replay_check_is_a_503_not_a_crash(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from metadata.store import StoreUnavailable
+
+    fields = pair.login()
+    store = pair.app.extensions["saml_validator_web"].store
+    add = store.add
+
+    def failing(ns: str, key: str, value: bytes, ttl: float | None = None) -> bool:
+        if ns == "test-sp-seen-assertions":
+            raise StoreUnavailable("the store is down")
+        return bool(add(ns, key, value, ttl=ttl))
+
+    monkeypatch.setattr(store, "add", failing)
+    posted = pair.sp.post("/test-sp/acs", data=fields)
+    assert posted.status_code == 503
+    assert "the store is down" in posted.get_data(as_text=True)
