@@ -162,6 +162,26 @@ _SIGNED_INFO_SHAPE = [_C14N_METHOD, _SIGNATURE_METHOD, _REFERENCE]
 
 def read_profile(signature: etree._Element) -> SignatureProfile:
     """Read a signature's algorithms and reference, or raise ``profile`` when its shape is wrong."""
+    parts = _signed_info_parts(signature)
+    reference = parts[2]
+    transforms, prefixes = _transforms_and_prefixes(reference)
+    digest = reference.find(_DIGEST_METHOD)
+    texts = _certificate_texts(signature)
+    return SignatureProfile(
+        signature_method=parts[1].get("Algorithm", ""),
+        c14n_method=parts[0].get("Algorithm", ""),
+        reference_uri=reference.get("URI", ""),
+        transforms=transforms,
+        digest_method=digest.get("Algorithm", "") if digest is not None else "",
+        inclusive_prefixes=prefixes,
+        certificate_texts=texts,
+        line=line_of(signature),
+    )
+
+
+def _signed_info_parts(signature: etree._Element) -> list[etree._Element]:
+    """SignedInfo's CanonicalizationMethod, SignatureMethod and Reference, in that order, or
+    ``profile``: SignedInfo not first, a ds:Object, or SignedInfo holding anything else."""
     signed_info = next(signature.iterchildren(etree.Element), None)
     if signed_info is None or signed_info.tag != _SIGNED_INFO:
         raise SignatureError("profile", "the first child of ds:Signature is not ds:SignedInfo")
@@ -177,7 +197,12 @@ def read_profile(signature: etree._Element) -> SignatureProfile:
                 "ds:SignedInfo must hold CanonicalizationMethod, SignatureMethod and exactly one Reference; "
                 f"it holds {', '.join(tags) or 'nothing'}",
             )
-    reference = parts[2]
+    return parts
+
+
+def _transforms_and_prefixes(reference: etree._Element) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The Reference's transform algorithms, and the PrefixList of the last InclusiveNamespaces
+    under any of them."""
     transforms: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
     transforms_el = reference.find(_TRANSFORMS_TAG)
@@ -187,19 +212,13 @@ def read_profile(signature: etree._Element) -> SignatureProfile:
         for transform in each:
             for inclusive in transform.iterchildren("{*}InclusiveNamespaces"):
                 prefixes = tuple(inclusive.get("PrefixList", "").split())
-    digest = reference.find(_DIGEST_METHOD)
-    texts = tuple("".join(text_of(cert).split()) for data in _children(signature, _KEY_INFO, _X509_DATA)
-                  for cert in data.iterchildren(_X509_CERTIFICATE))
-    return SignatureProfile(
-        signature_method=parts[1].get("Algorithm", ""),
-        c14n_method=parts[0].get("Algorithm", ""),
-        reference_uri=reference.get("URI", ""),
-        transforms=transforms,
-        digest_method=digest.get("Algorithm", "") if digest is not None else "",
-        inclusive_prefixes=prefixes,
-        certificate_texts=texts,
-        line=line_of(signature),
-    )
+    return transforms, prefixes
+
+
+def _certificate_texts(signature: etree._Element) -> tuple[str, ...]:
+    """Each KeyInfo/X509Data/X509Certificate's text, whitespace removed (reported, never trusted)."""
+    return tuple("".join(text_of(cert).split()) for data in _children(signature, _KEY_INFO, _X509_DATA)
+                 for cert in data.iterchildren(_X509_CERTIFICATE))
 
 
 def _children(element: etree._Element, outer: str, inner: str) -> Iterator[etree._Element]:
