@@ -256,19 +256,21 @@ def _parse(data: bytes, limits: XMLLimits) -> etree._ElementTree:
     except etree.XMLSyntaxError as exc:
         line = exc.lineno if isinstance(exc.lineno, int) and exc.lineno > 0 else None
         raise UnsafeXML("malformed", f"the document is not well-formed XML: {exc.msg}", line=line) from exc
-    docinfo = tree.docinfo
-    if getattr(docinfo, "doctype", "") or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise UnsafeXML("doctype", "the document has a DOCTYPE; DTDs and entity declarations are refused", line=1)
-    parsed_encoding = (docinfo.encoding or "utf-8").lower()
-    if parsed_encoding not in _ALLOWED_ENCODINGS:
-        raise UnsafeXML(
-            "encoding", f"the document is encoded as {parsed_encoding!r}; only UTF-8 and UTF-16 are accepted"
-        )
+    _refuse_by_prolog(tree.docinfo)
     root = tree.getroot()
     if not limits.canonical:
         _refuse_by_count_and_depth(root, limits)
         _refuse_by_shape(root, data, encoding, limits)
     return tree
+
+
+def _refuse_by_prolog(docinfo: etree.DocInfo) -> None:
+    """What libxml2 read before the root: any DOCTYPE, the encoding it actually decoded."""
+    if getattr(docinfo, "doctype", "") or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise UnsafeXML("doctype", "the document has a DOCTYPE; DTDs and entity declarations are refused", line=1)
+    decoded = (docinfo.encoding or "utf-8").lower()
+    if decoded not in _ALLOWED_ENCODINGS:
+        raise UnsafeXML("encoding", f"the document is encoded as {decoded!r}; only UTF-8 and UTF-16 are accepted")
 
 
 def _refuse_by_count_and_depth(root: etree._Element, limits: XMLLimits) -> None:
