@@ -33,7 +33,9 @@ def _mark(store: Store) -> None:
     store.put(*MARKER, b"1", ARMED_TTL)
 
 
-def _maybe_armed(store: Store) -> bool:
+def maybe_armed(store: Store) -> bool:
+    """False when nothing is armed (one store read). A login asks once and hands the answer to
+    :func:`take_login` and :func:`take_faults`: each read is a transaction of its own."""
     return store.get(*MARKER) is not None
 
 
@@ -43,9 +45,10 @@ def arm_login(store: Store, sp: str | None, persona: str) -> None:
     _mark(store)
 
 
-def take_login(store: Store, sp: str) -> str | None:
-    """The persona armed for `sp`, else for any SP; taken once."""
-    if not _maybe_armed(store):
+def take_login(store: Store, sp: str, *, armed: bool | None = None) -> str | None:
+    """The persona armed for `sp`, else for any SP; taken once. `armed`: what :func:`maybe_armed`
+    said for this login, if it was asked already."""
+    if not (maybe_armed(store) if armed is None else armed):
         return None
     for who in (sp, "*"):
         if store.get(LOGINS, who):
@@ -66,18 +69,18 @@ def arm_faults(store: Store, sp: str | None, persona: str | None, faults: Sequen
 
 
 def take_faults(store: Store, sp: str, persona: str, chosen: Sequence[Fault],
-                fits: Callable[[tuple[Fault, ...]], bool]) -> tuple[Fault, ...]:
+                fits: Callable[[tuple[Fault, ...]], bool], *, armed: bool | None = None) -> tuple[Fault, ...]:
     """The faults armed for this SP and persona, the most specific first, taken once — but only
     when `fits` (the faults `chosen` already, with them) says they can apply here; otherwise they
-    stay armed for their own login."""
-    if not _maybe_armed(store):
+    stay armed for their own login. `armed` as for :func:`take_login`."""
+    if not (maybe_armed(store) if armed is None else armed):
         return ()
     have = {c.id for c in chosen}
     for key in (faults_key(sp, persona), faults_key(sp, None), faults_key(None, persona), faults_key(None, None)):
-        armed = store.get(FAULTS, key)
-        if not armed:
+        listed = store.get(FAULTS, key)
+        if not listed:
             continue
-        faults = tuple(fault(f) for f in json.loads(armed) if f not in have)
+        faults = tuple(fault(f) for f in json.loads(listed) if f not in have)
         if fits((*chosen, *faults)) and store.take(FAULTS, key):
             return faults
     return ()

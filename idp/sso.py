@@ -107,18 +107,19 @@ def _context(
 
 def _continue(idp: IdPState, sp: RegisteredSP, pending: flow.Pending) -> Response:
     # Automation first: a persona armed through the API for this SP, or an auto_login persona.
-    armed = None if pending.is_passive else arming.take_login(idp.store, sp.entity_id)
+    maybe_armed = None if pending.is_passive else arming.maybe_armed(idp.store)  # one read for both takes
+    armed = arming.take_login(idp.store, sp.entity_id, armed=True) if maybe_armed else None
     auto = next((p for p in idp.personas.values() if p.auto_login), None)
     chosen = idp.personas.get(armed) if armed else auto
     existing = flow.current_session(idp)
     if chosen is not None and not pending.is_passive:
         sid, session = flow.start_session(idp, chosen)
-        return signed_in(idp, sid, session, sp, pending, chosen)
+        return signed_in(idp, sid, session, sp, pending, chosen, maybe_armed=maybe_armed)
     if existing and not pending.force_authn:
         sid, session = existing
         persona = idp.personas.get(session.persona)
         if persona is not None:
-            return signed_in(idp, sid, session, sp, pending, persona, new_cookie=False)
+            return signed_in(idp, sid, session, sp, pending, persona, new_cookie=False, maybe_armed=maybe_armed)
     if pending.is_passive:
         return flow.post_form(idp, existing[0] if existing else None, pending, sp, flow.no_passive(idp, sp, pending),
                               label="NoPassive status")
@@ -138,18 +139,21 @@ def same_site_post() -> bool:
 
 
 def signed_in(idp: IdPState, sid: str, session: flow.Session, sp: RegisteredSP, pending: flow.Pending,
-              persona: Persona, *, new_cookie: bool = True, picked: tuple[Fault, ...] = ()) -> Response:
+              persona: Persona, *, new_cookie: bool = True, picked: tuple[Fault, ...] = (),
+              maybe_armed: bool | None = None) -> Response:
     """The response for `persona`, with the faults that apply to this one response: the persona's own
     (settings), `picked` on the login page, and one armed through the API for this SP and persona
     (taken once, and only when it can apply here: one meant for another SP stays armed).
-    `new_cookie`: the session `sid` was started for this response, and is stored with it."""
+    `new_cookie`: the session `sid` was started for this response, and is stored with it.
+    `maybe_armed`: :func:`arming.maybe_armed`'s answer for this request, if it was asked already."""
     chosen = tuple(dict.fromkeys((*(fault(f) for f in persona.faults), *picked)))
     problem = flow.fault_problem(idp, sp, persona, chosen)
     if problem is not None:
         log.warning("fault refused for %s: %s", sp.entity_id, problem)
         return render_page("fault_refused.html", status=400, problem=problem, sp=sp.entity_id)
     chosen += arming.take_faults(idp.store, sp.entity_id, persona.id, chosen,
-                                 lambda faults: flow.fault_problem(idp, sp, persona, faults) is None)
+                                 lambda faults: flow.fault_problem(idp, sp, persona, faults) is None,
+                                 armed=maybe_armed)
     label = f"signed in as {persona.id}" + (f" · faults: {', '.join(f.id for f in chosen)}" if chosen else "")
     if chosen and chosen[0].id == "replay":
         earlier = request.cookies.get(flow.SESSION_COOKIE)

@@ -70,6 +70,19 @@ def test_with_nothing_armed_a_login_reads_the_store_once_per_kind(store: Countin
     assert store.reads == 2
 
 
+def test_a_login_asks_for_the_marker_once_for_both_kinds(store: CountingStore) -> None:
+    armed = arming.maybe_armed(store)
+    assert arming.take_login(store, SP, armed=armed) is None
+    assert arming.take_faults(store, SP, "alice", (), always, armed=armed) == ()
+    assert store.reads == 1
+    arming.arm_login(store, SP, "alice")
+    arming.arm_faults(store, SP, "alice", [fault("expired")])
+    armed = arming.maybe_armed(store)
+    assert armed
+    assert arming.take_login(store, SP, armed=armed) == "alice"
+    assert arming.take_faults(store, SP, "alice", (), always, armed=armed) == (fault("expired"),)
+
+
 def test_the_marker_outlives_every_entry_armed_with_it(store: CountingStore, clock: Clock) -> None:
     arming.arm_faults(store, SP, None, [fault("expired")])
     clock.now += 200
