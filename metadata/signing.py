@@ -6,6 +6,11 @@ enveloped-signature and exclusive-c14n transforms), verifies with trusted certif
 only — never with a key found in KeyInfo — and hands back the exclusive canonical bytes of
 the signed element without its signature: what was signed, and the only thing a caller may
 read claims from (after re-parsing them with :func:`metadata.xml.parse_untrusted`).
+
+Size: this is one thing, XML-Signature as SAML Core §5.4 profiles it: the signer makes exactly
+the shape that the profile rules accept, both draw on the same algorithm tables, and the verifier
+runs those rules and the cost caps (PrefixList, canonical size, trusted certificates) right before
+its one xmlsec call, where a reader sees that nothing reaches xmlsec unchecked.
 """
 
 from __future__ import annotations
