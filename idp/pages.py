@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 from lxml import etree
 
-from metadata.saml import EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED
+from metadata.saml import BINDING_POST, BINDING_REDIRECT, EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED
 from metadata.signing import sign, signature_method_for
 from metadata.store import StoreUnavailable
 from metadata.write import idp_metadata_xml
@@ -23,9 +23,6 @@ log = logging.getLogger("idp")
 
 RETRY_AFTER = 5
 """Seconds a client is told to wait when the store is unavailable."""
-
-REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
-POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 
 
 def content_security_policy(form_action: str = "'self'") -> str:
@@ -52,8 +49,8 @@ def metadata_document(idp: IdPState) -> bytes:
     server = idp.settings.server
     element = idp_metadata_xml(
         idp.entity_id,
-        sso_urls={REDIRECT: idp.url("/sso"), POST: idp.url("/sso")},
-        slo_urls={REDIRECT: idp.url("/slo"), POST: idp.url("/slo")},
+        sso_urls={BINDING_REDIRECT: idp.url("/sso"), BINDING_POST: idp.url("/sso")},
+        slo_urls={BINDING_REDIRECT: idp.url("/slo"), BINDING_POST: idp.url("/slo")},
         certificates=idp.keys.all_certificates(),
         nameid_formats=[EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED],
         want_authn_requests_signed=server.require_signed_requests,

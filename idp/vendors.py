@@ -1,7 +1,7 @@
 """Vendor profiles: responses shaped the way a given IdP product sends them.
 
-Each profile is shaped after real responses in the shared corpus
-(``../shared/corpus/responses/<vendor>/``), named in its docstring: the Issuer form, what is
+Each profile is shaped after real responses in the corpus
+(``tests/corpus/responses/<vendor>/``), named in its docstring: the Issuer form, what is
 signed, the NameID format, the attributes' NameFormat and FriendlyName, and the claims the
 product adds on its own. A persona's claims are always sent with their names exactly as
 written — the CRM record is the contract — in the vendor's NameFormat; a persona claim
