@@ -28,7 +28,7 @@ import ssl
 import string
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
 from metadata.addresses import Address, Network, forbidden, literal
@@ -38,7 +38,7 @@ from metadata.urls import USERINFO as _USERINFO
 from metadata.urls import redact_url
 from metadata.xml import MiB, looks_like_html, visible
 
-__all__ = ["FetchError", "FetchPolicy", "FetchResult", "fetch", "redact_url"]
+__all__ = ["LOOPBACK", "FetchError", "FetchPolicy", "FetchResult", "fetch", "local_development", "redact_url"]
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
@@ -71,6 +71,18 @@ class FetchPolicy:
     """The ``User-Agent`` header sent."""
     resolver: Callable[[str, int], Sequence[str]] = _system_resolve
     """Host name and port to IP address strings; ``socket.getaddrinfo`` unless a test replaces it."""
+
+
+LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+"""The loopback networks, which only local development mode fetches from."""
+
+
+def local_development(policy: FetchPolicy | None = None) -> FetchPolicy:
+    """`policy` (default: SECURITY.md §4's) that also accepts ``http://`` and loopback addresses:
+    for an IdP on this machine (``saml-validate serve --dev``), never for a server others reach.
+    Private, link-local and every other refused block stay refused."""
+    base = policy or FetchPolicy()
+    return replace(base, allow_http=True, allowed_networks=(*base.allowed_networks, *LOOPBACK))
 
 
 @dataclass(frozen=True)

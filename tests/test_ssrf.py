@@ -683,3 +683,31 @@ def test_an_allowed_network_opens_only_itself(network: Network) -> None:
     for url in ("https://127.0.0.2/metadata", "https://[::ffff:127.0.0.1]/metadata", "https://[::1]/metadata"):
         assert refused(url, policy).kind == "forbidden-address", url
     assert network.connects == []
+
+
+# --- local development mode (saml-validate serve --dev) ------------------------------------------
+
+
+def test_the_default_policy_refuses_http_and_loopback() -> None:
+    with pytest.raises(FetchError) as http:
+        fetch("http://127.0.0.1:9/metadata", FetchPolicy(resolver=numeric_resolver))
+    assert http.value.kind == "scheme"
+    with pytest.raises(FetchError) as loopback:
+        fetch("http://127.0.0.1:9/metadata", FetchPolicy(allow_http=True, resolver=numeric_resolver))
+    assert loopback.value.kind == "forbidden-address"
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.1/", "http://169.254.169.254/latest/", "http://192.168.1.1/",
+                                 "http://[fe80::1]/", "http://[::ffff:127.0.0.1]/"])
+def test_local_development_allows_loopback_only(url: str) -> None:
+    from metadata.fetch import LOOPBACK, local_development
+
+    policy = local_development(FetchPolicy(resolver=numeric_resolver, connect_timeout=0.5, total_timeout=1))
+    assert policy.allow_http and set(LOOPBACK) <= set(policy.allowed_networks)
+    assert not FetchPolicy().allow_http and not FetchPolicy().allowed_networks  # the default is unchanged
+    with pytest.raises(FetchError) as refused:
+        fetch(url, policy)
+    assert refused.value.kind == "forbidden-address", refused.value.message
+    with pytest.raises(FetchError) as nobody:  # allowed: it gets as far as connecting (port 9: discard, closed)
+        fetch("http://127.0.0.1:9/metadata", policy)
+    assert nobody.value.kind != "forbidden-address", nobody.value.message

@@ -168,11 +168,15 @@ def _http_policy() -> FetchPolicy:
     return FetchPolicy(allow_http=True)
 
 
+NO_TRUST_FIX = ("Run again with --metadata FILE|URL, or set [idp] metadata_url, metadata_file or "
+                "signing_certificates in the CRM record (--crm).")
+
+
 @cli.command("response")
 @click.argument("source", metavar="FILE|-")
 @click.option("--metadata", "metadata_source", metavar="FILE|URL",
               help="The IdP's metadata: its signing certificates and entity ID (default: the CRM record's "
-                   "idp.metadata_url).")
+                   "[idp] metadata_file, signing_certificates, then metadata_url).")
 @click.option("--crm", "crm_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The partner's CRM record: audience, ACS URL, claims and login types to check against.")
 @click.option("--sp-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -201,7 +205,8 @@ def response_command(
     inspection = inspect_response(
         data, source, now=parse_now(now), crm=crm, metadata=metadata_source,
         sp_key_pem=sp_key.read_bytes() if sp_key else None, request_id=request_id, skew_seconds=skew,
-        policy=_http_policy() if allow_http else None,
+        policy=_http_policy() if allow_http else None, record_dir=crm_path.parent if crm_path else None,
+        no_trust_fix=NO_TRUST_FIX,
     )
     emit(response_report(inspection, crm_source=str(crm_path) if crm_path else None), fmt, out, strict)
 
@@ -303,17 +308,28 @@ def _draft_exists(path: Path) -> click.BadParameter:
 @click.option("--store", "store_url", metavar="URL",
               help="sqlite:///ABSOLUTE/PATH or redis://host:port/db (default: $VALIDATOR_STORE, else "
                    "saml-validate-web.sqlite3 here; share it with `sweep --store` to know each partner's signer).")
-def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None, store_url: str | None) -> None:
+@click.option("--dev", is_flag=True, envvar="VALIDATOR_DEV_MODE",
+              help="Local development mode: allow http and loopback metadata and SSO URLs (an IdP on this "
+                   "machine, e.g. saml-idp serve); loopback --host only; a banner on every page.")
+def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None, store_url: str | None,
+                  dev: bool) -> None:
     """The web app: forms to check metadata and responses, discovery worksheets, go-live reports,
     live test logins (/test-login/<biller-id>) and the JSON API (/api/v1/openapi.json). A
     development server; for production: gunicorn 'validator.web:create_app()' (VALIDATOR_* settings)."""
     from metadata.store import open_store
-    from validator.web import DEFAULT_STORE, create_app
+    from validator.web import DEFAULT_STORE, DevModeError, create_app, refuse_public_dev_mode
 
-    url = base_url or f"http://{host}:{port}"
+    url = base_url or f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    try:
+        for where in (host, url) if dev else ():
+            refuse_public_dev_mode(where)
+    except DevModeError as exc:
+        raise click.UsageError(str(exc)) from None
     store = _store(store_url, lambda: open_store(store_url or os.environ.get("VALIDATOR_STORE"),
                                                  Path.cwd() / DEFAULT_STORE))
-    app = create_app(crm_folder=crm_folder, base_url=url, store=store)
+    app = create_app(crm_folder=crm_folder, base_url=url, store=store, dev_mode=dev)
+    if dev:
+        click.echo("LOCAL DEVELOPMENT MODE: http and loopback metadata and SSO URLs are allowed", err=True)
     click.echo(f"SAML Preflight on {url}/ — test logins at {url}/test-login/<biller-id>, the API at "
                f"{url}/api/v1/openapi.json", err=True)
     app.run(host=host, port=port, threaded=True)

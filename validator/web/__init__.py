@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,7 @@ def create_app(
     metadata_loader: Callable[[CRMRecord], bytes] | None = None,
     signing_key: KeyPair | None = None,
     fetch_policy: FetchPolicy | None = None,
+    dev_mode: bool | None = None,
 ) -> Flask:
     """The validator's web app.
 
@@ -63,29 +65,43 @@ def create_app(
     ``idp.metadata_url``). With `signing_key`, AuthnRequests are signed (HTTP-Redirect
     signature, RSA-SHA256) and the test SP's metadata publishes the certificate. `fetch_policy`
     governs partner URLs (metadata, the discovery probe); the default is SECURITY.md §4's.
+
+    `dev_mode` (default: ``VALIDATOR_DEV_MODE``) is local development mode: metadata and SSO URLs
+    may be http and loopback (:func:`metadata.fetch.local_development`), every page carries a
+    banner saying so, and only loopback clients are served. It refuses (:class:`DevModeError`) a
+    base URL whose host is not loopback.
     """
     import os
 
     from flask import Flask
     from werkzeug.exceptions import HTTPException
 
+    from metadata.fetch import local_development
     from metadata.store import open_store
 
     from . import api, csrf, pages, state, testsp
 
+    dev = state.dev_mode_from_environment(os.environ.get(DEV_MODE_VARIABLE)) if dev_mode is None else dev_mode
+    url = (base_url or os.environ.get("VALIDATOR_BASE_URL", "http://127.0.0.1:8081")).rstrip("/")
+    if dev:
+        refuse_public_dev_mode(url)
+        fetch_policy = local_development(fetch_policy)
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH)
     app.extensions["saml_validator_web"] = state.WebState(
         crm_folder=Path(crm_folder or os.environ.get("VALIDATOR_CRM_FOLDER", ".")),
-        base_url=(base_url or os.environ.get("VALIDATOR_BASE_URL", "http://127.0.0.1:8081")).rstrip("/"),
+        base_url=url,
         store=store if store is not None else open_store(os.environ.get("VALIDATOR_STORE"),
                                                          Path.cwd() / DEFAULT_STORE),
         clock=clock or state.utc_now,
-        metadata_loader=metadata_loader or state.fetch_idp_metadata,
+        metadata_loader=metadata_loader or partial(state.fetch_idp_metadata, policy=fetch_policy),
         signing_key=signing_key,
+        dev_mode=dev,
     )
     if fetch_policy is not None:
         app.extensions[pages.FETCH_POLICY] = fetch_policy
+    app.context_processor(lambda: {"dev_banner": state.DEV_BANNER if dev else None,
+                                   "dev_banner_style": state.DEV_BANNER_STYLE})
     for blueprint in (pages.blueprint, api.blueprint, testsp.blueprint):
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, http_error)
@@ -93,6 +109,28 @@ def create_app(
     app.after_request(csrf.set_cookie)
     app.after_request(security_headers)
     return app
+
+
+DEV_MODE_VARIABLE = "VALIDATOR_DEV_MODE"
+
+
+class DevModeError(ValueError):
+    """Local development mode asked for where others could reach the app."""
+
+
+def refuse_public_dev_mode(url_or_host: str) -> None:
+    """:class:`DevModeError` unless `url_or_host` (a base URL or a bind address) is loopback:
+    127.0.0.0/8, ``::1`` or ``localhost``. Dev mode fetches from this machine's own services."""
+    from urllib.parse import urlsplit
+
+    from .state import is_loopback_host
+
+    host = urlsplit(url_or_host).hostname if "://" in url_or_host else url_or_host
+    if not host or not is_loopback_host(host):
+        raise DevModeError(
+            f"development mode (--dev, {DEV_MODE_VARIABLE}) only runs on a loopback address (127.0.0.1, ::1, "
+            f"localhost), not {url_or_host!r}: it fetches http and loopback URLs, so it must not be reachable "
+            "from other machines")
 
 
 # Where metadata may be uploaded: the document (5 MiB), a CRM record and the other fields.
@@ -108,8 +146,11 @@ def guard() -> Response | None:
 
     from .api import is_api, problem
     from .csrf import refusal
-    from .state import error_page
+    from .state import error_page, is_loopback_host, web
 
+    if web().dev_mode and not is_loopback_host(request.remote_addr or ""):
+        return error_page(403, "Local development mode", "This validator runs in local development mode and "
+                          "serves only this machine.")
     if request.endpoint in _UPLOADS:
         request.max_content_length = UPLOAD_LIMIT
         request.max_form_memory_size = UPLOAD_LIMIT  # pasted metadata arrives as a form field

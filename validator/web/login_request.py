@@ -68,13 +68,14 @@ def authn_request_xml(*, request_id: str, issuer: str, acs_url: str, destination
     return etree.tostring(root)
 
 
-def sso_url(record: CRMRecord, loader: MetadataLoader) -> str:
-    """The partner's SSO URL, from the record or its metadata; only https (or http on localhost)
-    is ever used as a redirect target, whatever the partner's document says."""
+def sso_url(record: CRMRecord, loader: MetadataLoader, *, allow_http: bool = False) -> str:
+    """The partner's SSO URL, from the record or its metadata; only https (or http on localhost,
+    or any http with `allow_http`: local development mode) is ever used as a redirect target,
+    whatever the partner's document says."""
     url = record.idp.sso_url or _sso_url_from_metadata(record, loader)
     parts = urlsplit(url)
-    local = parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")
-    if not (parts.scheme == "https" and parts.hostname) and not local:
+    local = parts.scheme == "http" and (allow_http or parts.hostname in ("localhost", "127.0.0.1", "::1"))
+    if not (parts.scheme in ("https", "http") and parts.hostname) or not (parts.scheme == "https" or local):
         raise Refusal(400, "The SSO URL is not an https URL",
                       f"The IdP's SSO URL {url!r} is not https; the test login will not send a browser there.")
     return url

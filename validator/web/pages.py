@@ -20,7 +20,7 @@ from . import jobs
 from .csrf import csrf_token
 from .inputs import Document, InputError, document_from_form, record_from_form
 from .partners import PartnerError, list_partners, load_partner
-from .state import web
+from .state import web, with_dev_banner
 
 blueprint = Blueprint("pages", __name__, template_folder="templates")
 
@@ -34,7 +34,7 @@ def fetch_policy() -> FetchPolicy | None:
 
 
 def html(text: str, status: int = 200) -> Response:
-    return Response(text, status=status, mimetype="text/html")
+    return Response(with_dev_banner(text), status=status, mimetype="text/html")
 
 
 def home_page(error: str | None = None, status: int = 200) -> Response:

@@ -15,6 +15,7 @@ from flask import Response, current_app, render_template
 
 from metadata.crm import CRMRecord
 from metadata.errors import MetadataError
+from metadata.fetch import FetchPolicy
 from metadata.keys import KeyPair
 from metadata.store import Store
 
@@ -36,6 +37,9 @@ class WebState:
     clock: Callable[[], datetime]
     metadata_loader: MetadataLoader
     signing_key: KeyPair | None = None
+    dev_mode: bool = False
+    """Local development mode (``saml-validate serve --dev``): http and loopback URLs are allowed
+    for metadata and SSO URLs, every page says so, and only loopback clients are served."""
 
     @property
     def acs_url(self) -> str:
@@ -50,18 +54,62 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def fetch_idp_metadata(record: CRMRecord) -> bytes:
-    """The record's IdP metadata, from ``idp.metadata_url`` with the SSRF-safe fetcher."""
+def fetch_idp_metadata(record: CRMRecord, policy: FetchPolicy | None = None) -> bytes:
+    """The record's IdP metadata, from ``idp.metadata_url`` with the SSRF-safe fetcher under
+    `policy` (default: SECURITY.md §4's)."""
     from metadata.fetch import fetch
 
     if not record.idp.metadata_url:
         raise MetadataUnavailable("the CRM record has no idp.metadata_url, so the IdP's certificates are unknown")
-    return fetch(record.idp.metadata_url).body
+    return fetch(record.idp.metadata_url, policy or FetchPolicy()).body
+
+
+DEV_BANNER = ("Local development mode: metadata and SSO URLs may be http and on this machine (loopback). "
+              "Never use this mode for partners.")
+"""What every page says in local development mode."""
+DEV_BANNER_STYLE = ("margin:0;padding:8px 16px;background:#fff3cd;color:#6b4e00;border-bottom:2px solid #a05a00;"
+                    "font:600 14px/1.4 system-ui,sans-serif;text-align:center")
+
+
+def dev_banner_html() -> str:
+    """The banner as HTML, for pages not drawn from the app's templates (reports, worksheets)."""
+    return f'<p class="dev-banner" role="status" style="{DEV_BANNER_STYLE}">{DEV_BANNER}</p>'
+
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and any address of 127.0.0.0/8 or ``::1`` (brackets allowed)."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def dev_mode_from_environment(value: str | None) -> bool:
+    """``VALIDATOR_DEV_MODE``: on for 1, true, yes or on (any case); off when unset or anything else."""
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def web() -> WebState:
     value: WebState = current_app.extensions["saml_validator_web"]
     return value
+
+
+def with_dev_banner(text: str) -> str:
+    """`text`, a whole HTML page, with the dev-mode banner just inside its ``<body>`` when the app
+    runs in local development mode; unchanged otherwise."""
+    if not web().dev_mode or 'class="dev-banner"' in text:  # the app's templates draw their own
+        return text
+    found = re.search(r"<body\b[^>]*>", text, re.IGNORECASE)
+    at = found.end() if found else 0
+    return text[:at] + dev_banner_html() + text[at:]
 
 
 def page(template: str, status: int = 200, **context: object) -> Response:
