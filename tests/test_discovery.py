@@ -22,7 +22,7 @@ from validator.discovery import build_worksheet, iframe_verdict, setup_hints
 from validator.framing import FrameProbe, probe_framing, read_headers
 from validator.inspection import MetadataOptions, inspect_metadata
 from validator.metadata_facts import metadata_report
-from validator.render.worksheet import render_markdown, render_worksheet_html
+from validator.render.worksheet import render_markdown, render_worksheet_html, worksheet_json
 
 CORPUS_OKTA = "idp-metadata/okta/okta-trial-102286-app-metadata-2024.xml"
 DEMO = Path(__file__).parent.parent / "validator" / "demo"
@@ -141,7 +141,9 @@ def test_with_a_record_the_worksheet_compares_and_the_draft_keeps_the_record(tmp
     text = render_markdown(ws)  # type: ignore[arg-type]
     assert "not among those offered (exact names): AccountNumber, Email" in text
     assert "the CRM record says 'https://sts.springfieldwater.example/adfs/services/trust'" in text
-    assert "LoginTypeId (exactly; values: one of 1, 2)" in text and "Edit Claim Issuance Policy" in text
+    # each login type ID with its role name from the record ([[login_types]] name)
+    assert "LoginTypeId (exactly; values: one of 1 (Customer), 2 (Property Manager))" in text
+    assert "Edit Claim Issuance Policy" in text
     drafted = parse_crm(ws.draft, "draft.toml", "toml")  # type: ignore[attr-defined]
     assert [c.name for c in drafted.claims] == ["AccountNumber", "Email", "LoginTypeId"]
     assert drafted.login_type_ids == {1: "Customer", 2: "Property Manager"}
@@ -308,3 +310,15 @@ def test_one_entity_of_an_aggregate_is_chosen_with_entity_id(tmp_path: Path) -> 
     assert unchosen.exit_code == 1 and "several entities; choose one with --entity-id" in unchosen.output
     chosen = CliRunner().invoke(cli, ["discover", str(path), "--no-probe", "--entity-id", "https://idp2.example/saml"])
     assert "| The IdP entity ID | https://idp2.example/saml |" in chosen.output, chosen.output
+
+
+def test_the_setup_table_names_each_login_types_role_in_every_format() -> None:
+    record = parse_crm(crm_toml(sp_entity_id="https://portal.example.com", acs_url="https://portal.example.com/acs",
+                                idp={"entity_id": "https://idp.example.com"},
+                                login_types=((1, "Customer"), (7, "Owner | <Admin>"))), "t.toml", "toml")
+    ws = worksheet_of(DEMO / "springfield-water-idp-metadata.xml", crm=record)
+    value = "LoginTypeId (exactly; values: one of 1 (Customer), 7 (Owner | <Admin>))"
+    assert value in [h.value for h in setup_hints("adfs", record)]
+    assert value in [row["value"] for row in worksheet_json(ws)["setup"]]  # type: ignore[arg-type, index, union-attr]
+    assert r"7 (Owner \| \<Admin\>)" in render_markdown(ws)  # type: ignore[arg-type]
+    assert "7 (Owner | &lt;Admin&gt;)" in render_worksheet_html(ws)  # type: ignore[arg-type]

@@ -189,7 +189,7 @@ def setup_hints(vendor_key: str | None, crm: CRMRecord | None) -> tuple[Hint, ..
         hint("NameID format", "nameid", (crm.idp.nameid_format if crm else None) or EMAIL),
     ]
     for claim in crm.claims if crm else ():
-        ids = ", ".join(str(i) for i in crm.login_type_ids) if crm and claim.login_type else ""
+        ids = ", ".join(f"{i} ({name})" for i, name in crm.login_type_ids.items()) if crm and claim.login_type else ""
         value = f"{claim.name} (exactly; values: one of {ids})" if ids else f"{claim.name} (exactly, this case)"
         hints.append(hint("Claim" if claim.required else "Optional claim", "claim", value))
     hints.append(hint("Where sign-in starts", "sign_on", "the portal's login page: SP-initiated only"))

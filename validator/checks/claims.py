@@ -10,9 +10,11 @@ claim; it is only used to explain a miss.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-from metadata.crm import Claim, CRMRecord
+from metadata.crm import Claim
 from metadata.xml import visible
 from validator.checks.wording import at, rules_for
 from validator.checks.wording import shown as _shown
@@ -97,6 +99,50 @@ DUPLICATE = _rule(
 _SEPARATORS = (",", ";", "|")
 
 
+class ClaimTerms(Protocol):
+    """What the claims are judged against: a :class:`metadata.crm.CRMRecord`, or a snapshot of its
+    claims and login types (the test SP's stored view)."""
+
+    @property
+    def claims(self) -> Sequence[Claim]: ...
+
+    @property
+    def login_types(self) -> Sequence[object]: ...
+
+    @property
+    def login_type_ids(self) -> Mapping[int, str]: ...
+
+
+# What the judge found about one claim, the most severe first; a claim with none of them is "ok".
+STATUSES = (("CLM001", "missing"), ("CLM002", "absent"), ("CLM005", "empty"), ("CLM006", "not an allowed ID"),
+            ("CLM007", "not an allowed ID"), ("CLM004", "several values"), ("CLM008", "sent twice"))
+
+
+@dataclass(frozen=True)
+class ClaimJudgement:
+    """One claim of the record as the judge found it: from the same comparison as the findings."""
+
+    name: str
+    required: bool
+    login_type: bool
+    sent_values: tuple[str, ...] | None
+    """Every value sent under exactly this Name, in order; None when no attribute has the Name."""
+    codes: tuple[str, ...]
+    """The codes of the findings about this claim, in the findings' order."""
+
+    @property
+    def status(self) -> str:
+        return next((status for code, status in STATUSES if code in self.codes), "ok")
+
+
+@dataclass(frozen=True)
+class ClaimsJudged:
+    """The CLM findings of one assertion and, for each claim of the record, its judgement."""
+
+    findings: list[Finding]
+    claims: tuple[ClaimJudgement, ...] = ()
+
+
 def _joined_ids(value: str) -> list[str] | None:
     """The IDs of a value that joins two or more (``1,2``, ``1; 2``, ``1 | 2``, ``1 2``), or None.
 
@@ -152,11 +198,11 @@ def _missing(claim: Claim, facts: ResponseFacts, vendor_key: str | None) -> tupl
     return finding, {m.actual for m in misses}
 
 
-def _allowed(crm: CRMRecord) -> str:
+def _allowed(crm: ClaimTerms) -> str:
     return ", ".join(f"{number} {name}" for number, name in sorted(crm.login_type_ids.items()))
 
 
-def _login_type_problem(value: str, crm: CRMRecord) -> str | None:
+def _login_type_problem(value: str, crm: ClaimTerms) -> str | None:
     """Why `value` is not a login type ID of the record, or None when it is one."""
     ids = crm.login_type_ids
     if re.fullmatch(r"[0-9]+", value) and str(int(value)) == value:
@@ -172,7 +218,7 @@ def _login_type_problem(value: str, crm: CRMRecord) -> str | None:
     return "not an integer"
 
 
-def _login_types(claim: Claim, attributes: list[Attribute], crm: CRMRecord) -> Iterator[Finding]:
+def _login_types(claim: Claim, attributes: list[Attribute], crm: ClaimTerms) -> Iterator[Finding]:
     allowed = _allowed(crm)
     for attribute in attributes:
         where = _where(claim.name, attribute.line)
@@ -211,37 +257,51 @@ def _values(claim: Claim, attributes: list[Attribute]) -> Iterator[Finding]:
                                 severity=Severity.ERROR if claim.required else Severity.WARNING)
 
 
-def _duplicates(facts: ResponseFacts) -> Iterator[Finding]:
+def _duplicates(facts: ResponseFacts) -> Iterator[tuple[str, Finding]]:
     lines: dict[str, list[int | None]] = {}
     for attribute in facts.attributes:
         lines.setdefault(attribute.name, []).append(attribute.line)
     for name, found in lines.items():
         if len(found) > 1:
             at = ", ".join(f"line {n}" for n in found if n) or "several places"
-            yield DUPLICATE.finding(f"the claim {_shown(name)} is sent {len(found)} times ({at})",
+            yield name, DUPLICATE.finding(f"the claim {_shown(name)} is sent {len(found)} times ({at})",
                                     expected="one saml:Attribute per Name", actual=f"{len(found)} attributes",
                                     where=_where(name, found[0]))
 
 
-def _configured(crm: CRMRecord, by_name: dict[str, list[Attribute]], facts: ResponseFacts,
-                vendor_key: str | None) -> tuple[list[Finding], set[str]]:
-    """The findings of every claim the record configures, and the near misses named for absent ones."""
+def _claim(claim: Claim, sent: list[Attribute] | None, found: Sequence[Finding], twice: Sequence[Finding]
+           ) -> ClaimJudgement:
+    values = None if not sent else tuple(v for attribute in sent for v in attribute.values)
+    return ClaimJudgement(claim.name, claim.required, claim.login_type, values,
+                          tuple(dict.fromkeys(f.code for f in (*twice, *found))))
+
+
+def _configured(crm: ClaimTerms, by_name: dict[str, list[Attribute]], facts: ResponseFacts,
+                vendor_key: str | None, twice: Mapping[str, Finding]
+                ) -> tuple[list[Finding], set[str], tuple[ClaimJudgement, ...]]:
+    """The findings of every claim the record configures, the near misses named for absent ones,
+    and each claim's judgement: the codes of exactly the findings made about it here (and of its
+    duplicate, `twice`)."""
     findings: list[Finding] = []
     near: set[str] = set()
+    judged: list[ClaimJudgement] = []
     for claim in crm.claims:
         sent = by_name.get(claim.name)
+        found: list[Finding]
         if not sent:
             finding, misses = _missing(claim, facts, vendor_key)
-            findings.append(finding)
+            found = [finding]
             near |= misses
-            continue
-        findings.extend(_values(claim, sent))
-        if claim.login_type and crm.login_types:
-            findings.extend(_login_types(claim, sent, crm))
-    return findings, near
+        else:
+            found = list(_values(claim, sent))
+            if claim.login_type and crm.login_types:
+                found.extend(_login_types(claim, sent, crm))
+        findings.extend(found)
+        judged.append(_claim(claim, sent, found, [twice[claim.name]] if claim.name in twice else []))
+    return findings, near, tuple(judged)
 
 
-def _extra(crm: CRMRecord, by_name: dict[str, list[Attribute]], near: set[str]) -> Iterator[Finding]:
+def _extra(crm: ClaimTerms, by_name: dict[str, list[Attribute]], near: set[str]) -> Iterator[Finding]:
     configured = {claim.name for claim in crm.claims}
     extra = [name for name in by_name if name not in configured and name not in near]
     if extra:
@@ -251,15 +311,22 @@ def _extra(crm: CRMRecord, by_name: dict[str, list[Attribute]], near: set[str]) 
                             where="saml:AttributeStatement")
 
 
-def check_claims(facts: ResponseFacts, crm: CRMRecord | None, vendor_key: str | None) -> list[Finding]:
+def check_claims(facts: ResponseFacts, crm: ClaimTerms | None, vendor_key: str | None) -> list[Finding]:
     """Every CLM finding for the attributes of one assertion; none of them hides another."""
+    return judge_claims(facts, crm, vendor_key).findings
+
+
+def judge_claims(facts: ResponseFacts, crm: ClaimTerms | None, vendor_key: str | None) -> ClaimsJudged:
+    """The one judge of claims: every CLM finding (:func:`check_claims`) and, from the same
+    comparison, each claim of the record with the codes found about it."""
     if not facts.assertion_present:
-        return []
-    findings = list(_duplicates(facts))
+        return ClaimsJudged([])
+    twice = dict(_duplicates(facts))
+    findings = list(twice.values())
     if crm is None:
-        return findings
+        return ClaimsJudged(findings)
     by_name: dict[str, list[Attribute]] = {}
     for attribute in facts.attributes:
         by_name.setdefault(attribute.name, []).append(attribute)
-    configured, near = _configured(crm, by_name, facts, vendor_key)
-    return [*findings, *configured, *_extra(crm, by_name, near)]
+    configured, near, judged = _configured(crm, by_name, facts, vendor_key, twice)
+    return ClaimsJudged([*findings, *configured, *_extra(crm, by_name, near)], judged)

@@ -6,25 +6,27 @@ login types the record expects, the IdP's names, the step times). Both are read 
 once, into typed values (:func:`read_report`, :meth:`LoginView.read`), tolerant of entries
 written by earlier versions (a view without step times, a missing view).
 
-The page judges nothing itself: a claim's status is what the claim check (CLM) found about it,
-from the report's findings; the failed step of the sequence picture is the stage of its errors.
+The page judges nothing itself: a claim's row is what the one claim judge
+(:func:`validator.checks.claims.judge_claims`) found about it, run on the verified facts the
+report kept and the record's claims the view kept; the failed step of the sequence picture is the stage of its errors.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from lxml import etree
 
-from metadata.crm import CRMRecord
+from metadata.crm import Claim, CRMRecord, LoginType
 from metadata.errors import MetadataError
 from metadata.xml import MESSAGE_LIMITS, parse_untrusted
-from validator.checks.wording import shown
+from validator.checks.claims import ClaimJudgement, judge_claims
 from validator.json_value import Plain
 from validator.render.sequence import CHECK_STAGES, Lifeline, Lifelines, Step, failed_stage, stage_of
+from validator.response_facts import Attribute, ResponseFacts
 
 RESULTS_NS, RESULTS_TTL = "test-logins", 24 * 3600
 """The report, exactly as :func:`validator.render.json.render_json` wrote it."""
@@ -163,6 +165,8 @@ class StoredResponse:
     issuer: str | None = None
     signed: tuple[str, ...] = ()
     claims: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    assertion_present: bool = True
+    """Whether the verified response held an assertion (whose claims were judged)."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,7 @@ def _response(value: Mapping[str, object]) -> StoredResponse:
         value.get("verified") is True, _text(value.get("nameid")), _text(value.get("nameid_format")),
         _text(value.get("issuer")), tuple(str(s) for s in signed),
         {str(k): tuple(str(v) for v in vs) for k, vs in claims.items() if isinstance(vs, list)},
+        value.get("assertion_id") is not None or bool(claims),
     )
 
 
@@ -274,45 +279,69 @@ class ClaimRow:
     expected: str
     """What the record expects."""
     actual: str
-    """What the response sent."""
+    """What the response sent (a login type ID with its role name from the record)."""
     status: str
+    codes: tuple[str, ...] = ()
+    """The CLM codes the claim judge found about this claim."""
 
 
-# What the claim check found about a claim, the most severe first.
-_STATUS = (("CLM001", "missing"), ("CLM002", "absent"), ("CLM005", "empty"), ("CLM006", "not an allowed ID"),
-           ("CLM007", "not an allowed ID"), ("CLM004", "several values"), ("CLM008", "sent twice"))
+@dataclass(frozen=True)
+class ClaimTable:
+    rows: tuple[ClaimRow, ...]
+    agrees: bool = True
+    """Whether the judge, run on the stored facts, found exactly the report's CLM findings; when it
+    did not (a claim sent twice, whose copies the stored facts merge), the table says so rather than
+    show "ok" beside an error."""
+
+    def __iter__(self) -> Iterator[ClaimRow]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """The record's claims and login types as the view kept them (:class:`ClaimTerms`)."""
+
+    claims: tuple[Claim, ...]
+    login_types: tuple[LoginType, ...]
+
+    @property
+    def login_type_ids(self) -> dict[int, str]:
+        return {t.id: t.name for t in self.login_types}
+
+
 NOT_READ = "— (the response was not verified, so no claim is read)"
 
 
-def claim_rows(view: LoginView, report: StoredReport) -> list[ClaimRow]:
-    """The expected/actual table: each claim of the record with what the claim check found about it,
-    then every other claim that arrived."""
-    claims = [f for f in report.findings if f.code.startswith("CLM")]
-    rows = []
-    for claim in view.claims:
-        values = report.response.claims.get(claim.name)
-        status = _status(claim.name, claims) if report.response.verified else "not read"
-        rows.append(ClaimRow(claim.name, _expected(claim, view.login_types), _actual(status, values), status))
+def claim_rows(view: LoginView, report: StoredReport) -> ClaimTable:
+    """The expected/actual table: each claim of the record as the claim judge
+    (:func:`validator.checks.claims.judge_claims`, the one that made the CLM findings) found it in
+    the verified facts, then every other claim that arrived."""
+    if not report.response.verified:
+        return ClaimTable(tuple(ClaimRow(c.name, _expected(c, view.login_types), NOT_READ, "not read")
+                                for c in view.claims))
+    sent = report.response.claims
+    facts = ResponseFacts(assertion_present=report.response.assertion_present,
+                          attributes=tuple(Attribute(name, values=values) for name, values in sent.items()))
+    judged = judge_claims(facts, _terms(view), None)
+    rows = [ClaimRow(j.name, _expected(j, view.login_types), _actual(j, view.login_types), j.status, j.codes)
+            for j in judged.claims]
     known = {c.name for c in view.claims}
     rows += [ClaimRow(name, "not in the CRM record", " | ".join(values), "extra")
-             for name, values in report.response.claims.items() if name not in known]
-    return rows
+             for name, values in sent.items() if name not in known]
+    stored = sorted(f.code for f in report.findings if f.code.startswith("CLM"))
+    return ClaimTable(tuple(rows), stored == sorted(f.code for f in judged.findings))
 
 
-def _status(name: str, findings: Sequence[StoredFinding]) -> str:
-    about = {f.code for f in findings if _is_about(name, f)}
-    return next((status for code, status in _STATUS if code in about), "ok")
+def _terms(view: LoginView) -> _Terms:
+    claims = tuple(Claim(name=c.name, required=c.required, login_type=c.login_type) for c in view.claims)
+    types = tuple(LoginType(id=int(k), name=v) for k, v in view.login_types.items() if k.isascii() and k.isdigit())
+    return _Terms(claims, types)
 
 
-def _is_about(name: str, finding: StoredFinding) -> bool:
-    """Whether the claim check made `finding` about the record's claim `name`: a missing claim is
-    named as the expected value; the others name the claim's attribute where they were found."""
-    if finding.code in ("CLM001", "CLM002"):
-        return finding.expected == name
-    return f"saml:Attribute[@Name={shown(name)}]" in (finding.where or "")
-
-
-def _expected(claim: ExpectedClaim, login_types: Mapping[str, str]) -> str:
+def _expected(claim: ExpectedClaim | ClaimJudgement, login_types: Mapping[str, str]) -> str:
     expected = "required" if claim.required else "optional"
     if claim.login_type:
         allowed = ", ".join(f"{k} ({v})" for k, v in login_types.items()) or "none configured"
@@ -320,12 +349,12 @@ def _expected(claim: ExpectedClaim, login_types: Mapping[str, str]) -> str:
     return expected
 
 
-def _actual(status: str, values: Sequence[str] | None) -> str:
-    if status == "not read":
-        return NOT_READ
-    if values is None:
+def _actual(judged: ClaimJudgement, login_types: Mapping[str, str]) -> str:
+    if judged.sent_values is None:
         return "— not sent"
-    return " | ".join(values) or ("(no value)" if status == "empty" else "")
+    if judged.login_type:
+        return " | ".join(f"{v} ({login_types[v]})" if v in login_types else v for v in judged.sent_values)
+    return " | ".join(judged.sent_values) or ("(no value)" if judged.status == "empty" else "")
 
 
 def pretty_xml(text: str) -> str:
