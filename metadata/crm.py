@@ -12,15 +12,15 @@ names are unique …) is judged by the rules in :mod:`validator.checks.crm_recor
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal, get_args
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Annotated, Literal, get_args
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from metadata.config import StrictModel, load_config, parse_config, quoted
 from metadata.errors import CRMRecordError
 
-__all__ = ["MAX_BYTES", "CRMRecord", "load_crm", "parse_crm", "quoted"]
+__all__ = ["MAX_BYTES", "MAX_SIGNING_CERTIFICATES", "CRMRecord", "load_crm", "parse_crm", "quoted"]
 
 MAX_BYTES = 64 * 1024
 """A real record is under 5 KiB. tomllib is pure Python: a 1 MiB record of 24,000 claims cost 1.6 s
@@ -33,6 +33,23 @@ Vendor = Literal[
 VENDORS: tuple[str, ...] = get_args(Vendor)
 
 _Strict = StrictModel
+
+MAX_SIGNING_CERTIFICATES = 8
+"""Pinned certificates a record may list: a rollover needs two; more is a mistake, and each costs a
+verification (SECURITY.md §7)."""
+
+
+def _beside_the_record(value: str) -> str:
+    """A file named by the record: a relative path that stays in the record's folder."""
+    if not value.strip():
+        raise ValueError("must name a file")
+    for pure in (PurePosixPath(value), PureWindowsPath(value)):
+        if pure.is_absolute() or pure.anchor or ".." in pure.parts:
+            raise ValueError(f"{value!r} must be a path relative to the record, inside its folder (no '..')")
+    return value
+
+
+RecordFile = Annotated[str, AfterValidator(_beside_the_record)]
 
 
 class Biller(_Strict):
@@ -57,6 +74,13 @@ class IdP(_Strict):
     """Absent when unknown: the validator detects the vendor from the metadata."""
     entity_id: str | None = None
     metadata_url: str | None = None
+    """Trust, in DESIGN.md's order (after metadata uploaded in the web app): `metadata_file`,
+    `signing_certificates`, then this https URL."""
+    metadata_file: RecordFile | None = None
+    """The IdP's metadata kept beside the record (a path relative to the record file)."""
+    signing_certificates: tuple[RecordFile, ...] | None = Field(
+        default=None, strict=False, min_length=1, max_length=MAX_SIGNING_CERTIFICATES)
+    """PEM files of the IdP's signing certificates, relative to the record: for IdPs without metadata."""
     sso_url: str | None = None
     nameid_format: str | None = None
 

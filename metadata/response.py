@@ -54,8 +54,8 @@ _SIGNED_LIMITS = signed_bytes_limits(MESSAGE_LIMITS)
 _MAX_SIGNED = _SIGNED_LIMITS.max_bytes  # what _reparse accepts
 
 __all__ = [
-    "DecryptionError", "ResponseError", "SignatureError", "SignatureFacts", "StructureProblem",
-    "VerifiedResponse", "structure_problems", "verify_response",
+    "DecryptionError", "ResponseError", "ResponseSignatureError", "SignatureError", "SignatureFacts",
+    "StructureProblem", "VerifiedResponse", "structure_problems", "verify_response",
 ]
 
 
@@ -71,6 +71,15 @@ class StructureProblem:
     kind: str
     message: str
     line: int | None
+
+
+class ResponseSignatureError(SignatureError):
+    """A signature of the response refused: which one (`element`: ``Response`` or ``Assertion``)
+    and why (the :class:`SignatureError` it was, by `kind` and `message`)."""
+
+    def __init__(self, element: Literal["Response", "Assertion"], error: SignatureError) -> None:
+        super().__init__(error.kind, error.message, profile=error.profile)
+        self.element = element
 
 
 class ResponseError(MetadataError, ValueError):
@@ -289,6 +298,16 @@ def _only_child(parent: etree._Element, *tags: str) -> etree._Element:
     return children[0]
 
 
+def _verify_signed(element: Literal["Response", "Assertion"], target: etree._Element, trusted: tuple[bytes, ...],
+                   *, allow_sha1: bool, ids_unique: bool) -> VerifiedSignature:
+    """`target`'s signature verified; a refusal says which element's signature it was."""
+    try:
+        return verify(target, trusted, id_attribute="ID", allow_sha1=allow_sha1, max_signed_bytes=_MAX_SIGNED,
+                      ids_unique=ids_unique)
+    except SignatureError as exc:
+        raise ResponseSignatureError(element, exc) from exc
+
+
 def verify_response(
     tree: etree._ElementTree | etree._Element,
     trusted: Sequence[bytes],
@@ -321,8 +340,7 @@ def _verify_response(
     response = root
     response_signed = root.find(_SIGNATURE) is not None
     if response_signed:
-        verified = verify(root, trusted, id_attribute="ID", allow_sha1=allow_sha1, max_signed_bytes=_MAX_SIGNED,
-                          ids_unique=whole)
+        verified = _verify_signed("Response", root, trusted, allow_sha1=allow_sha1, ids_unique=whole)
         facts.append(_facts("Response", verified))
         response = _reparse(verified)
 
@@ -353,8 +371,8 @@ def _verify_response(
         # The Assertion as it sits in the original document (or the decrypted one), so that
         # verify's ID count sees every element an attacker may have added.
         target = carried if encrypted or not response_signed else _only_child(root, _ASSERTION)
-        verified = verify(target, trusted, id_attribute="ID", allow_sha1=allow_sha1, max_signed_bytes=_MAX_SIGNED,
-                          ids_unique=encrypted or whole)
+        verified = _verify_signed("Assertion", target, trusted, allow_sha1=allow_sha1,
+                                  ids_unique=encrypted or whole)
         facts.append(_facts("Assertion", verified))
         assertion = _reparse(verified)
     elif response_signed:

@@ -264,3 +264,25 @@ def test_an_unsupported_store_url_is_a_usage_error_naming_where_it_came_from(
     redis = CliRunner().invoke(cli, [command, *folder, "--store", "redis://u:p#secret@host:x/0"])
     assert redis.exit_code == 2 and "'redis://***@host:x/0' is not a valid Redis URL" in redis.output
     assert "secret" not in redis.output
+
+
+CORPUS_OKTA = Path(__file__).resolve().parent / "corpus" / "responses" / "okta"
+
+
+@pytest.mark.parametrize("pem", ["okta-dev-116807.idp-cert.pem", None])
+def test_response_pinned_certificates_from_the_record(tmp_path: Path, pem: str | None) -> None:
+    """[idp] signing_certificates: a real certificate verifies a real Okta response; a file that is
+    not a certificate is a usage error naming the record key and the file, never a traceback."""
+    (tmp_path / "signer.pem").write_bytes((CORPUS_OKTA / pem).read_bytes() if pem else b"hello\n")
+    record = tmp_path / "biller.toml"
+    record.write_text(crm_toml(idp={"entity_id": "http://www.okta.com/exk659aytfMeNI49v0h7"}).replace(
+        "[idp]\n", '[idp]\nsigning_certificates = ["signer.pem"]\n', 1))
+    result = run("response", CORPUS_OKTA / "okta-dev-116807-2016-signed-response-and-assertion.xml",
+                 "--crm", record, "--now", "2016-07-25T23:21:00Z", "--format", "json")
+    if pem is None:
+        assert result.returncode == 2
+        assert "idp.signing_certificates" in result.stderr and "signer.pem" in result.stderr
+        return
+    report = json.loads(result.stdout)
+    assert report["facts"]["trust_source"]["kind"] == "signing_certificates"
+    assert "SIG025" in [f["code"] for f in report["findings"]]

@@ -387,3 +387,31 @@ def test_every_rule_is_documented_and_registered() -> None:
 
 def test_every_rule_has_a_failing_case() -> None:
     assert {r.code for r in _module_rules()} == {case[0] for case in CASES}
+
+
+TRUST_BASE = '[biller]\nid = "B-1"\nname = "n"\n[sp]\nentity_id = "e"\nacs_url = "a"\n[idp]\n'
+
+
+def test_the_record_names_its_trust_files_relative_to_itself() -> None:
+    loaded = parse_crm(TRUST_BASE + 'metadata_file = "B-1.idp.xml"\nsigning_certificates = ["a.pem", "sub/b.pem"]\n',
+                       "r.toml", "toml")
+    assert loaded.idp.metadata_file == "B-1.idp.xml"
+    assert loaded.idp.signing_certificates == ("a.pem", "sub/b.pem")
+    assert parse_crm(TRUST_BASE, "r.toml", "toml").idp.signing_certificates is None
+
+
+@pytest.mark.parametrize(("line", "key"), [
+    ('metadata_file = "/etc/passwd"', "idp.metadata_file"),
+    ('metadata_file = "../other/idp.xml"', "idp.metadata_file"),
+    ('metadata_file = ""', "idp.metadata_file"),
+    ("metadata_file = 1", "idp.metadata_file"),
+    ('signing_certificates = "a.pem"', "idp.signing_certificates"),
+    ("signing_certificates = []", "idp.signing_certificates"),
+    ('signing_certificates = ["C:\\\\keys\\\\a.pem"]', "idp.signing_certificates[0]"),
+    ('signing_certificate = ["a.pem"]', "idp.signing_certificate"),
+    ("signing_certificates = [" + ", ".join(f'"{n}.pem"' for n in range(9)) + "]", "idp.signing_certificates"),
+])
+def test_trust_files_are_checked_strictly(line: str, key: str) -> None:
+    with pytest.raises(CRMRecordError) as refused:
+        parse_crm(TRUST_BASE + line + "\n", "r.toml", "toml")
+    assert key in [path for path, _ in refused.value.problems]

@@ -214,3 +214,28 @@ def test_a_reference_with_only_the_enveloped_transform_is_sig023_not_sig022(tmp_
     report = judge(base64.b64encode(xml.replace(exclusive, b"")), metadata, request_id)
     assert [f.code for f in report.findings if f.severity == "error"] == ["SIG023"]
     assert "only the enveloped-signature transform" in report.findings[0].message
+
+
+def test_the_library_uses_a_near_miss_entity_and_says_crm001(tmp_path: Path) -> None:
+    """What the test SP calls: a record's entity ID off by a trailing slash still gives the
+    metadata's certificates, with CRM001 worded as ``saml-validate metadata`` words it."""
+    from validator.response_inspection import EntityMismatch
+
+    response, metadata, request_id = issue_response(tmp_path, MATCHING)
+    exact = trust_from_metadata(metadata, parse_crm(CRM, "crm.toml", "toml"))
+    assert exact.findings == ()
+    slashed = parse_crm(CRM.replace(f'entity_id = "{IDP_BASE}/metadata"', f'entity_id = "{IDP_BASE}/metadata/"'),
+                        "crm.toml", "toml")
+    trust = trust_from_metadata(metadata, slashed)
+    assert (trust.entity_id, [f.code for f in trust.findings]) == (f"{IDP_BASE}/metadata", ["CRM001"])
+    assert "trailing slash" in trust.findings[0].message
+    options = ResponseOptions(now=datetime.now(UTC), trusted=trust.certificates, idp_entity_id=trust.entity_id,
+                              request_id=request_id)
+    judged = inspect_response_bytes(response, "response", options, slashed)
+    assert [f.code for f in judged.findings if f.severity != "info"] == []
+    assert judged.responses[0].facts is not None
+    other = parse_crm(CRM.replace(f'entity_id = "{IDP_BASE}/metadata"', 'entity_id = "urn:other:idp"'),
+                      "crm.toml", "toml")
+    with pytest.raises(EntityMismatch) as refused:
+        trust_from_metadata(metadata, other)
+    assert refused.value.finding.code == "CRM001"

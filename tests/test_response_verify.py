@@ -35,6 +35,7 @@ from metadata.keys import KeyPair, generate_keypair
 from metadata.read import read_metadata
 from metadata.response import (
     ResponseError,
+    ResponseSignatureError,
     StructureProblem,
     VerifiedResponse,
     structure_problems,
@@ -776,7 +777,11 @@ def test_corpus_attack_is_refused(corpus: Path, idp_key: KeyPair, name: str) -> 
         root = parse_untrusted(path.read_bytes(), MESSAGE_LIMITS).getroot()
         result = verify_response(root, attack_trust(path, root, idp_key.cert_der), allow_sha1=True)
     except MetadataError as exc:
-        assert (type(exc), getattr(exc, "kind", None)) == (refused_by, kind)
+        # A refused signature says whose it was: a SignatureError that names the element.
+        refused = SignatureError if isinstance(exc, ResponseSignatureError) else type(exc)
+        assert (refused, getattr(exc, "kind", None)) == (refused_by, kind)
+        if isinstance(exc, ResponseSignatureError):
+            assert exc.element in ("Response", "Assertion")
         if isinstance(exc, ResponseError):
             assert structure_problems(root) == exc.problems
         return
@@ -866,3 +871,15 @@ def test_a_success_status_without_an_assertion_is_still_refused(idp_key: KeyPair
     assert code is not None
     code.set("Value", "urn:oasis:names:tc:SAML:2.0:status:Success")
     assert [p.kind for p in structure_problems(tree)] == ["assertion-count"]
+
+
+def test_a_refused_signature_names_its_element(idp_key: KeyPair) -> None:
+    """SIG022 says which signature failed: the Assertion's here, the Response's when the Response is signed."""
+    for sign, element in (("assertion", "Assertion"), ("response", "Response")):  # type: SignWhat, str
+        root = signed(idp_key, sign)
+        root.find(f".//{{{SAML}}}NameID").text = "mallory@example.com"  # type: ignore[union-attr]
+        with pytest.raises(ResponseSignatureError) as refused:
+            verify_response(root, [idp_key.cert_der])
+        assert (refused.value.element, refused.value.kind) == (element, "invalid")
+    root = signed(idp_key, "assertion")
+    assert verify_response(root, [idp_key.cert_der]).assertion_signed

@@ -168,11 +168,15 @@ def _http_policy() -> FetchPolicy:
     return FetchPolicy(allow_http=True)
 
 
+NO_TRUST_FIX = ("Run again with --metadata FILE|URL, or set [idp] metadata_url, metadata_file or "
+                "signing_certificates in the CRM record (--crm).")
+
+
 @cli.command("response")
 @click.argument("source", metavar="FILE|-")
 @click.option("--metadata", "metadata_source", metavar="FILE|URL",
               help="The IdP's metadata: its signing certificates and entity ID (default: the CRM record's "
-                   "idp.metadata_url).")
+                   "[idp] metadata_file, signing_certificates, then metadata_url).")
 @click.option("--crm", "crm_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The partner's CRM record: audience, ACS URL, claims and login types to check against.")
 @click.option("--sp-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -201,7 +205,8 @@ def response_command(
     inspection = inspect_response(
         data, source, now=parse_now(now), crm=crm, metadata=metadata_source,
         sp_key_pem=sp_key.read_bytes() if sp_key else None, request_id=request_id, skew_seconds=skew,
-        policy=_http_policy() if allow_http else None,
+        policy=_http_policy() if allow_http else None, record_dir=crm_path.parent if crm_path else None,
+        no_trust_fix=NO_TRUST_FIX,
     )
     emit(response_report(inspection, crm_source=str(crm_path) if crm_path else None), fmt, out, strict)
 

@@ -32,9 +32,12 @@ def response_report(inspection: ResponseInspection, *, crm_source: str | None = 
     """The report of `inspection`, as ``saml-validate response`` shows it."""
     inputs = {"response": inspection.source, **({"crm": crm_source} if crm_source else {})}
     if inspection.trust_source is not None:
-        inputs["metadata"] = inspection.trust_source
+        pinned = inspection.trust_used is not None and inspection.trust_used.kind == "signing_certificates"
+        inputs["signing_certificates" if pinned else "metadata"] = inspection.trust_source
+    # Which trust source verified the signatures: a typed fact, shown by every renderer.
+    trust = (inspection.trust_used,) if inspection.trust_used is not None else ()
     return Report(subject="response", inputs=inputs, clock=inspection.now, findings=inspection.findings,
-                  subjects_run=inspection.subjects_run, facts=(ResponseReportFacts(inspection),))
+                  subjects_run=inspection.subjects_run, facts=(*trust, ResponseReportFacts(inspection)))
 
 
 def _judged(judged: JudgedResponse) -> dict[str, Plain]:

@@ -107,13 +107,19 @@ def check_entity_id(ctx: MetadataContext) -> Iterator[Finding]:
     expected, actual = ctx.crm.idp.entity_id, ctx.entity.entity_id
     if expected == actual:
         return
+    yield entity_id_finding(expected, actual, _vendor_key(ctx),
+                            ctx.where(ctx.entity.line, "md:EntityDescriptor/@entityID"))
+
+
+def entity_id_finding(expected: str, actual: str, vendor_key: str | None, where: str) -> Finding:
+    """CRM001 for a record naming `expected` where the metadata holds `actual`: the near miss named,
+    worded the same wherever it is found (``metadata``, ``response``)."""
     difference = uri_difference(expected, actual)
-    place = setting(_vendor_key(ctx), "issuer")
+    place = setting(vendor_key, "issuer")
     message = (f"the entity IDs differ by {difference}" if difference
                else "the metadata belongs to another entity than the record names")
-    yield ENTITY_ID.finding(
-        message, expected=expected, actual=actual,
-        where=ctx.where(ctx.entity.line, "md:EntityDescriptor/@entityID"),
+    return ENTITY_ID.finding(
+        message, expected=expected, actual=actual, where=where,
         fix=(f"Make both identical: correct idp.entity_id in the CRM record to {actual!r} if the metadata is "
              f"right, or change {place} to {expected!r}."),
     )

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from metadata.certs import CertificateError, certificate_facts
 from metadata.encryption import DecryptionError
-from metadata.response import ResponseError, StructureProblem, VerifiedResponse
+from metadata.response import ResponseError, ResponseSignatureError, StructureProblem, VerifiedResponse
 from metadata.signing import SignatureError, algorithm_name
 from validator.findings import Finding, Severity, rule
 
@@ -32,7 +32,8 @@ UNSIGNED = rule(
 )
 INVALID = rule(
     "SIG022", "A signature of the response does not verify", Severity.ERROR, "response-signature",
-    what="Each signature present is verified with the IdP's signing certificates from its metadata (never "
+    what="Each signature present (the Response's, the Assertion's) is verified with the IdP's signing "
+         "certificates from its trust source (never "
          "with a certificate the response carries itself).",
     why="The response was changed after signing, or signed with a key the portal does not trust: a key "
         "rollover not yet in the metadata, or another IdP.",
@@ -66,10 +67,12 @@ VERIFIED = rule(
 )
 NO_TRUST = rule(
     "SIG026", "No trusted certificate to verify the response", Severity.ERROR, "response-signature",
-    what="The IdP's signing certificates come from its metadata (--metadata FILE|URL, or the CRM record's "
-         "idp.metadata_url); without them nothing is verified and no claim is read.",
+    what="The IdP's signing certificates come from a trust source: metadata given to the check, or the CRM "
+         "record's [idp] metadata_file, signing_certificates or metadata_url (in that order); without one "
+         "nothing is verified and no claim is read.",
     why="A claim read from an unverified response proves nothing: anyone can write one.",
-    fix="Run again with --metadata pointing at the IdP's metadata.",
+    fix="Give the IdP's trust: set [idp] metadata_url, metadata_file or signing_certificates in the CRM "
+        "record, or give the IdP's metadata with the check.",
 )
 DECRYPTION = rule(
     "SIG027", "The encrypted assertion cannot be decrypted", Severity.ERROR, "response-signature",
@@ -100,6 +103,10 @@ def refusal_finding(error: Exception, source: str) -> Finding:
                                 where=source)
     if error.kind in ("profile", "weak", "several"):
         return PROFILE.finding(error.message, where=source)
+    if isinstance(error, ResponseSignatureError):
+        # Which signature: with both signed, the Response's may verify and the Assertion's not.
+        return INVALID.finding(f"the {error.element}'s signature does not verify: {error.message}",
+                               where=f"{source}: {error.element}/ds:Signature")
     return INVALID.finding(error.message, where=source)
 
 
@@ -114,8 +121,19 @@ def verified_findings(verified: VerifiedResponse, source: str) -> Iterator[Findi
                                actual=method, where=f"{source}: {facts.element}/ds:Signature")
 
 
-def no_trust_finding(source: str, reason: str) -> Finding:
-    return NO_TRUST.finding(reason, expected="the IdP's signing certificate(s)", where=source)
+NO_TRUST_REASON = (
+    "there is no trust source: no IdP metadata was given (--metadata FILE|URL) and the CRM record's [idp] "
+    "table sets none of metadata_url, metadata_file, signing_certificates; the signatures cannot be checked "
+    "and no claim is read")
+"""SIG026's message where the command line judges with a CRM record (another surface passes its own words)."""
+NO_RECORD_REASON = (
+    "there is no trust source: no IdP metadata was given (--metadata FILE|URL) and no CRM record, whose [idp] "
+    "metadata_url, metadata_file or signing_certificates would give one; the signatures cannot be checked and "
+    "no claim is read")
+
+
+def no_trust_finding(source: str, reason: str = NO_TRUST_REASON, fix: str | None = None) -> Finding:
+    return NO_TRUST.finding(reason, expected="the IdP's signing certificate(s)", where=source, fix=fix)
 
 
 @functools.lru_cache(maxsize=64)
