@@ -238,3 +238,63 @@ def test_the_trust_source_is_shown_in_text_and_html(tmp_path: Path, fmt: str) ->
     outcome = CliRunner().invoke(cli, ["response", str(response), "--crm", str(crm), "--request-id", REQUEST_ID,
                                        "--format", fmt])
     assert "trust" in outcome.stdout and "metadata_file" in outcome.stdout
+
+
+# --- [idp] metadata_url, and the library without a record folder --------------------------------
+
+
+def test_metadata_url_of_the_record_is_fetched_and_named(tmp_path: Path) -> None:
+    """A local server, allowed explicitly (SECURITY.md §4: tests never reach a real outside address)."""
+    import http.server
+    import ipaddress
+    import threading
+    from datetime import UTC, datetime
+
+    from metadata.crm import load_crm
+    from metadata.fetch import FetchPolicy
+    from validator.response_inspection import inspect_response
+
+    response, metadata = login(tmp_path)
+
+    class Metadata(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/samlmetadata+xml")
+            self.send_header("Content-Length", str(len(metadata)))
+            self.end_headers()
+            self.wfile.write(metadata)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/metadata"
+        crm = load_crm(record(tmp_path, metadata_url=url))
+        policy = FetchPolicy(allow_http=True, allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
+        inspection = inspect_response(response.read_bytes(), "r.b64", now=datetime.now(UTC), crm=crm,
+                                      request_id=REQUEST_ID, policy=policy, record_dir=tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [f.code for f in inspection.findings if f.severity != "info"] == []
+    assert inspection.trust_used is not None
+    assert (inspection.trust_used.kind, inspection.trust_used.location) == ("metadata_url", url)
+
+
+def test_record_files_are_never_opened_without_a_record_folder(tmp_path: Path) -> None:
+    """The web app's upload path (files=False): a record naming files opens none, and SIG026 says why."""
+    from datetime import UTC, datetime
+
+    from metadata.crm import load_crm
+    from validator.response_inspection import inspect_response
+
+    response, metadata = login(tmp_path)
+    (tmp_path / "idp.xml").write_bytes(metadata)
+    crm = load_crm(record(tmp_path, metadata_file="idp.xml"))
+    inspection = inspect_response(response.read_bytes(), "r.b64", now=datetime.now(UTC), crm=crm,
+                                  request_id=REQUEST_ID, files=False, record_dir=tmp_path)
+    assert [f.code for f in inspection.findings] == ["SIG026"]
+    assert "metadata_file" in inspection.findings[0].message
+    assert inspection.trust_used is None

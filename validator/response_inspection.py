@@ -235,13 +235,24 @@ def inspect_response(
         now=now, trusted=trust.certificates if trust else (), idp_entity_id=trust.entity_id if trust else None,
         sp_key_pem=sp_key_pem, request_id=request_id, skew_seconds=skew_seconds,
         vendor_key=trust.vendor_key if trust else None,
-        no_trust_reason=None if problems else (
-            response_signature.NO_TRUST_REASON if crm else response_signature.NO_RECORD_REASON),
+        no_trust_reason=None if problems else _no_trust_reason(crm),
         no_trust_fix=no_trust_fix,
     )
     judged = inspect_response_bytes(data, source, options, crm)
     return replace(judged, findings=tuple(folded(found)) + judged.findings, trust=trust,
                    trust_source=used.location if used else None, trust_used=used if trust else None)
+
+
+def _no_trust_reason(crm: CRMRecord | None) -> str:
+    """SIG026's words: which of the record's keys would have given trust, and why none did."""
+    if crm is None:
+        return response_signature.NO_RECORD_REASON
+    if crm.idp.metadata_file or crm.idp.signing_certificates:
+        # Only a record read from disk opens files beside it; an uploaded record names none here.
+        return ("there is no trust source here: the CRM record's [idp] metadata_file and signing_certificates "
+                "are read only beside a record file, and it sets no metadata_url; give the IdP's metadata "
+                "(--metadata FILE|URL) so that the signatures can be checked and the claims read")
+    return response_signature.NO_TRUST_REASON
 
 
 _MAX_PEM_BYTES = 64 * 1024

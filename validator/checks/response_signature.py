@@ -37,8 +37,9 @@ INVALID = rule(
          "with a certificate the response carries itself).",
     why="The response was changed after signing, or signed with a key the portal does not trust: a key "
         "rollover not yet in the metadata, or another IdP.",
-    fix="Give the IdP's current metadata with --metadata; if the IdP rolled its key, publish the new "
-        "certificate to the portal before switching.",
+    fix="Give the IdP's current metadata or signing certificates (the CRM record's trust source, or the "
+        "metadata given to the check); if the IdP rolled its key, publish the new certificate to the portal "
+        "before switching.",
 )
 PROFILE = rule(
     "SIG023", "A response signature departs from the SAML signature profile", Severity.ERROR,
