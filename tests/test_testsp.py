@@ -559,3 +559,13 @@ def test_a_store_failure_during_the_replay_check_is_a_503_not_a_crash(
     posted = pair.sp.post("/test-sp/acs", data=fields)
     assert posted.status_code == 503
     assert "the store is down" in posted.get_data(as_text=True)
+
+
+def test_an_entity_id_off_by_a_trailing_slash_is_crm001_and_the_claims_are_still_judged(tmp_path: Path) -> None:
+    pair = Pair(tmp_path, crm=CRM.replace(f'"{IDP_BASE}/metadata"', f'"{IDP_BASE}/metadata/"', 1))
+    posted = pair.sp.post("/test-sp/acs", data=pair.login())
+    report = json.loads(pair.sp.get("/api/v1" + posted.headers["Location"]).get_data())
+    errors = [f for f in report["findings"] if f["severity"] == "error"]
+    assert [f["code"] for f in errors] == ["CRM001"]
+    assert "trailing slash" in errors[0]["message"]
+    assert not any(f["code"] in ("SIG026", "XML008") for f in report["findings"])

@@ -195,7 +195,9 @@ def _judge(tree: etree._ElementTree, record: CRMRecord, pending: PendingLogin, s
         is_replay=lambda assertion_id: not state.store.add(SEEN_NS, assertion_id, b"1", ttl=SEEN_TTL))
     inspection = inspect_response_tree(tree, "response", options, checked)
     login = TestLoginFacts(state.acs_url, record.sp.acs_url, pending.request_id, pending.started_at, error)
-    report = Report(subject="response", inputs=inputs, clock=now, findings=inspection.findings,
+    # CRM001 when the record's entity ID near-misses the metadata's: that entity still gave the trust.
+    findings = (*(trust.findings if trust else ()), *inspection.findings)
+    report = Report(subject="response", inputs=inputs, clock=now, findings=findings,
                     subjects_run=inspection.subjects_run, facts=(login, ResponseReportFacts(inspection)))
     return report, trust, inspection
 
