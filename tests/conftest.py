@@ -240,7 +240,8 @@ class RuleCoverage:
             workeroutput["rule_codes"] = sorted(self.emitted)
             return
         stopped = session.shouldstop or session.shouldfail or (
-            "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED else None)
+            f"it ended with exit status {int(exitstatus)}" if exitstatus not in (0, 1)  # OK, TESTS_FAILED
+            else "no test was collected" if not session.testscollected else None)
         why = partial_run(session.config, deselected=self.deselected, stopped=str(stopped) if stopped else None)
         if why:
             self.verdict = ("partial", f"not checked, because only part of the suite ran: {why}")

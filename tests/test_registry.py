@@ -100,6 +100,17 @@ def test_a_partial_run_says_the_check_was_not_made_and_why(pytester: pytest.Pyte
     result.stdout.fnmatch_lines([f"not checked, because only part of the suite ran: {why}"])
 
 
+def test_a_session_that_could_not_collect_makes_no_claim(pytester: pytest.Pytester) -> None:
+    # A collection error (e.g. a test file edited while xdist's workers collected) ran nothing:
+    # listing every rule as never fired would bury the real error.
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_made_up=TESTS_FILE, test_broken="import no_such_module\n")
+    result = pytester.runpytest(*NO_HYPOTHESIS)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["not checked, because only part of the suite ran: *exit status 2*"])
+    result.stdout.no_fnmatch_line("*rules never fired*")
+
+
 def test_lookup_is_case_insensitive() -> None:
     found = get_rule(" md007 ")
     assert found is not None and found.code == "MD007"
