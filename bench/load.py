@@ -241,7 +241,7 @@ class LocalSP:
     @classmethod
     def for_idp(cls, base_url: str) -> LocalSP:
         """Trusting what the IdP's /metadata publishes (its entity ID and signing certificates)."""
-        from validator.response_inspection import trust_from_metadata
+        from validator.trust import trust_from_metadata
 
         status, body = fetch(base_url, "/metadata")
         if status != 200:

@@ -158,12 +158,8 @@ def preflight_setup(folder: Path) -> Callable[[], Any]:
     """The project's full validation of the response, as one call; raises unless it is clean."""
     from metadata.crm import parse_crm
     from validator.findings import Severity
-    from validator.response_inspection import (
-        ResponseInspection,
-        ResponseOptions,
-        inspect_response_bytes,
-        trust_from_metadata,
-    )
+    from validator.response_inspection import ResponseInspection, ResponseOptions, inspect_response_bytes
+    from validator.trust import trust_from_metadata
 
     crm = parse_crm((folder / "crm.toml").read_text(), "crm.toml", "toml")
     trust = trust_from_metadata((folder / "idp-metadata.xml").read_bytes(), crm)

@@ -21,7 +21,8 @@ from tests.idp_support import ACS, IDP_BASE, SP_ENTITY, authn_request, login_as,
 from validator.checks.claims import check_claims
 from validator.findings import Finding
 from validator.response_facts import Attribute, ResponseFacts
-from validator.response_inspection import ResponseOptions, inspect_response_bytes, trust_from_metadata
+from validator.response_inspection import ResponseOptions, inspect_response_bytes
+from validator.trust import trust_from_metadata
 
 DEMO = Path(__file__).resolve().parents[1] / "validator" / "demo" / "springfield-water.toml"
 

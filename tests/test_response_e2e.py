@@ -16,8 +16,9 @@ from tests.helpers import crm_toml
 from tests.idp_support import ACS, IDP_BASE, SP_ENTITY, authn_request, login_as, make_idp, redirect_path
 from validator.render.json import report_document
 from validator.report import Report
-from validator.response_inspection import ResponseOptions, inspect_response_bytes, trust_from_metadata
+from validator.response_inspection import ResponseOptions, inspect_response_bytes
 from validator.response_report import response_report
+from validator.trust import trust_from_metadata
 
 CRM = crm_toml(sp_entity_id=SP_ENTITY, acs_url=ACS, idp={
     "entity_id": f"{IDP_BASE}/metadata", "nameid_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"})
@@ -219,7 +220,7 @@ def test_a_reference_with_only_the_enveloped_transform_is_sig023_not_sig022(tmp_
 def test_the_library_uses_a_near_miss_entity_and_says_crm001(tmp_path: Path) -> None:
     """What the test SP calls: a record's entity ID off by a trailing slash still gives the
     metadata's certificates, with CRM001 worded as ``saml-validate metadata`` words it."""
-    from validator.response_inspection import EntityMismatch
+    from validator.trust import EntityMismatch
 
     response, metadata, request_id = issue_response(tmp_path, MATCHING)
     exact = trust_from_metadata(metadata, parse_crm(CRM, "crm.toml", "toml"))

@@ -46,15 +46,10 @@ from validator.json_value import iso_z
 from validator.render.json import render_json
 from validator.render.sequence import login_sequence
 from validator.report import Report
-from validator.response_inspection import (
-    IdPTrust,
-    ResponseInspection,
-    ResponseOptions,
-    inspect_response_tree,
-    trust_from_metadata,
-)
+from validator.response_inspection import ResponseInspection, ResponseOptions, inspect_response_tree
 from validator.response_report import ResponseReportFacts
 from validator.sweep_history import record_signer
+from validator.trust import IdPTrust, trust_from_metadata
 from validator.vendor import VENDORS
 
 from .login_request import REQUEST_ID, PendingLogin, authn_request_xml, pending_login, sp_metadata_xml, sso_url
