@@ -106,17 +106,18 @@ def _entity_mismatch(wanted: str, entity: EntityDescriptor, vendor_key: str | No
 
 def load_trust(
     metadata: bytes | str | None, crm: CRMRecord | None, policy: FetchPolicy | None = None, *,
-    files: bool = True,
+    files: bool = True, source: str | None = None,
 ) -> tuple[IdPTrust | None, list[Finding]]:
     """The IdP's certificates from its metadata — `metadata` is the document itself (bytes), a URL,
     or (only when `files`: the command line) a file path — or the findings that say why there
     are none. Without `files` every string goes to the SSRF-safe fetcher, which refuses
-    anything but a URL: a CRM record uploaded to the web app never opens a server file."""
+    anything but a URL: a CRM record uploaded to the web app never opens a server file. `source`
+    names the document in the findings (default: the URL or path; "the IdP metadata" for bytes)."""
     if metadata is None:
         return None, []
     from validator.inspection import is_url
 
-    where = redact_url(metadata) if isinstance(metadata, str) else "the IdP metadata"
+    where = source or (redact_url(metadata) if isinstance(metadata, str) else "the IdP metadata")
     try:
         if isinstance(metadata, bytes):
             data = metadata

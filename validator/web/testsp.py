@@ -7,7 +7,10 @@ only from the browser that started the login, and only once (SECURITY.md §3).
 ``POST /test-sp/acs`` parses nothing for a browser that started no test login; otherwise it
 decodes and parses the response once, verifies it once with the IdP's metadata and runs every
 response check once with the remembered request ID, the replay cache answering RSP023 during
-that run; the report is kept 24 hours as ``/test-logins/<id>`` (page) and
+that run. The IdP's trust is taken as the command line takes it (:mod:`validator.trust`), the
+metadata loaded by ``state.metadata_loader``: a refused metadata URL is its NET finding, a
+document that is not metadata its XML finding, a near-missed entity ID CRM001, and the report
+names the trust source. The report is kept 24 hours as ``/test-logins/<id>`` (page) and
 ``/api/v1/test-logins/<id>`` (JSON, :mod:`validator.web.api`). Only a login judged without
 errors tells the sweep which certificate signs (:func:`validator.sweep_history.record_signer`).
 
@@ -39,9 +42,13 @@ from metadata.bindings import BindingError, PostMessage, decode_post, encode_red
 from metadata.certs import fingerprint
 from metadata.crm import CRMRecord
 from metadata.errors import MetadataError
+from metadata.fetch import FetchError
 from metadata.store import StoreUnavailable
 from metadata.urls import redact_url
-from validator.findings import Severity
+from validator.checks import response_signature
+from validator.checks.fetching import finding_for_fetch_error
+from validator.checks.input import NOT_METADATA
+from validator.findings import Finding, Severity, folded
 from validator.json_value import iso_z
 from validator.render.json import render_json
 from validator.render.sequence import login_sequence
@@ -49,7 +56,7 @@ from validator.report import Report
 from validator.response_inspection import ResponseInspection, ResponseOptions, inspect_response_tree
 from validator.response_report import ResponseReportFacts
 from validator.sweep_history import record_signer
-from validator.trust import IdPTrust, trust_from_metadata
+from validator.trust import IdPTrust, TrustSource, load_trust
 from validator.vendor import VENDORS
 
 from .login_request import REQUEST_ID, PendingLogin, authn_request_xml, pending_login, sp_metadata_xml, sso_url
@@ -66,7 +73,7 @@ from .login_result import (
     pretty_xml,
     read_report,
 )
-from .state import TOKEN, Refusal, WebState, error_page, page, partner_record, web
+from .state import TOKEN, MetadataUnavailable, Refusal, WebState, error_page, page, partner_record, web
 
 blueprint = Blueprint("testsp", __name__, template_folder="templates")
 
@@ -176,25 +183,43 @@ def _judge(tree: etree._ElementTree, record: CRMRecord, pending: PendingLogin, s
     now = state.clock()
     checked = record.model_copy(update={"sp": record.sp.model_copy(update={"acs_url": state.acs_url})})
     inputs = {"response": "test SP ACS (HTTP-POST)", "crm": f"{record.biller.id}.toml"}
-    error: str | None = None
-    trust: IdPTrust | None = None
-    try:
-        trust = trust_from_metadata(state.metadata_loader(record), checked)
-        if record.idp.metadata_url:
-            inputs["metadata"] = redact_url(record.idp.metadata_url)
-    except (MetadataError, ValueError) as exc:
-        error = str(exc)
+    source, trust, problems = _record_trust(record, checked, state)
+    if source is not None:
+        inputs["metadata"] = source.location
     options = ResponseOptions(
         now=now, trusted=trust.certificates if trust else (), idp_entity_id=trust.entity_id if trust else None,
         request_id=pending.request_id, vendor_key=trust.vendor_key if trust else None,
+        # A finding already says why nothing is trusted (NET, XML008, CRM001): then no SIG026.
+        no_trust_reason=None if problems else response_signature.NO_TRUST_REASON,
         is_replay=lambda assertion_id: not state.store.add(SEEN_NS, assertion_id, b"1", ttl=SEEN_TTL))
     inspection = inspect_response_tree(tree, "response", options, checked)
-    login = TestLoginFacts(state.acs_url, record.sp.acs_url, pending.request_id, pending.started_at, error)
+    login = TestLoginFacts(state.acs_url, record.sp.acs_url, pending.request_id, pending.started_at)
     # CRM001 when the record's entity ID near-misses the metadata's: that entity still gave the trust.
-    findings = (*(trust.findings if trust else ()), *inspection.findings)
+    findings = (*folded([*problems, *(trust.findings if trust else ())]), *inspection.findings)
+    used = (source,) if source is not None and trust is not None else ()
     report = Report(subject="response", inputs=inputs, clock=now, findings=findings,
-                    subjects_run=inspection.subjects_run, facts=(login, ResponseReportFacts(inspection)))
+                    subjects_run=inspection.subjects_run, facts=(login, *used, ResponseReportFacts(inspection)))
     return report, trust, inspection
+
+
+def _record_trust(record: CRMRecord, checked: CRMRecord, state: WebState
+                  ) -> tuple[TrustSource | None, IdPTrust | None, list[Finding]]:
+    """The record's trust, taken as the command line takes it (:func:`validator.trust.load_trust`:
+    XML008 for a document that is not metadata, CRM001 for a near miss), the document loaded by
+    ``state.metadata_loader`` (the SSRF-safe fetcher on ``idp.metadata_url``; tests serve their
+    own): a refused or failed URL is its NET finding. Three Nones when the record gives no trust."""
+    url = record.idp.metadata_url
+    source = TrustSource("metadata_url", redact_url(url)) if url else TrustSource("metadata", "the IdP metadata")
+    try:
+        data = state.metadata_loader(record)
+    except MetadataUnavailable:
+        return None, None, []
+    except FetchError as exc:
+        return source, None, [finding_for_fetch_error(exc)]
+    except (MetadataError, ValueError) as exc:
+        return source, None, [NOT_METADATA.finding(str(exc), where=source.location)]
+    trust, problems = load_trust(data, checked, source=source.location)
+    return source, trust, problems
 
 
 def _keep(state: WebState, message: PostMessage, record: CRMRecord, pending: PendingLogin, report: Report,
