@@ -527,8 +527,6 @@ def test_a_hostile_entity_id_is_drawn_escaped(tmp_path: Path) -> None:
     assert report["facts"]["response"]["verified"] is False
 
 
-@pytest.mark.xfail(strict=True, reason="the picture stages CRM001 at the claims even when it left nothing "
-                   "trusted (validator.render.sequence.STAGE_OF_FAMILY): the signature step reads 'verified'")
 def test_a_login_whose_record_names_another_entity_fails_at_the_signature_in_the_picture(tmp_path: Path) -> None:
     pair = Pair(tmp_path, crm=CRM.replace(f'entity_id = "{IDP_BASE}/metadata"',
                                           'entity_id = "https://elsewhere.example.org/idp"'))

@@ -167,6 +167,9 @@ class StoredResponse:
     claims: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     assertion_present: bool = True
     """Whether the verified response held an assertion (whose claims were judged)."""
+    said_unverified: bool = False
+    """The report says in so many words that the response was not verified (a report stored before
+    the response facts existed says nothing either way)."""
 
 
 @dataclass(frozen=True)
@@ -213,7 +216,7 @@ def _response(value: Mapping[str, object]) -> StoredResponse:
         value.get("verified") is True, _text(value.get("nameid")), _text(value.get("nameid_format")),
         _text(value.get("issuer")), tuple(str(s) for s in signed),
         {str(k): tuple(str(v) for v in vs) for k, vs in claims.items() if isinstance(vs, list)},
-        value.get("assertion_id") is not None or bool(claims),
+        value.get("assertion_id") is not None or bool(claims), value.get("verified") is False,
     )
 
 
@@ -226,6 +229,8 @@ def login_steps(view: LoginView, report: StoredReport) -> tuple[list[Step], str 
     errors = sorted({f.code for f in report.errors})
     titles = {f.code: f.title for f in report.errors}
     failed = failed_stage(errors)
+    if errors and report.response.said_unverified:  # e.g. CRM001 left nothing trusted: no check after it ran
+        failed = CHECK_STAGES[0]
 
     def check(stage: str, name: str, passed: str, about: str) -> Step:
         if stage != failed and (failed is None or CHECK_STAGES.index(stage) < CHECK_STAGES.index(failed)):
@@ -255,8 +260,8 @@ def _failed_note(stage: str, errors: Sequence[str], titles: Mapping[str, str], a
     codes = [c for c in errors if stage_of(c) == stage]
     if len(codes) == 1 and titles.get(codes[0]):
         return f"{codes[0]}: {titles[codes[0]]}"
-    if not codes:
-        return about
+    if not codes:  # the response was not verified for a reason another stage's finding gives
+        return "not verified: " + ", ".join(errors[:4]) if errors else about
     return ", ".join(codes[:4]) + (f" and {len(codes) - 4} more" if len(codes) > 4 else "")
 
 
