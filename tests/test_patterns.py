@@ -139,6 +139,8 @@ def _hostile() -> dict[str, tuple[Callable[[str], object], list[str]]]:
     from validator.checks.metadata import parse_datetime
     from validator.framing import Origin, _matches
     from validator.nearmiss import claim_key, uri_difference
+    from validator.web.login_request import REQUEST_ID
+    from validator.web.state import _after_body_tag
     from validator.web.testsp import TOKEN
 
     n = MIB
@@ -148,16 +150,20 @@ def _hostile() -> dict[str, tuple[Callable[[str], object], list[str]]]:
         "login type IDs joined": (_joined_ids, ["1 " * (n // 2) + "x", "1," * (n // 2), " " * n + "1 1x"]),
         "xs:dateTime": (parse_datetime, ["-" + "1" * n + "-", "1" * n]),
         "frame-ancestors source": (lambda v: _matches(v, Origin("https", "a", 443), Origin("https", "b", 443)),
-                                   ["a" * n + ":", "*." * (n // 2), "https://" + "a" * n + ":1x", "a" * n + "://"]),
+                                   ["a" * n + ":", "*." * (n // 2), "https://" + "a" * n + ":1x", "a" * n + "://",
+                                    "a" * 5 * n, "a" * 5 * n + ":x"]),
         "near miss": (lambda v: (uri_difference("https://idp.example.com/", v), claim_key(v)),
                       ["https://" + "/" * n, "urn:" + ":" * n, "1." * (n // 2) + "x"]),
         "test-login cookie": (TOKEN.fullmatch, ["a" * 5 * n, "a" * 5 * n + "!"]),
+        "test-login request ID": (REQUEST_ID.fullmatch, ["_" + "a" * 5 * n, "_" + "0" * 5 * n]),
+        # dev mode's banner finds <body> in a page; scanned, not searched with [^>]*
+        "dev banner's body tag": (_after_body_tag, ["<body" * (n // 5), "<BODY " * (5 * n // 6), "<bodyx" * n]),
     }
 
 
 @pytest.mark.parametrize("name", ["redact_url", "login type IDs joined", "xs:dateTime", "frame-ancestors source",
-                                  "near miss", "test-login cookie"])
-def test_patterns_over_a_partners_text_are_linear_on_1_mib(name: str) -> None:
+                                  "near miss", "test-login cookie", "test-login request ID", "dev banner's body tag"])
+def test_patterns_over_a_partners_text_are_linear_on_mebibytes_of_it(name: str) -> None:
     function, inputs = _hostile()[name]
 
     def run() -> None:

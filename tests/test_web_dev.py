@@ -213,3 +213,13 @@ def test_the_banner_is_on_every_page_in_dev_mode_only(tmp_path: Path, path: str,
     assert "Local development mode" in dev
     strict = validator(tmp_path).test_client().get(path).get_data(as_text=True)
     assert "dev-banner" not in strict and "Local development mode" not in strict
+
+
+def test_the_banner_goes_just_after_the_first_body_start_tag() -> None:
+    from validator.web.state import _after_body_tag
+
+    page = '<html><head></head><BODY class="x">hi</BODY></html>'
+    assert page[:_after_body_tag(page)] == '<html><head></head><BODY class="x">'
+    assert _after_body_tag("<bodyx><body>x") == len("<bodyx><body>")
+    assert _after_body_tag("no body here") == 0
+    assert _after_body_tag("<body") == 0  # cut short: the banner goes first

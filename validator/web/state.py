@@ -107,9 +107,19 @@ def with_dev_banner(text: str) -> str:
     runs in local development mode; unchanged otherwise."""
     if not web().dev_mode or 'class="dev-banner"' in text:  # the app's templates draw their own
         return text
-    found = re.search(r"<body\b[^>]*>", text, re.IGNORECASE)
-    at = found.end() if found else 0
+    at = _after_body_tag(text)
     return text[:at] + dev_banner_html() + text[at:]
+
+
+def _after_body_tag(text: str) -> int:
+    """Where the page's first ``<body …>`` start tag ends (0 when it has none): one forward scan,
+    so a page of any size costs one pass."""
+    lowered = text.lower()
+    start = lowered.find("<body")
+    while start != -1 and lowered[start + 5:start + 6] not in (">", " ", "\t", "\n", "\r", "/"):
+        start = lowered.find("<body", start + 5)  # <bodyx is another tag
+    end = text.find(">", start) if start != -1 else -1
+    return end + 1 if end != -1 else 0
 
 
 def page(template: str, status: int = 200, **context: object) -> Response:
