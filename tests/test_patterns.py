@@ -170,4 +170,7 @@ def test_patterns_over_a_partners_text_are_linear_on_mebibytes_of_it(name: str) 
         for value in inputs:
             function(value)
 
-    run_with_cpu_limit(run)  # raises past 1 s of CPU
+    # A linear pass over these ~15 MiB takes well under a second; a quadratic one would need some
+    # 10^13 steps. The 5 s budget sits between the two, far from both, so a slow CI machine does
+    # not fail a linear pattern and no machine passes a quadratic one.
+    run_with_cpu_limit(run, cpu_seconds=5)

@@ -102,6 +102,9 @@ def web() -> WebState:
     return value
 
 
+_BODY_TAG = re.compile(r"<body[>\s/]", re.IGNORECASE)
+
+
 def with_dev_banner(text: str) -> str:
     """`text`, a whole HTML page, with the dev-mode banner just inside its ``<body>`` when the app
     runs in local development mode; unchanged otherwise."""
@@ -112,13 +115,10 @@ def with_dev_banner(text: str) -> str:
 
 
 def _after_body_tag(text: str) -> int:
-    """Where the page's first ``<body …>`` start tag ends (0 when it has none): one forward scan,
-    so a page of any size costs one pass."""
-    lowered = text.lower()
-    start = lowered.find("<body")
-    while start != -1 and lowered[start + 5:start + 6] not in (">", " ", "\t", "\n", "\r", "/"):
-        start = lowered.find("<body", start + 5)  # <bodyx is another tag
-    end = text.find(">", start) if start != -1 else -1
+    """Where the page's first ``<body …>`` start tag ends (0 when it has none). The pattern has a
+    fixed length, so the search is one pass over a page of any size; ``<bodyx`` is another tag."""
+    found = _BODY_TAG.search(text)
+    end = text.find(">", found.start()) if found else -1
     return end + 1 if end != -1 else 0
 
 
