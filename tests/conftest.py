@@ -110,7 +110,7 @@ def browser() -> Iterator[Any]:
 # ---- markers ----------------------------------------------------------------------------------
 
 # Whole modules. slow: fuzzing, reliability (real gunicorn and redis), browsers, the cost corpus.
-# interop: the test IdP against real SP libraries over HTTP.
+# interop: the test IdP against real SP libraries over HTTP, the validator against a real IdP.
 MODULE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_fuzz": ("slow",),
     "test_reliability": ("slow",),
@@ -118,6 +118,8 @@ MODULE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_idp_browser": ("slow", "interop"),
     "test_web_browser": ("slow",),
     "test_idp_interop": ("interop",),
+    "test_simplesamlphp": ("interop",),
+    "test_local_loop_browser": ("slow",),
 }
 # Single tests in other modules that drive a third-party peer, by the peer named in the test.
 INTEROP_NAME = re.compile(r"(?:^|_)(?:python3_saml|pysaml2|xmlsec1|simplesamlphp|node_saml)(?:_|$|\[)")
