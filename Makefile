@@ -8,9 +8,15 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint bench clean system-packages
 
 # Debian packages the tests use: redis-server (the Store's Redis tests), xmlsec1 (pysaml2 as
-# a real SP verifies signatures with it), chromium (browser tests, driven by playwright).
-# Installed only when missing; needs root and apt. package:command pairs.
-SYSTEM_PACKAGES := redis-server:redis-server xmlsec1:xmlsec1 chromium:chromium
+# a real SP verifies signatures with it), chromium (browser tests, driven by playwright), and
+# SimpleSAMLphp 1.19 (bookworm) as a real IdP under `php -S` (tests/test_simplesamlphp.py): it
+# needs php-cli, and php-xml for DOM, which the simplesamlphp package does not depend on.
+# Installed only when missing; needs root and apt. package:command pairs; an absolute path instead
+# of a command is a file the package installs (simplesamlphp and php-xml put no command on PATH;
+# dom.ini is bookworm's PHP 8.2's).
+SYSTEM_PACKAGES := redis-server:redis-server xmlsec1:xmlsec1 chromium:chromium \
+	simplesamlphp:/usr/share/simplesamlphp/www/saml2/idp/SSOService.php php-cli:php \
+	php-xml:/usr/share/php8.2-xml/xml/dom.ini
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,8 +36,9 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 system-packages:
-	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
-		command -v "$${pair##*:}" >/dev/null 2>&1 || missing="$$missing $${pair%%:*}"; done; \
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do found="$${pair#*:}"; \
+		case "$$found" in /*) [ -e "$$found" ];; *) command -v "$$found" >/dev/null 2>&1;; esac \
+			|| missing="$$missing $${pair%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
 		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
