@@ -12,14 +12,13 @@ from metadata.crm import CRMRecord, parse_crm
 from tests.helpers import crm_toml
 from validator.checks.claims import ClaimJudgement, check_claims, judge_claims
 from validator.response_facts import Attribute, ResponseFacts
+from validator.web.claim_table import ClaimRow, claim_rows
 from validator.web.login_result import (
-    ClaimRow,
     ExpectedClaim,
     LoginView,
     StoredFinding,
     StoredReport,
     StoredResponse,
-    claim_rows,
 )
 
 OPTIONAL = '\n[[claims]]\nname = "Nickname"\n'

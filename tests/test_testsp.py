@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from tests.helpers import crm_toml
 from tests.idp_support import IDP_BASE, login_as, make_idp, sso_path
 from validator.sweep_history import SeenSigner, last_signer, record_signer
 from validator.web import create_app
+from validator.web.login_judge import UNSOLICITED_NS
 from validator.web.login_result import RESULTS_NS, VIEWS_NS, LoginView, login_steps, read_report
 
 BASE = "https://validator.test.example"
@@ -31,7 +33,7 @@ TEST_ACS = f"{BASE}/test-sp/acs"
 PORTAL_ENTITY = "https://portal.example.com/saml/metadata"
 
 CRM = crm_toml(sp_entity_id=PORTAL_ENTITY, acs_url="https://portal.example.com/saml/acs", idp={
-    "entity_id": f"{IDP_BASE}/metadata", "sso_url": f"{IDP_BASE}/sso",
+    "entity_id": f"{IDP_BASE}/metadata", "sso_url": f"{IDP_BASE}/sso", "metadata_url": f"{IDP_BASE}/metadata",
     "nameid_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"})
 
 MATCHING = {"AccountNumber": "100200300", "Email": "alice@example.com", "LoginTypeId": "1"}
@@ -151,7 +153,7 @@ def test_end_to_end_ready_page_and_json(pair: Pair) -> None:
 
     again = pair.sp.post("/test-sp/acs", data=fields)  # consumed once
     assert again.status_code == 400
-    assert "already used" in again.get_data(as_text=True)
+    assert "already answered" in again.get_data(as_text=True)
 
 
 def test_a_failed_test_login_never_rewrites_the_signer(tmp_path: Path) -> None:
@@ -324,30 +326,18 @@ def test_another_browser_or_no_cookie(pair: Pair) -> None:
     assert pair.sp.post("/test-sp/acs", data=fields).status_code == 303  # the right browser still can
 
 
-def test_the_acs_parses_nothing_for_a_browser_that_started_no_test_login(
-    pair: Pair, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Issue 11: the ACS parsed every anonymous POST before looking at the cookie, so anyone could
-    # hand the XML parser whatever they liked. Now only a browser with a test login under way can.
-    from validator.web import testsp
-
-    parsed: list[bytes] = []
-
-    def decode_post(body: bytes, param: str) -> object:
-        parsed.append(body)
-        raise testsp.BindingError("malformed", "not parsed in this test")
-
-    monkeypatch.setattr(testsp, "decode_post", decode_post)
-    form = {"SAMLResponse": base64.b64encode(b"<samlp:Response/>").decode()}
-    anonymous = pair.app.test_client().post("/test-sp/acs", data=form)
+def test_a_response_claiming_to_answer_a_request_this_browser_has_not_pending_is_refused(pair: Pair) -> None:
+    # A response with an InResponseTo answers a request: only the browser that sent it may post
+    # it, once (SECURITY.md §3). Anonymous, with a forged token, or after the login expired: 400.
+    fields = pair.login()
+    anonymous = pair.app.test_client().post("/test-sp/acs", data=fields)
     forged = pair.app.test_client()
     forged.set_cookie("saml_preflight_test_login", "A" * 43)  # well-formed, but no login started with it
-    for refused in (anonymous, forged.post("/test-sp/acs", data=form)):
+    for refused in (anonymous, forged.post("/test-sp/acs", data=fields)):
         assert refused.status_code == 400 and "No test login of this browser" in refused.get_data(as_text=True)
-    assert parsed == []
-    pair.start()
-    assert pair.sp.post("/test-sp/acs", data=form).status_code == 400
-    assert len(parsed) == 1
+    assert pair.sp.post("/test-sp/acs", data=fields).status_code == 303  # the browser that started it
+    store = pair.app.extensions["saml_validator_web"].store
+    assert store.keys(UNSOLICITED_NS) == []  # nothing was kept for the refused posts
 
 
 @pytest.mark.parametrize("body", [
@@ -590,7 +580,7 @@ def test_an_entity_id_off_by_a_trailing_slash_is_crm001_and_the_claims_are_still
 def test_a_refused_metadata_url_is_its_net_finding_in_the_test_login(tmp_path: Path) -> None:
     """An http metadata URL (no local development mode): NET001 in the login's report, as in the
     CLI, not SIG026 saying no metadata was given."""
-    record = CRM.replace("[idp]\n", '[idp]\nmetadata_url = "http://idp.example.com/metadata"\n', 1)
+    record = CRM.replace(f'metadata_url = "{IDP_BASE}/metadata"', 'metadata_url = "http://idp.example.com/metadata"')
     assert record != CRM
     pair = Pair(tmp_path, crm=record, fetched=True)
     posted = pair.sp.post("/test-sp/acs", data=pair.login())
@@ -620,7 +610,9 @@ def test_the_test_login_report_names_its_trust_source(pair: Pair) -> None:
     posted = pair.sp.post("/test-sp/acs", data=pair.login())
     report = json.loads(pair.sp.get("/api/v1" + posted.headers["Location"]).get_data())
     assert report["verdict"] == "ready", report["findings"]
-    assert report["facts"]["trust_source"] == {"kind": "metadata", "location": "the IdP metadata"}
+    assert report["facts"]["trust_source"] == {"kind": "metadata_url", "location": f"{IDP_BASE}/metadata"}
+    page = pair.sp.get(posted.headers["Location"]).get_data(as_text=True)
+    assert f"The IdP's certificates: the record's metadata_url: {IDP_BASE}/metadata." in html.unescape(page)
 
 
 def test_a_result_stored_with_an_idp_metadata_error_still_shows_it(pair: Pair) -> None:

@@ -1,14 +1,16 @@
 """Trust: where the IdP's signing certificates come from, for a response check.
 
-The metadata given to the check (``--metadata``, a form), else the CRM record's ``[idp]``
-``metadata_file``, ``signing_certificates`` or ``metadata_url``, in DESIGN.md's order
-(:func:`record_trust`). A URL goes through the SSRF-safe fetcher; a refused one is its NET
-finding, a document that is not metadata XML008, a near-missed entity ID CRM001.
+The metadata given to the check (``--metadata``, a form), else what is on record for the biller
+(:func:`record_trust`): the newest metadata uploaded in the web app
+(:mod:`validator.uploaded_metadata`), then the CRM record's ``[idp]`` ``metadata_file``,
+``signing_certificates`` or ``metadata_url``, in DESIGN.md's order. A URL goes through the
+SSRF-safe fetcher; a refused one is its NET finding, a document that is not metadata XML008, a
+near-missed entity ID CRM001.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -41,18 +43,19 @@ class IdPTrust:
     (that entity is used all the same, so the signatures and claims are still judged)."""
 
 
-TrustKind = Literal["metadata", "metadata_file", "signing_certificates", "metadata_url"]
+TrustKind = Literal["metadata", "uploaded", "metadata_file", "signing_certificates", "metadata_url"]
 
 
 @dataclass(frozen=True)
 class TrustSource:
     """Where the IdP's signing certificates came from: ``metadata`` given to the check
-    (--metadata, a form), or the CRM record's [idp] `metadata_file`, `signing_certificates` or
-    `metadata_url`, taken in that order (DESIGN.md, "The CRM record")."""
+    (--metadata, a form), else ``uploaded`` in the web app, else the CRM record's [idp]
+    `metadata_file`, `signing_certificates` or `metadata_url`, taken in that order (DESIGN.md,
+    "The CRM record")."""
 
     kind: TrustKind
     location: str
-    """The file(s) or the URL (any password hidden)."""
+    """The file(s), the URL (any password hidden) or the uploaded version (who, when)."""
 
     def json(self) -> dict[str, Plain]:
         return {"trust_source": {"kind": self.kind, "location": self.location}}
@@ -66,12 +69,15 @@ class EntityMismatch(MetadataError):
         self.finding = finding
 
 
-def trust_from_metadata(data: bytes, crm: CRMRecord | None, source: str = "the IdP metadata") -> IdPTrust:
+def trust_from_metadata(data: bytes, crm: CRMRecord | None, source: str = "the IdP metadata", *,
+                        chosen: str | None = None) -> IdPTrust:
     """The IdP's signing certificates and entity ID from its metadata; MetadataError if unusable
-    (:class:`EntityMismatch` when the record names another entity)."""
+    (:class:`EntityMismatch` when the record names another entity). `chosen` is the IdP entity to
+    use when the document holds several (an uploader's choice); the record's entity ID is still
+    compared with it (CRM001)."""
     document = read_metadata(parse_untrusted(data, metadata_limits()))
     wanted = crm.idp.entity_id if crm else None
-    entity = _idp_entity(document.idp_entities, wanted, source)
+    entity = _idp_entity(document.idp_entities, chosen or wanted, source)
     idp = entity.idp
     assert idp is not None
     certs = tuple(c.der for k in signing_keys(idp.keys) for c in k.certificates if c.der)
@@ -80,6 +86,12 @@ def trust_from_metadata(data: bytes, crm: CRMRecord | None, source: str = "the I
     mismatch = () if wanted is None or wanted == entity.entity_id else (
         _entity_mismatch(wanted, entity, vendor_key, source),)
     return IdPTrust(certs, entity.entity_id, vendor_key, mismatch)
+
+
+def idp_entity_ids(data: bytes) -> list[str]:
+    """The entity IDs of the IdPs a metadata document describes, in document order;
+    MetadataError (UnsafeXML among them) when it is not safe, well-formed SAML metadata."""
+    return [entity.entity_id for entity in read_metadata(parse_untrusted(data, metadata_limits())).idp_entities]
 
 
 def _idp_entity(entities: Sequence[EntityDescriptor], wanted: str | None, source: str) -> EntityDescriptor:
@@ -106,7 +118,7 @@ def _entity_mismatch(wanted: str, entity: EntityDescriptor, vendor_key: str | No
 
 def load_trust(
     metadata: bytes | str | None, crm: CRMRecord | None, policy: FetchPolicy | None = None, *,
-    files: bool = True, source: str | None = None,
+    files: bool = True, source: str | None = None, chosen: str | None = None,
 ) -> tuple[IdPTrust | None, list[Finding]]:
     """The IdP's certificates from its metadata — `metadata` is the document itself (bytes), a URL,
     or (only when `files`: the command line) a file path — or the findings that say why there
@@ -136,7 +148,7 @@ def load_trust(
             except OSError as exc:
                 return None, [NOT_METADATA.finding(f"the metadata file cannot be read: {exc.strerror or exc}",
                                                    where=where)]
-        return trust_from_metadata(data, crm, where), []
+        return trust_from_metadata(data, crm, where, chosen=chosen), []
     except EntityMismatch as exc:
         return None, [exc.finding]
     except UnsafeXML as exc:
@@ -148,14 +160,33 @@ def load_trust(
 _MAX_PEM_BYTES = 64 * 1024
 
 
-def record_trust(crm: CRMRecord | None, record_dir: Path | None, policy: FetchPolicy | None = None
+UrlLoader = Callable[[str], bytes]
+"""Fetches a metadata URL (FetchError when refused or failed); the web app's tests serve their own."""
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """The newest metadata uploaded for the biller in the web app: its document, the entity chosen
+    in it, and how reports name it (who uploaded it, when)."""
+
+    data: bytes
+    entity_id: str
+    label: str
+
+
+def record_trust(crm: CRMRecord | None, record_dir: Path | None, policy: FetchPolicy | None = None, *,
+                 uploaded: Uploaded | None = None, load_url: UrlLoader | None = None,
                  ) -> tuple[TrustSource | None, IdPTrust | None, list[Finding]]:
-    """The trust the CRM record gives, in DESIGN.md's order: ``[idp] metadata_file``, then
-    ``signing_certificates`` (both relative to `record_dir`, the record's folder; skipped without
-    one: a record uploaded to the web app never opens a server file), then ``metadata_url``
-    through the SSRF-safe fetcher. The source, the trust (None when refused, with the findings
-    that say why) — or three Nones when the record gives no trust at all. A certificate file
-    that cannot be read as one is a :class:`CRMRecordError` naming the key and the file."""
+    """The trust on record for the biller, in DESIGN.md's order: metadata `uploaded` in the web
+    app, then the record's ``[idp] metadata_file``, then ``signing_certificates`` (both relative
+    to `record_dir`, the record's folder; skipped without one: a record uploaded to the web app
+    never opens a server file), then ``metadata_url`` through `load_url` (default: the SSRF-safe
+    fetcher under `policy`). The source, the trust (None when refused, with the findings that say
+    why) — or three Nones when nothing gives trust. A certificate file that cannot be read as one
+    is a :class:`CRMRecordError` naming the key and the file."""
+    if uploaded is not None:
+        trust, problems = load_trust(uploaded.data, crm, source=uploaded.label, chosen=uploaded.entity_id)
+        return TrustSource("uploaded", uploaded.label), trust, problems
     if crm is None:
         return None, None, []
     idp = crm.idp
@@ -167,9 +198,26 @@ def record_trust(crm: CRMRecord | None, record_dir: Path | None, policy: FetchPo
         paths = [record_dir / name for name in idp.signing_certificates]
         return TrustSource("signing_certificates", ", ".join(map(str, paths))), pinned_trust(crm, paths), []
     if idp.metadata_url:
-        trust, problems = load_trust(idp.metadata_url, crm, policy, files=False)
-        return TrustSource("metadata_url", redact_url(idp.metadata_url)), trust, problems
+        source = TrustSource("metadata_url", redact_url(idp.metadata_url))
+        if load_url is None:
+            trust, problems = load_trust(idp.metadata_url, crm, policy, files=False)
+        else:
+            trust, problems = _loaded_trust(load_url, idp.metadata_url, crm, source.location)
+        return source, trust, problems
     return None, None, []
+
+
+def _loaded_trust(load_url: UrlLoader, url: str, crm: CRMRecord, where: str) -> tuple[IdPTrust | None, list[Finding]]:
+    from metadata.fetch import FetchError
+    from validator.checks.fetching import finding_for_fetch_error
+
+    try:
+        data = load_url(url)
+    except FetchError as exc:
+        return None, [finding_for_fetch_error(exc)]
+    except MetadataError as exc:
+        return None, [NOT_METADATA.finding(str(exc), where=where)]
+    return load_trust(data, crm, source=where)
 
 
 def pinned_trust(crm: CRMRecord, paths: Sequence[Path]) -> IdPTrust:

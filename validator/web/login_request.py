@@ -22,7 +22,7 @@ from metadata.saml import BINDING_POST, BINDING_REDIRECT, DS, MD, SAML, SAMLP
 from metadata.xml import metadata_limits, parse_untrusted
 from validator.json_value import iso_z
 
-from .state import MetadataLoader, Refusal
+from .state import Refusal
 
 REQUEST_ID = re.compile(r"_[0-9a-f]{40}")
 """The form of the IDs :func:`new_request_id` makes: the ACS looks up no other."""
@@ -68,11 +68,11 @@ def authn_request_xml(*, request_id: str, issuer: str, acs_url: str, destination
     return etree.tostring(root)
 
 
-def sso_url(record: CRMRecord, loader: MetadataLoader, *, allow_http: bool = False) -> str:
-    """The partner's SSO URL, from the record or its metadata; only https (or http on localhost,
-    or any http with `allow_http`: local development mode) is ever used as a redirect target,
-    whatever the partner's document says."""
-    url = record.idp.sso_url or _sso_url_from_metadata(record, loader)
+def sso_url(record: CRMRecord, metadata: bytes | None, *, allow_http: bool = False, problem: str = "") -> str:
+    """The partner's SSO URL, from the record or else from its `metadata` (`problem` says why there
+    is none); only https (or http on localhost, or any http with `allow_http`: local development
+    mode) is ever used as a redirect target, whatever the partner's document says."""
+    url = record.idp.sso_url or _sso_url_from_metadata(record, metadata, problem)
     parts = urlsplit(url)
     local = parts.scheme == "http" and (allow_http or parts.hostname in ("localhost", "127.0.0.1", "::1"))
     if not (parts.scheme in ("https", "http") and parts.hostname) or not (parts.scheme == "https" or local):
@@ -81,9 +81,11 @@ def sso_url(record: CRMRecord, loader: MetadataLoader, *, allow_http: bool = Fal
     return url
 
 
-def _sso_url_from_metadata(record: CRMRecord, loader: MetadataLoader) -> str:
+def _sso_url_from_metadata(record: CRMRecord, metadata: bytes | None, problem: str) -> str:
     try:
-        document = read_metadata(parse_untrusted(loader(record), metadata_limits()))
+        if metadata is None:
+            raise MetadataError(problem or "there is no metadata")
+        document = read_metadata(parse_untrusted(metadata, metadata_limits()))
     except MetadataError as exc:
         raise Refusal(502, "The IdP's metadata cannot be read", f"The record has no idp.sso_url, and its "
                       f"metadata could not be used: {exc}") from None

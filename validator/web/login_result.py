@@ -6,27 +6,25 @@ login types the record expects, the IdP's names, the step times). Both are read 
 once, into typed values (:func:`read_report`, :meth:`LoginView.read`), tolerant of entries
 written by earlier versions (a view without step times, a missing view).
 
-The page judges nothing itself: a claim's row is what the one claim judge
-(:func:`validator.checks.claims.judge_claims`) found about it, run on the verified facts the
-report kept and the record's claims the view kept; the failed step of the sequence picture is the stage of its errors.
+The page judges nothing itself: the failed step of the sequence picture is the stage of its
+errors, and the claim table (:mod:`validator.web.claim_table`) is what the one claim judge found.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from lxml import etree
 
-from metadata.crm import Claim, CRMRecord, LoginType
+from metadata.crm import CRMRecord
 from metadata.errors import MetadataError
 from metadata.xml import MESSAGE_LIMITS, parse_untrusted
-from validator.checks.claims import ClaimJudgement, judge_claims
 from validator.json_value import Plain
 from validator.render.sequence import CHECK_STAGES, Lifeline, Lifelines, Step, failed_stage, stage_of
-from validator.response_facts import Attribute, ResponseFacts
 
 RESULTS_NS, RESULTS_TTL = "test-logins", 24 * 3600
 """The report, exactly as :func:`validator.render.json.render_json` wrote it."""
@@ -58,6 +56,9 @@ class TestLoginFacts:
 # --- the view ------------------------------------------------------------------------------
 
 
+Outcome = Literal["judged", "stopped", "unsolicited"]
+
+
 @dataclass(frozen=True)
 class ExpectedClaim:
     name: str
@@ -84,6 +85,9 @@ class LoginView:
     claims: tuple[ExpectedClaim, ...] = ()
     login_types: Mapping[str, str] = field(default_factory=dict)
     """Login type ID (as text) to its name."""
+    outcome: Outcome = "judged"
+    """``judged``: a response to the test SP's request; ``stopped``: no request was sent (CRM002);
+    ``unsolicited``: a response nobody asked for (IdP-initiated)."""
 
     def json(self) -> bytes:
         """As the store keeps it (the shape written since step times were added)."""
@@ -93,7 +97,7 @@ class LoginView:
             "sp_entity_id": self.sp_entity_id, "idp": {"entity_id": self.idp_entity_id, "vendor": self.idp_vendor},
             "xml": self.xml, "relay_state": self.relay_state,
             "claims": [{"name": c.name, "required": c.required, "login_type": c.login_type} for c in self.claims],
-            "login_types": dict(self.login_types),
+            "login_types": dict(self.login_types), "outcome": self.outcome,
         }).encode()
 
     @classmethod
@@ -116,17 +120,27 @@ class LoginView:
             tuple(ExpectedClaim(str(c["name"]), bool(c.get("required")), bool(c.get("login_type")))
                   for c in claims if isinstance(c, dict)),
             {str(k): str(v) for k, v in login_types.items()},
+            _outcome(value.get("outcome")),
         )
 
 
-def login_view(record: CRMRecord, *, started_at: str, received: str, judged: str, idp_entity_id: str | None,
-               idp_vendor: str | None, xml: str, relay_state: str | None) -> LoginView:
+def login_view(record: CRMRecord | None, *, started_at: str, received: str, judged: str,
+               idp_entity_id: str | None, idp_vendor: str | None, xml: str, relay_state: str | None,
+               outcome: Outcome = "judged") -> LoginView:
+    """The view of a login; without `record`, an unsolicited response no biller's record names."""
+    if record is None:
+        return LoginView(None, None, started_at, None, received, judged, None, idp_entity_id, idp_vendor, xml,
+                         relay_state, outcome=outcome)
     return LoginView(
-        record.biller.id, record.biller.name, started_at, started_at, received, judged, record.sp.entity_id,
+        record.biller.id, record.biller.name, started_at, started_at, received or None, judged, record.sp.entity_id,
         idp_entity_id, idp_vendor, xml, relay_state,
         tuple(ExpectedClaim(c.name, c.required, c.login_type) for c in record.claims),
-        {str(k): v for k, v in record.login_type_ids.items()},
+        {str(k): v for k, v in record.login_type_ids.items()}, outcome,
     )
+
+
+def _outcome(value: object) -> Outcome:
+    return "stopped" if value == "stopped" else "unsolicited" if value == "unsolicited" else "judged"
 
 
 def _text(value: object) -> str | None:
@@ -180,6 +194,8 @@ class StoredReport:
     findings: tuple[StoredFinding, ...] = ()
     response: StoredResponse = field(default_factory=StoredResponse)
     idp_metadata_error: str | None = None
+    trust_source: str | None = None
+    """Where the IdP's certificates came from, as a sentence (:data:`TRUST_KINDS`)."""
 
     @property
     def errors(self) -> tuple[StoredFinding, ...]:
@@ -198,8 +214,20 @@ def read_report(document: Mapping[str, object]) -> StoredReport:
         str(document.get("clock", "")), str(document.get("verdict", "")),
         StoredSummary(int(summary.get("errors", 0)), int(summary.get("warnings", 0)), int(summary.get("info", 0))),
         tuple(_finding(f) for f in found if isinstance(f, dict)), _response(response),
-        _text(facts.get("idp_metadata_error")),
+        _text(facts.get("idp_metadata_error")), _trust_source(facts.get("trust_source")),
     )
+
+
+TRUST_KINDS = {"metadata": "the metadata given", "uploaded": "metadata uploaded in this app",
+               "metadata_file": "the record's metadata_file", "signing_certificates": "the record's "
+               "signing_certificates", "metadata_url": "the record's metadata_url"}
+
+
+def _trust_source(value: object) -> str | None:
+    if not isinstance(value, dict) or not value.get("location"):
+        return None
+    kind = str(value.get("kind"))
+    return f"{TRUST_KINDS.get(kind, kind)}: {value['location']}"
 
 
 def _finding(value: Mapping[str, object]) -> StoredFinding:
@@ -276,90 +304,6 @@ def _moment(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text) if text else None
     except ValueError:
         return None
-
-
-@dataclass(frozen=True)
-class ClaimRow:
-    name: str
-    expected: str
-    """What the record expects."""
-    actual: str
-    """What the response sent (a login type ID with its role name from the record)."""
-    status: str
-    codes: tuple[str, ...] = ()
-    """The CLM codes the claim judge found about this claim."""
-
-
-@dataclass(frozen=True)
-class ClaimTable:
-    rows: tuple[ClaimRow, ...]
-    agrees: bool = True
-    """Whether the judge, run on the stored facts, found exactly the report's CLM findings; when it
-    did not (a claim sent twice, whose copies the stored facts merge), the table says so rather than
-    show "ok" beside an error."""
-
-    def __iter__(self) -> Iterator[ClaimRow]:
-        return iter(self.rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-
-@dataclass(frozen=True)
-class _Terms:
-    """The record's claims and login types as the view kept them (:class:`ClaimTerms`)."""
-
-    claims: tuple[Claim, ...]
-    login_types: tuple[LoginType, ...]
-
-    @property
-    def login_type_ids(self) -> dict[int, str]:
-        return {t.id: t.name for t in self.login_types}
-
-
-NOT_READ = "— (the response was not verified, so no claim is read)"
-
-
-def claim_rows(view: LoginView, report: StoredReport) -> ClaimTable:
-    """The expected/actual table: each claim of the record as the claim judge
-    (:func:`validator.checks.claims.judge_claims`, the one that made the CLM findings) found it in
-    the verified facts, then every other claim that arrived."""
-    if not report.response.verified:
-        return ClaimTable(tuple(ClaimRow(c.name, _expected(c, view.login_types), NOT_READ, "not read")
-                                for c in view.claims))
-    sent = report.response.claims
-    facts = ResponseFacts(assertion_present=report.response.assertion_present,
-                          attributes=tuple(Attribute(name, values=values) for name, values in sent.items()))
-    judged = judge_claims(facts, _terms(view), None)
-    rows = [ClaimRow(j.name, _expected(j, view.login_types), _actual(j, view.login_types), j.status, j.codes)
-            for j in judged.claims]
-    known = {c.name for c in view.claims}
-    rows += [ClaimRow(name, "not in the CRM record", " | ".join(values), "extra")
-             for name, values in sent.items() if name not in known]
-    stored = sorted(f.code for f in report.findings if f.code.startswith("CLM"))
-    return ClaimTable(tuple(rows), stored == sorted(f.code for f in judged.findings))
-
-
-def _terms(view: LoginView) -> _Terms:
-    claims = tuple(Claim(name=c.name, required=c.required, login_type=c.login_type) for c in view.claims)
-    types = tuple(LoginType(id=int(k), name=v) for k, v in view.login_types.items() if k.isascii() and k.isdigit())
-    return _Terms(claims, types)
-
-
-def _expected(claim: ExpectedClaim | ClaimJudgement, login_types: Mapping[str, str]) -> str:
-    expected = "required" if claim.required else "optional"
-    if claim.login_type:
-        allowed = ", ".join(f"{k} ({v})" for k, v in login_types.items()) or "none configured"
-        expected += f"; one of the login type IDs {allowed}"
-    return expected
-
-
-def _actual(judged: ClaimJudgement, login_types: Mapping[str, str]) -> str:
-    if judged.sent_values is None:
-        return "— not sent"
-    if judged.login_type:
-        return " | ".join(f"{v} ({login_types[v]})" if v in login_types else v for v in judged.sent_values)
-    return " | ".join(judged.sent_values) or ("(no value)" if judged.status == "empty" else "")
 
 
 def pretty_xml(text: str) -> str:
