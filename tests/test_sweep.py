@@ -32,6 +32,7 @@ from tests import test_fetch
 from tests.factory import NOW, KeyPair, make_keypair
 from tests.helpers import IDP_DEFAULTS, crm_toml
 from tests.test_fetch import ALLOW_LOCAL, LOGIN_PAGE, PKI, LocalServer, redirect, respond
+from validator import uploaded_metadata
 from validator.checks.sweep import Snapshot, SnapshotCertificate, choose_signer, compare
 from validator.cli import cli
 from validator.findings import Severity
@@ -48,6 +49,7 @@ from validator.sweep_history import (
     recent_runs,
     record_signer,
 )
+from validator.uploaded_metadata import MetadataVersion
 
 ENTITY_ID = IDP_DEFAULTS["entity_id"]
 SSO_URL = IDP_DEFAULTS["sso_url"]
@@ -196,12 +198,163 @@ def test_a_login_page_where_metadata_was_expected(
     assert read_last_good(store, "B-1") is None
 
 
-def test_a_record_without_a_metadata_url(records: Path, store: Store, pki: PKI) -> None:
+def test_a_record_with_no_trust_source_at_all(records: Path, store: Store, pki: PKI) -> None:
     write_record(records, "b1.toml", None)
     partner = sweep_one(records, store, pki)
     assert codes(partner).count("CRM202") == 1
+    message = only(partner, "CRM202")
+    assert all(key in message for key in ("uploaded", "metadata_file", "signing_certificates", "metadata_url"))
     assert partner.report.exit_code() == 1
-    assert "no metadata URL" in partner.history.kept
+    assert partner.history.kept == "no good copy yet: nothing on record gives the IdP's metadata"
+    assert partner.source is None and "trust_source" not in facts_json(partner.report)
+    assert json.loads(render_sweep(run_sweep(records, options(pki), store), "json"))["partners"][0][
+        "trust_source"] is None
+
+
+# --- the trust sources, in the live test login's order -------------------------------------------
+
+
+def upload(store: Store, document: bytes, *, biller: str = "B-1") -> MetadataVersion:
+    return uploaded_metadata.keep(store, biller, document, entity_id=ENTITY_ID, uploaded_by="ana@example.com",
+                                  at=NOW - timedelta(hours=1), origin="upload")
+
+
+def with_idp_lines(record: Path, lines: str) -> None:
+    """Add `lines` to the record's [idp] table (crm_toml writes string values only)."""
+    record.write_text(record.read_text().replace("[idp]\n", f"[idp]\n{lines}", 1))
+
+
+def trust_source(partner: PartnerResult) -> dict[str, str]:
+    return facts_json(partner.report)["trust_source"]  # type: ignore[return-value]
+
+
+def test_uploaded_metadata_comes_first_and_is_compared_with_the_last_good_copy_of_a_fetch(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair, key_b: KeyPair
+) -> None:
+    https_server.routes["/metadata"] = respond(body=metadata(key_a))
+    write_record(records, "b1.toml", https_server.url())
+    fetched = sweep_one(records, store, pki)
+    assert trust_source(fetched) == {"kind": "metadata_url", "location": https_server.url()}
+    document = metadata(key_a, key_b)
+    version = upload(store, document)
+    partner = sweep_one(records, store, pki, LATER)
+    assert [s.path for s in https_server.seen] == ["/metadata"]  # the upload is judged as it is: no fetch
+    assert trust_source(partner) == {"kind": "uploaded", "location": version.label}
+    assert partner.report.inputs["metadata"] == version.label == partner.report.inputs["metadata"]
+    assert "CN=idp signing B" in only(partner, "KEY020")  # against the copy the URL gave
+    assert partner.report.verdict == "ready, with warnings" and "CRM202" not in codes(partner)
+    kept = read_last_good(store, "B-1")
+    assert kept is not None and kept.body == document and kept.source == "uploaded" and kept.url == version.label
+    assert recent_runs(store, "B-1")[0]["source"] == "uploaded"
+    summary = json.loads(render_sweep(run_sweep(records, options(pki, LATER), store), "json"))["partners"][0]
+    assert summary["trust_source"] == {"kind": "uploaded", "location": version.label}
+    assert summary["report"]["facts"]["trust_source"]["kind"] == "uploaded"
+
+
+def test_uploaded_metadata_with_errors_is_judged_and_never_kept(
+    records: Path, store: Store, pki: PKI, key_a: KeyPair
+) -> None:
+    write_record(records, "b1.toml", f"https://127.0.0.1:{closed_port()}/metadata")
+    version = upload(store, metadata(key_a, sso="http://idp.example.com/sso"))  # MD010: plain http
+    partner = sweep_one(records, store, pki)
+    assert "MD010" in codes(partner) and not any(code.startswith("NET") for code in codes(partner))
+    assert all(f.where.startswith(version.label) for f in partner.report.findings if f.code == "MD010")
+    assert partner.report.verdict == "not ready"
+    assert read_last_good(store, "B-1") is None
+    assert partner.history.kept == "no good copy yet: the checks of this copy found errors"
+
+
+def test_a_metadata_file_beside_the_record_is_judged_and_kept(
+    records: Path, store: Store, pki: PKI, key_a: KeyPair
+) -> None:
+    document = metadata(key_a)
+    (records / "b1.idp.xml").write_bytes(document)
+    record = write_record(records, "b1.toml", f"https://127.0.0.1:{closed_port()}/metadata")
+    with_idp_lines(record, 'metadata_file = "b1.idp.xml"\n')
+    partner = sweep_one(records, store, pki)
+    assert partner.report.verdict == "ready", codes(partner)  # the file comes before the URL: no NET005
+    location = str(records / "b1.idp.xml")
+    assert trust_source(partner) == {"kind": "metadata_file", "location": location}
+    assert partner.report.inputs["metadata"] == location and partner.changes == ("first copy kept",)
+    kept = read_last_good(store, "B-1")
+    assert kept is not None and kept.body == document and kept.source == "metadata_file"
+
+
+def test_a_missing_metadata_file_is_xml008_naming_it(records: Path, store: Store, pki: PKI) -> None:
+    record = write_record(records, "b1.toml", None)
+    with_idp_lines(record, 'metadata_file = "gone.xml"\n')
+    partner = sweep_one(records, store, pki)
+    [finding] = [f for f in partner.report.findings if f.code == "XML008"]
+    assert finding.where == str(records / "gone.xml") and "the metadata file cannot be read" in finding.message
+    assert "CRM202" not in codes(partner) and partner.report.verdict == "not ready"
+    assert partner.history.kept == "no good copy yet: the metadata file could not be read"
+    assert read_last_good(store, "B-1") is None
+    result = run_sweep(records, options(pki, LATER), store)
+    suite = parse_untrusted(render_sweep(result, "junit").encode()).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    failed = [c.get("name", "") for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert [name.split()[0] for name in failed] == ["XML008"]
+    report = json.loads(render_sweep(result, "json"))["partners"][0]["report"]
+    assert report["inputs"]["metadata"] == str(records / "gone.xml")
+    assert "Traceback" not in render_sweep(result, "html")
+
+
+def test_signing_certificates_without_metadata(records: Path, store: Store, pki: PKI, key_a: KeyPair) -> None:
+    (records / "signer.pem").write_bytes(key_a.cert_pem)
+    record = write_record(records, "b1.toml", f"https://127.0.0.1:{closed_port()}/metadata")
+    with_idp_lines(record, 'signing_certificates = ["signer.pem"]\n')
+    result = run_sweep(records, options(pki), store)
+    partner = result.partners[0]
+    assert partner.report.verdict == "ready", codes(partner)  # before the URL: nothing is fetched
+    location = str(records / "signer.pem")
+    assert trust_source(partner) == {"kind": "signing_certificates", "location": location}
+    assert partner.report.inputs == {"crm": "b1.toml", "signing_certificates": location}
+    assert "no metadata to compare" in (partner.history.kept or "") and not partner.history.replaced
+    assert read_last_good(store, "B-1") is None and recent_runs(store, "B-1") == []
+    assert [c.sha256 for c in partner.certificates] == [fingerprint(key_a.cert_der)]
+    assert partner.certificates_from == "signing_certificates"
+    assert partner.signer is not None and partner.signer.how == "only"
+    summary = json.loads(render_sweep(result, "json"))["partners"][0]
+    assert summary["next_expiry"]["days_left"] == 700 and summary["next_expiry"]["from"] == "signing_certificates"
+    suite = parse_untrusted(render_sweep(result, "junit").encode()).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0"
+
+
+@pytest.mark.parametrize(("days", "code", "verdict"), [(-1, "KEY005", "not ready"),
+                                                      (10, "KEY006", "ready, with warnings")])
+def test_an_expired_or_expiring_signing_certificate_is_the_metadata_rule(
+    days: int, code: str, verdict: str, records: Path, store: Store, pki: PKI
+) -> None:
+    old = make_keypair("pinned signer", not_before=NOW - timedelta(days=400), not_after=NOW + timedelta(days=days))
+    (records / "signer.pem").write_bytes(old.cert_pem)
+    record = write_record(records, "b1.toml", None)
+    with_idp_lines(record, 'signing_certificates = ["signer.pem"]\n')
+    partner = sweep_one(records, store, pki)
+    [finding] = [f for f in partner.report.findings if f.code == code]
+    assert "CN=pinned signer" in finding.message and finding.where == str(records / "signer.pem")
+    assert partner.report.verdict == verdict and "CRM202" not in codes(partner)
+
+
+def test_a_signing_certificate_file_that_is_not_one_is_the_partners_finding(
+    records: Path, store: Store, pki: PKI, https_server: LocalServer, key_a: KeyPair
+) -> None:
+    (records / "good.pem").write_bytes(key_a.cert_pem)
+    (records / "notes.pem").write_text("not a certificate")
+    record = write_record(records, "a.toml", None)
+    with_idp_lines(record, 'signing_certificates = ["notes.pem", "good.pem"]\n')
+    https_server.routes["/metadata"] = respond(body=metadata(key_a))
+    write_record(records, "b.toml", https_server.url(), biller="B-2")
+    result = run_sweep(records, options(pki), store)
+    broken, other = result.partners
+    [finding] = [f for f in broken.report.findings if f.code == "CRM201"]
+    assert finding.where == "a.toml: idp.signing_certificates"
+    assert str(records / "notes.pem") in finding.message and "not a readable certificate" in finding.message
+    assert broken.report.verdict == "not ready"
+    assert [c.sha256 for c in broken.certificates] == [fingerprint(key_a.cert_der)]  # the other file still counts
+    assert other.report.verdict == "ready"  # never the sweep's end
+    text = " ".join(render_sweep(result, "text").split())  # unwrapped
+    assert f"trust source: signing_certificates {records / 'notes.pem'}, " in text
+    assert "history: no metadata to compare" in text
 
 
 # --- a folder ------------------------------------------------------------------------------------
@@ -662,13 +815,14 @@ class _FailingFor:
     def __getattr__(self, name: str) -> object:
         method = getattr(self.inner, name)
 
-        def call(ns: str, key: str, *args: object, **kwargs: object) -> object:
+        def call(ns: str, *args: object, **kwargs: object) -> object:
+            key = str(args[0]) if args else ""  # keys(ns) names no biller: it is answered
             if self.biller in key and not (self.once and self.failed):
                 from metadata.store import StoreUnavailable
 
                 self.failed = True
                 raise StoreUnavailable("the store did not answer (test)")
-            return method(ns, key, *args, **kwargs)
+            return method(ns, *args, **kwargs)
         return call
 
 

@@ -21,6 +21,7 @@ from validator.sweep_partner import (
     why_not_kept,
     write_policy,
 )
+from validator.trust import TrustSource
 
 SNAPSHOT = Snapshot("https://idp.example.com/saml", (), ())
 
@@ -81,9 +82,12 @@ def test_changes_are_counted_by_kind() -> None:
 
 def test_why_a_copy_is_not_kept() -> None:
     inspection = MetadataInspection("https://idp.example.com/md", "https://idp.example.com/md", NOW, 30, (), ())
-    url = "https://idp.example.com/md"
-    assert why_not_kept(None, None) == "the record has no metadata URL"
+    url = TrustSource("metadata_url", "https://idp.example.com/md")
+    assert why_not_kept(None, None) == "nothing on record gives the IdP's metadata"
     assert why_not_kept(url, Fetched(inspection, None, None)) == "the fetch failed"
     assert why_not_kept(url, Fetched(inspection, b"<html/>", None)) == (
         "what came back could not be read as the partner's metadata")
     assert why_not_kept(url, Fetched(inspection, b"<md/>", SNAPSHOT)) == "the checks of this fetch found errors"
+    file = TrustSource("metadata_file", "records/b1.idp.xml")
+    assert why_not_kept(file, Fetched(inspection, None, None)) == "the metadata file could not be read"
+    assert why_not_kept(file, Fetched(inspection, b"<md/>", SNAPSHOT)) == "the checks of this copy found errors"

@@ -1,13 +1,17 @@
-"""The onboarding sweep: every CRM record in a folder, its metadata fetched, checked and compared.
+"""The onboarding sweep: every CRM record in a folder, its metadata found, checked and compared.
 
 For each record (``*.toml``, ``*.json``) :func:`run_sweep` loads it (a record that does not
-load is that partner's CRM201 finding), fetches ``idp.metadata_url`` with the safe fetcher
-and runs the ordinary metadata checks against the record, exactly as ``saml-validate
-metadata URL --crm RECORD`` does; then compares the result with the partner's last good copy
-(:mod:`validator.sweep_history`), says which certificate signs, and keeps the history:
+load is that partner's CRM201 finding) and takes the IdP's metadata from the same trust sources,
+in the same order, as the live test login (:mod:`validator.sweep_sources`): the newest metadata
+uploaded for the biller in the web app, the record's ``idp.metadata_file``, its
+``idp.signing_certificates`` (no metadata: each certificate's expiry is checked, nothing is
+compared or kept), then ``idp.metadata_url`` fetched with the safe fetcher. A document is judged
+against the record exactly as ``saml-validate metadata SOURCE --crm RECORD`` does; then compared
+with the partner's last good copy (:mod:`validator.sweep_history`), whichever source gave either;
+the sweep says which certificate signs, and keeps the history:
 
-* the last good copy is replaced only after a fetch whose checks found no error; a failed
-  fetch, an HTML page or a malformed document never overwrites or deletes it;
+* the last good copy is replaced only by a copy whose checks found no error; a failed
+  fetch, an unreadable file, an HTML page or a malformed document never overwrites or deletes it;
 * one summary per partner is appended to its capped run log.
 
 Records are loaded first, in the calling thread (two records with one biller ID would share

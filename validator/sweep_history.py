@@ -3,16 +3,21 @@ metadata and a capped log of sweep runs; and the certificate that verified its l
 
 Namespaces and values (all keyed by the CRM record's ``biller.id``):
 
-``sweep-last-good``     one value: a JSON header line (``format``, ``fetched_at``, ``url``, ``sha256``
-                        of the body, and the :class:`Snapshot` the next sweep compares with), a line
-                        feed, then the metadata exactly as fetched. One ``put``, so header and body
-                        never disagree. Replaced only after a fetch whose checks found no error.
+``sweep-last-good``     one value: a JSON header line (``format``, ``fetched_at``, ``url``, ``source``,
+                        ``sha256`` of the body, and the :class:`Snapshot` the next sweep compares
+                        with), a line feed, then the metadata exactly as fetched, uploaded or read.
+                        One ``put``, so header and body never disagree. Replaced only by a copy whose
+                        checks found no error, whichever trust source gave it: ``source`` is its kind
+                        (``uploaded``, ``metadata_file``, ``metadata_url``; copies kept before it was
+                        written came from ``metadata_url``) and ``url`` where it came from (the URL
+                        without its password, the file, the uploaded version).
                         Format 2 keeps the snapshot as the model has it (binding URIs, locations as
                         the metadata gives them); format 1, written before, kept what the report
                         showed (a binding's short name, a location with its password hidden) and
                         is read as the model would have it, so that a change of display never
                         reads as a change of the partner's metadata.
-``sweep-runs``          a list, newest first, capped at :data:`RUNS_KEPT`: one JSON summary per run.
+``sweep-runs``          a list, newest first, capped at :data:`RUNS_KEPT`: one JSON summary per run
+                        (``source``: the kind of trust source, added after the first runs were kept).
 ``test-login-signers``  one value: ``{"sha256": …, "verified_at": …, "login_id": …}`` of the trusted
                         certificate that verified the partner's last clean test login, and that
                         login's ID (written by the test SP; entries written before ``login_id`` was
@@ -45,13 +50,15 @@ _READABLE = (_SHOWN_FORMAT, _FORMAT)
 
 @dataclass(frozen=True)
 class LastGood:
-    """A partner's last good metadata: exactly the bytes fetched, when and from where."""
+    """A partner's last good metadata: exactly the bytes fetched (or uploaded, or read), when and from where."""
 
     fetched_at: datetime
     url: str
-    """The URL, redacted (no password)."""
+    """Where it came from: the URL, redacted (no password); the metadata file; the uploaded version."""
     snapshot: Snapshot
     body: bytes
+    source: str = "metadata_url"
+    """The kind of trust source that gave it (:class:`validator.trust.TrustSource`)."""
 
     @property
     def sha256(self) -> str:
@@ -69,14 +76,16 @@ def read_last_good(store: Store, biller_id: str) -> LastGood | None:
         if meta.get("format") not in _READABLE:
             return None
         snapshot = _snapshot(meta["snapshot"], shown=meta["format"] == _SHOWN_FORMAT)
-        return LastGood(_moment(meta["fetched_at"]), str(meta["url"]), snapshot, body)
+        return LastGood(_moment(meta["fetched_at"]), str(meta["url"]), snapshot, body,
+                        str(meta.get("source", "metadata_url")))
     except (ValueError, KeyError, TypeError):
         return None
 
 
 def save_last_good(store: Store, biller_id: str, copy: LastGood) -> None:
     header = {
-        "format": _FORMAT, "fetched_at": iso_z(copy.fetched_at), "url": copy.url, "sha256": copy.sha256,
+        "format": _FORMAT, "fetched_at": iso_z(copy.fetched_at), "url": copy.url, "source": copy.source,
+        "sha256": copy.sha256,
         "bytes": len(copy.body), "snapshot": snapshot_json(copy.snapshot),
     }
     store.put(LAST_GOOD_NS, biller_id, json.dumps(header, sort_keys=True).encode() + b"\n" + copy.body)
@@ -143,17 +152,19 @@ class RunEntry:
     codes: tuple[str, ...]
     """The codes of its errors and warnings, sorted."""
     sha256: str | None
-    """Of the body fetched; None when the fetch failed."""
+    """Of the body fetched (uploaded, read); None when the fetch failed or there was none."""
     changes: tuple[str, ...]
     last_good_replaced: bool
     signer: str | None
+    source: str | None = None
+    """The kind of trust source the copy came from; None when nothing on record gives one."""
 
     def json(self) -> dict[str, Plain]:
         return {
             "at": iso_z(self.at), "record": self.record, "verdict": self.verdict, "errors": self.errors,
             "warnings": self.warnings, "codes": list(self.codes), "fetched": self.sha256 is not None,
             "sha256": self.sha256, "changes": list(self.changes), "last_good_replaced": self.last_good_replaced,
-            "signer": self.signer,
+            "signer": self.signer, "source": self.source,
         }
 
 

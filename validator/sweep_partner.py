@@ -1,5 +1,6 @@
-"""One partner of a sweep, step by step: its record, the fetch and the checks, the comparison with
-its last good copy, the signer, what is written to its history, the run log, the timing.
+"""One partner of a sweep, step by step: its record, its metadata from the first trust source on
+record and its checks (:mod:`validator.sweep_sources`), the comparison with its last good copy,
+the signer, what is written to its history, the run log, the timing.
 
 Each step is a small function of what the steps before it found; :func:`sweep_partner` runs
 them in order and assembles the partner's :class:`~validator.report.Report` at the end. The
@@ -26,7 +27,6 @@ from validator.checks.crm_record import check_record
 from validator.checks.sweep import (
     DUPLICATE_BILLER,
     HISTORY_UNAVAILABLE,
-    NO_METADATA_URL,
     RECORD_UNREADABLE,
     Signer,
     Snapshot,
@@ -36,10 +36,9 @@ from validator.checks.sweep import (
     signer_finding,
 )
 from validator.findings import Finding, FindingLog, Severity
-from validator.inspection import MetadataInspection, MetadataOptions, inspect_fetched
+from validator.inspection import MetadataOptions
 from validator.json_value import Plain, iso_z
 from validator.metadata_facts import MetadataFacts
-from validator.metadata_fetch import fetch_metadata
 from validator.record_facts import BillerFacts
 from validator.report import Facts, Report
 from validator.sweep_history import (
@@ -51,8 +50,9 @@ from validator.sweep_history import (
     keep_last_good,
     last_signer,
     read_last_good,
-    snapshot_of,
 )
+from validator.sweep_sources import Fetched, Found, find_metadata, latest_upload, source_findings
+from validator.trust import TrustSource
 
 if TYPE_CHECKING:
     from metadata.fetch import FetchPolicy
@@ -97,7 +97,7 @@ class PartnerResult:
     certificates: tuple[SnapshotCertificate, ...] = ()
     """The signing certificates now, or in the last good copy when none could be read now."""
     certificates_from: str | None = None
-    """``metadata`` (this run) or ``last good copy``."""
+    """``metadata`` (this run), ``signing_certificates`` (the record's, this run) or ``last good copy``."""
     signer: Signer | None = None
     test_login: SeenSigner | None = None
     """The clean test login that showed the signer, when that is how it is known."""
@@ -105,6 +105,8 @@ class PartnerResult:
     """Short labels of what changed since the last good copy, for the summary table."""
     history: HistoryNote = field(default_factory=lambda: HistoryNote(False))
     seconds: float = 0.0
+    source: TrustSource | None = None
+    """Where the partner's metadata or certificates came from; None when nothing on record gives them."""
 
     @property
     def name(self) -> str:
@@ -184,6 +186,9 @@ class GuardedStore:
 
 
 STORE_DOWN = HistoryNote(False, "the store did not answer: no history was written")
+NO_METADATA = HistoryNote(False, "no metadata to compare: the record gives the IdP's signing certificates "
+                                 "([idp] signing_certificates), not its metadata, so no history was read or written")
+NOTHING_ON_RECORD = "nothing on record gives the IdP's metadata"
 
 
 # --- the steps ---------------------------------------------------------------------------------
@@ -203,39 +208,18 @@ def unreadable_record(entry: RecordEntry, started: float, options: SweepOptions)
 
 
 def record_findings(entry: RecordEntry, record: CRMRecord, log: FindingLog) -> None:
-    """The record's own checks, and what makes it unusable for a sweep (a shared biller ID, no URL)."""
+    """The record's own checks, and what makes it unusable for a sweep (a shared biller ID)."""
     name = entry.path.name
     log.extend(check_record(record, name))
     if entry.duplicate:
         log.add(DUPLICATE_BILLER.finding(f"another record in the folder also has the biller ID {record.biller.id!r}",
                                          where="biller.id", actual=record.biller.id))
-    if not record.idp.metadata_url:
-        log.add(NO_METADATA_URL.finding("the record names no metadata URL to fetch", where="idp.metadata_url"))
 
 
-@dataclass(frozen=True)
-class Fetched:
-    """The partner's metadata as this sweep found it."""
-
-    inspection: MetadataInspection
-    body: bytes | None
-    """None when the fetch failed."""
-    snapshot: Snapshot | None
-    """None when no single entity could be read."""
-
-    @property
-    def errors(self) -> int:
-        return sum(1 for f in self.inspection.findings if f.severity is Severity.ERROR)
-
-
-def fetch_and_inspect(url: str, options: SweepOptions, record: CRMRecord) -> Fetched:
-    """Fetch `url` and judge it exactly as ``saml-validate metadata URL --crm RECORD`` does."""
-    metadata_options = MetadataOptions(now=options.now, warn_days=options.warn_days, max_bytes=options.max_bytes,
-                                       fetch_policy=options.fetch_policy)
-    fetched = fetch_metadata(url, options.fetch_policy, options.max_bytes)
-    inspection = inspect_fetched(url, fetched, metadata_options, record)
-    entity = inspection.entity if fetched.body is not None else None
-    return Fetched(inspection, fetched.body, snapshot_of(entity) if entity is not None else None)
+def metadata_options(options: SweepOptions) -> MetadataOptions:
+    """How every partner's metadata is judged: as ``saml-validate metadata`` judges it, at the sweep's clock."""
+    return MetadataOptions(now=options.now, warn_days=options.warn_days, max_bytes=options.max_bytes,
+                           fetch_policy=options.fetch_policy)
 
 
 def comparison(previous: LastGood | None, current: Snapshot | None, where: str) -> tuple[Finding, ...] | None:
@@ -253,16 +237,17 @@ class SignerView:
     test_login: SeenSigner | None = None
 
 
-def signer_view(shown: Snapshot | None, from_now: bool, seen: Callable[[], SeenSigner | None],
+def signer_view(shown: Snapshot | None, shown_from: str, seen: Callable[[], SeenSigner | None],
                 now: datetime) -> SignerView:
-    """The certificates to show (now, else the last good copy's) and which of them signs; `seen`
-    asks the store for the last clean test login's signer, only when there are certificates."""
+    """The certificates to show (now, else the last good copy's: `shown_from` says which) and which
+    of them signs; `seen` asks the store for the last clean test login's signer, only when there
+    are certificates."""
     if shown is None:
         return SignerView()
     login = seen()
     signer = choose_signer(shown.certificates, now, seen=(login.sha256, login.verified_at) if login else None)
     test_login = login if signer is not None and signer.how == "test-login" else None
-    return SignerView(shown.certificates, "metadata" if from_now else "last good copy", signer, test_login)
+    return SignerView(shown.certificates, shown_from, signer, test_login)
 
 
 def change_labels(findings: Sequence[Finding]) -> list[str]:
@@ -270,21 +255,24 @@ def change_labels(findings: Sequence[Finding]) -> list[str]:
     return [label if n == 1 else f"{label} ×{n}" for label, n in counts.items()]
 
 
-def why_not_kept(url: str | None, fetched: Fetched | None) -> str:
-    if not url or fetched is None:
-        return "the record has no metadata URL"
+def why_not_kept(source: TrustSource | None, fetched: Fetched | None) -> str:
+    if source is None or fetched is None:
+        return NOTHING_ON_RECORD
     if fetched.body is None:
-        return "the fetch failed"
+        return "the fetch failed" if source.kind == "metadata_url" else "the metadata file could not be read"
     if fetched.snapshot is None:
         return "what came back could not be read as the partner's metadata"
-    return "the checks of this fetch found errors"
+    return f"the checks of this {'fetch' if source.kind == 'metadata_url' else 'copy'} found errors"
 
 
-def good_copy(fetched: Fetched | None, where: str, now: datetime) -> LastGood | None:
-    """This fetch as the next last good copy: only when it was read and its checks found no error."""
-    if fetched is None or fetched.body is None or fetched.snapshot is None or fetched.errors:
+def good_copy(found: Found, now: datetime) -> LastGood | None:
+    """This copy (fetched, uploaded, read from its file) as the next last good one: only when it was
+    read and its checks found no error."""
+    fetched = found.fetched
+    if found.source is None or fetched is None or fetched.body is None or fetched.snapshot is None \
+            or fetched.errors:
         return None
-    return LastGood(now, where, fetched.snapshot, fetched.body)
+    return LastGood(now, found.where, fetched.snapshot, fetched.body, found.source.kind)
 
 
 def write_policy(entry: RecordEntry, options: SweepOptions, store: GuardedStore, biller_id: str,
@@ -299,14 +287,16 @@ def write_policy(entry: RecordEntry, options: SweepOptions, store: GuardedStore,
     return store.call(lambda s: keep_last_good(s, biller_id, previous, candidate, why_not), STORE_DOWN)
 
 
-def run_entry(name: str, report: Report, body: bytes | None, changes: Sequence[str], history: HistoryNote,
+def run_entry(name: str, report: Report, found: Found, changes: Sequence[str], history: HistoryNote,
               signer: Signer | None) -> RunEntry:
+    body = found.fetched.body if found.fetched is not None else None
     return RunEntry(
         at=report.clock, record=name, verdict=report.verdict, errors=report.count(Severity.ERROR),
         warnings=report.count(Severity.WARNING),
         codes=tuple(sorted({f.code for f in report.findings if f.severity is not Severity.INFO})),
         sha256=hashlib.sha256(body).hexdigest() if body is not None else None, changes=tuple(changes),
         last_good_replaced=history.replaced, signer=signer.sha256 if signer else None,
+        source=found.source.kind if found.source is not None else None,
     )
 
 
@@ -323,30 +313,40 @@ def sweep_partner(entry: RecordEntry, options: SweepOptions, store: Store) -> Pa
 
 def _sweep_record(entry: RecordEntry, record: CRMRecord, options: SweepOptions, store: Store,
                   started: float) -> PartnerResult:
-    name, url, biller_id = entry.path.name, record.idp.metadata_url, record.biller.id
+    name, biller_id = entry.path.name, record.biller.id
     log = FindingLog()
     guarded = GuardedStore(store, name, log)
     record_findings(entry, record, log)
-    previous = None if entry.duplicate else guarded.call(lambda s: read_last_good(s, biller_id), None)
-    fetched = fetch_and_inspect(url, options, record) if url else None
-    where = fetched.inspection.shown if fetched is not None else "metadata"
-    compared = _judged(fetched, previous, where, log)
-    view = _signer(fetched, previous, where, lambda: guarded.call(lambda s: last_signer(s, biller_id), None),
-                   options.now, log)
+    found = find_metadata(record, entry.path.parent, metadata_options(options), name,
+                          lambda: guarded.call(lambda s: latest_upload(s, biller_id), None))
+    log.extend(source_findings(found))
+    keeps = found.pinned is None  # signing certificates alone are no metadata: no history at all
+    previous = guarded.call(lambda s: read_last_good(s, biller_id), None) if keeps and not entry.duplicate else None
+    compared = _judged(found, previous, log)
+    view = _signer(found, previous, lambda: guarded.call(lambda s: last_signer(s, biller_id), None), options.now, log)
     changes = change_labels(log.frozen())
-    candidate = good_copy(fetched, where, options.now)
-    history = write_policy(entry, options, guarded, biller_id, previous, candidate, why_not_kept(url, fetched))
-    if previous is None and candidate is not None and _writes(entry, options, guarded):
-        changes.append("first copy kept")
+    history = _history(entry, options, guarded, biller_id, previous, found, changes) if keeps else NO_METADATA
     sweep = SweepFacts(name, options.now, tuple(changes), history, view.signer, view.test_login, view.certificates,
                        view.certificates_from)
-    report = partner_report(name, record, fetched, compared, sweep, log.frozen(), options.now)
-    if _writes(entry, options):
-        run = run_entry(name, report, fetched.body if fetched else None, changes, history, view.signer)
+    report = partner_report(name, record, found, compared, sweep, log.frozen(), options.now)
+    if keeps and _writes(entry, options):
+        run = run_entry(name, report, found, changes, history, view.signer)
         guarded.call(lambda s: append_run(s, biller_id, run), None)
         report = replace(report, findings=log.frozen())  # a failure to log the run is a finding too
     return PartnerResult(name, report, biller_id, record.biller.name, view.certificates, view.certificates_from,
-                         view.signer, view.test_login, tuple(changes), history, time.perf_counter() - started)
+                         view.signer, view.test_login, tuple(changes), history, time.perf_counter() - started,
+                         found.source)
+
+
+def _history(entry: RecordEntry, options: SweepOptions, store: GuardedStore, biller_id: str,
+             previous: LastGood | None, found: Found, changes: list[str]) -> HistoryNote:
+    """Write the last good copy when this one is good (and say so among the `changes` when it is the first)."""
+    candidate = good_copy(found, options.now)
+    history = write_policy(entry, options, store, biller_id, previous, candidate, why_not_kept(found.source,
+                                                                                                found.fetched))
+    if previous is None and candidate is not None and _writes(entry, options, store):
+        changes.append("first copy kept")
+    return history
 
 
 def _writes(entry: RecordEntry, options: SweepOptions, store: GuardedStore | None = None) -> bool:
@@ -355,33 +355,42 @@ def _writes(entry: RecordEntry, options: SweepOptions, store: GuardedStore | Non
     return not entry.duplicate and options.record_history and not (store is not None and store.failed)
 
 
-def _signer(fetched: Fetched | None, previous: LastGood | None, where: str, seen: Callable[[], SeenSigner | None],
-            now: datetime, log: FindingLog) -> SignerView:
-    """Which certificate signs, from this fetch (or else the last good copy); KEY022 says so for a fetch."""
-    current = fetched.snapshot if fetched is not None else None
-    view = signer_view(current or (previous.snapshot if previous else None), current is not None, seen, now)
-    if view.signer is not None and current is not None:
-        log.add(signer_finding(view.signer, where))
+def _signer(found: Found, previous: LastGood | None, seen: Callable[[], SeenSigner | None], now: datetime,
+            log: FindingLog) -> SignerView:
+    """Which certificate signs, from what the source gave now (or else the last good copy); KEY022
+    says so for what was found now."""
+    current = found.snapshot
+    if current is None:
+        view = signer_view(previous.snapshot if previous else None, "last good copy", seen, now)
+    else:
+        view = signer_view(current, "signing_certificates" if found.pinned else "metadata", seen, now)
+        if view.signer is not None:
+            log.add(signer_finding(view.signer, found.where))
     return view
 
 
-def _judged(fetched: Fetched | None, previous: LastGood | None, where: str, log: FindingLog) -> bool:
-    """Add what the checks of the fetch found, then what changed since the last good copy; whether
-    there was something to compare."""
+def _judged(found: Found, previous: LastGood | None, log: FindingLog) -> bool:
+    """Add what the checks of the metadata found, then what changed since the last good copy;
+    whether there was something to compare."""
+    fetched = found.fetched
     if fetched is not None:
         log.add_all(fetched.inspection.findings)
-    changed = comparison(previous, fetched.snapshot if fetched is not None else None, where)
+    changed = comparison(previous, fetched.snapshot if fetched is not None else None, found.where)
     if changed is not None:
         log.extend(changed)
     return changed is not None
 
 
-def partner_report(name: str, record: CRMRecord, fetched: Fetched | None, compared: bool, sweep: SweepFacts,
+def partner_report(name: str, record: CRMRecord, found: Found, compared: bool, sweep: SweepFacts,
                    findings: tuple[Finding, ...], now: datetime) -> Report:
-    """The partner's report: its record, its metadata as ``saml-validate metadata`` judges it, the sweep."""
+    """The partner's report: its record, its metadata as ``saml-validate metadata`` judges it (or its
+    signing certificates), where they came from, the sweep."""
+    fetched = found.fetched
     subjects = ("crm-record", *(fetched.inspection.subjects_run if fetched else ()), *(("sweep",) if compared else ()))
     facts: tuple[Facts, ...] = (BillerFacts(record),
                                 *((MetadataFacts(fetched.inspection, show_warn_days=False),) if fetched else ()),
-                                sweep)
-    inputs = {"crm": name, **({"metadata": fetched.inspection.shown} if fetched else {})}
+                                *((found.source,) if found.source is not None else ()), sweep)
+    inputs = {"crm": name}
+    if found.source is not None:
+        inputs["signing_certificates" if found.pinned is not None else "metadata"] = found.source.location
     return Report(subject="metadata", inputs=inputs, clock=now, findings=findings, subjects_run=subjects, facts=facts)

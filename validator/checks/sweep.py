@@ -5,7 +5,9 @@ each partner's metadata with the ordinary rules, and compares what it found with
 partner's *last good copy* (the last fetch whose checks had no error). These rules report
 the records the sweep could not use (CRM201–), what changed since the last good copy (MD020–,
 KEY020–), and which certificate signs (KEY022). They are pure: a :class:`Snapshot` of then
-and of now in, findings out.
+and of now in, findings out. A record that gives the IdP's signing certificates instead of its
+metadata has each certificate judged by the metadata's own expiry rules
+(:func:`certificate_validity`: KEY005, KEY006, KEY011 of :mod:`validator.checks.keys`).
 """
 
 from __future__ import annotations
@@ -14,31 +16,40 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from metadata.certs import CertificateFacts
 from metadata.saml import binding_name
 from metadata.urls import redact_url
+from validator.checks.keys import EXPIRED, EXPIRING, NOT_YET_VALID, certificate_label
 from validator.findings import Finding, Severity, rule
 
 SUBJECT = "sweep"
 
 RECORD_UNREADABLE = rule(
-    "CRM201", "The CRM record cannot be loaded", Severity.ERROR, SUBJECT,
+    "CRM201", "The CRM record, or a file it names, cannot be loaded", Severity.ERROR, SUBJECT,
     what="Each *.toml or *.json file in the sweep's folder loads as a CRM record: valid TOML or JSON, every "
-         "required key present, no unknown key, every value of the right type.",
+         "required key present, no unknown key, every value of the right type; and each file it names in "
+         "idp.signing_certificates is there beside it and holds a certificate (PEM, DER or base64).",
     why="The record is the contract the partner's metadata is checked against. A record that does not load "
         "cannot be checked at all, so the partner goes unmonitored until it is fixed; the sweep reports it "
-        "and carries on with the other records.",
+        "and carries on with the other records. A signing certificate file that cannot be read leaves the "
+        "partner's responses without the trust they are verified with.",
     fix="Correct the record at the key path given (saml-validate crm RECORD shows every fault), or move files "
-        "that are not CRM records out of the folder.",
+        "that are not CRM records out of the folder; put the IdP's signing certificate (PEM) at the path "
+        "idp.signing_certificates names.",
     example='[idp]\nentity_idd = "http://www.okta.com/exk1abcd"   # unknown key: a typo of entity_id',
 )
 NO_METADATA_URL = rule(
-    "CRM202", "The CRM record has no metadata URL", Severity.ERROR, SUBJECT,
-    what="A swept record has idp.metadata_url: the https URL where the partner's IdP publishes its metadata.",
-    why="Without it the sweep cannot fetch the metadata, so certificate expiry and rollovers go unnoticed "
-        "until logins fail.",
+    "CRM202", "Nothing on record gives the IdP's metadata or certificates", Severity.ERROR, SUBJECT,
+    what="A swept partner has a trust source, taken in this order: IdP metadata uploaded for the biller in the "
+         "web app, the record's idp.metadata_file, its idp.signing_certificates, or its idp.metadata_url "
+         "(the https URL where the partner's IdP publishes its metadata).",
+    why="Without one the sweep has nothing to check, so certificate expiry and rollovers go unnoticed "
+        "until logins fail; the live test login has no certificate to verify the responses with either.",
     fix='Ask the partner for the metadata URL (Okta: the app\'s "Identity Provider metadata" link; Entra ID: '
         '"App Federation Metadata Url"; AD FS: /FederationMetadata/2007-06/FederationMetadata.xml) and set '
-        "idp.metadata_url.",
+        "idp.metadata_url; or upload the metadata on the partner's page of the web app, or keep it beside the "
+        "record (idp.metadata_file); for an IdP without metadata (Google Workspace, JumpCloud) keep its "
+        "signing certificates beside the record (idp.signing_certificates).",
 )
 DUPLICATE_BILLER = rule(
     "CRM203", "Two records in the folder have the same biller ID", Severity.ERROR, SUBJECT,
@@ -228,3 +239,20 @@ def signer_finding(signer: Signer, where: str) -> Finding:
 def _describe(cert: SnapshotCertificate) -> str:
     return (f"{cert.subject} (SHA-256 {cert.sha256[:23]}…, valid {cert.not_before:%Y-%m-%d} to "
             f"{cert.not_after:%Y-%m-%d})")
+
+
+def certificate_validity(facts: CertificateFacts, now: datetime, warn_days: int, where: str) -> Iterator[Finding]:
+    """A signing certificate given without metadata (the record's signing_certificates), judged for its
+    dates as the metadata's are: KEY005 expired, KEY006 within `warn_days`, KEY011 not yet valid."""
+    days = facts.days_left(now)
+    not_after = f"{facts.not_after:%Y-%m-%d}"
+    if facts.not_after < now:
+        yield EXPIRED.finding(f"{certificate_label(facts)} expired on {not_after} ({-days} days ago)",
+                              expected=f"valid on {now:%Y-%m-%d}", actual=f"notAfter {not_after}", where=where)
+    elif days < warn_days:
+        yield EXPIRING.finding(f"{certificate_label(facts)} expires on {not_after}, in {days} days",
+                               expected=f"valid for more than {warn_days} days", actual=f"notAfter {not_after}",
+                               where=where)
+    if facts.not_before > now:
+        yield NOT_YET_VALID.finding(f"{certificate_label(facts)} becomes valid on {facts.not_before:%Y-%m-%d}",
+                                    actual=f"notBefore {facts.not_before:%Y-%m-%d}", where=where)

@@ -143,6 +143,10 @@ def _details(partner: PartnerResult) -> Iterator[str]:
     report = partner.report
     record = "" if partner.biller_id is None else f" ({shown(partner.record, one_line=True)})"
     yield f"{shown(partner.name, one_line=True)}{record}: {report.verdict}"
+    if partner.source is not None:
+        yield from textwrap.wrap(f"trust source: {partner.source.kind} {shown(partner.source.location, one_line=True)}",
+                                 WIDTH, initial_indent="    ", subsequent_indent="    ", break_long_words=False,
+                                 break_on_hyphens=False)
     for finding in report.sorted_findings:
         if finding.severity is Severity.INFO and finding.code not in ("KEY022", "MD021"):
             continue
@@ -187,6 +191,7 @@ def _partner(partner: PartnerResult, now: datetime) -> Plain:
         "next_expiry": next_expiry_json(partner.certificates, partner.certificates_from, partner.signer, now),
         "signer": None if partner.signer is None else {
             "sha256": partner.signer.sha256, "how": partner.signer.how, "note": partner.signer.note},
+        "trust_source": None if partner.source is None else partner.source.json()["trust_source"],
         "report": report_document(partner.report),
     }
 
