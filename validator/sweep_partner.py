@@ -51,8 +51,9 @@ from validator.sweep_history import (
     last_signer,
     read_last_good,
 )
-from validator.sweep_sources import Fetched, Found, find_metadata, latest_upload, source_findings
+from validator.sweep_sources import Fetched, Found, find_metadata, source_findings
 from validator.trust import TrustSource
+from validator.uploaded_metadata import latest_upload
 
 if TYPE_CHECKING:
     from metadata.fetch import FetchPolicy

@@ -26,9 +26,7 @@ from pathlib import Path
 from metadata.certs import CertificateError, CertificateFacts, certificate_facts
 from metadata.crm import CRMRecord
 from metadata.errors import CRMRecordError
-from metadata.store import Store
 from metadata.urls import redact_url
-from validator import uploaded_metadata
 from validator.checks.input import NOT_METADATA
 from validator.checks.sweep import (
     NO_METADATA_URL,
@@ -98,14 +96,6 @@ def source_findings(found: Found) -> list[Finding]:
             "nothing on record gives the IdP's metadata or certificates: no metadata was uploaded for the biller, "
             "and the record has no idp.metadata_file, idp.signing_certificates or idp.metadata_url", where="idp")]
     return list(found.pinned.findings) if found.pinned is not None else []
-
-
-def latest_upload(store: Store, biller_id: str) -> Uploaded | None:
-    """The newest metadata uploaded for the biller in the web app, or None when none was."""
-    version = uploaded_metadata.latest(store, biller_id)
-    if version is None:
-        return None
-    return Uploaded(uploaded_metadata.document(store, version), version.entity_id, version.label)
 
 
 def find_metadata(record: CRMRecord, record_dir: Path, options: MetadataOptions, name: str,

@@ -22,6 +22,7 @@ from typing import Literal
 
 from metadata.store import Store
 from validator.json_value import iso_z
+from validator.trust import Uploaded
 
 DOCUMENTS_NS = "idp-metadata-documents"
 VERSIONS_NS = "idp-metadata-versions"
@@ -89,10 +90,25 @@ def versions(store: Store, biller_id: str, limit: int = MAX_VERSIONS_LISTED) -> 
     return found
 
 
+def version(store: Store, biller_id: str, number: int) -> MetadataVersion | None:
+    """Version `number` of the biller's uploads, or None when there is no such version."""
+    stored = store.get(VERSIONS_NS, _key(biller_id, number)) if number > 0 else None
+    return MetadataVersion.read(stored) if stored is not None else None
+
+
 def latest(store: Store, biller_id: str) -> MetadataVersion | None:
     """The newest kept version, or None when nothing was ever uploaded for the biller."""
     newest = versions(store, biller_id, limit=1)
     return newest[0] if newest else None
+
+
+def latest_upload(store: Store, biller_id: str) -> Uploaded | None:
+    """The newest upload as a trust input (:func:`validator.trust.record_trust`), or None when
+    nothing was uploaded for the biller: what the live test login and the sweep both take."""
+    version = latest(store, biller_id)
+    if version is None:
+        return None
+    return Uploaded(document(store, version), version.entity_id, version.label)
 
 
 def document(store: Store, version: MetadataVersion) -> bytes:

@@ -5,6 +5,8 @@
 ``/check/metadata``                 POST: check metadata (upload, paste or URL) → HTML report
 ``/check/response``                 POST: check a SAML response → HTML report
 ``/discover``                       POST: the discovery worksheet → HTML
+``/partners/<biller-id>``           GET: a partner's page: trust, recent test logins, IdP metadata
+``/partners/<biller-id>/metadata``  POST: upload or paste its IdP metadata (``/choose``, ``/<n>``)
 ``/partners/<biller-id>/report``    GET: the printable go-live report of a partner
 ``/partners/<biller-id>/discover``  GET: a partner's discovery worksheet
 ``/test-login/<biller-id>``         GET: send an AuthnRequest for that CRM record to its IdP
@@ -79,7 +81,7 @@ def create_app(
     from metadata.fetch import local_development
     from metadata.store import open_store
 
-    from . import api, csrf, pages, state, testsp
+    from . import api, csrf, pages, partner_pages, state, testsp
 
     dev = state.dev_mode_from_environment(os.environ.get(DEV_MODE_VARIABLE)) if dev_mode is None else dev_mode
     url = (base_url or os.environ.get("VALIDATOR_BASE_URL", "http://127.0.0.1:8081")).rstrip("/")
@@ -102,7 +104,7 @@ def create_app(
         app.extensions[pages.FETCH_POLICY] = fetch_policy
     app.context_processor(lambda: {"dev_banner": state.DEV_BANNER if dev else None,
                                    "dev_banner_style": state.DEV_BANNER_STYLE})
-    for blueprint in (pages.blueprint, api.blueprint, testsp.blueprint):
+    for blueprint in (pages.blueprint, partner_pages.blueprint, api.blueprint, testsp.blueprint):
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, http_error)
     app.before_request(guard)
@@ -136,7 +138,7 @@ def refuse_public_dev_mode(url_or_host: str) -> None:
 # Where metadata may be uploaded: the document (5 MiB), a CRM record and the other fields.
 UPLOAD_LIMIT = 6 * 1024 * 1024
 _UPLOADS = {"pages.check_metadata", "pages.check_response", "pages.discover", "api.metadata", "api.responses",
-            "api.discover"}
+            "api.discover", "partner_pages.upload_metadata"}
 _NOT_GUARDED = {"testsp.acs"}  # IdPs post there from their own origin, by design
 
 

@@ -30,6 +30,10 @@ class InputError(ValidatorError, ValueError):
         self.message = message
 
 
+class InputTooLarge(InputError):
+    """A document over its limit: a web layer answers 413."""
+
+
 @dataclass(frozen=True)
 class Document:
     """One input: its bytes, or the URL to fetch it from; `source` names it in reports."""
@@ -42,7 +46,7 @@ class Document:
 def _read(upload: FileStorage, limit: int, what: str) -> bytes:
     data = upload.stream.read(limit + 1)
     if len(data) > limit:
-        raise InputError(f"the {what} file is larger than {limit // 1024:,} KiB")
+        raise InputTooLarge(f"the {what} file is larger than {limit // 1024:,} KiB")
     return data
 
 
@@ -61,7 +65,7 @@ def document_from_form(form: Mapping[str, str], files: Mapping[str, FileStorage]
     if text:
         data = text.encode("utf-8")
         if len(data) > limit:
-            raise InputError(f"the pasted {what} is larger than {limit // 1024:,} KiB")
+            raise InputTooLarge(f"the pasted {what} is larger than {limit // 1024:,} KiB")
         return Document(source=f"pasted {what}", data=data)
     if url:
         if not url.lower().startswith(("https://", "http://")):

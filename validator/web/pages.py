@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from metadata.crm import CRMRecord
+from metadata.errors import MetadataError
 from metadata.fetch import FetchPolicy
 from validator.discovery import Worksheet, describes_an_idp
 from validator.render import render
@@ -120,12 +121,30 @@ def discover() -> Response:
 
 
 def partner_metadata(biller_id: str) -> tuple[CRMRecord, Document]:
-    """A partner's record and its metadata URL; PartnerError when the record names none."""
+    """A partner's record and its metadata on record (:func:`validator.web.partner_trust.partner_metadata`:
+    uploaded, the record's metadata_file, or its metadata_url, fetched by the checks as the CLI
+    fetches it); PartnerError when there is none."""
+    from .partner_trust import NoMetadata
+    from .partner_trust import partner_metadata as on_record
+    from .state import Refusal
+
     record = load_partner(web().crm_folder, biller_id)
-    if not record.idp.metadata_url:
-        raise PartnerError(400, "No metadata URL", f"The CRM record of {biller_id!r} has no idp.metadata_url: "
-                           "upload the partner's metadata on the home page instead.")
-    return record, Document(source=record.idp.metadata_url, url=record.idp.metadata_url)
+    if record.idp.metadata_url and not record.idp.metadata_file and not _uploaded(biller_id):
+        return record, Document(source=record.idp.metadata_url, url=record.idp.metadata_url)
+    try:
+        found = on_record(record, web())
+    except NoMetadata as exc:
+        raise PartnerError(400, "No IdP metadata", f"{biller_id!r}: {exc.reason}. Upload the partner's metadata on "
+                           f"its page (/partners/{biller_id}).") from None
+    except (MetadataError, Refusal) as exc:
+        raise PartnerError(400, "The IdP metadata cannot be read", f"{biller_id!r}: {exc}") from None
+    return record, Document(source=found.source.location, data=found.data)
+
+
+def _uploaded(biller_id: str) -> bool:
+    from validator import uploaded_metadata
+
+    return uploaded_metadata.latest(web().store, biller_id) is not None
 
 
 @blueprint.get("/partners/<biller_id>/report")

@@ -25,10 +25,7 @@ from .state import Refusal, WebState
 
 def uploaded(state: WebState, biller_id: str) -> Uploaded | None:
     """The newest uploaded metadata of the biller as a trust input, or None when none was uploaded."""
-    version = uploaded_metadata.latest(state.store, biller_id)
-    if version is None:
-        return None
-    return Uploaded(uploaded_metadata.document(state.store, version), version.entity_id, version.label)
+    return uploaded_metadata.latest_upload(state.store, biller_id)
 
 
 def partner_trust(record: CRMRecord, state: WebState, checked: CRMRecord | None = None
