@@ -284,7 +284,8 @@ def test_metadata_url_of_the_record_is_fetched_and_named(tmp_path: Path) -> None
 
 
 def test_record_files_are_never_opened_without_a_record_folder(tmp_path: Path) -> None:
-    """The web app's upload path (files=False): a record naming files opens none, and SIG026 says why."""
+    """The web app's path for an uploaded record (no record folder): a record naming files opens
+    none, and SIG026 says why. Only a biller of the CRM folder gets its folder (jobs.OnRecord)."""
     from datetime import UTC, datetime
 
     from metadata.crm import load_crm
@@ -294,7 +295,7 @@ def test_record_files_are_never_opened_without_a_record_folder(tmp_path: Path) -
     (tmp_path / "idp.xml").write_bytes(metadata)
     crm = load_crm(record(tmp_path, metadata_file="idp.xml"))
     inspection = inspect_response(response.read_bytes(), "r.b64", now=datetime.now(UTC), crm=crm,
-                                  request_id=REQUEST_ID, files=False, record_dir=tmp_path)
+                                  request_id=REQUEST_ID, files=False, record_dir=None)
     assert [f.code for f in inspection.findings] == ["SIG026"]
     assert "metadata_file" in inspection.findings[0].message
     assert inspection.trust_used is None

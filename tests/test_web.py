@@ -5,6 +5,7 @@ upload limits and the headers of SECURITY.md §6. Partner URLs are served by a l
 from __future__ import annotations
 
 import base64
+import html
 import io
 import ipaddress
 import json
@@ -333,3 +334,58 @@ def test_json_records_are_partners_too(app: Flask) -> None:
     assert listed["B-9"]["usable"] is True
     checked = app.test_client().post("/api/v1/metadata", json={"xml": good_metadata().decode(), "biller": "B-9"})
     assert checked.get_json()["inputs"]["crm"] == "CRM record B-9"
+
+
+def test_a_record_entity_id_off_by_a_trailing_slash_is_crm001_in_the_form_and_the_api(app: Flask) -> None:
+    """Issue 12: the same CRM001 as the CLI and the test login, never SIG026 or XML008, and the
+    response is still verified with the near-missed entity's certificates."""
+    record = record_toml().replace(f'entity_id = "{IDP}"', f'entity_id = "{IDP}/"')
+    assert record != record_toml()
+    api = app.test_client().post("/api/v1/responses", json={
+        "response": our_response(), "crm": _json(record), "metadata_xml": good_metadata().decode(),
+        "request_id": "_req1"})
+    assert api.status_code == 200, api.get_data(as_text=True)
+    report = api.get_json()
+    codes = [f["code"] for f in report["findings"] if f["severity"] == "error"]
+    assert codes == ["CRM001"], report["findings"]
+    assert "trailing slash" in report["findings"][0]["message"] and report["facts"]["response"]["verified"] is True
+
+    from io import BytesIO
+
+    page = post_form(app.test_client(), "/check/response", {
+        "response_text": our_response(), "request_id": "_req1",
+        "metadata_file": (BytesIO(good_metadata()), "idp.xml"), "crm_file": (BytesIO(record.encode()), "b.toml")})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "CRM001" in text and "trailing slash" in text
+    assert "SIG026" not in text and "XML008" not in text
+
+
+def test_a_folder_billers_trust_on_record_verifies_a_pasted_response_and_an_uploaded_record_opens_no_file(
+    tmp_path: Path
+) -> None:
+    """A biller chosen from the CRM folder brings its trust on record (here its metadata_file);
+    the same record uploaded through the form opens no file of the server, and SIG026 then says
+    how this surface takes metadata (a form field, a JSON key), not the CLI's --metadata."""
+    from io import BytesIO
+
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    record = record_toml().replace("[idp]\n", '[idp]\nmetadata_file = "b1-idp.xml"\n', 1)
+    (folder / "B-1.toml").write_text(record)
+    (folder / "b1-idp.xml").write_bytes(good_metadata())
+    app = create_app(crm_folder=folder, store=SQLiteStore(tmp_path / "s.sqlite3"), clock=lambda: NOW)
+    client = app.test_client()
+    chosen = client.post("/api/v1/responses", json={"response": our_response(), "biller": "B-1",
+                                                    "request_id": "_req1"}).get_json()
+    assert chosen["verdict"] == "ready", chosen["findings"]
+    assert chosen["facts"]["trust_source"]["kind"] == "metadata_file"
+
+    uploaded = client.post("/api/v1/responses", json={"response": our_response(), "crm": _json(record),
+                                                      "request_id": "_req1"}).get_json()
+    sig026 = next(f for f in uploaded["findings"] if f["code"] == "SIG026")
+    assert "'metadata_xml' or 'metadata_url'" in sig026["message"] + sig026["fix"]
+    assert "--metadata" not in sig026["message"] + sig026["fix"]
+    page = post_form(client, "/check/response", {"response_text": our_response(), "request_id": "_req1",
+                                                 "crm_file": (BytesIO(record.encode()), "b.toml")})
+    text = html.unescape(page.get_data(as_text=True))
+    assert "SIG026" in text and "--metadata" not in text and "Give the IdP's metadata in the form" in text

@@ -31,7 +31,7 @@ from validator.checks.response import never_seen
 from validator.findings import Finding, FindingLog, folded
 from validator.response_facts import ResponseFacts, read_facts
 from validator.response_input import InputRefusal, read_response_input
-from validator.trust import IdPTrust, TrustSource, load_trust, record_trust
+from validator.trust import IdPTrust, TrustSource, Uploaded, load_trust, record_trust
 
 if TYPE_CHECKING:
     from metadata.fetch import FetchPolicy
@@ -98,24 +98,27 @@ def inspect_response(
     data: bytes, source: str, *, now: datetime, crm: CRMRecord | None, metadata: bytes | str | None = None,
     metadata_source: str | None = None, sp_key_pem: bytes | None = None, request_id: str | None = None,
     skew_seconds: int = 120, policy: FetchPolicy | None = None, files: bool = True, record_dir: Path | None = None,
-    no_trust_fix: str | None = None,
+    no_trust_fix: str | None = None, metadata_given: str = response_signature.CLI_METADATA,
+    uploaded: Uploaded | None = None,
 ) -> ResponseInspection:
     """The whole response check, as ``saml-validate response`` and the web app run it: the IdP's
-    certificates from `metadata`, else from the CRM record's trust sources (:func:`record_trust`;
-    its files relative to `record_dir`), then every check."""
+    certificates from `metadata`, else from the trust on record (:func:`record_trust`: `uploaded`
+    in the web app, then the record's own sources, its files relative to `record_dir` — None where
+    no file of this machine may be opened), then every check. `metadata_given` and `no_trust_fix`
+    word SIG026 for the surface: how it takes the IdP's metadata, and what to do there."""
     used: TrustSource | None = None
     if metadata is not None:
         shown = redact_url(metadata_source or (metadata if isinstance(metadata, str) else "uploaded"))
         used = TrustSource("metadata", shown)
         trust, problems = load_trust(metadata, crm, policy, files=files)
     else:
-        used, trust, problems = record_trust(crm, record_dir if files else None, policy)
+        used, trust, problems = record_trust(crm, record_dir, policy, uploaded=uploaded)
     found = [*problems, *(trust.findings if trust else ())]
     options = ResponseOptions(
         now=now, trusted=trust.certificates if trust else (), idp_entity_id=trust.entity_id if trust else None,
         sp_key_pem=sp_key_pem, request_id=request_id, skew_seconds=skew_seconds,
         vendor_key=trust.vendor_key if trust else None,
-        no_trust_reason=None if problems else _no_trust_reason(crm),
+        no_trust_reason=None if problems else _no_trust_reason(crm, metadata_given),
         no_trust_fix=no_trust_fix,
     )
     judged = inspect_response_bytes(data, source, options, crm)
@@ -123,16 +126,16 @@ def inspect_response(
                    trust_source=used.location if used else None, trust_used=used if trust else None)
 
 
-def _no_trust_reason(crm: CRMRecord | None) -> str:
+def _no_trust_reason(crm: CRMRecord | None, given: str) -> str:
     """SIG026's words: which of the record's keys would have given trust, and why none did."""
     if crm is None:
-        return response_signature.NO_RECORD_REASON
+        return response_signature.no_record_reason(given)
     if crm.idp.metadata_file or crm.idp.signing_certificates:
         # Only a record read from disk opens files beside it; an uploaded record names none here.
         return ("there is no trust source here: the CRM record's [idp] metadata_file and signing_certificates "
                 "are read only beside a record file, and it sets no metadata_url; give the IdP's metadata "
-                "(--metadata FILE|URL) so that the signatures can be checked and the claims read")
-    return response_signature.NO_TRUST_REASON
+                f"({given}) so that the signatures can be checked and the claims read")
+    return response_signature.no_trust_reason(given)
 
 
 def inspect_response_bytes(

@@ -122,15 +122,27 @@ def verified_findings(verified: VerifiedResponse, source: str) -> Iterator[Findi
                                actual=method, where=f"{source}: {facts.element}/ds:Signature")
 
 
-NO_TRUST_REASON = (
-    "there is no trust source: no IdP metadata was given (--metadata FILE|URL) and the CRM record's [idp] "
-    "table sets none of metadata_url, metadata_file, signing_certificates; the signatures cannot be checked "
-    "and no claim is read")
+CLI_METADATA = "--metadata FILE|URL"
+"""How the command line takes the IdP's metadata; each surface names its own (a form field, a JSON key)."""
+
+
+def no_trust_reason(given: str = CLI_METADATA) -> str:
+    """SIG026's message where a check runs with a CRM record that gives no trust; `given` is how this
+    surface takes the IdP's metadata."""
+    return (f"there is no trust source: no IdP metadata was given ({given}) and the CRM record's [idp] table sets "
+            "none of metadata_url, metadata_file, signing_certificates; the signatures cannot be checked and no "
+            "claim is read")
+
+
+def no_record_reason(given: str = CLI_METADATA) -> str:
+    """SIG026's message where a check runs without a CRM record."""
+    return (f"there is no trust source: no IdP metadata was given ({given}) and no CRM record, whose [idp] "
+            "metadata_url, metadata_file or signing_certificates would give one; the signatures cannot be checked "
+            "and no claim is read")
+
+
+NO_TRUST_REASON = no_trust_reason()
 """SIG026's message where the command line judges with a CRM record (another surface passes its own words)."""
-NO_RECORD_REASON = (
-    "there is no trust source: no IdP metadata was given (--metadata FILE|URL) and no CRM record, whose [idp] "
-    "metadata_url, metadata_file or signing_certificates would give one; the signatures cannot be checked and "
-    "no claim is read")
 
 
 def no_trust_finding(source: str, reason: str = NO_TRUST_REASON, fix: str | None = None) -> Finding:

@@ -30,7 +30,7 @@ from validator.report import Report
 from . import jobs
 from .inputs import InputError, document_from_json, record_from_json
 from .login_result import RESULTS_NS
-from .pages import fetch_policy, partner_metadata
+from .pages import fetch_policy, on_record, partner_metadata
 from .partners import PartnerError, list_partners
 from .state import TOKEN, web
 
@@ -147,7 +147,8 @@ def responses() -> Response:
         return problem(exc.message)
     assert response is not None
     return report_answer(jobs.check_response(response, crm, crm_source, metadata=trust, request_id=request_id,
-                                             now=web().clock(), policy=fetch_policy()))
+                                             now=web().clock(), policy=fetch_policy(), surface=jobs.API,
+                                             on_record=on_record(body.get("biller"), crm)))
 
 
 @blueprint.post("/discover")

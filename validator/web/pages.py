@@ -105,7 +105,7 @@ def check_response() -> Response:
     assert response is not None
     report = jobs.check_response(response, crm, crm_source, metadata=metadata, now=web().clock(),
                                  request_id=(request.form.get("request_id") or "").strip() or None,
-                                 policy=fetch_policy())
+                                 policy=fetch_policy(), on_record=on_record(request.form.get("biller"), crm))
     return _report_page(report)
 
 
@@ -118,6 +118,15 @@ def discover() -> Response:
     worksheet = jobs.discover(document, crm, crm_source, now=web().clock(), policy=fetch_policy(),
                               probe=request.form.get("probe") == "on")
     return _worksheet_page(worksheet)
+
+
+def on_record(biller: object, crm: CRMRecord | None) -> jobs.OnRecord | None:
+    """The chosen biller's trust on record, when the record is one of the CRM folder's."""
+    from validator.uploaded_metadata import latest_upload
+
+    if not isinstance(biller, str) or not biller.strip() or crm is None:
+        return None
+    return jobs.OnRecord(web().crm_folder, latest_upload(web().store, crm.biller.id))
 
 
 def partner_metadata(biller_id: str) -> tuple[CRMRecord, Document]:
