@@ -320,6 +320,16 @@ def test_signing_certificates_without_metadata(records: Path, store: Store, pki:
     assert suite is not None and suite.get("failures") == "0"
 
 
+def test_a_weak_signing_certificate_is_the_metadata_rule(records: Path, store: Store, pki: PKI) -> None:
+    weak = make_keypair("weak signer", bits=1024)
+    (records / "signer.pem").write_bytes(weak.cert_pem)
+    record = write_record(records, "b1.toml", None)
+    with_idp_lines(record, 'signing_certificates = ["signer.pem"]\n')
+    partner = sweep_one(records, store, pki)
+    [finding] = [f for f in partner.report.findings if f.code == "KEY007"]
+    assert "1024-bit" in finding.message and finding.where == str(records / "signer.pem")
+
+
 @pytest.mark.parametrize(("days", "code", "verdict"), [(-1, "KEY005", "not ready"),
                                                       (10, "KEY006", "ready, with warnings")])
 def test_an_expired_or_expiring_signing_certificate_is_the_metadata_rule(

@@ -142,3 +142,18 @@ def test_an_answered_request_reads_its_verdict_and_links_its_result(pair: Pair) 
     listed = attempts.recent(store, "B-1", pair.clock())
     assert [(a.kind, a.status, a.login_id) for a in listed] == [
         ("sent", "ready", posted.headers["Location"].rsplit("/", 1)[1])]
+
+
+def test_a_post_that_is_no_saml_response_is_refused_and_nothing_is_kept(pair: Pair) -> None:
+    import base64
+
+    body = {"SAMLResponse": base64.b64encode(b"<feed xmlns='http://www.w3.org/2005/Atom'/>").decode()}
+    refused = pair.app.test_client().post("/test-sp/acs", data=body)
+    assert refused.status_code == 400
+    assert "holds <feed> (namespace http://www.w3.org/2005/Atom), not a samlp:Response" in html.unescape(
+        refused.get_data(as_text=True))
+    assert _store(pair).keys(login_judge.UNSOLICITED_NS) == []
+
+
+def _store(pair: Pair):  # type: ignore[no-untyped-def]
+    return pair.app.extensions["saml_validator_web"].store

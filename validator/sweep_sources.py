@@ -9,7 +9,7 @@ signing_certificates, metadata_url").
   is XML008 naming the file, as the command line says it;
 * its ``signing_certificates``: no metadata at all, so nothing to judge, compare or keep; each
   certificate is checked for expiry with the metadata's KEY rules
-  (:func:`validator.checks.sweep.certificate_validity`), and a file that is not a certificate is
+  (:func:`validator.checks.keys.certificate_findings`), and a file that is not a certificate is
   the partner's CRM201 naming ``idp.signing_certificates`` and the file;
 * its ``metadata_url``, fetched with the SSRF-safe fetcher.
 
@@ -28,12 +28,12 @@ from metadata.crm import CRMRecord
 from metadata.errors import CRMRecordError
 from metadata.urls import redact_url
 from validator.checks.input import NOT_METADATA
+from validator.checks.keys import certificate_findings
 from validator.checks.sweep import (
     NO_METADATA_URL,
     RECORD_UNREADABLE,
     Snapshot,
     SnapshotCertificate,
-    certificate_validity,
 )
 from validator.findings import Finding, Severity
 from validator.inspection import MetadataInspection, MetadataOptions, inspect_fetched, inspect_metadata_bytes
@@ -162,7 +162,7 @@ def pinned_certificates(record: CRMRecord, paths: Sequence[Path], options: Metad
         for facts in read:
             if facts.sha256 not in certificates:
                 certificates[facts.sha256] = facts
-                findings += certificate_validity(facts, options.now, options.warn_days, str(path))
+                findings += certificate_findings(facts, options.now, options.warn_days, str(path))
     snapshot = Snapshot(record.idp.entity_id, (), tuple(
         SnapshotCertificate(c.sha256, c.subject, c.not_before, c.not_after) for c in certificates.values()))
     return Pinned(snapshot, tuple(findings))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 
 from metadata.certs import CertificateError, CertificateFacts, certificate_facts
 from metadata.model import Certificate, KeyDescriptor
@@ -163,17 +164,29 @@ def _certificate_findings(
 
 
 def _validity_findings(ctx: MetadataContext, facts: CertificateFacts, where: str) -> Iterator[Finding]:
-    days = facts.days_left(ctx.now)
+    return certificate_validity(facts, ctx.now, ctx.warn_days, where)
+
+
+def certificate_findings(facts: CertificateFacts, now: datetime, warn_days: int, where: str) -> Iterator[Finding]:
+    """A certificate given without metadata (the record's signing_certificates), judged as the
+    metadata's are: its dates, its key and its signature's hash."""
+    yield from certificate_validity(facts, now, warn_days, where)
+    yield from _strength_findings(facts, where)
+
+
+def certificate_validity(facts: CertificateFacts, now: datetime, warn_days: int, where: str) -> Iterator[Finding]:
+    """A certificate's dates: KEY005 expired, KEY006 within `warn_days`, KEY011 not yet valid. For a
+    certificate in metadata and for one given without (the record's signing_certificates)."""
+    days = facts.days_left(now)
     not_after = f"{facts.not_after:%Y-%m-%d}"
-    if facts.not_after < ctx.now:
+    if facts.not_after < now:
         yield EXPIRED.finding(f"{certificate_label(facts)} expired on {not_after} ({-days} days ago)",
-                              expected=f"valid on {ctx.now:%Y-%m-%d}", actual=f"notAfter {not_after}",
-                              where=where)
-    elif days < ctx.warn_days:
+                              expected=f"valid on {now:%Y-%m-%d}", actual=f"notAfter {not_after}", where=where)
+    elif days < warn_days:
         yield EXPIRING.finding(f"{certificate_label(facts)} expires on {not_after}, in {days} days",
-                               expected=f"valid for more than {ctx.warn_days} days",
-                               actual=f"notAfter {not_after}", where=where)
-    if facts.not_before > ctx.now:
+                               expected=f"valid for more than {warn_days} days", actual=f"notAfter {not_after}",
+                               where=where)
+    if facts.not_before > now:
         yield NOT_YET_VALID.finding(f"{certificate_label(facts)} becomes valid on {facts.not_before:%Y-%m-%d}",
                                     actual=f"notBefore {facts.not_before:%Y-%m-%d}", where=where)
 

@@ -68,12 +68,13 @@ VERIFIED = rule(
 )
 NO_TRUST = rule(
     "SIG026", "No trusted certificate to verify the response", Severity.ERROR, "response-signature",
-    what="The IdP's signing certificates come from a trust source: metadata given to the check, or the CRM "
-         "record's [idp] metadata_file, signing_certificates or metadata_url (in that order); without one "
-         "nothing is verified and no claim is read.",
+    what="The IdP's signing certificates come from a trust source: metadata given to the check, else "
+         "metadata uploaded for the biller in the web app (its partner page), else the CRM record's [idp] "
+         "metadata_file, signing_certificates or metadata_url (in that order); without one nothing is "
+         "verified and no claim is read.",
     why="A claim read from an unverified response proves nothing: anyone can write one.",
     fix="Give the IdP's trust: set [idp] metadata_url, metadata_file or signing_certificates in the CRM "
-        "record, or give the IdP's metadata with the check.",
+        "record, upload the IdP's metadata on the partner's page of the web app, or give it with the check.",
 )
 DECRYPTION = rule(
     "SIG027", "The encrypted assertion cannot be decrypted", Severity.ERROR, "response-signature",

@@ -7,7 +7,7 @@ the records the sweep could not use (CRM201–), what changed since the last goo
 KEY020–), and which certificate signs (KEY022). They are pure: a :class:`Snapshot` of then
 and of now in, findings out. A record that gives the IdP's signing certificates instead of its
 metadata has each certificate judged by the metadata's own expiry rules
-(:func:`certificate_validity`: KEY005, KEY006, KEY011 of :mod:`validator.checks.keys`).
+(:func:`validator.checks.keys.certificate_findings`: KEY005, KEY006, KEY011, KEY007 …).
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from metadata.certs import CertificateFacts
 from metadata.saml import binding_name
 from metadata.urls import redact_url
-from validator.checks.keys import EXPIRED, EXPIRING, NOT_YET_VALID, certificate_label
 from validator.findings import Finding, Severity, rule
 
 SUBJECT = "sweep"
@@ -239,20 +237,3 @@ def signer_finding(signer: Signer, where: str) -> Finding:
 def _describe(cert: SnapshotCertificate) -> str:
     return (f"{cert.subject} (SHA-256 {cert.sha256[:23]}…, valid {cert.not_before:%Y-%m-%d} to "
             f"{cert.not_after:%Y-%m-%d})")
-
-
-def certificate_validity(facts: CertificateFacts, now: datetime, warn_days: int, where: str) -> Iterator[Finding]:
-    """A signing certificate given without metadata (the record's signing_certificates), judged for its
-    dates as the metadata's are: KEY005 expired, KEY006 within `warn_days`, KEY011 not yet valid."""
-    days = facts.days_left(now)
-    not_after = f"{facts.not_after:%Y-%m-%d}"
-    if facts.not_after < now:
-        yield EXPIRED.finding(f"{certificate_label(facts)} expired on {not_after} ({-days} days ago)",
-                              expected=f"valid on {now:%Y-%m-%d}", actual=f"notAfter {not_after}", where=where)
-    elif days < warn_days:
-        yield EXPIRING.finding(f"{certificate_label(facts)} expires on {not_after}, in {days} days",
-                               expected=f"valid for more than {warn_days} days", actual=f"notAfter {not_after}",
-                               where=where)
-    if facts.not_before > now:
-        yield NOT_YET_VALID.finding(f"{certificate_label(facts)} becomes valid on {facts.not_before:%Y-%m-%d}",
-                                    actual=f"notBefore {facts.not_before:%Y-%m-%d}", where=where)

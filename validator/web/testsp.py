@@ -43,6 +43,7 @@ from metadata.bindings import BindingError, PostMessage, decode_post, encode_red
 from metadata.crm import CRMRecord
 from metadata.errors import MetadataError
 from metadata.fetch import FetchError
+from metadata.saml import SAMLP
 from metadata.store import StoreUnavailable
 from validator.checks.crm_match import SSO_URL
 from validator.render.sequence import login_sequence
@@ -182,7 +183,11 @@ def _answered_login(state: WebState) -> tuple[PostMessage, PendingLogin | None]:
                       f"SAMLResponse: {exc}") from None
     # InResponseTo is read here, unverified, only to find which of this browser's requests it
     # claims to answer; the checks then compare it, from the signed bytes, with that request.
-    answers = message.tree.getroot().get("InResponseTo")
+    root = message.tree.getroot()
+    if root.tag != f"{{{SAMLP}}}Response":
+        raise Refusal(400, "This is not a SAML response", f"The POST holds {_tag(root.tag)}, not a samlp:Response "
+                      f"(namespace {SAMLP}).")
+    answers = root.get("InResponseTo")
     if answers is None:
         return message, None
     token = request.cookies.get(COOKIE, "")
@@ -193,6 +198,14 @@ def _answered_login(state: WebState) -> tuple[PostMessage, PendingLogin | None]:
         raise Refusal(400, "No test login pending", NO_LOGIN)
     return message, PendingLogin.read(taken)
 
+
+
+def _tag(tag: object) -> str:
+    """An element's name as a message shows it: ``{ns}local`` as ``local (namespace ns)``, shortened."""
+    text = str(tag)
+    namespace, _, local = text[1:].partition("}") if text.startswith("{") else ("", "", text)
+    shown = f"<{local[:80]}>" + (f" (namespace {namespace[:120]})" if namespace else " (no namespace)")
+    return shown
 
 
 # --- results ------------------------------------------------------------------------------
