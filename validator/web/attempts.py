@@ -45,18 +45,22 @@ class Attempt:
 
 
 def note_sent(store: Store, biller_id: str, request_id: str, at: datetime) -> None:
-    _append(store, biller_id, {"at": iso_z(at), "kind": "sent", "request_id": request_id})
+    _append(store, biller_id, {"at": _second(at), "kind": "sent", "request_id": request_id})
 
 
 def note_result(store: Store, biller_id: str, kind: Kind, login_id: str, verdict: str, at: datetime) -> None:
     """A result without a request sent before it: a login stopped before sending, or an unsolicited response."""
-    _append(store, biller_id, {"at": iso_z(at), "kind": kind, "login_id": login_id, "verdict": verdict})
+    _append(store, biller_id, {"at": _second(at), "kind": kind, "login_id": login_id, "verdict": verdict})
 
 
 def note_answer(store: Store, request_id: str, login_id: str, verdict: str) -> None:
     """The response that answered `request_id` was judged: its result's ID and verdict."""
     store.put(ANSWERS_NS, request_id, json.dumps({"login_id": login_id, "verdict": verdict}).encode(),
               ttl=ANSWERS_TTL)
+
+
+def _second(at: datetime) -> str:
+    return iso_z(at.replace(microsecond=0))
 
 
 def _append(store: Store, biller_id: str, entry: dict[str, str]) -> None:

@@ -58,7 +58,8 @@ def trust_plan(record: CRMRecord, latest: MetadataVersion | None) -> TrustPlan |
     """The source :func:`validator.trust.record_trust` will take, in its order; None: no source."""
     idp = record.idp
     if latest is not None:
-        return TrustPlan("uploaded metadata", latest.label)
+        return TrustPlan("metadata uploaded here", f"version {latest.number}, by {latest.uploaded_by}, "
+                         f"{latest.uploaded_at}")
     if idp.metadata_file:
         return TrustPlan("the record's metadata_file", idp.metadata_file)
     if idp.signing_certificates:
