@@ -126,7 +126,7 @@ def keep(store: Store, biller_id: str, data: bytes, *, entity_id: str, uploaded_
     number = (_numbers(store, biller_id) or [0])[-1] + 1
     while not store.add(DOCUMENTS_NS, _key(biller_id, number), data):
         number += 1
-    version = MetadataVersion(biller_id, number, uploaded_by, iso_z(at.replace(microsecond=0)), origin, filename, entity_id,
-                              hashlib.sha256(data).hexdigest(), len(data))
+    version = MetadataVersion(biller_id, number, uploaded_by, iso_z(at.replace(microsecond=0)), origin, filename,
+                              entity_id, hashlib.sha256(data).hexdigest(), len(data))
     store.put(VERSIONS_NS, _key(biller_id, number), version.json())
     return version
