@@ -184,8 +184,12 @@ def test_dev_mode_serves_only_loopback_clients(tmp_path: Path) -> None:
     app = validator(tmp_path, dev_mode=True)
     assert app.test_client().get("/").status_code == 200
     assert app.test_client().get("/", environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 403
-    strict = validator(tmp_path)
-    assert strict.test_client().get("/", environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 200
+    # Without --dev but also without sign-in (local mode), the same: only this machine.
+    local = validator(tmp_path)
+    assert local.test_client().get("/", environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 403
+    # With sign-in configured, another machine reaches it: the sign-in page.
+    signed = validator(tmp_path, sign_in=True).test_client().get("/", environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert signed.status_code == 303 and signed.headers["Location"].startswith("/sign-in?next=")
 
 
 def test_the_container_never_turns_dev_mode_on() -> None:

@@ -61,6 +61,10 @@ def assert_problem(answer: TestResponse, status: int | None = None) -> dict[str,
     return document
 
 
+JSON_LINES = "application/jsonl"
+"""GET /api/v1/audit: the audit trail, one JSON object a line."""
+
+
 def test_the_walk_covers_every_api_route(app: Flask) -> None:
     paths = {path for path, _ in api_paths(app)}
     assert {"/api/v1/metadata", "/api/v1/responses", "/api/v1/discover", "/api/v1/test-logins/B-1"} <= paths
@@ -75,7 +79,7 @@ def test_every_api_route_answers_every_bad_body_with_a_problem(
         for method in METHODS:
             answer = client.open(path, method=method, data=body, content_type=content_type or None)
             where = f"{method} {path} with {name}: {answer.status} {answer.get_data()[:200]!r}"
-            assert answer.mimetype in ("application/json", PROBLEM), where
+            assert answer.mimetype in ("application/json", PROBLEM, JSON_LINES), where
             if method not in allowed:
                 assert answer.status_code in (405, 413), where
             elif method != "GET":  # a GET reads no body: it may answer as usual

@@ -327,12 +327,25 @@ def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None, 
         raise click.UsageError(str(exc)) from None
     store = _store(store_url, lambda: open_store(store_url or os.environ.get("VALIDATOR_STORE"),
                                                  Path.cwd() / DEFAULT_STORE))
+    _refuse_public_without_sign_in(host, store)
     app = create_app(crm_folder=crm_folder, base_url=url, store=store, dev_mode=dev)
     if dev:
         click.echo("LOCAL DEVELOPMENT MODE: http and loopback metadata and SSO URLs are allowed", err=True)
     click.echo(f"SAML Preflight on {url}/ — test logins at {url}/test-login/<biller-id>, the API at "
                f"{url}/api/v1/openapi.json", err=True)
     app.run(host=host, port=port, threaded=True)
+
+
+def _refuse_public_without_sign_in(host: str, store: Store) -> None:
+    """No staff account: the app would let anyone in as its operator, so it binds loopback only."""
+    from validator.auth.staff import has_staff
+    from validator.web.state import is_loopback_host
+
+    if not is_loopback_host(host) and not has_staff(store):
+        raise click.UsageError(
+            f"no sign-in is configured, so the web app binds only a loopback address (127.0.0.1, ::1, localhost), "
+            f"not {host!r}: anyone reaching it would act as its operator. Add a staff account first: "
+            "saml-validate staff add EMAIL (with the same --store), then start it again.")
 
 
 @cli.command("sweep")
@@ -446,6 +459,18 @@ def demo_command(fmt: str) -> None:
                 "Try your own: saml-validate metadata FILE|URL --crm RECORD.toml   "
                 "(saml-validate explain CODE tells more about a finding)", err=True,
             )
+
+
+def _register_access_commands() -> None:
+    """``staff``, ``token`` and ``invite``: who may use the web app (issue 13, docs/security.md)."""
+    from validator.cli_access import staff, token
+    from validator.cli_invites import invite
+
+    for group in (staff, token, invite):
+        cli.add_command(group)
+
+
+_register_access_commands()
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ HTTP error is an HTML page, except under ``/api/``, where it is an RFC 9457 prob
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -55,6 +56,8 @@ def create_app(
     signing_key: KeyPair | None = None,
     fetch_policy: FetchPolicy | None = None,
     dev_mode: bool | None = None,
+    sign_in: bool | None = None,
+    staff_sso: object | None = None,
 ) -> Flask:
     """The validator's web app.
 
@@ -72,6 +75,12 @@ def create_app(
     may be http and loopback (:func:`metadata.fetch.local_development`), every page carries a
     banner saying so, and only loopback clients are served. It refuses (:class:`DevModeError`) a
     base URL whose host is not loopback.
+
+    `sign_in` (default: whether the store holds a staff account, or `staff_sso` is given) turns
+    access control on (:mod:`validator.web.access`): every route then admits only the principals
+    its rule names. Without it the app is in local mode: it serves loopback clients only, each as
+    its operator, with a banner saying there is no sign-in. `staff_sso` is the company IdP staff
+    may sign in with. The app does not start if a route declares no access rule.
     """
     import os
 
@@ -81,14 +90,14 @@ def create_app(
     from metadata.fetch import local_development
     from metadata.store import open_store
 
-    from . import api, csrf, pages, partner_pages, state, testsp
+    from . import access, api, csrf, pages, partner_pages, signin, staff_pages, state, testsp
 
     dev = state.dev_mode_from_environment(os.environ.get(DEV_MODE_VARIABLE)) if dev_mode is None else dev_mode
     url = (base_url or os.environ.get("VALIDATOR_BASE_URL", "http://127.0.0.1:8081")).rstrip("/")
     if dev:
         refuse_public_dev_mode(url)
         fetch_policy = local_development(fetch_policy)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files: every route declares its access
     app.config.update(MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH)
     app.extensions["saml_validator_web"] = state.WebState(
         crm_folder=Path(crm_folder or os.environ.get("VALIDATOR_CRM_FOLDER", ".")),
@@ -100,17 +109,36 @@ def create_app(
         signing_key=signing_key,
         dev_mode=dev,
     )
+    chosen = app.extensions["saml_validator_web"]
+    required = sign_in if sign_in is not None else (staff_sso is not None or _has_staff(chosen.store))
+    app.extensions["saml_validator_web"] = replace(chosen, sign_in_required=required, staff_sso=staff_sso)
     if fetch_policy is not None:
         app.extensions[pages.FETCH_POLICY] = fetch_policy
     app.context_processor(lambda: {"dev_banner": state.DEV_BANNER if dev else None,
-                                   "dev_banner_style": state.DEV_BANNER_STYLE})
-    for blueprint in (pages.blueprint, partner_pages.blueprint, api.blueprint, testsp.blueprint):
+                                   "local_banner": None if required else state.LOCAL_BANNER,
+                                   "dev_banner_style": state.DEV_BANNER_STYLE, "principal": access.current(),
+                                   "csrf_for_sign_out": csrf.csrf_token})
+    for blueprint in (pages.blueprint, partner_pages.blueprint, api.blueprint, testsp.blueprint, signin.blueprint,
+                      staff_pages.blueprint):
         app.register_blueprint(blueprint)
+    access.check_declared(app)
     app.register_error_handler(HTTPException, http_error)
     app.before_request(guard)
     app.after_request(csrf.set_cookie)
     app.after_request(security_headers)
     return app
+
+
+def _has_staff(store: Store) -> bool:
+    """Whether any staff account exists; True when the store cannot say (fail closed: an app that
+    cannot tell must not let every client in as its operator)."""
+    from metadata.store import StoreUnavailable
+    from validator.auth import staff
+
+    try:
+        return staff.has_staff(store)
+    except StoreUnavailable:
+        return True
 
 
 DEV_MODE_VARIABLE = "VALIDATOR_DEV_MODE"
@@ -143,19 +171,25 @@ _NOT_GUARDED = {"testsp.acs"}  # IdPs post there from their own origin, by desig
 
 
 def guard() -> Response | None:
-    """Per-route body limits, then CSRF for every state-changing request (SECURITY.md §1, §6)."""
+    """Before any view: the app's mode (local development, no sign-in: loopback clients only), who
+    is asking and whether the route's rule admits them (:mod:`validator.web.access`), per-route
+    body limits, then CSRF for every state-changing request (SECURITY.md §1, §6)."""
     from flask import request
 
     from .api import is_api, problem
     from .csrf import refusal
-    from .state import error_page, is_loopback_host, web
+    from .state import error_page
 
-    if web().dev_mode and not is_loopback_host(request.remote_addr or ""):
-        return error_page(403, "Local development mode", "This validator runs in local development mode and "
-                          "serves only this machine.")
+    refused_mode = _mode_refusal()
+    if refused_mode is not None:
+        return refused_mode
     if request.endpoint in _UPLOADS:
         request.max_content_length = UPLOAD_LIMIT
         request.max_form_memory_size = UPLOAD_LIMIT  # pasted metadata arrives as a form field
+    api = is_api(request.path)
+    refused_access = _access_refusal(api)
+    if refused_access is not None:
+        return refused_access
     limit = request.max_content_length
     if request.content_length is not None and limit is not None and request.content_length > limit:
         # Refused on the declared length, before the form parser spools any of it to disk.
@@ -168,9 +202,43 @@ def guard() -> Response | None:
     refused = refusal()
     if refused is None:
         return None
-    if is_api(request.path):
+    if api:
         return problem(f"refused: {refused.reason}", refused.status)
     return error_page(refused.status, "Request refused", f"The request was refused: {refused.reason}.")
+
+
+def _access_refusal(api: bool) -> Response | None:
+    """Who is asking (kept for the views), and the refusal when the route's rule does not admit them."""
+    from flask import current_app, g, request
+
+    from . import access
+
+    g.principal = access.resolve_principal(api)
+    if request.routing_exception is not None:  # no such route or method: the error handler answers
+        return None
+    rule = access.rule_of(current_app, request.endpoint)
+    assert rule is not None  # check_declared refused to build an app with an undeclared route
+    decision = access.decide(rule, g.principal, request.view_args or {})
+    return None if decision == "allow" else access.refusal(decision, api, rule, request.view_args or {})
+
+
+def _mode_refusal() -> Response | None:
+    """A 403 for a client not on this machine when the app serves only this machine: in local
+    development mode, and while no sign-in is configured."""
+    from flask import request
+
+    from .state import error_page, is_loopback_host, web
+
+    state = web()
+    if is_loopback_host(request.remote_addr or ""):
+        return None
+    if state.dev_mode:
+        return error_page(403, "Local development mode", "This validator runs in local development mode and "
+                          "serves only this machine.")
+    if not state.sign_in_required:
+        return error_page(403, "No sign-in configured", "This validator has no sign-in configured yet, so it "
+                          "serves only this machine.")
+    return None
 
 
 def http_error(exc: HTTPException) -> Response:

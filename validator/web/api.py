@@ -28,11 +28,13 @@ from validator.render.worksheet import worksheet_json
 from validator.report import Report
 
 from . import jobs
+from .access import PUBLIC, STAFF, allow, biller_read, current, signed_in
 from .inputs import InputError, document_from_json, record_from_json
-from .login_result import RESULTS_NS
+from .login_result import RESULTS_NS, UNKNOWN_LOGIN_API, result_biller
 from .pages import fetch_policy, on_record, partner_metadata
 from .partners import PartnerError, list_partners
 from .state import TOKEN, web
+from .trail import note
 
 PREFIX = "/api/"
 PROBLEM_JSON = "application/problem+json"
@@ -93,32 +95,37 @@ def _known(body: dict[str, Any], *keys: str) -> None:
 
 
 @blueprint.get("/openapi.json")
+@allow(PUBLIC)
 def openapi() -> Response:
     text = resources.files("validator.web").joinpath("openapi.json").read_text(encoding="utf-8")
     return Response(text, mimetype="application/json")
 
 
 @blueprint.get("/partners")
+@allow(signed_in(tokens=True))
 def partners() -> Response:
     return answer([
         {"biller_id": p.biller_id, "name": p.record.biller.name, "vendor": p.record.idp.vendor,
          "metadata_url": p.record.idp.metadata_url, "usable": True} if p.record else
         {"biller_id": p.biller_id, "usable": False, "problem": p.problem}
-        for p in list_partners(web().crm_folder)
+        for p in list_partners(web().crm_folder) if current().may_read(p.biller_id)
     ])
 
 
 @blueprint.get("/partners/<biller_id>/report")
+@allow(biller_read(tokens=True))
 def partner_report(biller_id: str) -> Response:
     try:
         record, document = partner_metadata(biller_id)
     except PartnerError as exc:
         return problem(exc.message, exc.status)
+    note("report-download", biller_id=biller_id, detail="go-live report (API)")
     return report_answer(jobs.check_metadata(document, record, f"CRM record {biller_id}", now=web().clock(),
                                              policy=fetch_policy()))
 
 
 @blueprint.post("/metadata")
+@allow(signed_in(tokens=True))
 def metadata() -> Response:
     try:
         body = _body()
@@ -132,6 +139,7 @@ def metadata() -> Response:
 
 
 @blueprint.post("/responses")
+@allow(signed_in(tokens=True))
 def responses() -> Response:
     try:
         body = _body()
@@ -152,6 +160,7 @@ def responses() -> Response:
 
 
 @blueprint.post("/discover")
+@allow(signed_in(tokens=True))
 def discover() -> Response:
     try:
         body = _body()
@@ -171,6 +180,7 @@ def discover() -> Response:
 
 
 @blueprint.get("/test-logins/<login_id>")
+@allow(biller_read(tokens=True, resolve=result_biller))
 def test_login(login_id: str) -> Response:
     """The report of one live test login, exactly as stored (:mod:`validator.web.testsp`)."""
     try:
@@ -178,5 +188,16 @@ def test_login(login_id: str) -> Response:
     except StoreUnavailable as exc:
         return problem(str(exc), 503)
     if report is None:
-        return problem("there is no test login with this ID; results are kept 24 hours", 404)
+        return problem(UNKNOWN_LOGIN_API, 404)
     return Response(report, mimetype="application/json")
+
+
+@blueprint.get("/audit")
+@allow(STAFF)
+def audit_trail() -> Response:
+    """The audit trail as JSON lines, newest first; ``?biller_id=``, ``?action=``, ``?who=`` filter it."""
+    from validator.auth import audit
+
+    filters = {key: (request.args.get(key) or "").strip() or None for key in ("biller_id", "action", "who")}
+    found = audit.events(web().store, now=web().clock(), **filters)  # type: ignore[arg-type]
+    return Response(audit.as_json_lines(found), mimetype="application/jsonl")

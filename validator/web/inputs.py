@@ -136,6 +136,10 @@ def record_from_json(body: dict[str, Any], folder: Path) -> tuple[CRMRecord | No
 
 
 def _biller(folder: Path, biller: str) -> tuple[CRMRecord, str]:
+    from .access import current
+
+    if not current().may_read(biller):  # worded as an unknown biller: nothing about what exists
+        raise InputError(f"There is no CRM record for biller {biller!r}.")
     try:
         return load_partner(folder, biller), f"CRM record {biller}"
     except PartnerError as exc:

@@ -26,6 +26,9 @@ from metadata.xml import MESSAGE_LIMITS, parse_untrusted
 from validator.json_value import Plain
 from validator.render.sequence import CHECK_STAGES, Lifeline, Lifelines, Step, failed_stage, stage_of
 
+UNKNOWN_LOGIN = "There is no test login with this ID; results are kept 24 hours."
+"""What a page says of a test login that does not exist (or that the asker may not see)."""
+UNKNOWN_LOGIN_API = "there is no test login with this ID; results are kept 24 hours"
 RESULTS_NS, RESULTS_TTL = "test-logins", 24 * 3600
 """The report, exactly as :func:`validator.render.json.render_json` wrote it."""
 VIEWS_NS = "test-login-views"
@@ -51,6 +54,16 @@ class TestLoginFacts:
         if self.idp_metadata_error is not None:
             facts["idp_metadata_error"] = self.idp_metadata_error
         return facts
+
+
+def result_biller(view_args: Mapping[str, object]) -> str | None:
+    """The biller a stored test login belongs to (its view's), for the access rule of its pages;
+    None for no such login, or an unsolicited response no biller's record named (staff only)."""
+    from .state import TOKEN, web
+
+    login_id = str(view_args.get("login_id", ""))
+    stored = web().store.get(VIEWS_NS, login_id) if TOKEN.fullmatch(login_id) else None
+    return LoginView.read(json.loads(stored)).biller_id if stored else None
 
 
 # --- the view ------------------------------------------------------------------------------

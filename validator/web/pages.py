@@ -7,7 +7,7 @@ are the same self-contained pages the command line writes (``--format html``).
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
 
 from metadata.crm import CRMRecord
 from metadata.errors import MetadataError
@@ -18,10 +18,12 @@ from validator.render.worksheet import render_worksheet_html
 from validator.report import Report
 
 from . import jobs
+from .access import PUBLIC, allow, biller_read, current, signed_in
 from .csrf import csrf_token
 from .inputs import Document, InputError, document_from_form, record_from_form
 from .partners import PartnerError, list_partners, load_partner
 from .state import web, with_dev_banner
+from .trail import note
 
 blueprint = Blueprint("pages", __name__, template_folder="templates")
 
@@ -39,17 +41,23 @@ def html(text: str, status: int = 200) -> Response:
 
 
 def home_page(error: str | None = None, status: int = 200) -> Response:
-    partners = list_partners(web().crm_folder)
+    principal = current()
+    partners = [p for p in list_partners(web().crm_folder) if principal.may_read(p.biller_id)]
     return html(render_template("home.html", partners=partners, csrf=csrf_token(), error=error,
                                 usable=[p for p in partners if p.record is not None]), status)
 
 
 @blueprint.get("/")
+@allow(signed_in())
 def home() -> Response:
+    principal = current()
+    if principal.kind == "partner" and principal.billers:  # one biller: its page is the partner's home
+        return redirect(f"/partners/{min(principal.billers)}", code=303)  # type: ignore[return-value]
     return home_page()
 
 
 @blueprint.get("/healthz")
+@allow(PUBLIC)
 def healthz() -> tuple[Response, int]:
     """Liveness for the container's health check: the app answers and its store works."""
     from metadata.store import StoreUnavailable
@@ -84,6 +92,7 @@ def _metadata_and_record() -> tuple[Document, CRMRecord | None, str | None]:
 
 
 @blueprint.post("/check/metadata")
+@allow(signed_in())
 def check_metadata() -> Response:
     try:
         document, crm, crm_source = _metadata_and_record()
@@ -93,6 +102,7 @@ def check_metadata() -> Response:
 
 
 @blueprint.post("/check/response")
+@allow(signed_in())
 def check_response() -> Response:
     try:
         response = document_from_form(request.form, request.files, "response", what="SAML response",
@@ -110,6 +120,7 @@ def check_response() -> Response:
 
 
 @blueprint.post("/discover")
+@allow(signed_in())
 def discover() -> Response:
     try:
         document, crm, crm_source = _metadata_and_record()
@@ -157,22 +168,26 @@ def _uploaded(biller_id: str) -> bool:
 
 
 @blueprint.get("/partners/<biller_id>/report")
+@allow(biller_read())
 def partner_report(biller_id: str) -> Response:
     """The printable go-live report: the partner's metadata URL checked against its record."""
     try:
         record, document = partner_metadata(biller_id)
     except PartnerError as exc:
         return refused(exc)
+    note("report-download", biller_id=biller_id, detail="go-live report (page)")
     return _report_page(jobs.check_metadata(document, record, f"CRM record {biller_id}", now=web().clock(),
                                             policy=fetch_policy()))
 
 
 @blueprint.get("/partners/<biller_id>/discover")
+@allow(biller_read())
 def partner_worksheet(biller_id: str) -> Response:
     try:
         record, document = partner_metadata(biller_id)
     except PartnerError as exc:
         return refused(exc)
+    note("report-download", biller_id=biller_id, detail="discovery worksheet (page)")
     return _worksheet_page(jobs.discover(document, record, f"CRM record {biller_id}", now=web().clock(),
                                          policy=fetch_policy(), probe=True))
 

@@ -26,14 +26,17 @@ from metadata.crm import CRMRecord
 from metadata.errors import MetadataError
 from metadata.store import StoreUnavailable
 from validator import uploaded_metadata
+from validator.discovery import setup_hints
 from validator.nearmiss import uri_difference
 from validator.trust import idp_entity_ids, load_trust
 from validator.uploaded_metadata import MetadataVersion, Origin
 
 from . import attempts, jobs
+from .access import allow, biller_read, biller_write
 from .csrf import csrf_token
 from .inputs import Document, InputError, InputTooLarge, document_from_form
 from .state import Refusal, error_page, partner_record, web, with_dev_banner
+from .trail import note
 
 blueprint = Blueprint("partner_pages", __name__, template_folder="templates")
 
@@ -78,10 +81,12 @@ def partner_page(biller_id: str, *, status: int = 200, error: str | None = None,
                  plan=trust_plan(record, versions[0] if versions else None),
                  attempts=attempts.recent(state.store, biller_id, state.clock()),
                  no_response_minutes=int(attempts.NO_RESPONSE_AFTER.total_seconds() // 60),
-                 csrf=csrf_token(), error=error, kept=kept, max_mib=jobs.METADATA_LIMIT // (1024 * 1024))
+                 csrf=csrf_token(), error=error, kept=kept, max_mib=jobs.METADATA_LIMIT // (1024 * 1024),
+                 hints=setup_hints(record.idp.vendor, record), test_sp_acs=state.acs_url)
 
 
 @blueprint.get("/partners/<biller_id>")
+@allow(biller_read())
 def partner(biller_id: str) -> Response:
     kept = request.args.get("kept", "")
     try:
@@ -93,6 +98,7 @@ def partner(biller_id: str) -> Response:
 
 
 @blueprint.post("/partners/<biller_id>/metadata")
+@allow(biller_write())
 def upload_metadata(biller_id: str) -> Response:
     try:
         record = partner_record(biller_id)
@@ -115,6 +121,7 @@ def upload_metadata(biller_id: str) -> Response:
 
 
 @blueprint.post("/partners/<biller_id>/metadata/choose")
+@allow(biller_write())
 def choose_entity(biller_id: str) -> Response:
     try:
         record = partner_record(biller_id)
@@ -138,6 +145,7 @@ def choose_entity(biller_id: str) -> Response:
 
 
 @blueprint.get("/partners/<biller_id>/metadata/<int:number>")
+@allow(biller_read())
 def metadata_version(biller_id: str, number: int) -> Response:
     """A kept version, checked now against the record: the same report as ``saml-validate metadata``."""
     try:
@@ -207,6 +215,8 @@ def _keep(record: CRMRecord, data: bytes, entity_id: str, uploader: str, origin:
     state = web()
     version = uploaded_metadata.keep(state.store, record.biller.id, data, entity_id=entity_id, uploaded_by=uploader,
                                      at=state.clock(), origin=origin, filename=filename)
+    note("metadata-upload", biller_id=record.biller.id,
+         detail=f"version {version.number} ({origin}, {version.size:,} bytes, entity {entity_id}, said by {uploader})")
     return redirect(f"/partners/{record.biller.id}?kept={version.number}", code=303)  # type: ignore[return-value]
 
 

@@ -40,6 +40,12 @@ class WebState:
     dev_mode: bool = False
     """Local development mode (``saml-validate serve --dev``): http and loopback URLs are allowed
     for metadata and SSO URLs, every page says so, and only loopback clients are served."""
+    sign_in_required: bool = False
+    """A staff account or a company IdP is configured: every request has a principal of its own
+    (:mod:`validator.web.access`). Without one the app is in local mode: it serves loopback
+    clients only, each as its operator, and every page says so."""
+    staff_sso: object | None = None
+    """The company IdP staff sign in with (:mod:`validator.web.staff_sso`), when configured."""
 
     @property
     def acs_url(self) -> str:
@@ -105,13 +111,27 @@ def web() -> WebState:
 _BODY_TAG = re.compile(r"<body[>\s/]", re.IGNORECASE)
 
 
+LOCAL_BANNER = ("No sign-in is configured: this app serves only this machine. To let staff and partners in, add a "
+                "staff account (saml-validate staff add EMAIL) and restart it.")
+"""What every page says in local mode (no staff account, no company IdP)."""
+
+
+def local_banner_html() -> str:
+    return f'<p class="local-banner" role="status" style="{DEV_BANNER_STYLE}">{LOCAL_BANNER}</p>'
+
+
 def with_dev_banner(text: str) -> str:
-    """`text`, a whole HTML page, with the dev-mode banner just inside its ``<body>`` when the app
-    runs in local development mode; unchanged otherwise."""
-    if not web().dev_mode or 'class="dev-banner"' in text:  # the app's templates draw their own
+    """`text`, a whole HTML page, with the banners of the app's mode just inside its ``<body>``:
+    local development mode's, and local mode's (no sign-in); unchanged when neither applies or
+    the page already draws them (the app's templates do)."""
+    state = web()
+    banners = "".join((dev_banner_html() if state.dev_mode and 'class="dev-banner"' not in text else "",
+                       local_banner_html() if not state.sign_in_required and 'class="local-banner"' not in text
+                       else ""))
+    if not banners:
         return text
     at = _after_body_tag(text)
-    return text[:at] + dev_banner_html() + text[at:]
+    return text[:at] + banners + text[at:]
 
 
 def _after_body_tag(text: str) -> int:

@@ -45,24 +45,29 @@ from metadata.errors import MetadataError
 from metadata.fetch import FetchError
 from metadata.saml import SAMLP
 from metadata.store import StoreUnavailable
+from metadata.urls import redact_url
 from validator.checks.crm_match import SSO_URL
 from validator.render.sequence import login_sequence
 
 from . import attempts
+from .access import PUBLIC, allow, biller_read, biller_write
 from .claim_table import claim_rows
 from .login_judge import SEEN_NS, judge, keep_answered, keep_stopped, keep_unsolicited, sso_url_problems
 from .login_request import REQUEST_ID, PendingLogin, authn_request_xml, pending_login, sp_metadata_xml, sso_url
 from .login_result import (
     RESULTS_NS,
+    UNKNOWN_LOGIN,
     VIEWS_NS,
     LoginView,
     lifelines,
     login_steps,
     pretty_xml,
     read_report,
+    result_biller,
 )
 from .partner_trust import NoMetadata, PartnerMetadata, partner_metadata, partner_trust
 from .state import TOKEN, Refusal, WebState, error_page, page, partner_record, web
+from .trail import note
 
 blueprint = Blueprint("testsp", __name__, template_folder="templates")
 
@@ -84,6 +89,7 @@ __all__ = ["BROWSERS_NS", "COOKIE", "PENDING_NS", "SEEN_NS", "TOKEN", "blueprint
 
 
 @blueprint.get("/test-login/<biller_id>")
+@allow(biller_write())
 def test_login(biller_id: str) -> Response:
     state = web()
     now = state.clock()
@@ -122,6 +128,8 @@ def _send(state: WebState, record: CRMRecord, destination: str, now: datetime) -
         state.store.put(PENDING_NS, f"{token}.{pending.request_id}", pending.json(), ttl=PENDING_TTL)
         state.store.put(BROWSERS_NS, token, b"1", ttl=PENDING_TTL)
         attempts.note_sent(state.store, record.biller.id, pending.request_id, now)
+        note("test-login", biller_id=record.biller.id,
+             detail=f"AuthnRequest {pending.request_id} sent to {redact_url(destination)}")
     except StoreUnavailable as exc:
         return error_page(503, "Storage unavailable", str(exc))
     response = redirect(location, code=302)
@@ -149,6 +157,7 @@ def _metadata_on_record(record: CRMRecord, state: WebState) -> tuple[PartnerMeta
 
 
 @blueprint.post("/test-sp/acs")
+@allow(PUBLIC)  # IdPs post here from their own origin; what arrives is judged, not trusted
 def acs() -> Response:
     state = web()
     received = state.clock()
@@ -212,16 +221,16 @@ def _tag(tag: object) -> str:
 
 
 @blueprint.get("/test-logins/<login_id>")
+@allow(biller_read(resolve=result_biller))
 def result(login_id: str) -> Response:
     if not TOKEN.fullmatch(login_id):
-        return error_page(404, "Unknown test login", "There is no test login with this ID.")
+        return error_page(404, "Unknown test login", UNKNOWN_LOGIN)
     try:
         stored, stored_view = web().store.get(RESULTS_NS, login_id), web().store.get(VIEWS_NS, login_id)
     except StoreUnavailable as exc:
         return error_page(503, "Storage unavailable", str(exc))
     if stored is None:
-        return error_page(404, "Unknown test login", "There is no test login with this ID; results are kept "
-                          "24 hours.")
+        return error_page(404, "Unknown test login", UNKNOWN_LOGIN)
     report, view = read_report(json.loads(stored)), LoginView.read(json.loads(stored_view) if stored_view else None)
     steps, failed_at = login_steps(view, report)
     # Markup only for what login_sequence built: it escapes every text it draws.
@@ -234,6 +243,7 @@ def result(login_id: str) -> Response:
 
 
 @blueprint.get("/test-sp/metadata")
+@allow(biller_read("biller", optional=True))
 def sp_metadata() -> Response:
     state = web()
     entity_id = f"{state.base_url}/test-sp/metadata"
