@@ -267,3 +267,18 @@ def test_serve_refuses_a_public_address_until_a_staff_account_exists(tmp_path: P
     url = f"sqlite:///{tmp_path / 's.sqlite3'}"
     refused = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--store", url, "--crm-folder", str(tmp_path)])
     assert refused.exit_code == 2 and "staff add EMAIL" in refused.output
+
+
+def test_the_first_staff_account_turns_sign_in_on_without_a_restart(tmp_path: Path, store: SQLiteStore,
+                                                                     clock: Clock,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from validator.web import state
+
+    monkeypatch.setattr(state, "SIGN_IN_RECHECK_SECONDS", 0.0)
+    local = create_app(crm_folder=_folder(tmp_path), base_url=BASE, store=store, clock=clock)
+    assert _get(local.test_client(), "/staff").status_code == 200  # local mode: its operator
+    staff.add_staff(store, EMAIL, PASSWORD, now=clock())  # `saml-validate staff add` on the same store
+    client = local.test_client()
+    assert _get(client, "/staff").headers["Location"] == "/sign-in?next=%2Fstaff"
+    assert LOCAL_BANNER not in _get(client, "/sign-in").get_data(as_text=True).replace("&#39;", "'")
+    assert _sign_in(client).status_code == 303 and _get(client, "/staff").status_code == 200

@@ -115,7 +115,7 @@ def create_app(
     if fetch_policy is not None:
         app.extensions[pages.FETCH_POLICY] = fetch_policy
     app.context_processor(lambda: {"dev_banner": state.DEV_BANNER if dev else None,
-                                   "local_banner": None if required else state.LOCAL_BANNER,
+                                   "local_banner": None if state.sign_in_required() else state.LOCAL_BANNER,
                                    "dev_banner_style": state.DEV_BANNER_STYLE, "principal": access.current(),
                                    "csrf_for_sign_out": csrf.csrf_token})
     for blueprint in (pages.blueprint, partner_pages.blueprint, api.blueprint, testsp.blueprint, signin.blueprint,
@@ -227,7 +227,7 @@ def _mode_refusal() -> Response | None:
     development mode, and while no sign-in is configured."""
     from flask import request
 
-    from .state import error_page, is_loopback_host, web
+    from .state import error_page, is_loopback_host, sign_in_required, web
 
     state = web()
     if is_loopback_host(request.remote_addr or ""):
@@ -235,7 +235,7 @@ def _mode_refusal() -> Response | None:
     if state.dev_mode:
         return error_page(403, "Local development mode", "This validator runs in local development mode and "
                           "serves only this machine.")
-    if not state.sign_in_required:
+    if not sign_in_required():
         return error_page(403, "No sign-in configured", "This validator has no sign-in configured yet, so it "
                           "serves only this machine.")
     return None

@@ -28,7 +28,7 @@ from werkzeug.routing import Rule as UrlRule
 
 from validator.auth.principal import ANONYMOUS, LOCAL, Principal
 
-from .state import error_page, web
+from .state import error_page, sign_in_required, web
 
 Kind = Literal["public", "signed-in", "staff", "biller-read", "biller-write"]
 F = TypeVar("F", bound=Callable[..., object])
@@ -190,8 +190,7 @@ def _local_path() -> str:
 
 def resolve_principal(api: bool) -> Principal:
     """Who is asking (see the module's docstring); a refusal is decided later, by the rule."""
-    state = web()
-    if not state.sign_in_required:
+    if not sign_in_required():
         return LOCAL
     if api:
         header = request.headers.get("Authorization", "")

@@ -108,6 +108,31 @@ def web() -> WebState:
     return value
 
 
+SIGN_IN_RECHECK_SECONDS = 5.0
+
+
+def sign_in_required() -> bool:
+    """Whether access control is on: configured so at start, or a staff account has been added
+    since (``saml-validate staff add`` on the same store; looked for at most every 5 seconds, so
+    the first account turns sign-in on without a restart). Once on, it stays on."""
+    import time
+
+    state = web()
+    if state.sign_in_required:
+        return True
+    seen: dict[str, float] = current_app.extensions.setdefault("saml_validator_sign_in", {"at": -1e9, "on": 0.0})
+    if not seen["on"] and time.monotonic() - seen["at"] >= SIGN_IN_RECHECK_SECONDS:
+        from metadata.store import StoreUnavailable
+        from validator.auth.staff import has_staff
+
+        try:
+            seen["on"] = float(has_staff(state.store))
+        except StoreUnavailable:
+            seen["on"] = 1.0  # fail closed: an app that cannot tell lets no one in as its operator
+        seen["at"] = time.monotonic()
+    return bool(seen["on"])
+
+
 _BODY_TAG = re.compile(r"<body[>\s/]", re.IGNORECASE)
 
 
@@ -126,7 +151,7 @@ def with_dev_banner(text: str) -> str:
     the page already draws them (the app's templates do)."""
     state = web()
     banners = "".join((dev_banner_html() if state.dev_mode and 'class="dev-banner"' not in text else "",
-                       local_banner_html() if not state.sign_in_required and 'class="local-banner"' not in text
+                       local_banner_html() if not sign_in_required() and 'class="local-banner"' not in text
                        else ""))
     if not banners:
         return text
