@@ -246,6 +246,10 @@ def test_uploads_test_logins_and_downloads_are_in_the_trail_and_staff_read_it(ap
     lines = _get(staff_client, "/api/v1/audit?biller_id=B-A").get_data(as_text=True).splitlines()
     events = [json.loads(line) for line in lines]
     assert [e["action"] for e in events] == ["report-download", "metadata-upload", "test-login", "invite-used"]
+    from validator import uploaded_metadata
+
+    (version,) = uploaded_metadata.versions(store, "B-A")
+    assert version.uploaded_by == f"invite:{invite.id} (pat@alpha.example)"  # who signed in, then what they said
     assert {e["who"] for e in events} == {f"invite:{invite.id}"} and {e["address"] for e in events} == {"127.0.0.1"}
     page = _get(staff_client, "/staff/audit?action=test-login").get_data(as_text=True)
     assert "test-login" in page and "report-download" not in page.split("<table>", 1)[-1]

@@ -32,7 +32,7 @@ from validator.trust import idp_entity_ids, load_trust
 from validator.uploaded_metadata import MetadataVersion, Origin
 
 from . import attempts, jobs
-from .access import allow, biller_read, biller_write
+from .access import allow, biller_read, biller_write, current
 from .csrf import csrf_token
 from .inputs import Document, InputError, InputTooLarge, document_from_form
 from .state import Refusal, error_page, partner_record, web, with_dev_banner
@@ -177,12 +177,17 @@ class _TooLarge(_NotKept):
 
 
 def _uploader() -> str:
-    who = " ".join((request.form.get("uploaded_by") or "").split())
-    if not who:
-        raise _NotKept("say who you are (your name or email) in 'Uploaded by': each version records who gave it")
-    if len(who) > MAX_UPLOADER:
+    """Who gives the document: the signed-in principal (``staff:EMAIL``, ``invite:ID``), with the name
+    the form adds; in local mode (no sign-in) only the form's name, which is then required."""
+    said = " ".join((request.form.get("uploaded_by") or "").split())
+    if len(said) > MAX_UPLOADER:
         raise _NotKept(f"'Uploaded by' is longer than {MAX_UPLOADER} characters")
-    return who
+    principal = current()
+    if principal.kind != "local":
+        return f"{principal.who} ({said})" if said else principal.who
+    if not said:
+        raise _NotKept("say who you are (your name or email) in 'Uploaded by': each version records who gave it")
+    return said
 
 
 def _idp_entities(data: bytes) -> list[str]:
