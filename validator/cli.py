@@ -39,6 +39,7 @@ from validator.report import Report
 if TYPE_CHECKING:
     from metadata.fetch import FetchPolicy
     from metadata.store import Store
+    from validator.web.staff_sso import StaffSSO
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("text", "json", "junit", "html")
@@ -298,6 +299,39 @@ def _draft_exists(path: Path) -> click.BadParameter:
     return click.BadParameter(f"{path} exists; a draft is never written over a file", param_hint="--draft-crm")
 
 
+STAFF_SSO_OPTIONS = {
+    "VALIDATOR_STAFF_IDP_METADATA": "--staff-idp-metadata", "VALIDATOR_STAFF_EMAILS": "--staff-emails",
+    "VALIDATOR_STAFF_GROUP": "--staff-group", "VALIDATOR_STAFF_EMAIL_CLAIM": "--staff-email-claim",
+}
+"""serve's staff single sign-on options, by the variable each also reads (validator.web.staff_sso)."""
+
+
+def staff_sso_options(func: F) -> F:
+    helps = {
+        "--staff-idp-metadata": ("FILE", "Staff single sign-on: the company IdP's SAML metadata. Register this "
+                                         "app's SP at it: BASE_URL/sign-in/sso/metadata."),
+        "--staff-emails": ("EMAILS", "Staff single sign-on: the allowed staff emails, comma-separated."),
+        "--staff-group": ("CLAIM=VALUE", "Staff single sign-on: users whose CLAIM carries VALUE are staff."),
+        "--staff-email-claim": ("CLAIM", "Staff single sign-on: the claim holding the email (default: the NameID)."),
+    }
+    for variable, name in reversed(STAFF_SSO_OPTIONS.items()):
+        metavar, text = helps[name]
+        func = click.option(name, envvar=variable, show_envvar=True, metavar=metavar, help=text)(func)
+    return func
+
+
+def _staff_sso(values: dict[str, str | None]) -> StaffSSO | None:
+    """The staff single sign-on serve's options give (None: none is set); a usage error naming the
+    option (and its variable) at fault."""
+    from validator.web.staff_sso import staff_sso_from_settings
+
+    by_variable = {variable: values.get(name[2:].replace("-", "_")) for variable, name in STAFF_SSO_OPTIONS.items()}
+    try:
+        return staff_sso_from_settings(by_variable, lambda variable: f"{STAFF_SSO_OPTIONS[variable]} ({variable})")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 @cli.command("serve")
 @click.option("--crm-folder", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Folder of CRM records, one <biller-id>.toml each.")
@@ -311,8 +345,9 @@ def _draft_exists(path: Path) -> click.BadParameter:
 @click.option("--dev", is_flag=True, envvar="VALIDATOR_DEV_MODE",
               help="Local development mode: allow http and loopback metadata and SSO URLs (an IdP on this "
                    "machine, e.g. saml-idp serve); loopback --host only; a banner on every page.")
+@staff_sso_options
 def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None, store_url: str | None,
-                  dev: bool) -> None:
+                  dev: bool, **staff: str | None) -> None:
     """The web app: forms to check metadata and responses, discovery worksheets, go-live reports,
     live test logins (/test-login/<biller-id>) and the JSON API (/api/v1/openapi.json). A
     development server; for production: gunicorn 'validator.web:create_app()' (VALIDATOR_* settings)."""
@@ -327,8 +362,9 @@ def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None, 
         raise click.UsageError(str(exc)) from None
     store = _store(store_url, lambda: open_store(store_url or os.environ.get("VALIDATOR_STORE"),
                                                  Path.cwd() / DEFAULT_STORE))
-    _refuse_public_without_sign_in(host, store)
-    app = create_app(crm_folder=crm_folder, base_url=url, store=store, dev_mode=dev)
+    sso = _staff_sso(staff)
+    _refuse_public_without_sign_in(host, store, sso is not None)
+    app = create_app(crm_folder=crm_folder, base_url=url, store=store, dev_mode=dev, staff_sso=sso)
     if dev:
         click.echo("LOCAL DEVELOPMENT MODE: http and loopback metadata and SSO URLs are allowed", err=True)
     click.echo(f"SAML Preflight on {url}/ — test logins at {url}/test-login/<biller-id>, the API at "
@@ -336,12 +372,13 @@ def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None, 
     app.run(host=host, port=port, threaded=True)
 
 
-def _refuse_public_without_sign_in(host: str, store: Store) -> None:
-    """No staff account: the app would let anyone in as its operator, so it binds loopback only."""
+def _refuse_public_without_sign_in(host: str, store: Store, sso: bool = False) -> None:
+    """No staff account and no company IdP (`sso`): the app would let anyone in as its operator,
+    so it binds loopback only."""
     from validator.auth.staff import has_staff
     from validator.web.state import is_loopback_host
 
-    if not is_loopback_host(host) and not has_staff(store):
+    if not is_loopback_host(host) and not sso and not has_staff(store):
         raise click.UsageError(
             f"no sign-in is configured, so the web app binds only a loopback address (127.0.0.1, ::1, localhost), "
             f"not {host!r}: anyone reaching it would act as its operator. Add a staff account first: "

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from metadata.keys import KeyPair
     from metadata.store import Store
 
+    from .staff_sso import StaffSSO
+
 MAX_CONTENT_LENGTH = 256 * 1024
 CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 DEFAULT_STORE = "saml-validate-web.sqlite3"
@@ -57,7 +59,7 @@ def create_app(
     fetch_policy: FetchPolicy | None = None,
     dev_mode: bool | None = None,
     sign_in: bool | None = None,
-    staff_sso: object | None = None,
+    staff_sso: StaffSSO | None = None,
 ) -> Flask:
     """The validator's web app.
 
@@ -80,7 +82,9 @@ def create_app(
     access control on (:mod:`validator.web.access`): every route then admits only the principals
     its rule names. Without it the app is in local mode: it serves loopback clients only, each as
     its operator, with a banner saying there is no sign-in. `staff_sso` is the company IdP staff
-    may sign in with. The app does not start if a route declares no access rule.
+    may sign in with (default: the ``VALIDATOR_STAFF_*`` settings, :mod:`validator.web.staff_sso`;
+    a bad one is a :class:`ValueError` naming it). The app does not start if a route declares no
+    access rule.
     """
     import os
 
@@ -91,7 +95,10 @@ def create_app(
     from metadata.store import open_store
 
     from . import access, api, csrf, pages, partner_pages, signin, staff_pages, state, testsp
+    from . import staff_sso as staff_sso_module
 
+    if staff_sso is None:
+        staff_sso = staff_sso_module.staff_sso_from_environment()
     dev = state.dev_mode_from_environment(os.environ.get(DEV_MODE_VARIABLE)) if dev_mode is None else dev_mode
     url = (base_url or os.environ.get("VALIDATOR_BASE_URL", "http://127.0.0.1:8081")).rstrip("/")
     if dev:
@@ -119,7 +126,7 @@ def create_app(
                                    "dev_banner_style": state.DEV_BANNER_STYLE, "principal": access.current(),
                                    "csrf_for_sign_out": csrf.csrf_token})
     for blueprint in (pages.blueprint, partner_pages.blueprint, api.blueprint, testsp.blueprint, signin.blueprint,
-                      staff_pages.blueprint):
+                      staff_pages.blueprint, staff_sso_module.blueprint):
         app.register_blueprint(blueprint)
     access.check_declared(app)
     app.register_error_handler(HTTPException, http_error)
@@ -167,7 +174,7 @@ def refuse_public_dev_mode(url_or_host: str) -> None:
 UPLOAD_LIMIT = 6 * 1024 * 1024
 _UPLOADS = {"pages.check_metadata", "pages.check_response", "pages.discover", "api.metadata", "api.responses",
             "api.discover", "partner_pages.upload_metadata"}
-_NOT_GUARDED = {"testsp.acs"}  # IdPs post there from their own origin, by design
+_NOT_GUARDED = {"testsp.acs", "staff_sso.acs"}  # IdPs post there from their own origin, by design
 
 
 def guard() -> Response | None:

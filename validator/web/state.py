@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Response, current_app, render_template
 
@@ -18,6 +19,9 @@ from metadata.errors import MetadataError
 from metadata.fetch import FetchPolicy
 from metadata.keys import KeyPair
 from metadata.store import Store
+
+if TYPE_CHECKING:
+    from .staff_sso import StaffSSO
 
 MetadataLoader = Callable[[CRMRecord], bytes]
 
@@ -44,7 +48,7 @@ class WebState:
     """A staff account or a company IdP is configured: every request has a principal of its own
     (:mod:`validator.web.access`). Without one the app is in local mode: it serves loopback
     clients only, each as its operator, and every page says so."""
-    staff_sso: object | None = None
+    staff_sso: StaffSSO | None = None
     """The company IdP staff sign in with (:mod:`validator.web.staff_sso`), when configured."""
 
     @property
