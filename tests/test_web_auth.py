@@ -131,7 +131,9 @@ def test_a_forged_session_cookie_is_no_session(app: Flask) -> None:
 
 def test_sign_in_comes_back_only_to_this_apps_own_pages(app: Flask) -> None:
     client = _client(app)
-    for wanted, landing in (("/staff/audit", "/staff/audit"), ("https://evil.example/", "/"), ("//evil.example", "/")):
+    for wanted, landing in (("/staff/audit", "/staff/audit"), ("https://evil.example/", "/"), ("//evil.example", "/"),
+                            ("/\t/evil.example", "/"), ("%2F%09%2Fevil.example", "/"), ("/\\evil.example", "/"),
+                            ("/x\n/y", "/")):
         signed = client.post("/sign-in", base_url=BASE, data={"csrf": _csrf(client), "email": EMAIL,
                                                               "password": PASSWORD, "next": wanted})
         assert signed.headers["Location"] == landing, wanted

@@ -13,8 +13,16 @@
 ``/test-sp/acs``                    POST: the test SP's AssertionConsumerService (HTTP-POST)
 ``/test-sp/metadata``               GET: the test SP's metadata (``?biller=<id>`` for its entity ID)
 ``/test-logins/<id>``               GET: the result page of one test login
+``/sign-in``, ``/sign-out``         staff sign-in (local accounts, :mod:`validator.web.signin`)
+``/sign-in/sso[/acs|/metadata]``    staff sign-in with the company IdP (:mod:`validator.web.staff_sso`)
+``/invite/<token>``                 a partner's link: a session for its one biller
+``/staff[/invites|/tokens|/audit]`` staff: invites, API tokens, the audit trail
 ``/api/v1/...``                     JSON: see ``/api/v1/openapi.json`` (:mod:`validator.web.api`)
 ==================================  =========================================================
+
+Who may use each route is declared on its view and decided in one place,
+:mod:`validator.web.access` (docs/security.md); without a staff account or company IdP the app is
+in local mode and serves this machine only.
 
 Every page carries the headers of SECURITY.md §6 (strict CSP, ``X-Frame-Options: DENY``,
 ``nosniff``); forms carry a CSRF token (:mod:`validator.web.csrf`). Request bodies are capped

@@ -38,7 +38,11 @@ def _page(status: int = 200, error: str | None = None) -> Response:
 def _next() -> str:
     """Where to go after signing in: a path of this app only (never another site)."""
     wanted = unquote(request.values.get("next", "/"))
-    return wanted if wanted.startswith("/") and not wanted.startswith(("//", "/\\")) else "/"
+    # Browsers drop tabs and newlines from a URL and read "\\" as "/": "/\t/evil.example" would
+    # land on //evil.example. A path with any of them, or that starts "//", is not this app's.
+    if any(ch < " " or ch in "\\\x7f" for ch in wanted) or not wanted.startswith("/") or wanted.startswith("//"):
+        return "/"
+    return wanted
 
 
 @blueprint.get("/sign-in")
