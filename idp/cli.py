@@ -80,18 +80,43 @@ def cli() -> None:
 @config_option
 @crm_option
 @vendor_option
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; also the published base URL's host (0.0.0.0: 127.0.0.1).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535),
+              help="Port to listen on; also the published base URL's port.")
 def serve(config: Path | None, crm: Path | None, vendor: str | None, host: str, port: int) -> None:
-    """Run the IdP (development server; for production: gunicorn 'idp:create_app()')."""
-    settings = _settings(config, crm, vendor)
+    """Run the IdP (development server; for production: gunicorn 'idp:create_app()').
+
+    The IdP publishes http://HOST:PORT as its base URL (its SSO URL, and the Destination it
+    accepts), unless base_url is in the settings file or IDP_BASE_URL is set: those win."""
+    settings = _published(_settings(config, crm, vendor), host, port)
     if host not in ("127.0.0.1", "localhost", "::1") and settings.server.dev_mode:
         click.echo("note: dev_mode allows http ACS URLs on localhost only; set dev_mode = false for real use",
                    err=True)
     app = create_app(settings, base=_base(config), crm=_record(crm))
+    count = len(settings.personas)
     click.echo(f"test IdP {idp_entity_id(settings.server)} ({settings.server.vendor} profile, "
-               f"{len(settings.personas)} personas) on http://{host}:{port}/ (metadata at /metadata)", err=True)
+               f"{count} persona{'' if count == 1 else 's'}) on http://{_url_host(host)}:{port}/, "
+               f"published as {settings.server.base_url} (metadata at /metadata)", err=True)
     app.run(host=host, port=port, threaded=True)
+
+
+def _published(settings: Settings, host: str, port: int) -> Settings:
+    """`settings` whose base URL is where `serve` listens, ``http://<host>:<port>``, unless a
+    base URL was given (``base_url`` in the settings file, or ``IDP_BASE_URL``): the SSO URL in
+    the metadata, and the Destination the IdP accepts, then name the port it really serves on.
+    A wildcard host (0.0.0.0, ::) is published as the loopback address of its family."""
+    server = settings.server
+    if "base_url" in server.model_fields_set:
+        return settings
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+    base_url = f"http://{_url_host(shown)}:{port}"
+    return settings.model_copy(update={"server": server.model_copy(update={"base_url": base_url})})
+
+
+def _url_host(host: str) -> str:
+    """`host` as written in a URL: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 @cli.command()
