@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -225,6 +226,33 @@ def test_all_entities_mode_checks_each() -> None:
     md010 = [f for f in report.findings if f.code == "MD010"]
     assert len(md010) == 2
     assert {"[https://a.example/idp]" in (f.where or "") for f in md010} == {True, False}
+
+
+def test_all_entities_mode_says_a_document_finding_once() -> None:
+    # The root's expired validUntil is the document's: once, named by the source alone. The same
+    # expiry on each entity's own md:EntityDescriptor is each entity's: once per entity.
+    root = b'<md:EntitiesDescriptor validUntil="2001-01-01T00:00:00Z" '
+    data = aggregate("https://a.example/idp", "https://b.example/idp", "https://c.example/idp")
+    report = inspect(data.replace(b"<md:EntitiesDescriptor ", root, 1), all_entities=True)
+    md012 = [f.where for f in report.findings if f.code == "MD012"]
+    assert md012 == ["test.xml: md:EntitiesDescriptor/@validUntil"]
+    owned = data.replace(b"<md:EntityDescriptor ", b'<md:EntityDescriptor validUntil="2001-01-01T00:00:00Z" ')
+    per_entity = [f.where or "" for f in inspect(owned, all_entities=True).findings if f.code == "MD012"]
+    assert len(per_entity) == 3 and all("[https://" in where for where in per_entity)
+
+
+def test_all_entities_junit_lists_a_federations_expiry_once(corpus: Path) -> None:
+    from lxml import etree
+
+    from validator.render import render
+
+    edugain = corpus / "idp-metadata/federation-edugain/wayf-edugain-aggregate.xml"
+    report = inspect(edugain.read_bytes(), all_entities=True, max_bytes=50 * 2**20)
+    assert sum(f.code == "MD012" for f in report.findings) == 1
+    assert sum(f.code == "KEY005" for f in report.findings) > 1  # each entity's own certificate stays
+    suite = etree.fromstring(render(report, "junit").encode())
+    [expired] = suite.findall(".//failure[@type='MD012']")
+    assert expired.get("message") == "the metadata expired on 2019-07-24 08:10 UTC (2504 days ago)"
 
 
 # --- KEY -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ where it is shown (:func:`validator.metadata_facts.metadata_report`).
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -180,14 +180,51 @@ def inspect_metadata_bytes(
                                all_entities=options.all_entities)
     log.extend(choice)
     checks: tuple[Check, ...] = METADATA_CHECKS + (CRM_MATCH_CHECKS if crm else ())
+    document_once = _DocumentFindings(source) if len(entities) > 1 else None
     with collector_paused():  # findings are acyclic too; see collector_paused
         for entity in entities:
-            label = source if len(entities) == 1 else f"{source} [{entity.entity_id}]"
+            label = source if document_once is None else f"{source} [{entity.entity_id}]"
             ctx = MetadataContext(document=document, entity=entity, now=options.now, signature=outcome, crm=crm,
                                   warn_days=options.warn_days, source=label)
             for check in checks:
-                log.extend(check(ctx))
+                found = check(ctx)
+                log.extend(found if document_once is None else document_once.first_only(found, label))
     return stopped(log.frozen(), document=document, signature=outcome, entities=tuple(entities))
+
+
+class _DocumentFindings:
+    """Findings about an aggregate's document itself, said once when every entity is judged.
+
+    The checks of an entity also judge what the entity inherits from the document (its root's
+    validUntil), and say where each finding is as ``LABEL[, line N]: ELEMENT``, LABEL being the
+    source and the entity. A finding whose ELEMENT is the root md:EntitiesDescriptor (or one of
+    its attributes) is about the document, not the entity: it is kept the first time, named by
+    the source alone, and dropped for every other entity (61 copies of one expired validUntil
+    would bury the findings that differ).
+    """
+
+    ROOT = "md:EntitiesDescriptor"
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._seen: set[tuple[str, str, str, str]] = set()
+
+    def first_only(self, findings: Iterable[Finding], label: str) -> Iterator[Finding]:
+        for finding in findings:
+            where = finding.where or ""
+            rest = where[len(label):] if where.startswith(label) else None
+            if rest is None or not self._names_the_root(rest):
+                yield finding
+                continue
+            key = (finding.code, finding.severity.value, finding.message, rest)
+            if key not in self._seen:
+                self._seen.add(key)
+                yield replace(finding, where=self._source + rest)
+
+    def _names_the_root(self, rest: str) -> bool:
+        """Whether ``[, line N]: ELEMENT`` names the root element or one of its attributes."""
+        element = rest.partition(": ")[2]
+        return element == self.ROOT or element.startswith((self.ROOT + "/", self.ROOT + "@"))
 
 
 def _choose(
