@@ -322,3 +322,45 @@ def test_the_setup_table_names_each_login_types_role_in_every_format() -> None:
     assert value in [row["value"] for row in worksheet_json(ws)["setup"]]  # type: ignore[arg-type, index, union-attr]
     assert r"7 (Owner \| \<Admin\>)" in render_markdown(ws)  # type: ignore[arg-type]
     assert "7 (Owner | &lt;Admin&gt;)" in render_worksheet_html(ws)  # type: ignore[arg-type]
+
+
+# ---- plain text for the terminal (issue 15) --------------------------------------------------------
+
+def test_the_terminal_worksheet_is_plain_text_without_markdown_escapes(corpus: Path) -> None:
+    from validator.render.worksheet import render_worksheet_text
+
+    entra = corpus / "idp-metadata/entra-id/entra-id-tenant-a9054a0f-federationmetadata-2023-signed.xml"
+    failed = FrameProbe("https://idp.example/sso", error="[Errno -2] Name or service not known")
+    ws = worksheet_of(entra, crm=None, probe=failed)
+    text = render_worksheet_text(ws)  # type: ignore[arg-type]
+    assert "evidence: entity ID https://sts.windows.net/<tenant>/" in text
+    assert "  Live check: the probe of https://idp.example/sso failed: [Errno -2] Name or service" in text
+    assert "\\<" not in text and "\\[" not in text and "|" not in text and "**" not in text and "#" not in text[:40]
+    markdown = render_markdown(ws)  # type: ignore[arg-type]  # Markdown keeps its escapes
+    assert "https://sts.windows.net/\\<tenant\\>/" in markdown and "\\[Errno -2\\]" in markdown
+
+
+def test_the_terminal_worksheet_shows_partner_values_safely(tmp_path: Path) -> None:
+    from validator.render.worksheet import render_worksheet_text
+
+    text = render_worksheet_text(worksheet_of(_metadata(tmp_path, "https://idp.example/x\u202e<b>[y]"),
+                                              crm=None))  # type: ignore[arg-type]
+    assert "  The IdP entity ID\n    https://idp.example/x\\u202e<b>[y]\n" in text  # visible, not acting
+    assert "\u202e" not in text
+
+
+def test_discover_prints_text_on_a_terminal_and_markdown_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    args = ["discover", str(DEMO / "springfield-water-idp-metadata.xml"), "--no-probe", "--now", "2026-11-27"]
+    piped = CliRunner().invoke(cli, args)
+    assert piped.stdout.startswith("# SAML discovery worksheet")  # a file or a pipe: Markdown, as before
+    text = CliRunner().invoke(cli, [*args, "--format", "text"])
+    assert text.stdout.startswith("SAML discovery worksheet: ") and "| Question | Answer |" not in text.stdout
+    runner = CliRunner()
+    with runner.isolation() as (out, _err, _in):
+        monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+        with pytest.raises(SystemExit):
+            cli.main(args, standalone_mode=False)
+        shown = out.getvalue().decode()
+    assert shown.startswith("SAML discovery worksheet: "), shown[:200]

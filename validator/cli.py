@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from validator.report import Report
 if TYPE_CHECKING:
     from metadata.fetch import FetchPolicy
     from metadata.store import Store
+    from validator.discovery import Worksheet
     from validator.web.staff_sso import StaffSSO
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -228,8 +230,9 @@ def crm_command(record: Path, fmt: str, out: Path | None, strict: bool, now: str
 @click.argument("source", metavar="FILE|URL")
 @click.option("--crm", "crm_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The partner's CRM record: its claims, login types and the portal's URLs fill the worksheet.")
-@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True,
-              help="Worksheet format.")
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "html"]),
+              help="Worksheet format: plain text, Markdown (for a ticket or a wiki) or HTML (default: text on a "
+                   "terminal, md with --out or when standard output is a file or a pipe).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the worksheet to this file.")
 @click.option("--draft-crm", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the draft CRM record (TOML) to this new file; an existing file is never replaced.")
@@ -239,14 +242,13 @@ def crm_command(record: Path, fmt: str, out: Path | None, strict: bool, now: str
               help="Warn when a signing certificate expires within this many days.")
 @click.option("--allow-http", is_flag=True, help="Allow fetching a metadata URL over plain http.")
 @click.option("--now", "now", metavar="ISO", help="Judge dates against this time instead of the clock.")
-def discover_command(source: str, crm_path: Path | None, fmt: str, out: Path | None, draft_crm: Path | None,
+def discover_command(source: str, crm_path: Path | None, fmt: str | None, out: Path | None, draft_crm: Path | None,
                      no_probe: bool, entity_id: str | None, warn_days: int, allow_http: bool,
                      now: str | None) -> None:
     """The discovery worksheet: which IdP, which claims, entity ID, metadata URL, SSO URL, the
     signing certificates, whether the login can sit in an iframe, and a draft CRM record."""
     from validator.discovery import build_worksheet, describes_an_idp, sign_in_url
     from validator.framing import probe_framing
-    from validator.render.worksheet import render_markdown, render_worksheet_html
 
     if draft_crm is not None and draft_crm.exists():  # said before any fetch; _write_new guards the race
         raise _draft_exists(draft_crm)
@@ -267,16 +269,28 @@ def discover_command(source: str, crm_path: Path | None, fmt: str, out: Path | N
     probe = None if no_probe or sso is None else probe_framing(sso, *((policy,) if policy else ()))
     worksheet = build_worksheet(inspection, report, crm, metadata_url=inspection.shown if url else None,
                                 probe=probe)
-    text = render_markdown(worksheet) if fmt == "md" else render_worksheet_html(worksheet, warn_days=warn_days)
-    if out is None:
-        click.echo(text, nl=not text.endswith("\n"))
-    else:
-        _write_atomically(out, text)
-        click.echo(f"{report.verdict}: worksheet written to {out}", err=True)
+    _show_worksheet(worksheet, fmt, out, warn_days)
     if draft_crm is not None:
         _write_new(draft_crm, worksheet.draft)
         click.echo(f"draft CRM record written to {draft_crm}", err=True)
     sys.exit(report.exit_code(strict=False))
+
+
+def _show_worksheet(worksheet: Worksheet, fmt: str | None, out: Path | None, warn_days: int) -> None:
+    """Print or write the worksheet: plain text on a terminal unless --format says otherwise,
+    Markdown into a file or a pipe (a ticket, a wiki page)."""
+    from validator.render.worksheet import render_markdown, render_worksheet_html, render_worksheet_text
+
+    fmt = fmt or ("text" if out is None and sys.stdout.isatty() else "md")
+    if fmt == "html":
+        text = render_worksheet_html(worksheet, warn_days=warn_days)
+    else:
+        text = render_markdown(worksheet) if fmt == "md" else render_worksheet_text(worksheet)
+    if out is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        _write_atomically(out, text)
+        click.echo(f"{worksheet.report.verdict}: worksheet written to {out}", err=True)
 
 
 def _store(store_url: str | None, opener: Callable[[], Store]) -> Store:
@@ -490,11 +504,22 @@ def demo_command(fmt: str) -> None:
         ran = [r for r in rules() if r.subject in report.subjects_run]
         click.echo(render(report, fmt, rules=ran, color=color))
         if fmt == "text":
+            # The hint's paths work from where the user stands: the demo files relative to the
+            # working folder when they are under it (absolute otherwise), and the program by its
+            # path when this venv's bin is not on PATH (after `make demo`: .venv/bin/saml-validate).
+            cwd = Path.cwd()
+            shown = folder if not folder.is_relative_to(cwd) else folder.relative_to(cwd)
+            script = Path(sys.executable).parent / "saml-validate"
+            on_path = shutil.which("saml-validate") == str(script)
+            prog = "saml-validate" if on_path or not script.is_file() else (
+                script.relative_to(cwd) if script.is_relative_to(cwd) else script)
             click.echo(
-                f"This was the demo partner. `saml-validate metadata {metadata_file.name} --crm "
-                f"{crm_file.name} --trust metadata-signer.pem` would exit {report.exit_code()}.\n"
-                "Try your own: saml-validate metadata FILE|URL --crm RECORD.toml   "
-                "(saml-validate explain CODE tells more about a finding)", err=True,
+                f"This was the demo partner. `{prog} metadata {shown / metadata_file.name} --crm "
+                f"{shown / crm_file.name} --trust {shown / 'metadata-signer.pem'}` would exit "
+                f"{report.exit_code()}.\n"
+                f"Try your own: {prog} metadata FILE|URL --crm RECORD.toml   "
+                f"({prog} explain CODE tells more about a finding; examples/billers/ in the "
+                "repository holds partners to try)", err=True,
             )
 
 

@@ -1,11 +1,14 @@
-"""The discovery worksheet as Markdown (for a ticket or a wiki) and as a self-contained HTML page.
+"""The discovery worksheet as plain text (for the terminal), as Markdown (for a ticket or a wiki)
+and as a self-contained HTML page.
 
 Every value from the partner's metadata goes through `shown` first; Markdown table cells also
-have their pipes and backticks escaped, HTML is autoescaped by its template.
+have their pipes and backticks escaped, HTML is autoescaped by its template. Plain text needs no
+escape beyond `shown`: a terminal shows ``<tenant>`` and ``[Errno -2]`` as they are.
 """
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, replace
 from datetime import UTC
 
@@ -18,7 +21,7 @@ from validator.json_value import Plain, iso_z
 from validator.metadata_facts import certificate_json
 from validator.render import shown
 from validator.render.html import page_template
-from validator.render.text import plural
+from validator.render.text import WIDTH, plural
 
 QUESTIONS = ("Which identity provider?", "Which claim attributes?", "The IdP entity ID",
              "The metadata XML URL", "The SSO URL")
@@ -144,6 +147,44 @@ def render_markdown(ws: Worksheet) -> str:
     lines += [f"- error {_cell(e)}" for e in ws.errors] + [f"- warning {_cell(w)}" for w in ws.warnings]
     lines += ["", "## Draft CRM record", "", "```toml", ws.draft.rstrip("\n").replace("```", "'''"), "```", ""]
     return "\n".join(lines)
+
+
+def render_worksheet_text(ws: Worksheet) -> str:
+    """The worksheet for a terminal: the Markdown's sections as headings and indented lines, no
+    markup and so no escapes."""
+    title = shown(_title(ws), one_line=True)
+    lines = [f"SAML discovery worksheet: {title}",
+             f"  metadata  {shown(ws.report.inputs.get('metadata', '?'), one_line=True)}",
+             f"  checked   {iso_z(ws.report.clock)} · {ws.report.verdict}", "", "The five questions"]
+    for question, answer in answers(ws):
+        lines += ["", f"  {question}", *(f"    {line}" for line in answer)]
+    lines += ["", "Signing certificates", ""]
+    certs = _certificate_cells(ws)
+    lines += [line for c in certs for line in (
+        f"  {shown(c.subject, one_line=True)}", f"    SHA-256      {c.sha256}",
+        f"    valid until  {c.not_after} ({c.left if not c.left.isdigit() else c.left + ' days left'})")]
+    if not certs:
+        lines.append("  None: the metadata has no signing certificate.")
+    verdict = {"possible": "Possible, when configured", "no": "No"}[ws.iframe.verdict]
+    lines += ["", "Can the portal embed the login in an iframe?", "",
+              *_wrapped(f"{verdict}. {ws.iframe.rule}"),
+              *_wrapped(f"Live check: {shown(ws.iframe.evidence, one_line=True)}"),
+              "", f"Setup, in {shown(ws.vendor_name) if ws.vendor_name else 'the IdP'}'s words"]
+    for h in ws.hints:
+        lines += ["", f"  {shown(h.what, one_line=True)}", *_wrapped(f"where: {shown(h.where, one_line=True)}", "    "),
+                  f"    value: {shown(h.value, one_line=True)}"]
+    lines += ["", "Checks", "", f"  {plural(len(ws.errors), 'error')}, {plural(len(ws.warnings), 'warning')} "
+              "(saml-validate metadata shows each with its fix)"]
+    lines += [f"  error    {shown(e, one_line=True)}" for e in ws.errors]
+    lines += [f"  warning  {shown(w, one_line=True)}" for w in ws.warnings]
+    lines += ["", "Draft CRM record (TOML; --draft-crm FILE writes it)", "", shown(ws.draft).rstrip("\n"), ""]
+    return "\n".join(lines)
+
+
+def _wrapped(text: str, indent: str = "  ") -> list[str]:
+    """Prose wrapped at whitespace, a URL or other long word kept whole."""
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_long_words=False, break_on_hyphens=False) or [indent.rstrip()]
 
 
 def render_worksheet_html(ws: Worksheet, *, warn_days: int = 30) -> str:
