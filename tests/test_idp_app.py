@@ -518,3 +518,16 @@ def test_transient_and_persistent_nameids_are_opaque(app: Flask) -> None:
     stable = nameid(persistent, "_p1")
     assert stable == nameid(persistent, "_p2") and "alice" not in stable
     assert nameid("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress", "_e1") == "alice@example.com"
+
+
+def test_the_auto_post_page_title_reads_as_a_sentence(app: Flask) -> None:
+    import re
+
+    client = app.test_client()
+    location = start(client).headers["Location"]
+    token = location.split("request=", 1)[1]
+    client.get(location)
+    page = client.post("/login", data={"request": token, "persona": "alice"}).get_data(as_text=True)
+    title = re.search(r"<title>([^<]*)</title>", page)
+    assert title is not None
+    assert title.group(1) == "Sending the SAML response to the service provider (signed in as alice)"
