@@ -168,6 +168,7 @@ def test_crm_command_reports_record_findings(tmp_path: Path, record: Path) -> No
 @pytest.mark.parametrize("fmt", ["text", "json", "junit", "html"])
 def test_every_format_and_out_file(fmt: str, tmp_path: Path, good_metadata: Path, record: Path) -> None:
     out = tmp_path / "reports" / f"report.{fmt}"
+    out.parent.mkdir()  # --out never makes a folder (test_out_refuses_a_missing_folder)
     result = run("metadata", good_metadata, "--crm", record, "--format", fmt, "--out", out,
                  "--now", "2026-06-01T12:00:00Z")
     assert result.returncode == 0
@@ -180,6 +181,24 @@ def test_every_format_and_out_file(fmt: str, tmp_path: Path, good_metadata: Path
     elif fmt == "html":
         assert "<script" not in text
     assert "report written to" in result.stderr
+
+
+def test_out_refuses_a_missing_folder(tmp_path: Path, good_metadata: Path, record: Path) -> None:
+    # A typo in the folder used to become a new folder tree nobody looked in.
+    missing = tmp_path / "reprots" / "r.json"
+    result = run("metadata", good_metadata, "--format", "json", "--out", missing)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "Invalid value for '--out'" in result.stderr and f"the folder {str(missing.parent)!r} does not exist" \
+        in result.stderr
+    assert not missing.parent.exists()
+    assert run("crm", record, "--out", good_metadata / "r.txt").returncode == 2  # a file is no folder
+    assert "is a file, not a folder" in run("crm", record, "--out", good_metadata / "r.txt").stderr
+    sheet = run("discover", good_metadata, "--no-probe", "--out", tmp_path / "no" / "w.md")
+    assert sheet.returncode == 2 and "'--out'" in sheet.stderr and not (tmp_path / "no").exists()
+    draft = run("discover", good_metadata, "--no-probe", "--draft-crm", tmp_path / "no" / "d.toml")
+    assert draft.returncode == 2 and "'--draft-crm'" in draft.stderr
+    here = tmp_path / "r.json"  # a folder that exists: written as before
+    assert run("metadata", good_metadata, "--format", "json", "--out", here).returncode in (0, 1) and here.is_file()
 
 
 def test_bad_now_and_missing_file_are_usage_errors(good_metadata: Path) -> None:

@@ -59,12 +59,25 @@ def parse_now(value: str | None) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def _existing_folder(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """--out (and --draft-crm): a file in a folder that exists. A typo in the folder would otherwise
+    become a new folder tree nobody looks in; judged before any fetch or check runs."""
+    if value is None or value.parent.is_dir():
+        return value
+    folder = str(value.parent)
+    if value.parent.exists():
+        raise click.BadParameter(f"{folder!r} is a file, not a folder, so {str(value)!r} cannot be written",
+                                 ctx=ctx, param=param)
+    raise click.BadParameter(f"the folder {folder!r} does not exist; create it first, or write {value.name!r} "
+                             "into a folder that exists", ctx=ctx, param=param)
+
+
 def report_options(func: F) -> F:
     for option in reversed([
         click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
                      help="Report format."),
-        click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Write the report to this file instead of standard output."),
+        click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=_existing_folder,
+                     help="Write the report to this file instead of standard output (its folder must exist)."),
         click.option("--strict", is_flag=True, help="Exit 1 on warnings too."),
         click.option("--now", "now", metavar="ISO", help="Judge dates against this time instead of the clock."),
     ]):
@@ -86,8 +99,8 @@ def emit(report: Report, fmt: str, out: Path | None, strict: bool) -> None:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    # A crash mid-write never leaves a half report in place of the previous one.
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A crash mid-write never leaves a half report in place of the previous one. The folder is
+    # never made here: --out names a file in a folder that exists (_existing_folder).
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -233,8 +246,9 @@ def crm_command(record: Path, fmt: str, out: Path | None, strict: bool, now: str
 @click.option("--format", "fmt", type=click.Choice(["text", "md", "html"]),
               help="Worksheet format: plain text, Markdown (for a ticket or a wiki) or HTML (default: text on a "
                    "terminal, md with --out or when standard output is a file or a pipe).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the worksheet to this file.")
-@click.option("--draft-crm", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=_existing_folder,
+              help="Write the worksheet to this file (its folder must exist).")
+@click.option("--draft-crm", type=click.Path(dir_okay=False, path_type=Path), callback=_existing_folder,
               help="Also write the draft CRM record (TOML) to this new file; an existing file is never replaced.")
 @click.option("--no-probe", is_flag=True, help="Do not ask the IdP's sign-in URL for its framing headers.")
 @click.option("--entity-id", help="The entity to describe in an aggregate (default: the CRM record's).")
