@@ -156,4 +156,14 @@ def test_a_live_test_login_against_our_own_idp(page: Any, site: Site, tmp_path: 
     assert "ready" in verdict and "not ready" not in verdict, page.content()
     claims = page.locator("table").first.inner_text()
     assert "AccountNumber" in claims and "123" in claims
+    # On a phone's width a claim name stays whole: the cells around it wrap instead.
+    page.set_viewport_size({"width": 360, "height": 800})
+    lines = page.evaluate("""() => [...document.querySelectorAll('td.claim-name')].map(cell => {
+        const range = document.createRange();
+        range.selectNodeContents(cell);
+        return [cell.textContent, new Set([...range.getClientRects()].map(r => Math.round(r.top))).size];
+    })""")
+    assert [name for name, _ in lines] == ["AccountNumber", "LoginTypeId"], lines
+    assert all(count == 1 for _, count in lines), lines
+    page.set_viewport_size({"width": 1100, "height": 900})
     page.screenshot(path=tmp_path / "test-login.png", full_page=True)
