@@ -82,6 +82,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/staff/tokens"): STAFF_ONLY,
     ("POST", "/staff/tokens/<name>/revoke"): STAFF_ONLY,
     ("GET", "/staff/audit"): STAFF_ONLY,
+    ("GET", "/staff/records"): STAFF_ONLY,
+    ("POST", "/staff/records"): STAFF_ONLY,
+    ("GET", "/staff/records/<biller_id>"): PARTNER_A,
+    ("POST", "/staff/sweep"): STAFF_ONLY,
 }
 
 

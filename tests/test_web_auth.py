@@ -19,6 +19,7 @@ from tests.test_web import good_metadata
 from validator.auth import audit, invites, staff, tokens
 from validator.cli import cli
 from validator.web import create_app
+from validator.web.partners import list_partners
 from validator.web.state import LOCAL_BANNER
 
 BASE = "https://preflight.example"
@@ -288,3 +289,80 @@ def test_the_first_staff_account_turns_sign_in_on_without_a_restart(tmp_path: Pa
     assert _get(client, "/staff").headers["Location"] == "/sign-in?next=%2Fstaff"
     assert LOCAL_BANNER not in _get(client, "/sign-in").get_data(as_text=True).replace("&#39;", "'")
     assert _sign_in(client).status_code == 303 and _get(client, "/staff").status_code == 200
+
+
+# --- staff change records and run the sweep ------------------------------------------------------------
+
+
+def _staff(app: Flask) -> FlaskClient:
+    client = _client(app)
+    assert _sign_in(client).status_code == 303
+    return client
+
+
+def test_staff_add_and_replace_a_record_and_the_replaced_one_is_kept(app: Flask, store: SQLiteStore,
+                                                                     clock: Clock) -> None:
+    client = _staff(app)
+    folder = app.extensions["saml_validator_web"].crm_folder
+    new = crm_toml(biller=("B-C", "Gamma Gas"), idp={"entity_id": "https://idp.gamma.example"})
+    added = client.post("/staff/records", base_url=BASE, data={"csrf": _csrf(client), "record_text": new})
+    assert added.status_code == 201 and "was added" in added.get_data(as_text=True)
+    assert (folder / "B-C.toml").read_text() == new
+    old = (folder / "B-A.toml").read_text()
+    changed = old.replace("Alpha Water", "Alpha Water and Sewer")
+    replaced = client.post("/staff/records", base_url=BASE, data={"csrf": _csrf(client), "record_text": changed})
+    assert replaced.status_code == 201
+    [kept] = folder.glob("B-A.toml.*.bak")
+    assert kept.read_text() == old and (folder / "B-A.toml").read_text() == changed
+    assert [p.biller_id for p in list_partners(folder)] == ["B-A", "B-B", "B-C"]  # the kept copy is no record
+    events = [(e.action, e.biller_id) for e in _trail(store, clock)]
+    assert ("record-change", "B-C") in events and ("record-change", "B-A") in events
+
+
+def test_a_record_that_does_not_parse_is_not_saved_and_says_where(app: Flask) -> None:
+    client = _staff(app)
+    folder = app.extensions["saml_validator_web"].crm_folder
+    before = sorted(p.name for p in folder.iterdir())
+    bad = crm_toml(biller=("B-A", "Alpha")).replace("[idp]\n", "[idp]\nentity_idd = \"x\"\n")
+    refused = client.post("/staff/records", base_url=BASE, data={"csrf": _csrf(client), "record_text": bad})
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "Not saved" in text and "entity_idd" in text
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_a_read_only_folder_is_said_so_and_nothing_changes(app: Flask) -> None:
+    import os
+
+    if os.geteuid() == 0:  # root writes through file modes: make the write fail another way
+        folder = app.extensions["saml_validator_web"].crm_folder
+        (folder / "B-C.json").write_text("{}")  # the biller already has a JSON record
+        record = crm_toml(biller=("B-C", "Gamma Gas"), idp={"entity_id": "https://idp.gamma.example"})
+        client = _staff(app)
+        refused = client.post("/staff/records", base_url=BASE, data={"csrf": _csrf(client), "record_text": record})
+        assert refused.status_code == 409 and "already holds B-C.json" in refused.get_data(as_text=True)
+        assert not (folder / "B-C.toml").exists()
+        return
+    folder = app.extensions["saml_validator_web"].crm_folder
+    folder.chmod(0o555)
+    try:
+        client = _staff(app)
+        record = crm_toml(biller=("B-C", "Gamma Gas"), idp={"entity_id": "https://idp.gamma.example"})
+        refused = client.post("/staff/records", base_url=BASE, data={"csrf": _csrf(client), "record_text": record})
+        assert refused.status_code == 409 and "cannot be written here" in refused.get_data(as_text=True)
+    finally:
+        folder.chmod(0o755)
+
+
+def test_a_partner_downloads_its_own_record_only_and_staff_run_the_sweep(app: Flask, store: SQLiteStore,
+                                                                          clock: Clock) -> None:
+    _, token = invites.create_invite(store, "B-A", created_by="test", now=clock())
+    partner = _client(app)
+    _get(partner, f"/invite/{token}")
+    own = _get(partner, "/staff/records/B-A")
+    assert own.status_code == 200 and b"Alpha Water" in own.data
+    assert _get(partner, "/staff/records/B-B").status_code == 404
+    assert partner.post("/staff/sweep", base_url=BASE, data={"csrf": _csrf(partner)}).status_code == 403
+    client = _staff(app)
+    swept = client.post("/staff/sweep", base_url=BASE, data={"csrf": _csrf(client)})
+    assert swept.status_code == 200 and "B-A" in swept.get_data(as_text=True)
+    assert ("sweep-run", None) in [(e.action, e.biller_id) for e in _trail(store, clock)]

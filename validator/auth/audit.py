@@ -27,7 +27,7 @@ __all__ = ["ACTIONS", "DAY_CAP", "NAMESPACE", "Action", "AuditEvent", "as_json_l
 Action = Literal[
     "sign-in", "sign-in-refused", "invite-created", "invite-used", "invite-revoked", "metadata-upload",
     "test-login", "record-change", "report-download", "token-created", "token-revoked", "staff-added",
-    "staff-removed",
+    "staff-removed", "sweep-run",
 ]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 NAMESPACE = "audit"

@@ -17,6 +17,7 @@
 ``/sign-in/sso[/acs|/metadata]``    staff sign-in with the company IdP (:mod:`validator.web.staff_sso`)
 ``/invite/<token>``                 a partner's link: a session for its one biller
 ``/staff[/invites|/tokens|/audit]`` staff: invites, API tokens, the audit trail
+``/staff/records``, ``/staff/sweep`` staff: add or replace CRM records, run the sweep
 ``/api/v1/...``                     JSON: see ``/api/v1/openapi.json`` (:mod:`validator.web.api`)
 ==================================  =========================================================
 
@@ -102,7 +103,7 @@ def create_app(
     from metadata.fetch import local_development
     from metadata.store import open_store
 
-    from . import access, api, csrf, pages, partner_pages, signin, staff_pages, state, testsp
+    from . import access, api, csrf, pages, partner_pages, signin, staff_pages, staff_records, state, testsp
     from . import staff_sso as staff_sso_module
 
     if staff_sso is None:
@@ -134,7 +135,7 @@ def create_app(
                                    "dev_banner_style": state.DEV_BANNER_STYLE, "principal": access.current(),
                                    "csrf_for_sign_out": csrf.csrf_token})
     for blueprint in (pages.blueprint, partner_pages.blueprint, api.blueprint, testsp.blueprint, signin.blueprint,
-                      staff_pages.blueprint, staff_sso_module.blueprint):
+                      staff_pages.blueprint, staff_records.blueprint, staff_sso_module.blueprint):
         app.register_blueprint(blueprint)
     access.check_declared(app)
     app.register_error_handler(HTTPException, http_error)
