@@ -74,6 +74,28 @@ def _quoted_value(data: bytes, pos: int) -> bytes | None:
     return data[pos + 1 : close] if close > pos else None
 
 
+NOT_XML_KINDS: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (an Office document is one)"),
+    (b"PK\x05\x06", "a ZIP archive (an Office document is one)"),  # an empty one
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office document (.doc, .xls, .msg)"),
+    (b"\x1f\x8b", "a gzip-compressed file"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+)
+"""Files partners send instead of their metadata, by the bytes each kind starts with (its "magic
+number"): a PDF of the setup guide, the export zipped or in a Word document, a screenshot."""
+
+
+def not_xml_kind(data: bytes) -> str | None:
+    """What the input is when its first bytes say it is a kind of file that is never XML
+    ("a PDF document"), or None. A few prefix comparisons: constant time, whatever the input."""
+    for magic, kind in NOT_XML_KINDS:
+        if data.startswith(magic):
+            return kind
+    return None
+
+
 def looks_like_html(data: bytes) -> bool:
     """True when the bytes start like an HTML page (a login or error page, typically).
 

@@ -69,6 +69,30 @@ def test_input_refusals(data: bytes, code: str) -> None:
     assert report.exit_code() == 1
 
 
+@pytest.mark.parametrize(("data", "named"), [
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>", "a PDF document"),
+    (b"PK\x03\x04\x14\x00\x06\x00[Content_Types].xml", "a ZIP archive (an Office document is one)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), "an old Office document (.doc, .xls, .msg)"),
+    (b"\x1f\x8b\x08\x00" + bytes(20), "a gzip-compressed file"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG image"),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF", "a JPEG image"),
+])
+def test_a_file_that_is_never_xml_is_named(data: bytes, named: str) -> None:
+    # Not the parser's "Start tag expected, '<' not found": what was given instead of metadata.
+    [finding] = inspect(data).findings
+    assert (finding.code, finding.message, finding.where) == ("XML002", f"the input is {named}, not XML", "test.xml")
+    assert "extract the .xml" in (finding.fix or "")
+
+
+def test_other_input_that_is_not_xml_keeps_the_parsers_words() -> None:
+    from metadata.sniff import not_xml_kind
+
+    [finding] = inspect(b"Metadata: see attachment\n%PDF-1.7").findings  # the magic only counts first
+    assert finding.code == "XML002" and "not well-formed XML" in finding.message
+    assert not_xml_kind(good()) is None and not_xml_kind(b"PK") is None and not_xml_kind(b"") is None
+    assert codes(inspect(b"%PDF-" + bytes(200), max_bytes=100)) == {"XML004"}  # too large is said first
+
+
 def test_oversized_metadata() -> None:
     report = inspect(good(), max_bytes=100)
     assert codes(report) == {"XML004"}

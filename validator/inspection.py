@@ -33,6 +33,7 @@ from metadata.signing import (
     signature_of,
     verify,
 )
+from metadata.sniff import not_xml_kind
 from metadata.urls import SCHEME, redact_url
 from metadata.xml import MiB, line_of, metadata_limits, parse_untrusted, signed_bytes_limits
 from validator.checks import CRM_MATCH_CHECKS, METADATA_CHECKS, signature
@@ -153,12 +154,13 @@ def inspect_metadata_bytes(
     log = FindingLog()
     stopped = partial(MetadataInspection, source, source, options.now, options.warn_days,
                       subjects_run=_subjects(crm))
+    content = not_xml_kind(data)  # a PDF or a ZIP is named as such, not by the parser's first complaint
     try:
         tree = parse_untrusted(data, metadata_limits(options.max_bytes))
         del data
         check_root(tree.getroot())
     except UnsafeXML as exc:
-        return stopped((finding_for_unsafe_xml(exc, source),))
+        return stopped((finding_for_unsafe_xml(exc, source, content=content),))
     except NotMetadata as exc:
         return stopped((finding_for_not_metadata(exc, source),))
     log.extend(schema_findings(validate_schema(tree, "metadata"), source))

@@ -91,7 +91,19 @@ _BY_KIND = {
 }
 
 
-def finding_for_unsafe_xml(error: UnsafeXML, source: str) -> Finding:
+NOT_XML_FIX = ("Give the XML document itself (for metadata: the .xml file the IdP's admin console exports, or what "
+               "its metadata URL returns), not a PDF, image or Office document that shows it; from an archive, "
+               "extract the .xml file first.")
+
+
+def finding_for_unsafe_xml(error: UnsafeXML, source: str, *, content: str | None = None) -> Finding:
+    """The finding for `error`. `content` is what the raw bytes say the input is when that is a kind
+    of file that is never XML (:func:`metadata.sniff.not_xml_kind`): XML002 then names it, rather
+    than the parser's first complaint ("'<' not found"). Size stays the first word: a file over
+    the limit was never read."""
+    if content is not None and error.kind != "too-large":
+        return MALFORMED.finding(f"the input is {content}, not XML", expected="an XML document", where=source,
+                                 fix=NOT_XML_FIX)
     where = f"{source}, line {error.line}" if error.line else source
     return _BY_KIND.get(error.kind, MALFORMED).finding(error.message, where=where)
 
