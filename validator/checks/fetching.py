@@ -24,7 +24,11 @@ SCHEME = rule(
     plain http, file:, ftp: or any other scheme, anyone on the path could swap in their own key and
     sign in as any user.""",
     fix="""Give the https:// address of the metadata. Identity providers publish metadata over https;
-    if a redirect leads to http://, fix the server's redirect.""",
+    if a redirect leads to http://, fix the server's redirect. Only for a test IdP: on the command
+    line, --allow-http (saml-validate metadata, response, discover and sweep) accepts its plain
+    http:// URL. An IdP on this machine (localhost, 127.0.0.1) is still refused as a loopback
+    address (NET004): save its metadata to a file (saml-idp metadata > idp-metadata.xml) and check
+    that file, or use the web app in local development mode (saml-validate serve --dev).""",
     example="http://idp.example.com/metadata",
 )
 USERINFO = rule(
