@@ -178,3 +178,23 @@ def test_one_persona_is_singular(started: list[Flask], tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "(generic profile, 1 persona)" in result.output
     assert "(generic profile, 2 personas)" in CliRunner().invoke(cli, ["serve"]).output
+
+
+def test_relative_paths_follow_the_settings_files_folder_as_the_example_says(
+    started: list[Flask], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = " ".join(line.lstrip("# ") for line in (ROOT / "config" / "idp.example.toml").read_text().splitlines())
+    assert "are read from the folder of this settings file, not the working directory" in example
+    monkeypatch.delenv("IDP_KEY_FOLDER")
+    monkeypatch.delenv("IDP_STORE")
+    folder, elsewhere = tmp_path / "conf", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    config = folder / "idp.toml"
+    config.write_text('[server]\nkey_folder = "keys"\n')
+    monkeypatch.chdir(elsewhere)
+    result = CliRunner().invoke(cli, ["serve", "--config", "../conf/idp.toml"])
+    assert result.exit_code == 0, result.output
+    assert any((folder / "keys").iterdir())
+    assert (folder / "var" / "idp" / "state.sqlite3").exists()  # the default store too
+    assert not any(elsewhere.iterdir())
