@@ -20,7 +20,8 @@ from pydantic import AfterValidator, Field
 from metadata.config import StrictModel, load_config, parse_config, quoted
 from metadata.errors import CRMRecordError
 
-__all__ = ["MAX_BYTES", "MAX_SIGNING_CERTIFICATES", "CRMRecord", "load_crm", "parse_crm", "quoted"]
+__all__ = ["MAX_BYTES", "MAX_LOGIN_TYPE_ID", "MAX_SIGNING_CERTIFICATES", "CRMRecord", "load_crm", "parse_crm",
+           "quoted"]
 
 MAX_BYTES = 64 * 1024
 """A real record is under 5 KiB. tomllib is pure Python: a 1 MiB record of 24,000 claims cost 1.6 s
@@ -93,9 +94,28 @@ class Claim(_Strict):
     """True for the one claim whose values must be configured login type IDs."""
 
 
+MAX_LOGIN_TYPE_ID = 2**31 - 1
+"""The largest login type ID: 2,147,483,647, a signed 32-bit integer.
+
+A login type ID is a whole number the portal issued and keeps in a CRM integer field. The
+narrowest such field in common use is a signed 32-bit one (SQL ``INT``, Dynamics 365's Whole
+Number, a Java or C# ``int``), so every real ID fits it and so does the record; a 64-bit bound
+would let through IDs that some of those fields cannot store. A longer number is a typo, or a
+value pasted into the wrong field (an account number, a phone number), never an issued ID.
+The record accepts -2,147,483,648 to 2,147,483,647, what the field holds; a negative ID is the
+record's own finding (CRM109), and a number sent beyond the bound is CLM006's."""
+
+
+def _fits_a_crm_integer(value: int) -> int:
+    if not -MAX_LOGIN_TYPE_ID - 1 <= value <= MAX_LOGIN_TYPE_ID:
+        raise ValueError(f"{value} does not fit a CRM integer field: a login type ID is a signed 32-bit integer, "
+                         f"at most {MAX_LOGIN_TYPE_ID}")
+    return value
+
+
 class LoginType(_Strict):
-    id: int
-    """A numeric role ID the portal issued to the biller."""
+    id: Annotated[int, AfterValidator(_fits_a_crm_integer)]
+    """A numeric role ID the portal issued to the biller; a signed 32-bit integer (:data:`MAX_LOGIN_TYPE_ID`)."""
     name: str
 
 

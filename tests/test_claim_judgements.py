@@ -62,6 +62,22 @@ def test_each_code_about_one_claim_is_that_claims_judgement(
     assert all(j.codes == () and j.status == "ok" for n, j in by_name.items() if n != name)
 
 
+def test_a_login_type_beyond_what_a_crm_holds_is_said_to_be_so() -> None:
+    # 23 digits was "not one of the biller's login type IDs", as if it were merely another ID;
+    # 5,000 digits was a crash (int() refuses past 4,300).
+    for sent in ("12345678901234567890123", "2147483648", "9" * 5000):
+        [finding] = check_claims(facts(GOOD | {"LoginTypeId": (sent,)}), CRM, None)
+        assert finding.code == "CLM006"
+        assert "is a number beyond 2147483647, the largest login type ID a CRM record holds (a signed 32-bit " \
+               "integer), so not one of the biller's login type IDs" in finding.message
+    largest = parse_crm(crm_toml(login_types=((2**31 - 1, "Largest"),)), "t.toml", "toml")
+    assert [f for f in check_claims(facts(GOOD | {"LoginTypeId": ("2147483647",)}), largest, None)
+            if f.code == "CLM006"] == []
+    [other] = [f for f in check_claims(facts(GOOD | {"LoginTypeId": ("2147483646",)}), largest, None)
+               if f.code == "CLM006"]
+    assert "is not one of the biller's login type IDs" in other.message and "beyond" not in other.message
+
+
 def test_a_good_login_is_ok_throughout() -> None:
     result = judge_claims(facts(GOOD), CRM, None)
     assert result.findings == []

@@ -247,6 +247,20 @@ def test_error_text_names_source_and_every_problem(tmp_path: Path) -> None:
     assert str(caught.value) == expected
 
 
+@pytest.mark.parametrize("ident", [1, 0, -5, 2**31 - 1, -(2**31)])
+def test_a_login_type_id_that_a_crm_integer_field_holds_loads(tmp_path: Path, ident: int) -> None:
+    record = load_crm(write(tmp_path, BASE + CLAIMS + login_types((ident, "Customer"))))
+    assert record.login_type_ids == {ident: "Customer"}
+
+
+@pytest.mark.parametrize("ident", [2**31, 12345678901234567890123, -(2**31) - 1])
+def test_a_login_type_id_beyond_a_signed_32_bit_integer_is_refused(tmp_path: Path, ident: int) -> None:
+    [(where, message)] = problems(tmp_path, BASE + CLAIMS + login_types((ident, "Customer")))
+    assert where == "login_types[0].id"
+    assert message == (f"{ident} does not fit a CRM integer field: a login type ID is a signed 32-bit integer, "
+                       "at most 2147483647")
+
+
 # --- rules on the record -----------------------------------------------------------------------
 
 _NO_LOGIN_TYPES = BASE + claims("Email", login_type=())

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from metadata.crm import Claim
+from metadata.crm import MAX_LOGIN_TYPE_ID, Claim
 from metadata.xml import visible
 from validator.checks.wording import at, rules_for
 from validator.checks.wording import shown as _shown
@@ -202,10 +202,17 @@ def _allowed(crm: ClaimTerms) -> str:
     return ", ".join(f"{number} {name}" for number, name in sorted(crm.login_type_ids.items()))
 
 
+_ID_DIGITS = len(str(MAX_LOGIN_TYPE_ID))
+
+
 def _login_type_problem(value: str, crm: ClaimTerms) -> str | None:
     """Why `value` is not a login type ID of the record, or None when it is one."""
     ids = crm.login_type_ids
-    if re.fullmatch(r"[0-9]+", value) and str(int(value)) == value:
+    if re.fullmatch(r"[0-9]+", value) and (value == "0" or not value.startswith("0")):
+        # Its length first: int() of thousands of digits is slow, and past 4,300 refused.
+        if len(value) > _ID_DIGITS or int(value) > MAX_LOGIN_TYPE_ID:
+            return (f"a number beyond {MAX_LOGIN_TYPE_ID}, the largest login type ID a CRM record holds "
+                    "(a signed 32-bit integer), so not one of the biller's login type IDs")
         return None if int(value) in ids else "not one of the biller's login type IDs"
     stripped = value.strip()
     if stripped != value and re.fullmatch(r"[0-9]+", stripped):
