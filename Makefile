@@ -18,17 +18,22 @@ SYSTEM_PACKAGES := redis-server:redis-server xmlsec1:xmlsec1 chromium:chromium \
 	simplesamlphp:/usr/share/simplesamlphp/www/saml2/idp/SSOService.php php-cli:php \
 	php-xml:/usr/share/php8.2-xml/xml/dom.ini
 
+# Quiet: pip's output goes to $(VENV)/install.log, shown only when the install fails, so that the
+# first thing `make demo` prints after this line is the demo report.
+PIP_QUIET := --quiet --disable-pip-version-check
 $(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@echo "Installing into $(VENV) (pip's output: $(VENV)/install.log) ..."
+	@$(PY) -m venv $(VENV)
+	@{ $(BIN)/pip install $(PIP_QUIET) --upgrade pip && $(BIN)/pip install $(PIP_QUIET) -e '.[test]'; } \
+		>$(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; echo "make: the install failed (above)"; exit 1; }
+	@touch $(STAMP)
 
 # The validator's report on the demo partner, then the test IdP on embedded defaults
 # (http://127.0.0.1:8080/, two demo personas; Ctrl-C stops it).
 demo: $(STAMP)
-	$(BIN)/saml-validate demo
-	$(BIN)/saml-idp serve
+	@$(BIN)/saml-validate demo
+	@echo "The test IdP on http://127.0.0.1:8080/ (Ctrl-C stops it):"
+	@$(BIN)/saml-idp serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check metadata idp validator tests bench fuzz
