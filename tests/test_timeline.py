@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from lxml import etree
 
 from metadata.xml import parse_untrusted
@@ -164,3 +165,40 @@ def test_naive_datetimes_are_utc_and_warn_days_zero() -> None:
     root = draw(naive, warn_days=0, now=datetime(2026, 6, 1, 12))
     assert "warning horizon +0 d (2026-06-01)" in "".join(root.itertext())
     assert groups(root)[0].get("class") == "certificate valid current"
+
+
+Box = tuple[float, float, float, float]  # left, top, right, bottom
+
+
+def label_box(root: etree._Element, cls: str) -> Box:
+    """Where a marker label is drawn: 11 px text, at most 6.2 px a character (6.6 bold)."""
+    text = root.find(f"{SVG}text[@class='{cls}']")
+    assert text is not None
+    x, y, content = float(text.get("x", "0")), float(text.get("y", "0")), "".join(text.itertext())
+    width = len(content) * (6.6 if text.get("font-weight") == "700" else 6.2)
+    left = x - width if text.get("text-anchor") == "end" else x
+    return left, y - 9, left + width, y + 3
+
+
+def crosses(root: etree._Element, line_class: str, box: Box) -> bool:
+    line = root.find(f"{SVG}line[@class='{line_class}']")
+    assert line is not None
+    x, top, bottom = float(line.get("x1", "0")), float(line.get("y1", "0")), float(line.get("y2", "0"))
+    return box[0] - 1 <= x <= box[2] + 1 and top <= box[3] and bottom >= box[1]
+
+
+@pytest.mark.parametrize(("start_days", "end_days", "warn_days"), [
+    (-300, 20, 30), (5, 1100, 30),  # now at the left, the horizon label right of its line
+    (-3650, 3650, 30), (-300, 300, 0), (-20, 20, 30),  # now in the middle or the horizon wide
+    (-3650, 500, 200), (-3650, 400, 90), (-2000, 60, 365), (-400, 40, 30),  # horizon label left of its line
+    (-800, 20, 30), (-3650, 10, 5), (-3650, 1, 0), (-30, 0, 3650),  # both near the right edge
+])
+def test_the_now_and_horizon_labels_never_overlap(start_days: int, end_days: int, warn_days: int) -> None:
+    root = draw(cert("CN=a", start_days, end_days, current=True), warn_days=warn_days)
+    now, horizon = label_box(root, "now-label"), label_box(root, "horizon-label")
+    apart = now[2] <= horizon[0] or horizon[2] <= now[0] or now[3] <= horizon[1] or horizon[3] <= now[1]
+    assert apart, (now, horizon)
+    assert not crosses(root, "now", horizon), "the now line runs through the horizon label"
+    assert not crosses(root, "horizon", now), "the horizon line runs through the now label"
+    for box in (now, horizon):
+        assert box[0] >= 0 and box[2] <= WIDTH and box[1] >= 0, box

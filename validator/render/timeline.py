@@ -31,6 +31,8 @@ EMPTY = "No signing certificate to draw."
 WIDTH = 760
 _LEFT, _RIGHT = 12, 12
 _TOP = 36  # room for the "now" and horizon labels, on two lines
+_LINE1, _LINE2 = 11, _TOP - 9  # the baselines of those two lines
+_ASCENT = 9  # of 11 px text above its baseline: a marker line that starts below a label's line
 _ROW = 38  # a label line and a bar
 _BAR = 14
 _AXIS = 26
@@ -88,11 +90,13 @@ def certificate_timeline(certs: Sequence[TimelineCertificate], *, now: datetime,
         f"<title>{_esc(label)}</title>",
         f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#ffffff"/>',
     ]
-    parts += _horizon(axis, now, horizon, warn_days, plot_bottom)
+    now_text, horizon_text = f"now {now:%Y-%m-%d}", f"warning horizon +{warn_days} d ({horizon:%Y-%m-%d})"
+    now_label, horizon_label = _marker_labels(axis.x(now), axis.x(horizon), now_text, horizon_text)
+    parts += _horizon(axis, now, horizon, horizon_text, horizon_label, plot_bottom)
     parts += _ticks(axis, plot_bottom)
     for index, cert in enumerate(rows):
         parts += _bar(cert, axis, _TOP + index * _ROW, now, horizon)
-    parts += _now_marker(axis, now, plot_bottom)
+    parts += _now_marker(axis, now, now_text, now_label, plot_bottom)
     parts += _legend(plot_bottom + _AXIS)
     parts.append("</svg>")
     return "\n".join(parts)
@@ -174,23 +178,55 @@ def _bar(cert: TimelineCertificate, axis: _Axis, top: int, now: datetime, horizo
     yield "</g>"
 
 
-def _horizon(axis: _Axis, now: datetime, horizon: datetime, warn_days: int, bottom: int) -> Iterator[str]:
+@dataclass(frozen=True)
+class _Label:
+    """Where a marker's label goes, and where the marker's line starts."""
+
+    x: float
+    y: int
+    anchor: str
+    line_top: int
+
+
+def _text_width(text: str, *, bold: bool = False) -> float:
+    """A generous estimate of `text`'s width at 11 px: a string renderer has no font metrics."""
+    return len(text) * (6.6 if bold else 6.2)
+
+
+def _marker_labels(x_now: float, x_horizon: float, now_text: str, horizon_text: str) -> tuple[_Label, _Label]:
+    """The "now" label on the top line and the horizon's on the second, each beside its own line,
+    so that neither label touches the other nor is crossed by the other's line. The horizon label
+    goes right of its line if it fits, else left of it if it clears the "now" line; else (both
+    near the right edge) the two swap lines, each label left of its line, and the "now" line
+    starts below the top line, where the horizon label then is."""
+    right = WIDTH - 2
+    fits = x_now + 4 + _text_width(now_text, bold=True) <= right
+    now_label = _Label(round(x_now + 4, 1) if fits else round(x_now - 4, 1), _LINE1, "start" if fits else "end", 2)
+    width = _text_width(horizon_text)
+    if x_horizon + 4 + width <= right:
+        return now_label, _Label(round(x_horizon + 4, 1), _LINE2, "start", _TOP - 6)
+    if x_horizon - 4 - width >= x_now + 4:
+        return now_label, _Label(round(x_horizon - 4, 1), _LINE2, "end", _TOP - 6)
+    return (_Label(round(x_now - 4, 1), _LINE2, "end", _LINE2 - _ASCENT - 2),
+            _Label(round(x_horizon - 4, 1), _LINE1, "end", 2))
+
+
+def _horizon(axis: _Axis, now: datetime, horizon: datetime, text: str, label: _Label, bottom: int) -> Iterator[str]:
     x1, x2 = axis.x(now), axis.x(horizon)
     yield (f'<rect class="warning-horizon" x="{x1}" y="{_TOP - 6}" width="{max(round(x2 - x1, 1), 1.0)}" '
            f'height="{bottom - _TOP + 6}" fill="{_HORIZON_FILL}" fill-opacity="0.18"/>')
-    yield (f'<line class="horizon" x1="{x2}" y1="{_TOP - 6}" x2="{x2}" y2="{bottom}" stroke="#c77700" '
+    yield (f'<line class="horizon" x1="{x2}" y1="{label.line_top}" x2="{x2}" y2="{bottom}" stroke="#c77700" '
            f'stroke-width="1" stroke-dasharray="3 3"/>')
-    anchor, x = ("start", x2 + 4) if x2 < WIDTH - 160 else ("end", x2 - 4)
-    yield (f'<text x="{round(x, 1)}" y="{_TOP - 9}" fill="#9a5b00" text-anchor="{anchor}" font-size="11" {_HALO}>'
-           f"warning horizon +{warn_days} d ({horizon:%Y-%m-%d})</text>")
+    yield (f'<text class="horizon-label" x="{label.x}" y="{label.y}" fill="#9a5b00" text-anchor="{label.anchor}" '
+           f'font-size="11" {_HALO}>{_esc(text)}</text>')
 
 
-def _now_marker(axis: _Axis, now: datetime, bottom: int) -> Iterator[str]:
+def _now_marker(axis: _Axis, now: datetime, text: str, label: _Label, bottom: int) -> Iterator[str]:
     x = axis.x(now)
-    yield f'<line class="now" x1="{x}" y1="2" x2="{x}" y2="{bottom}" stroke="{_INK}" stroke-width="1.5"/>'
-    anchor, tx = ("end", x - 4) if x > WIDTH - 120 else ("start", x + 4)
-    yield (f'<text x="{round(tx, 1)}" y="11" fill="{_INK}" font-weight="700" font-size="11" {_HALO} '
-           f'text-anchor="{anchor}">now {now:%Y-%m-%d}</text>')
+    yield (f'<line class="now" x1="{x}" y1="{label.line_top}" x2="{x}" y2="{bottom}" stroke="{_INK}" '
+           f'stroke-width="1.5"/>')
+    yield (f'<text class="now-label" x="{label.x}" y="{label.y}" fill="{_INK}" font-weight="700" font-size="11" '
+           f'{_HALO} text-anchor="{label.anchor}">{_esc(text)}</text>')
 
 
 def _ticks(axis: _Axis, bottom: int) -> Iterator[str]:
