@@ -307,10 +307,14 @@ def _show_worksheet(worksheet: Worksheet, fmt: str | None, out: Path | None, war
         click.echo(f"{worksheet.report.verdict}: worksheet written to {out}", err=True)
 
 
-def _store(store_url: str | None, opener: Callable[[], Store]) -> Store:
-    """The opened store, or a usage error naming where its unsupported URL came from."""
+def _store(store_url: str | None) -> Store:
+    """The web app's store (--store, $VALIDATOR_STORE, else the user's data folder: one for
+    serve and sweep wherever they run), saying where when it was just made; a usage error naming
+    where an unsupported URL came from."""
+    from validator.store_location import open_web_store
+
     try:
-        return opener()
+        return open_web_store(store_url, created=lambda said: click.echo(said, err=True))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--store" if store_url else "$VALIDATOR_STORE") from None
 
@@ -369,7 +373,8 @@ def _staff_sso(values: dict[str, str | None]) -> StaffSSO | None:
                                  "is BASE_URL/test-sp/acs.")
 @click.option("--store", "store_url", metavar="URL",
               help="sqlite:///ABSOLUTE/PATH or redis://host:port/db (default: $VALIDATOR_STORE, else "
-                   "saml-validate-web.sqlite3 here; share it with `sweep --store` to know each partner's signer).")
+                   "saml-validate-web.sqlite3 in your data folder, which sweep shares to know each partner's "
+                   "signer).")
 @click.option("--dev", is_flag=True, envvar="VALIDATOR_DEV_MODE",
               help="Local development mode: allow http and loopback metadata and SSO URLs (an IdP on this "
                    "machine, e.g. saml-idp serve); loopback --host only; a banner on every page.")
@@ -379,8 +384,7 @@ def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None, 
     """The web app: forms to check metadata and responses, discovery worksheets, go-live reports,
     live test logins (/test-login/<biller-id>) and the JSON API (/api/v1/openapi.json). A
     development server; for production: gunicorn 'validator.web:create_app()' (VALIDATOR_* settings)."""
-    from metadata.store import open_store
-    from validator.web import DEFAULT_STORE, DevModeError, create_app, refuse_public_dev_mode
+    from validator.web import DevModeError, create_app, refuse_public_dev_mode
 
     url = base_url or f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     try:
@@ -388,8 +392,7 @@ def serve_command(crm_folder: Path, host: str, port: int, base_url: str | None, 
             refuse_public_dev_mode(where)
     except DevModeError as exc:
         raise click.UsageError(str(exc)) from None
-    store = _store(store_url, lambda: open_store(store_url or os.environ.get("VALIDATOR_STORE"),
-                                                 Path.cwd() / DEFAULT_STORE))
+    store = _store(store_url)
     sso = _staff_sso(staff)
     _refuse_public_without_sign_in(host, store, sso is not None)
     app = create_app(crm_folder=crm_folder, base_url=url, store=store, dev_mode=dev, staff_sso=sso)
@@ -419,7 +422,7 @@ def _refuse_public_without_sign_in(host: str, store: Store, sso: bool = False) -
               help="Warn when a signing certificate expires within this many days.")
 @click.option("--store", "store_url", metavar="URL",
               help="Where sweep history is kept: sqlite:///ABSOLUTE/PATH or redis://host:port/db "
-                   "(default: $VALIDATOR_STORE, else the web app's SQLite file in the working directory).")
+                   "(default: $VALIDATOR_STORE, else the web app's SQLite file in your data folder).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Partners fetched and checked at once.")
 @click.option("--quiet", is_flag=True, help="No progress; the text summary lists only partners that need "
@@ -434,7 +437,7 @@ def sweep_command(
     """Every CRM record in DIR: fetch its metadata URL, check it, compare it with the last good
     copy, warn before a signing certificate expires; exit 1 when any partner has errors."""
     from validator.render.sweep import SweepProgress, render_sweep
-    from validator.sweep import SweepOptions, fetch_policy, open_sweep_store, record_files, run_sweep
+    from validator.sweep import SweepOptions, fetch_policy, record_files, run_sweep
 
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose exclude each other")
@@ -442,7 +445,7 @@ def sweep_command(
     options = SweepOptions(now=parse_now(now), warn_days=warn_days, concurrency=concurrency,
                            fetch_policy=fetch_policy(allow_http), record_history=now is None)
     total = len(record_files(folder))
-    store = _store(store_url, lambda: open_sweep_store(store_url))
+    store = _store(store_url)
     try:
         with SweepProgress(total, stream=sys.stderr, tty=sys.stderr.isatty(), verbose=verbose,
                            quiet=quiet) as progress:

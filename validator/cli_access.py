@@ -3,7 +3,8 @@ managed from the shell of the host that runs it (registered on the main group by
 :mod:`validator.cli`).
 
 Each command opens the same store the web app uses (``--store``, else ``$VALIDATOR_STORE``, else
-the web app's SQLite file in the working directory), so an account or token made here works
+the web app's SQLite file in the user's data folder: :mod:`validator.store_location`), so an
+account or token made here works
 there at once. Secrets never appear in arguments (they would land in shell history and the
 process list): a password is prompted for or read from standard input, and a token's secret is
 printed once, alone on standard output, so that a script can capture it.
@@ -12,12 +13,10 @@ printed once, alone on standard output, so that a script can capture it.
 from __future__ import annotations
 
 import getpass
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal, TypeVar, cast
 
 import click
@@ -33,26 +32,18 @@ def store_option(func: F) -> F:
     return click.option(
         "--store", "store_url", metavar="URL",
         help="sqlite:///ABSOLUTE/PATH or redis://host:port/db (default: $VALIDATOR_STORE, else the web app's "
-             "SQLite file in the working directory): the store the web app uses.",
+             "SQLite file in your data folder): the store the web app uses.",
     )(func)
-
-
-def _default_store() -> Path:
-    """The web app's SQLite file here; the web package (Flask and all) is imported only when it is needed."""
-    from validator.web import DEFAULT_STORE
-
-    return Path.cwd() / DEFAULT_STORE
 
 
 @contextmanager
 def _opened(store_url: str | None) -> Iterator[Store]:
     """The store, closed afterwards; a usage error naming where a bad URL came from, and one
     line (no traceback) when the store cannot be reached."""
-    from metadata.store import open_store
+    from validator.store_location import open_web_store
 
-    url = store_url or os.environ.get("VALIDATOR_STORE")
     try:
-        store = open_store(url, _default_store() if url is None else Path.cwd())
+        store = open_web_store(store_url, created=lambda said: click.echo(said, err=True))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--store" if store_url else "$VALIDATOR_STORE") from None
     except StoreUnavailable as exc:

@@ -55,19 +55,19 @@ def store_option(func: F) -> F:
     return click.option(
         "--store", "store_url", metavar="URL",
         help="sqlite:///ABSOLUTE/PATH or redis://host:port/db (default: $VALIDATOR_STORE, else "
-             "saml-validate-web.sqlite3 here): the web app's store, where its invites are kept.",
+             "saml-validate-web.sqlite3 in your data folder): the web app's store, where its invites are kept.",
     )(func)
 
 
 @contextmanager
 def opened_store(store_url: str | None) -> Iterator[Store]:
-    """``--store``, else ``$VALIDATOR_STORE``, else the web app's SQLite file here; closed after.
-    A URL we cannot use is a usage error naming where it came from."""
-    from metadata.store import open_store
-    from validator.web import DEFAULT_STORE
+    """``--store``, else ``$VALIDATOR_STORE``, else the web app's SQLite file in the user's data
+    folder (:mod:`validator.store_location`); closed after. A URL we cannot use is a usage error
+    naming where it came from."""
+    from validator.store_location import open_web_store
 
     try:
-        store = open_store(store_url or os.environ.get("VALIDATOR_STORE"), Path.cwd() / DEFAULT_STORE)
+        store = open_web_store(store_url, created=lambda said: click.echo(said, err=True))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--store" if store_url else "$VALIDATOR_STORE") from None
     try:

@@ -40,6 +40,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from validator.store_location import STORE_FILE
+
 if TYPE_CHECKING:
     from flask import Flask, Response
     from werkzeug.exceptions import HTTPException
@@ -53,8 +55,9 @@ if TYPE_CHECKING:
 
 MAX_CONTENT_LENGTH = 256 * 1024
 CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-DEFAULT_STORE = "saml-validate-web.sqlite3"
-"""Without a `store`: a SQLite file of this name in the working directory."""
+DEFAULT_STORE = STORE_FILE
+"""Without a `store` or ``VALIDATOR_STORE``: a SQLite file of this name in the user's data folder
+(:func:`validator.store_location.default_store_path`, shared with the command line)."""
 
 
 def create_app(
@@ -95,13 +98,14 @@ def create_app(
     a bad one is a :class:`ValueError` naming it). The app does not start if a route declares no
     access rule.
     """
+    import logging
     import os
 
     from flask import Flask
     from werkzeug.exceptions import HTTPException
 
     from metadata.fetch import local_development
-    from metadata.store import open_store
+    from validator.store_location import open_web_store
 
     from . import access, api, csrf, pages, partner_pages, signin, staff_pages, staff_records, state, testsp
     from . import staff_sso as staff_sso_module
@@ -118,8 +122,7 @@ def create_app(
     app.extensions["saml_validator_web"] = state.WebState(
         crm_folder=Path(crm_folder or os.environ.get("VALIDATOR_CRM_FOLDER", ".")),
         base_url=url,
-        store=store if store is not None else open_store(os.environ.get("VALIDATOR_STORE"),
-                                                         Path.cwd() / DEFAULT_STORE),
+        store=store if store is not None else open_web_store(None, created=logging.getLogger(__name__).warning),
         clock=clock or state.utc_now,
         metadata_loader=metadata_loader or partial(state.fetch_idp_metadata, policy=fetch_policy),
         signing_key=signing_key,
