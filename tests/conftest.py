@@ -121,6 +121,7 @@ MODULE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_simplesamlphp": ("interop",),
     "test_local_loop_browser": ("slow",),
     "test_readme_commands": ("slow",),
+    "test_access_browser": ("slow",),
 }
 # Single tests in other modules that drive a third-party peer, by the peer named in the test.
 INTEROP_NAME = re.compile(r"(?:^|_)(?:python3_saml|pysaml2|xmlsec1|simplesamlphp|node_saml)(?:_|$|\[)")
