@@ -419,6 +419,7 @@ def test_the_partner_is_refused_everything_of_another_biller(staff: Any, partner
     for path, api, status in ((f"/partners/{B_ID}", False, 404), (f"/partners/{B_ID}/report", False, 404),
                               (f"/partners/{B_ID}/discover", False, 404), (f"/partners/{B_ID}/metadata/1", False, 404),
                               (f"/test-login/{B_ID}", False, 404), (f"/test-sp/metadata?biller={B_ID}", False, 404),
+                              (f"/staff/records/{B_ID}", False, 404),
                               (f"/api/v1/partners/{B_ID}/report", True, 404)):
         got = _refusal(partner, site, path, api=api)
         control = _refusal(partner, site, path.replace(B_ID, NOBODY_ID), api=api)
@@ -436,11 +437,15 @@ def test_the_partner_is_refused_everything_of_another_biller(staff: Any, partner
     expect(page.get_by_role("heading", level=1)).to_have_text("Unknown test login")
 
     # Staff's own pages: not for a partner (and they would list B).
-    for path in ("/staff", "/staff/invites", "/staff/audit"):
+    for path in ("/staff", "/staff/invites", "/staff/audit", "/staff/records"):
         status, _ = _refusal(partner, site, path, api=False)
         assert status == 403, path
         expect(page.get_by_role("heading", level=1)).to_have_text("Not for you")
     assert _refusal(partner, site, "/api/v1/audit", api=True)[0] == 403
+
+    # A's own CRM record (a download) is the partner's to read; B's was the 404 above.
+    status, text = partner.get(f"{site.validator}/staff/records/{A_ID}")
+    assert status == 200 and f'id = "{A_ID}"' in text, text
 
     # The API's partner list: A only.
     status, text = partner.get(f"{site.validator}/api/v1/partners")
