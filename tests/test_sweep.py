@@ -804,13 +804,16 @@ def test_progress_bar_only_on_a_terminal(mixed: SweepResult) -> None:
 
 def test_the_default_store_is_the_web_apps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Shared with `saml-validate serve`, so the sweep can read which certificate verified a test login.
+    from validator.store_location import default_store_path
     from validator.sweep import open_sweep_store
-    from validator.web import DEFAULT_STORE
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VALIDATOR_STORE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     opened = open_sweep_store(None)
     try:
-        assert isinstance(opened, SQLiteStore) and opened.path == tmp_path / DEFAULT_STORE
+        assert isinstance(opened, SQLiteStore) and opened.path == default_store_path()
+        assert opened.path.is_relative_to(tmp_path / "data") and not list(tmp_path.glob("*.sqlite3"))
     finally:
         opened.close()
 

@@ -366,3 +366,10 @@ def test_a_partner_downloads_its_own_record_only_and_staff_run_the_sweep(app: Fl
     swept = client.post("/staff/sweep", base_url=BASE, data={"csrf": _csrf(client)})
     assert swept.status_code == 200 and "B-A" in swept.get_data(as_text=True)
     assert ("sweep-run", None) in [(e.action, e.biller_id) for e in _trail(store, clock)]
+
+
+def test_removing_a_staff_account_ends_its_open_sessions(app: Flask, store: SQLiteStore) -> None:
+    client = _staff(app)
+    assert _get(client, "/staff").status_code == 200
+    assert staff.remove_staff(store, EMAIL)
+    assert _get(client, "/staff").status_code == 303  # back to sign-in: the session is gone

@@ -23,6 +23,7 @@ from metadata.encryption import DecryptionError
 from metadata.errors import UnsafeXML
 from metadata.response import ResponseError, VerifiedResponse, structure_problems, verify_response
 from metadata.signing import SignatureError
+from metadata.sniff import not_xml_kind
 from metadata.urls import redact_url
 from metadata.xml import MESSAGE_LIMITS, in_parsing_thread, parse_untrusted
 from validator.checks import claims, response, response_signature
@@ -161,8 +162,8 @@ def _parse_and_verify(xml: bytes, label: str, options: ResponseOptions, log: Fin
     """Runs on the parsing thread: the tree and, with trusted certificates, the verified response."""
     try:
         tree = parse_untrusted(xml, MESSAGE_LIMITS)
-    except UnsafeXML as exc:
-        log.add(finding_for_unsafe_xml(exc, label))
+    except UnsafeXML as exc:  # a PDF or a ZIP is named as such, not by the parser's first complaint
+        log.add(finding_for_unsafe_xml(exc, label, content=not_xml_kind(xml)))
         return None
     return tree, (_verify(tree, label, options, log) if options.trusted else None)
 

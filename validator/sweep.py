@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from metadata.config import FORMATS as RECORD_SUFFIXES
 from metadata.crm import load_crm
 from metadata.errors import CRMRecordError
-from metadata.store import Store, open_store
+from metadata.store import Store
 from validator.errors import UsageError
 from validator.findings import Severity
 from validator.sweep_partner import CHANGE_CODES, PartnerResult, RecordEntry, SweepOptions, sweep_partner
@@ -80,14 +80,12 @@ def fetch_policy(allow_http: bool) -> FetchPolicy:
 
 
 def open_sweep_store(url: str | None) -> Store:
-    """``--store URL``, else ``$VALIDATOR_STORE``, else the web app's SQLite file in the working
-    directory: sharing the web app's store lets the sweep read which certificate verified a
-    partner's last test login."""
-    import os
+    """``--store URL``, else ``$VALIDATOR_STORE``, else the web app's default store
+    (:func:`validator.store_location.open_web_store`, in the per-user data folder): sharing the web
+    app's store lets the sweep read which certificate verified a partner's last test login."""
+    from validator.store_location import open_web_store
 
-    from validator.web import DEFAULT_STORE
-
-    return open_store(url or os.environ.get("VALIDATOR_STORE"), Path.cwd() / DEFAULT_STORE)
+    return open_web_store(url)
 
 
 def run_sweep(

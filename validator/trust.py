@@ -20,6 +20,7 @@ from metadata.crm import CRMRecord
 from metadata.errors import CRMRecordError, MetadataError, UnsafeXML
 from metadata.model import EntityDescriptor
 from metadata.read import read_metadata
+from metadata.sniff import not_xml_kind
 from metadata.urls import redact_url
 from metadata.xml import metadata_limits, parse_untrusted
 from validator.checks.crm_match import entity_id_finding
@@ -130,6 +131,7 @@ def load_trust(
     from validator.inspection import is_url
 
     where = source or (redact_url(metadata) if isinstance(metadata, str) else "the IdP metadata")
+    data = b""
     try:
         if isinstance(metadata, bytes):
             data = metadata
@@ -151,8 +153,8 @@ def load_trust(
         return trust_from_metadata(data, crm, where, chosen=chosen), []
     except EntityMismatch as exc:
         return None, [exc.finding]
-    except UnsafeXML as exc:
-        return None, [finding_for_unsafe_xml(exc, where)]
+    except UnsafeXML as exc:  # a PDF or a ZIP is named as such, not by the parser's first complaint
+        return None, [finding_for_unsafe_xml(exc, where, content=not_xml_kind(data))]
     except MetadataError as exc:
         return None, [NOT_METADATA.finding(str(exc), where=where)]
 

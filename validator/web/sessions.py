@@ -3,7 +3,8 @@
 The cookie holds only a random ID (256 bits); a forged or tampered one finds nothing and means no
 session. It is ``HttpOnly`` and ``SameSite=Lax`` always, ``Secure`` (and ``__Host-`` prefixed)
 when the app's base URL is https. Signing in makes a new ID and forgets the old one (no
-session fixation). A partner's session ends when its invite expires or is revoked: the invite is
+session fixation). A partner's session ends when its invite expires or is revoked, and a staff
+session when its account is removed (or its email leaves the company IdP's allow-list): both are
 read again on every request.
 """
 
@@ -67,10 +68,24 @@ def read_session() -> Principal | None:
     billers = value["billers"]
     principal = Principal(value["kind"], value["name"], None if billers is None else frozenset(billers),
                           "write" if value["access"] == "write" else "read")
-    if principal.kind == "partner" and not _invite_active(principal.name):
+    still = _invite_active(principal.name) if principal.kind == "partner" else (
+        _still_staff(principal.name) if principal.kind == "staff" else True)
+    if not still:
         web().store.delete(SESSIONS_NS, session_id)
         return None
     return principal
+
+
+def _still_staff(email: str) -> bool:
+    """A staff session lasts only while its email is staff: a local account that still exists, or
+    an email the company IdP's allow-list still names (a group claim is read at sign-in only: a
+    session from it lasts until it ends, at most STAFF_HOURS)."""
+    from validator.auth.staff import get_staff
+
+    sso = web().staff_sso
+    if get_staff(web().store, email) is not None:
+        return True
+    return sso is not None and (email.lower() in sso.emails or sso.group is not None)
 
 
 def _invite_active(invite_id: str) -> bool:
