@@ -299,3 +299,18 @@ def test_record_files_are_never_opened_without_a_record_folder(tmp_path: Path) -
     assert [f.code for f in inspection.findings] == ["SIG026"]
     assert "metadata_file" in inspection.findings[0].message
     assert inspection.trust_used is None
+
+
+@pytest.mark.parametrize(("data", "named"), [(b"%PDF-1.7\n%\xe2\xe3\n1 0 obj", "a PDF document"),
+                                             (b"PK\x03\x04\x14\x00\x06\x00", "a ZIP archive")])
+def test_a_file_that_is_never_xml_is_named_as_a_response_and_as_trust(data: bytes, named: str) -> None:
+    from datetime import UTC, datetime
+
+    from validator.response_inspection import inspect_response
+    from validator.trust import load_trust
+
+    inspection = inspect_response(data, "upload", now=datetime.now(UTC), crm=None)
+    [finding] = inspection.findings
+    assert finding.code == "XML009" and finding.message.startswith(f"the input is {named}")
+    _, problems = load_trust(data, None)
+    assert [f.code for f in problems] == ["XML002"] and named in problems[0].message

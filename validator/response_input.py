@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from metadata.bindings import BindingError, decode_base64, inflate
+from metadata.sniff import not_xml_kind
 from metadata.xml import MESSAGE_LIMITS, PASTED_LIMITS
 from validator.checks.input import BAD_BASE64, EMPTY, NOT_A_RESPONSE_INPUT, TOO_LARGE
 from validator.findings import Finding, Rule
@@ -55,6 +56,9 @@ def read_response_input(data: bytes) -> tuple[ResponseInput, ...] | InputRefusal
     text = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text:
         return InputRefusal(EMPTY, "the input is empty")
+    kind = not_xml_kind(text)
+    if kind is not None:  # named, rather than "not valid base64: character '%' at position 0"
+        return InputRefusal(NOT_A_RESPONSE_INPUT, f"the input is {kind}, not a SAML response")
     try:
         if text.startswith(b"<"):
             return (ResponseInput(data, "xml"),)
