@@ -4,7 +4,10 @@ A *pending request* is an accepted AuthnRequest waiting for a login; it is taken
 store exactly once, so a login started in one gunicorn worker completes in another and can
 never be completed twice. An *IdP session* (cookie ``idp_session``) gives SSO across SPs
 until logout or ForceAuthn. Each IdP session keeps the last messages posted to its browser
-(:class:`Sent`): ``/debug`` shows them, and the ``replay`` fault sends one again.
+(:class:`Sent`): ``/debug`` shows them, and the ``replay`` fault sends one again. It also keeps,
+per SP, the last NameIDs and the SessionIndex it gave that SP (:class:`IssuedName`): a transient
+NameID is random and a persistent one pairwise, so the SP's LogoutRequest is matched against those
+records (``idp/slo.py``), never against the persona's own nameid.
 """
 
 from __future__ import annotations
@@ -67,6 +70,36 @@ class Session:
 
 
 @dataclass(frozen=True)
+class IssuedName:
+    """The NameID an IdP session gave one SP (SAML Core §2.2.2), with the SessionIndex of that
+    assertion: what the SP's LogoutRequest must name (Core §3.7.1). Qualifiers are None when the
+    NameID was issued without them (their defaults: the IdP, and that SP)."""
+
+    value: str
+    format: str
+    name_qualifier: str | None
+    sp_name_qualifier: str | None
+    session_index: str
+
+
+ISSUED = "issued"
+"""Store namespace of the :class:`IssuedName` lists, one per IdP session and SP."""
+ISSUED_KEPT = 5
+"""NameIDs kept per IdP session and SP: a transient one is new in every response, and an SP may
+still hold an earlier one (a login it did not complete, a passive check in another tab)."""
+
+
+def _issued_key(sid: str, sp: str) -> str:
+    return f"{sid} {sp}"  # a session ID is URL-safe base64: never a space
+
+
+def issued_to(idp: IdPState, sid: str, sp: str) -> list[IssuedName]:
+    """The NameIDs the IdP session `sid` last gave the SP `sp` (at most ISSUED_KEPT), newest first."""
+    raw = idp.store.get(ISSUED, _issued_key(sid, sp)) if sid else None
+    return [IssuedName(**kept) for kept in json.loads(raw)["names"]] if raw else []
+
+
+@dataclass(frozen=True)
 class Sent:
     """One message posted to an SP through this browser in an IdP session."""
 
@@ -112,20 +145,30 @@ def start_session(idp: IdPState, persona: Persona) -> tuple[str, Session]:
 
 def end_session(idp: IdPState, sid: str) -> None:
     idp.store.delete("session", sid)
+    for sp in idp.registry:  # a handful of SPs; what a session gave them goes with it
+        idp.store.delete(ISSUED, _issued_key(sid, sp.entity_id))
+
+
+def issued_name(idp: IdPState, sp: RegisteredSP, pending: Pending, persona: Persona, session: Session) -> IssuedName:
+    """The NameID the response to `pending` gives `persona` at `sp` (a transient one is drawn here)."""
+    # Core §3.4.1.1: an explicit NameIDPolicy Format wins; then the SP's, the persona's, the vendor's.
+    nameid_format = pending.nameid_format if pending.nameid_format not in (None, UNSPECIFIED) else (
+        sp.options.nameid_format or persona.nameid_format or idp.vendor.nameid_format
+    )
+    return IssuedName(value=nameid_value(idp, persona, sp.entity_id, nameid_format), format=nameid_format,
+                      name_qualifier=None, sp_name_qualifier=None, session_index=session.session_index)
 
 
 def persona_response(
     idp: IdPState, sp: RegisteredSP, pending: Pending, persona: Persona, session: Session,
-    faults: Sequence[Fault] = (),
+    faults: Sequence[Fault] = (), name: IssuedName | None = None,
 ) -> bytes:
     """The signed (and, if the SP wants it, encrypted) response for a signed-in persona, shaped by
-    the vendor profile and broken by `faults` (checked with :func:`fault_problem` beforehand)."""
+    the vendor profile and broken by `faults` (checked with :func:`fault_problem` beforehand).
+    `name`: its NameID, from :func:`issued_name` (drawn here when not given)."""
     options, vendor = sp.options, idp.vendor
     key = idp.key  # read once: it is read from the key folder
-    # Core §3.4.1.1: an explicit NameIDPolicy Format wins; then the SP's, the persona's, the vendor's.
-    nameid_format = pending.nameid_format if pending.nameid_format not in (None, UNSPECIFIED) else (
-        options.nameid_format or persona.nameid_format or vendor.nameid_format
-    )
+    name = name or issued_name(idp, sp, pending, persona, session)
     claims = vendor.claims(persona, entity_id=idp.entity_id)
     if options.name_format is not None:
         claims = tuple(replace(claim, name_format=options.name_format) for claim in claims)
@@ -135,9 +178,9 @@ def persona_response(
         destination=pending.acs,
         audience=sp.entity_id,
         in_response_to=pending.request_id,
-        nameid=nameid_value(idp, persona, sp.entity_id, nameid_format),
-        nameid_format=nameid_format,
-        session_index=session.session_index,
+        nameid=name.value,
+        nameid_format=name.format,
+        session_index=name.session_index,
         claims=claims,
         lifetime_seconds=idp.settings.server.assertion_lifetime,
         sign=options.sign or vendor.sign,
@@ -168,16 +211,26 @@ def sent(idp: IdPState, sid: str | None) -> list[Sent]:
     return [Sent(**kept) for kept in json.loads(raw)["records"]] if raw else []
 
 
-def _keep_sent(idp: IdPState, sid: str, message: Sent, *, started: Session | None) -> None:
+def _keep_sent(idp: IdPState, sid: str, message: Sent, *, started: Session | None,
+               issued: IssuedName | None) -> None:
     # The last SENT_KEPT, kept as long as the IdP session (a list in the store would never expire).
-    # A session `started` for this message has kept nothing yet; it is stored in the same write.
+    # A session `started` for this message has kept nothing yet; it is stored in the same write,
+    # and so is the NameID the message `issued` to its SP (one record per SP: two SPs signing in
+    # at once in one session never overwrite each other's), with the last ones it gave that SP.
     lifetime = idp.settings.server.session_lifetime
     kept = [message, *([] if started else sent(idp, sid)[:SENT_KEPT - 1])]
-    debug = ("debug", sid, json.dumps({"records": [vars(m) for m in kept]}).encode(), lifetime)
-    if started is None:
-        idp.store.put(*debug)
+    debug = json.dumps({"records": [vars(m) for m in kept]}).encode()
+    items: list[tuple[str, str, bytes, float | None]] = [("debug", sid, debug, lifetime)]
+    if started is not None:
+        items.insert(0, record_item("session", sid, started, lifetime))
+    if issued is not None:
+        names = [issued, *([] if started else [n for n in issued_to(idp, sid, message.sp) if n != issued])]
+        value = json.dumps({"names": [vars(n) for n in names[:ISSUED_KEPT]]}).encode()
+        items.append((ISSUED, _issued_key(sid, message.sp), value, lifetime))
+    if len(items) == 1:
+        idp.store.put(*items[0])
     else:
-        idp.store.put_many([record_item("session", sid, started, lifetime), debug])
+        idp.store.put_many(items)
 
 
 def previous_response(idp: IdPState, sid: str | None, sp: RegisteredSP, persona: Persona) -> bytes | None:
@@ -217,13 +270,15 @@ def no_passive(idp: IdPState, sp: RegisteredSP, pending: Pending) -> bytes:
 
 def post_form(idp: IdPState, sid: str | None, pending: Pending, sp: RegisteredSP, xml: bytes,
               *, label: str = "SAML response", param: str = "SAMLResponse", persona: Persona | None = None,
-              started: Session | None = None) -> Response:
+              started: Session | None = None, issued: IssuedName | None = None) -> Response:
     """The auto-POST form that carries the response to the registered ACS (SECURITY.md §5), kept
     in the IdP session `sid` (if any) as the response of `persona` (if any). `started` is the
-    record of `sid` when :func:`start_session` made it for this response: it is stored here."""
+    record of `sid` when :func:`start_session` made it for this response: it is stored here, and so
+    is the NameID the response `issued` to `sp` (what its LogoutRequest must name)."""
     if sid:
         _keep_sent(idp, sid, Sent(at=idp.clock().isoformat(), sp=sp.entity_id, acs=pending.acs, label=label,
-                                  xml=xml.decode(), persona=persona.id if persona else None), started=started)
+                                  xml=xml.decode(), persona=persona.id if persona else None),
+                   started=started, issued=issued)
     log.info("response to %s at %s (InResponseTo %s)", sp.entity_id, pending.acs, pending.request_id)
     parts = urlsplit(pending.acs)
     origin = f"{parts.scheme}://{parts.netloc}"

@@ -1,10 +1,17 @@
 """``/slo``: SP-initiated single logout (SAML Core §3.7), HTTP-Redirect and HTTP-POST.
 
-A LogoutRequest signed with a certificate of its SP ends the IdP session at once. One that cannot
-be authenticated (its SP has no signing certificate) ends nothing by itself: the NameID is no
-secret and any site can send the request (logout CSRF), so the person is asked on a same-origin
-page whose form posts a CSRF token to ``/slo/confirm``. Either way the SP then gets a signed
-LogoutResponse at its registered SingleLogoutService.
+A LogoutRequest signed with a certificate of its SP ends the IdP session at once. One that is not
+signed ends nothing by itself: the NameID is no secret and any site can send the request (logout
+CSRF), so the person is asked on a same-origin page whose form posts a CSRF token to
+``/slo/confirm``. An SP whose metadata says it signs its requests (``AuthnRequestsSigned``), or any
+SP when the IdP requires signed requests, must sign: its unsigned LogoutRequest is refused, and so
+is every signature that does not verify. An SP that publishes a signing key but does not sign
+(Shibboleth with ``signing="false"``, samlify by default) is asked about like one without a key.
+
+The request must name what this browser's IdP session gave that SP (:class:`flow.IssuedName`):
+the NameID's value and Format, its qualifiers when the request carries them, and the SessionIndex
+when it gives any; anything else is refused. Either way the SP then gets a signed LogoutResponse at
+its registered SingleLogoutService.
 """
 
 from __future__ import annotations
@@ -25,11 +32,16 @@ from metadata.bindings import (
     encode_redirect,
 )
 from metadata.errors import UnsafeXML
-from metadata.saml import BINDING_POST, BINDING_REDIRECT, SAML, SAMLP, SUCCESS
+from metadata.saml import BINDING_POST, BINDING_REDIRECT, SAML, SAMLP, SUCCESS, UNSPECIFIED
 from metadata.signing import sign, signature_method_for
 from metadata.write import xs_datetime
-from metadata.xml import text_of
-from validator.checks.request import finding_for_binding_error, finding_for_unsafe_request, request_signature
+from metadata.xml import REQUEST_LIMITS, parse_untrusted, signed_bytes_limits, text_of
+from validator.checks.request import (
+    SignatureCheck,
+    finding_for_binding_error,
+    finding_for_unsafe_request,
+    request_signature,
+)
 
 from . import flow
 from .assertion import serialize, valid_in_response_to
@@ -42,6 +54,7 @@ from .state import IdPState, secret_token, state
 blueprint = Blueprint("slo", __name__)
 log = logging.getLogger("idp")
 
+ANOTHER_USER = "the LogoutRequest names another user than the one signed in"
 WAITING = "logout"
 """Store namespace of the logouts waiting for the person's confirmation."""
 
@@ -65,6 +78,14 @@ def slo() -> Response:
         return request_error([finding_for_binding_error(exc)])
     except UnsafeXML as exc:
         return request_error([finding_for_unsafe_request(exc)])
+    try:
+        return _logout(idp, message)
+    except UnsafeXML as exc:  # the signed bytes, parsed again
+        return request_error([finding_for_unsafe_request(exc)])
+
+
+def _logout(idp: IdPState, message: RedirectMessage | PostMessage) -> Response:
+    """Answer a decoded LogoutRequest: refuse it, ask the person, or end the session at once."""
     root = message.tree.getroot()
     if root.tag != f"{{{SAMLP}}}LogoutRequest":
         return render_page("expired.html", status=400)
@@ -72,12 +93,18 @@ def slo() -> Response:
     sp = idp.registry.get(text_of(issuer_element).strip() if issuer_element is not None else None)
     if sp is None:
         return _refused("the LogoutRequest's Issuer is not a registered service provider", status=400)
+    checked = request_signature(message, sp.sp)
+    refusal = _signature_refusal(idp, sp, checked)
+    if refusal is not None:
+        return _refused(refusal, status=400)
+    if checked.signed_xml is not None:  # a verified POST signature: read what was signed (SECURITY.md §2)
+        root = parse_untrusted(checked.signed_xml, signed_bytes_limits(REQUEST_LIMITS)).getroot()
     existing = flow.current_session(idp)
-    refusal = _refusal(idp, message, root, sp, existing)
+    refusal = _name_refusal(idp, root, sp, existing[0]) if existing is not None else None
     if refusal is not None:
         return _refused(refusal, status=400)
     request_id, relay_state = root.get("ID"), message.relay_state
-    if existing is not None and not sp.sp.signing_certificates:
+    if existing is not None and checked.status != "verified":
         return _confirmation(idp, sp, existing, request_id, relay_state)
     if existing is not None:
         flow.end_session(idp, existing[0])
@@ -106,18 +133,63 @@ def _refused(reason: str, *, status: int) -> Response:
     return render_page("logout_refused.html", status=status, reason=reason)
 
 
-def _refusal(idp: IdPState, message: RedirectMessage | PostMessage, root: etree._Element,
-             sp: RegisteredSP, existing: tuple[str, flow.Session] | None) -> str | None:
-    """Why this LogoutRequest must not be answered at all, or None when it may."""
-    if sp.sp.signing_certificates:
-        checked = request_signature(message, sp.sp)
-        if checked.status != "verified":
-            return f"the LogoutRequest's signature was not verified: {checked.message}"
-    if existing is not None:
-        persona = idp.personas.get(existing[1].persona)
-        nameid = root.find(f"{{{SAML}}}NameID")
-        if persona is None or nameid is None or text_of(nameid).strip() != persona.nameid:
-            return "the LogoutRequest names another user than the one signed in"
+def must_sign(idp: IdPState, sp: RegisteredSP) -> bool:
+    """Whether this SP's requests must be signed: its metadata says it signs them
+    (``AuthnRequestsSigned``), or the IdP requires signed requests from every SP."""
+    return sp.sp.authn_requests_signed or idp.settings.server.require_signed_requests
+
+
+def _signature_refusal(idp: IdPState, sp: RegisteredSP, checked: SignatureCheck) -> str | None:
+    """Why this LogoutRequest's signature (or its lack) forbids answering it at all; None when it
+    may be answered: verified, or unsigned (or signed for an SP without a key) from an SP that
+    need not sign, which only asks the person (:func:`_confirmation`)."""
+    if checked.status == "verified":
+        return None
+    if checked.status == "missing":
+        if must_sign(idp, sp):
+            return (f"the LogoutRequest is not signed, and {sp.entity_id} must sign its requests (its metadata says "
+                    "AuthnRequestsSigned=\"true\", or this IdP requires signed requests)")
+        return None
+    if checked.status == "not-checked" and not sp.sp.signing_certificates and not must_sign(idp, sp):
+        return None  # signed, but the SP has no key to check it with: as good as unsigned
+    return f"the LogoutRequest's signature was not verified: {checked.message}"
+
+
+def _name_refusal(idp: IdPState, root: etree._Element, sp: RegisteredSP, sid: str) -> str | None:
+    """Why this LogoutRequest does not name what the IdP session `sid` gave `sp` (Core §3.7.1), or
+    None when it does: one of the NameIDs the session gave that SP (:func:`_nameid_mismatch`; a
+    transient one is new in every response), and its SessionIndex when the request gives any."""
+    issued = flow.issued_to(idp, sid, sp.entity_id)
+    if not issued:
+        return f"{ANOTHER_USER}: this browser's IdP session gave {sp.entity_id} no NameID"
+    nameid = root.find(f"{{{SAML}}}NameID")
+    if nameid is None:
+        return f"{ANOTHER_USER}: it carries no NameID"
+    named = next((name for name in issued if _nameid_mismatch(idp, nameid, sp, name) is None), None)
+    if named is None:
+        return f"{ANOTHER_USER}: {_nameid_mismatch(idp, nameid, sp, issued[0])}"
+    indexes = [text_of(e).strip() for e in root.findall(f"{{{SAMLP}}}SessionIndex")]
+    if indexes and named.session_index not in indexes:
+        return (f"the LogoutRequest names another session than the one signed in: SessionIndex "
+                f"{', '.join(repr(i) for i in indexes)}, while this browser's IdP session is {named.session_index!r}")
+    return None
+
+
+def _nameid_mismatch(idp: IdPState, nameid: etree._Element, sp: RegisteredSP, issued: flow.IssuedName) -> str | None:
+    """How `nameid` differs from the one `issued` to `sp`, or None. The value must be equal; the
+    Format too, unless the request leaves it unspecified (Core §8.3.1: its interpretation is left to
+    the implementation); a qualifier only when given, against the one issued or, when none was, its
+    default (Core §8.3.7: the IdP, and that SP)."""
+    value, given_format = text_of(nameid).strip(), nameid.get("Format") or UNSPECIFIED
+    if value != issued.value or given_format not in (UNSPECIFIED, issued.format):
+        return (f"NameID {value!r} (Format {given_format}), while this browser's IdP session last gave "
+                f"{sp.entity_id} the NameID {issued.value!r} (Format {issued.format})")
+    qualifiers = (("NameQualifier", issued.name_qualifier or idp.entity_id),
+                  ("SPNameQualifier", issued.sp_name_qualifier or sp.entity_id))
+    for attribute, expected in qualifiers:
+        given = nameid.get(attribute)
+        if given is not None and given != expected:
+            return f"its NameID's {attribute} {given!r} is not {expected!r}, the one this NameID was issued with"
     return None
 
 

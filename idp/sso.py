@@ -155,6 +155,7 @@ def signed_in(idp: IdPState, sid: str, session: flow.Session, sp: RegisteredSP, 
                                  lambda faults: flow.fault_problem(idp, sp, persona, faults) is None,
                                  armed=maybe_armed)
     label = f"signed in as {persona.id}" + (f" · faults: {', '.join(f.id for f in chosen)}" if chosen else "")
+    name = None  # a replay issues no new NameID: the one it repeats was recorded when first sent
     if chosen and chosen[0].id == "replay":
         earlier = request.cookies.get(flow.SESSION_COOKIE)
         xml = flow.previous_response(idp, sid, sp, persona) or flow.previous_response(idp, earlier, sp, persona)
@@ -163,9 +164,10 @@ def signed_in(idp: IdPState, sid: str, session: flow.Session, sp: RegisteredSP, 
                 f"fault 'replay' sends this browser's previous response for {persona.id} to this SP again, and there "
                 "is none yet: sign in once without it first"))
     else:
-        xml = flow.persona_response(idp, sp, pending, persona, session, chosen)
+        name = flow.issued_name(idp, sp, pending, persona, session)
+        xml = flow.persona_response(idp, sp, pending, persona, session, chosen, name=name)
     response = flow.post_form(idp, sid, pending, sp, xml, label=label, persona=persona,
-                              started=session if new_cookie else None)
+                              started=session if new_cookie else None, issued=name)
     if new_cookie:
         set_session_cookie(idp, response, sid)
     return response

@@ -185,3 +185,40 @@ def test_a_logout_request_signed_by_another_key_is_refused(tmp_path: Path) -> No
 
 def test_without_a_session_an_unsigned_request_is_answered_at_once(app: Flask) -> None:
     assert_logout_response(app.test_client().get(logout_path()))  # nothing to end, nothing to ask
+
+
+def test_an_unsigned_request_from_an_sp_with_a_key_that_need_not_sign_only_asks(tmp_path: Path) -> None:
+    """Shibboleth with signing="false", samlify by default: a signing key in the metadata, no signature
+    on the LogoutRequest, and no AuthnRequestsSigned="true". The person is asked, not turned away."""
+    app = idp_for(tmp_path, signing=make_keypair("sp.example.com"))
+    client = signed_in(app)
+    fields = logout_confirmation(client.get(logout_path(), headers=CROSS_SITE))
+    assert still_signed_in(client)
+    assert_logout_response(client.post("/slo/confirm", data=fields))
+    assert not still_signed_in(client)
+
+
+def test_an_sp_whose_metadata_says_it_signs_must_sign_its_logout_request(tmp_path: Path) -> None:
+    sp_key = make_keypair("sp.example.com")
+    (tmp_path / "sp.xml").write_text(sp_metadata(signing=sp_key).replace(
+        "<md:SPSSODescriptor ", '<md:SPSSODescriptor AuthnRequestsSigned="true" '))
+    app = make_idp(tmp_path, sps=(ServiceProvider(metadata="sp.xml"),))
+    client = app.test_client()  # its AuthnRequest must be signed too
+    signed_request = authn_request(destination=f"{IDP_BASE}/sso")
+    login_as(client, client.get(redirect_path(signed_request, key_pem=sp_key.key_pem)).headers["Location"])
+    refused = client.get(logout_path())
+    assert refused.status_code == 400 and "must sign its requests" in refused.get_data(as_text=True)
+    probe = authn_request(request_id="_probe", destination=f"{IDP_BASE}/sso")
+    assert client.get(redirect_path(probe, key_pem=sp_key.key_pem)).status_code == 200  # still signed in
+    assert_logout_response(client.get(logout_path(key=sp_key)))
+
+
+def test_a_logout_request_naming_another_nameid_is_refused(app: Flask) -> None:
+    client = signed_in(app)
+    path = sso_path(encode_redirect(logout_request(nameid="bob@example.com"), param="SAMLRequest",
+                                    destination=f"{IDP_BASE}/slo"))
+    refused = client.get(path)
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "names another user than the one signed in" in text
+    assert "bob@example.com" in text and "alice@example.com" in text  # what was named, and what was given
+    assert still_signed_in(client)
