@@ -149,8 +149,11 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "NO_COLOR": "1"}
+def run(command: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """`command` in bash from `cwd`, with a home of its own (the sweep keeps its history in the user's
+    data folder: never the real user's)."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "NO_COLOR": "1",
+           "HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share")}
     env = {k: v for k, v in env.items() if not k.startswith("VALIDATOR_")}  # the README's reader sets none
     return subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
@@ -159,7 +162,7 @@ def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("command", RUN, ids=[f"README:{c.line}" for c in RUN])
 def test_the_readme_command_runs_from_a_fresh_clone_with_the_exit_code_it_says(command: Command,
                                                                                clone: Path) -> None:
-    result = run(command.text, clone)
+    result = run(command.text, clone, clone.parent / "home")
     assert result.returncode == command.exit_code, (
         f"README line {command.line}: {command.text}\nexit {result.returncode}, the README says {command.exit_code}"
         f"\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}")
@@ -178,9 +181,9 @@ def test_the_sample_crm_record_is_the_ready_example_partner() -> None:
 def test_the_demo_hint_runs_where_it_was_printed(where: str, clone: Path, tmp_path: Path) -> None:
     """`make demo` runs `saml-validate demo` at the repository's root; a user may run it anywhere."""
     cwd = ROOT if where == "root" else tmp_path
-    demo = run("saml-validate demo", cwd)
+    demo = run("saml-validate demo", cwd, tmp_path)
     assert demo.returncode == 0, demo.stderr
     hint = re.search(r"`([^`]+)` would exit (\d+)", demo.stderr)
     assert hint is not None, demo.stderr
-    result = run(hint.group(1), cwd)
+    result = run(hint.group(1), cwd, tmp_path)
     assert result.returncode == int(hint.group(2)), f"{hint.group(1)}\n{result.stdout[-2000:]}{result.stderr}"
