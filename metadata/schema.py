@@ -194,6 +194,17 @@ _idle: dict[SchemaKind, list[etree.XMLSchema]] = {"metadata": [], "protocol": []
 _lock = threading.Lock()
 
 
+def prepare(kind: SchemaKind, count: int) -> None:
+    """Compile schemas of `kind` until `count` are ready, before threads start. Compiling swaps
+    libxml2's process-wide entity loader, so a compile while another thread parses can make an
+    import of the shipped schemas "not resolve" (a sweep's threads did, about one run in six):
+    a caller that runs up to `count` validations at once calls this first, and no thread then
+    compiles while others parse."""
+    with _lock:
+        while len(_idle[kind]) < count:
+            _idle[kind].append(_compile(kind))
+
+
 @contextmanager
 def _checked_out(kind: SchemaKind) -> Iterator[etree.XMLSchema]:
     with _lock:

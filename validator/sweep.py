@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from metadata.config import FORMATS as RECORD_SUFFIXES
 from metadata.crm import load_crm
 from metadata.errors import CRMRecordError
+from metadata.schema import prepare as prepare_schemas
 from metadata.store import Store
 from validator.errors import UsageError
 from validator.findings import Severity
@@ -93,6 +94,7 @@ def run_sweep(
 ) -> SweepResult:
     """Sweep every record in `folder`; `progress` is called (in this thread) as each partner finishes."""
     entries = _load(record_files(folder))
+    prepare_schemas("metadata", options.concurrency)  # no compile while the threads parse (metadata.schema)
     results: dict[Path, PartnerResult] = {}
     with ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="sweep") as pool:
         futures: dict[Future[PartnerResult], Path] = {

@@ -141,6 +141,10 @@ def create_app(
                       staff_pages.blueprint, staff_records.blueprint, staff_sso_module.blueprint):
         app.register_blueprint(blueprint)
     access.check_declared(app)
+    from metadata.schema import prepare
+
+    for kind in ("metadata", "protocol"):  # compiled before any request thread parses (metadata.schema)
+        prepare(kind, 4)
     app.register_error_handler(HTTPException, http_error)
     app.before_request(guard)
     app.after_request(csrf.set_cookie)
