@@ -65,3 +65,20 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The container image (docs/deploy.md). The wheels of the project and of every dependency are built
+# here first (build/wheels, git-ignored), then `docker build` runs with no network inside: it copies
+# them in. BASE selects the base image, any with CPython 3.11 (the host's wheels are for 3.11), e.g.
+# `make image BASE=saml-preflight-base:bookworm`: a Debian root from debootstrap, where no image
+# registry is reachable (docs/deploy.md, "No image registry"). async-timeout is named because redis
+# needs it on Python < 3.11.3, which Debian bookworm's 3.11.2 is and a newer host 3.11 is not.
+# The install stage's image, left untagged by the legacy builder, is removed after each build.
+BASE ?= python:3.11-slim
+IMAGE ?= saml-preflight:local
+DOCKER ?= docker
+.PHONY: image
+image: $(STAMP)
+	rm -rf build/wheels
+	$(BIN)/pip wheel --quiet --disable-pip-version-check --wheel-dir build/wheels . 'async-timeout>=4.0.3'
+	$(DOCKER) build --force-rm --network=none --build-arg BASE=$(BASE) --tag $(IMAGE) .
+	$(DOCKER) image prune --force --filter label=saml-preflight.stage=install >/dev/null
