@@ -2,10 +2,10 @@
 
 :func:`build_response` follows the Web Browser SSO profile (SAML Profiles §4.1.4.2): an
 Issuer, a Subject with a bearer SubjectConfirmation (Recipient, NotOnOrAfter, InResponseTo),
-Conditions with an AudienceRestriction, an AuthnStatement and the claims. The assertion is
-signed before the response, so that both signatures verify; an encrypted assertion is
-signed inside and encrypted after (SAML Core §6.2). Time and IDs are injected, so a test
-that pins both and signs nothing gets byte-stable output.
+Conditions with an AudienceRestriction, an AuthnStatement and the claims, written in a
+product's :class:`Shape`. The assertion is signed before the response, so that both signatures
+verify; an encrypted assertion is signed inside and encrypted after (SAML Core §6.2). Time and
+IDs are injected, so a test that pins both and signs nothing gets byte-stable output.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import xmlsec
 from cryptography import x509
@@ -35,6 +35,7 @@ from metadata.saml import (
     SAMLP,
     STATUS_PREFIX,
     SUCCESS,
+    XS,
 )
 from metadata.signing import RSA_SHA256, SHA256, sign
 from metadata.write import new_id, xs_datetime
@@ -42,8 +43,10 @@ from metadata.xml import MESSAGE_LIMITS, parse_untrusted
 
 from .errors import IdPResponseError
 
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
 __all__ = [
-    "Claim", "IdPResponseError", "ResponseSpec", "SigningKey", "build_response", "decrypt_assertion",
+    "Claim", "IdPResponseError", "ResponseSpec", "Shape", "SigningKey", "build_response", "decrypt_assertion",
     "new_id", "serialize", "to_post_value", "valid_in_response_to",
 ]
 
@@ -84,8 +87,7 @@ class Claim:
     values: tuple[str, ...]
     """Each value becomes one AttributeValue; several make the claim multi-valued."""
     name_format: str | None = "unspecified"
-    """``unspecified``, ``basic``, ``uri``, a full NameFormat URI, or None to leave NameFormat out
-    (SAML Core §2.7.3.1 then reads it as unspecified; Entra ID sends it so)."""
+    """``unspecified``, ``basic``, ``uri``, a NameFormat URI, or None: left out (Core §2.7.3.1: unspecified)."""
     friendly_name: str | None = None
 
     def __post_init__(self) -> None:
@@ -95,6 +97,41 @@ class Claim:
     @property
     def name_format_uri(self) -> str | None:
         return None if self.name_format is None else NAME_FORMATS.get(self.name_format, self.name_format)
+
+
+IdKind = Literal["response", "assertion", "session"]
+_same_id: Callable[[str, IdKind], str] = lambda value, kind: value  # noqa: E731
+
+
+@dataclass(frozen=True, kw_only=True)
+class Shape:
+    """How an IdP product writes what a :class:`ResponseSpec` says; the default is the test IdP's own."""
+
+    saml: str | None = "saml"
+    """Prefix of the assertion namespace; None: the default namespace (Entra ID, AD FS)."""
+    samlp: str = "samlp"
+    saml_on_response: bool = True
+    """The Response declares the assertion namespace too; otherwise the Issuer and Assertion do."""
+    ids: Callable[[str, IdKind], str] = _same_id
+    """The product's ID form, made from an injected ID (so pinned IDs still give pinned output)."""
+    not_before_skew: int = 0
+    """Seconds Conditions/@NotBefore lies before the issue instant."""
+    lifetime: int = 300
+    """The product's default assertion lifetime in seconds (a setting may override it)."""
+    confirmation_seconds: int | None = None
+    """The bearer SubjectConfirmationData's lifetime when it differs from the Conditions' (AD FS)."""
+    confirmation_order: tuple[str, ...] = ("InResponseTo", "NotOnOrAfter", "Recipient")
+    xsi_type: str | None = None
+    """``xs:string`` or ``xs:anyType`` on each AttributeValue, with xs and xsi declared there; None: none."""
+    authn_context: str = PASSWORD_PROTECTED_TRANSPORT
+    attributes_first: bool = False
+    """AttributeStatement before AuthnStatement (.NET products, Google, Auth0)."""
+
+    def __post_init__(self) -> None:
+        if self.lifetime <= 0 or self.not_before_skew < 0 or (self.confirmation_seconds or 1) <= 0:
+            raise IdPResponseError("a shape's lifetimes must be positive and its skew not negative")
+        if sorted(self.confirmation_order) != ["InResponseTo", "NotOnOrAfter", "Recipient"]:
+            raise IdPResponseError(f"confirmation_order must hold the three attributes: {self.confirmation_order}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,7 +151,8 @@ class ResponseSpec:
     nameid: str
     nameid_format: str
     session_index: str
-    authn_context: str = PASSWORD_PROTECTED_TRANSPORT
+    authn_context: str | None = None
+    """The AuthnContextClassRef; None: the shape's (PasswordProtectedTransport by default)."""
     claims: tuple[Claim, ...] = ()
     lifetime_seconds: int = 300
     """How long the assertion and the bearer confirmation stay valid after `now`."""
@@ -127,6 +165,8 @@ class ResponseSpec:
     status_message: str | None = None
     authn_instant: datetime | None = None
     """When the user logged in (an SSO session may be older than the response); `now` if None."""
+    shape: Shape = Shape()
+    """How the IdP product writes the response (prefixes, ID form, time window, order …)."""
 
     def __post_init__(self) -> None:
         if self.lifetime_seconds <= 0:
@@ -161,12 +201,15 @@ def build_response(
     is then sent as a saml:EncryptedAssertion. `edit` changes the whole response before
     anything is signed, so the signatures cover the change (the faults of :mod:`idp.faults`).
     """
+    shape = spec.shape
     instant = xs_datetime(now)
-    expires = xs_datetime(now + timedelta(seconds=spec.lifetime_seconds))
     in_response_to = spec.in_response_to if valid_in_response_to(spec.in_response_to) else None
 
-    response = etree.Element(f"{{{SAMLP}}}Response", nsmap={"samlp": SAMLP, "saml": SAML})
-    response.set("ID", new_id())
+    nsmap: dict[Any, str] = {shape.samlp: SAMLP}  # a None key is the default namespace
+    if shape.saml_on_response and shape.saml is not None:
+        nsmap[shape.saml] = SAML
+    response = etree.Element(f"{{{SAMLP}}}Response", nsmap=nsmap)
+    response.set("ID", shape.ids(new_id(), "response"))
     if in_response_to is not None:
         response.set("InResponseTo", in_response_to)
     response.set("Version", "2.0")
@@ -177,7 +220,7 @@ def build_response(
 
     success = spec.status[0] == SUCCESS
     if success:
-        assertion = _assertion(spec, instant, expires, in_response_to, new_id(), now)
+        assertion = _assertion(spec, in_response_to, shape.ids(new_id(), "assertion"), now)
         response.append(assertion)
     if edit is not None:
         edit(response)
@@ -192,9 +235,12 @@ def build_response(
     return response
 
 
-def _issuer(spec: ResponseSpec) -> etree._Element:
-    # SAML Profiles §4.1.4.2: the Issuer's Format is omitted or entity.
-    issuer = etree.Element(f"{{{SAML}}}Issuer")
+def _issuer(spec: ResponseSpec, *, declare: bool = True) -> etree._Element:
+    # SAML Profiles §4.1.4.2: the Issuer's Format is omitted or entity. `declare`: the Issuer
+    # declares the assertion namespace itself when its parent has not (the shape decides).
+    shape = spec.shape
+    own = declare and (shape.saml is None or not shape.saml_on_response)
+    issuer = etree.Element(f"{{{SAML}}}Issuer", nsmap=_declaring(shape) if own else None)
     if spec.issuer_format is not None:
         issuer.set("Format", spec.issuer_format)
     issuer.text = spec.issuer
@@ -211,51 +257,76 @@ def _status(spec: ResponseSpec) -> etree._Element:
     return status
 
 
-def _assertion(
-    spec: ResponseSpec, instant: str, expires: str, in_response_to: str | None, assertion_id: str, now: datetime
-) -> etree._Element:
-    assertion = etree.Element(f"{{{SAML}}}Assertion", nsmap={"saml": SAML})
+def _assertion(spec: ResponseSpec, in_response_to: str | None, assertion_id: str, now: datetime) -> etree._Element:
+    shape = spec.shape
+    assertion = etree.Element(f"{{{SAML}}}Assertion", nsmap=_declaring(shape))
     assertion.set("ID", assertion_id)
     assertion.set("Version", "2.0")
-    assertion.set("IssueInstant", instant)
-    assertion.append(_issuer(spec))
+    assertion.set("IssueInstant", xs_datetime(now))
+    assertion.append(_issuer(spec, declare=False))
+    assertion.append(_subject(spec, in_response_to, now))
 
-    subject = etree.SubElement(assertion, f"{{{SAML}}}Subject")
-    etree.SubElement(subject, f"{{{SAML}}}NameID", Format=spec.nameid_format).text = spec.nameid
-    confirmation = etree.SubElement(subject, f"{{{SAML}}}SubjectConfirmation", Method=BEARER)
-    # Profiles §4.1.4.2: bearer data has Recipient and NotOnOrAfter, InResponseTo when solicited,
-    # and no NotBefore.
-    data = etree.SubElement(confirmation, f"{{{SAML}}}SubjectConfirmationData")
-    if in_response_to is not None:
-        data.set("InResponseTo", in_response_to)
-    data.set("NotOnOrAfter", expires)
-    data.set("Recipient", spec.destination)
-
-    # NotBefore is the issue instant: no back-dating, so an SP's clock skew shows up in tests.
-    conditions = etree.SubElement(assertion, f"{{{SAML}}}Conditions", NotBefore=instant, NotOnOrAfter=expires)
+    # NotBefore is back-dated by the product's own skew allowance (none by default, so that an
+    # SP's clock skew shows up in tests); SAML Core §2.5.1.2.
+    expires = xs_datetime(now + timedelta(seconds=spec.lifetime_seconds))
+    not_before = xs_datetime(now - timedelta(seconds=shape.not_before_skew))
+    conditions = etree.SubElement(assertion, f"{{{SAML}}}Conditions", NotBefore=not_before, NotOnOrAfter=expires)
     restriction = etree.SubElement(conditions, f"{{{SAML}}}AudienceRestriction")
     etree.SubElement(restriction, f"{{{SAML}}}Audience").text = spec.audience
 
-    authn = etree.SubElement(assertion, f"{{{SAML}}}AuthnStatement")
+    statements = [_authn_statement(spec, now)]
+    if spec.claims:  # the schema wants at least one Attribute in an AttributeStatement
+        statements.insert(0 if shape.attributes_first else 1, _attribute_statement(spec))
+    assertion.extend(statements)
+    return assertion
+
+
+def _declaring(shape: Shape) -> dict[Any, str]:
+    return {shape.saml: SAML}  # a None key is the default namespace
+
+
+def _subject(spec: ResponseSpec, in_response_to: str | None, now: datetime) -> etree._Element:
+    subject = etree.Element(f"{{{SAML}}}Subject")
+    etree.SubElement(subject, f"{{{SAML}}}NameID", Format=spec.nameid_format).text = spec.nameid
+    confirmation = etree.SubElement(subject, f"{{{SAML}}}SubjectConfirmation", Method=BEARER)
+    # Profiles §4.1.4.2: bearer data has Recipient and NotOnOrAfter, InResponseTo when solicited,
+    # and no NotBefore. Its window is the Conditions' unless the product makes it shorter.
+    seconds = min(spec.lifetime_seconds, spec.shape.confirmation_seconds or spec.lifetime_seconds)
+    values = {"InResponseTo": in_response_to, "NotOnOrAfter": xs_datetime(now + timedelta(seconds=seconds)),
+              "Recipient": spec.destination}
+    data = etree.SubElement(confirmation, f"{{{SAML}}}SubjectConfirmationData")
+    for name in spec.shape.confirmation_order:
+        if values[name] is not None:
+            data.set(name, str(values[name]))
+    return subject
+
+
+def _authn_statement(spec: ResponseSpec, now: datetime) -> etree._Element:
+    authn = etree.Element(f"{{{SAML}}}AuthnStatement")
     authn.set("AuthnInstant", xs_datetime(spec.authn_instant or now))
     authn.set("SessionIndex", spec.session_index)
     context = etree.SubElement(authn, f"{{{SAML}}}AuthnContext")
-    etree.SubElement(context, f"{{{SAML}}}AuthnContextClassRef").text = spec.authn_context
+    etree.SubElement(context, f"{{{SAML}}}AuthnContextClassRef").text = spec.authn_context or spec.shape.authn_context
+    return authn
 
-    if spec.claims:  # the schema wants at least one Attribute in an AttributeStatement
-        statement = etree.SubElement(assertion, f"{{{SAML}}}AttributeStatement")
-        for claim in spec.claims:
-            attribute = etree.SubElement(statement, f"{{{SAML}}}Attribute", Name=claim.name)
-            if claim.name_format_uri is not None:
-                attribute.set("NameFormat", claim.name_format_uri)
-            if claim.friendly_name is not None:
-                attribute.set("FriendlyName", claim.friendly_name)
-            for value in claim.values:
-                # No xsi:type="xs:string": exclusive c14n would drop the xs prefix declaration
-                # (used only inside an attribute value), leaving the signed bytes unparseable
-                # as typed XML. AttributeValue is xs:anyType, so plain text is schema-valid.
-                etree.SubElement(attribute, f"{{{SAML}}}AttributeValue").text = value
-    return assertion
+
+def _attribute_statement(spec: ResponseSpec) -> etree._Element:
+    xsi_type = spec.shape.xsi_type
+    statement = etree.Element(f"{{{SAML}}}AttributeStatement")
+    for claim in spec.claims:
+        attribute = etree.SubElement(statement, f"{{{SAML}}}Attribute", Name=claim.name)
+        if claim.name_format_uri is not None:
+            attribute.set("NameFormat", claim.name_format_uri)
+        if claim.friendly_name is not None:
+            attribute.set("FriendlyName", claim.friendly_name)
+        for value in claim.values:
+            # AttributeValue is xs:anyType, so plain text is schema-valid; the products that type it
+            # declare xs and xsi on the value itself. Exclusive c14n then leaves the xs declaration
+            # (used only inside an attribute value) out of the signed bytes, as theirs does: an SP
+            # that re-parses only the signed bytes as typed XML fails on the real product too.
+            typed = {"nsmap": {"xs": XS, "xsi": XSI}, "attrib": {f"{{{XSI}}}type": xsi_type}} if xsi_type else {}
+            etree.SubElement(attribute, f"{{{SAML}}}AttributeValue", **typed).text = value  # type: ignore[arg-type]
+    return statement
 
 
 def _sign(element: etree._Element, spec: ResponseSpec, key: SigningKey) -> None:
