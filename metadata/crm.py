@@ -28,7 +28,7 @@ MAX_BYTES = 64 * 1024
 to read, and records may be uploaded to the web app."""
 
 Vendor = Literal[
-    "okta", "entra", "adfs", "google", "ping", "onelogin", "keycloak",
+    "okta", "entra", "adfs", "google", "ping", "pingfederate", "onelogin", "keycloak",
     "shibboleth", "simplesamlphp", "jumpcloud", "auth0", "other",
 ]  # fmt: skip
 VENDORS: tuple[str, ...] = get_args(Vendor)

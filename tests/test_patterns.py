@@ -139,6 +139,7 @@ def _hostile() -> dict[str, tuple[Callable[[str], object], list[str]]]:
     from validator.checks.metadata import parse_datetime
     from validator.framing import Origin, _matches
     from validator.nearmiss import claim_key, uri_difference
+    from validator.vendor import _INFER, detect
     from validator.web.login_request import REQUEST_ID
     from validator.web.state import _after_body_tag
     from validator.web.testsp import TOKEN
@@ -156,13 +157,24 @@ def _hostile() -> dict[str, tuple[Callable[[str], object], list[str]]]:
                       ["https://" + "/" * n, "urn:" + ":" * n, "1." * (n // 2) + "x"]),
         "test-login cookie": (TOKEN.fullmatch, ["a" * 5 * n, "a" * 5 * n + "!"]),
         "test-login request ID": (REQUEST_ID.fullmatch, ["_" + "a" * 5 * n, "_" + "0" * 5 * n]),
+        # the product told from the entity ID, endpoints and certificate subjects, and the metadata
+        # URL inferred from them (issue 16): every vendor pattern and parse over one hostile value
+        "vendor detection": (lambda v: detect(v, [v, v], [v]),
+                             ["https://" + "a" * n, "https://h" + "/app/x" * (n // 6), "https://h/" + "/" * n,
+                              "https://" + "a." * (n // 2) + "okta.com/", "urn:" + "a" * n + ".auth0.com!",
+                              "https://h" + "/metaAlias/SSOPOST" * (n // 17), "OU=" * (n // 3)]),
+        "metadata URL inference": (lambda v: [infer(v, [v, v]) for infer in _INFER.values()],
+                                   ["https://h" + "/realms/r" * (n // 9), "https://h" + "/idp/profile/" * (n // 13),
+                                    "https://h" + "/saml2/idp/" * (n // 11), "https://sts.windows.net/" + "a" * n,
+                                    "https://h/" + "/adfs/ls" * (n // 8), "https://[" + ":" * n]),
         # dev mode's banner finds <body> in a page; scanned, not searched with [^>]*
         "dev banner's body tag": (_after_body_tag, ["<body" * (n // 5), "<BODY " * (5 * n // 6), "<bodyx" * n]),
     }
 
 
 @pytest.mark.parametrize("name", ["redact_url", "login type IDs joined", "xs:dateTime", "frame-ancestors source",
-                                  "near miss", "test-login cookie", "test-login request ID", "dev banner's body tag"])
+                                  "near miss", "test-login cookie", "test-login request ID", "dev banner's body tag",
+                                  "vendor detection", "metadata URL inference"])
 def test_patterns_over_a_partners_text_are_linear_on_mebibytes_of_it(name: str) -> None:
     function, inputs = _hostile()[name]
 
