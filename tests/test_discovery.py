@@ -76,10 +76,15 @@ def test_csp_policies_and_directives_are_read_as_browsers_read_them(csp: str, ex
     assert read_headers("https://idp.example/sso", 200, {"content-security-policy": csp}).frame_ancestors == expected
 
 
-def test_okta_needs_an_okta_domain() -> None:
-    open_probe = FrameProbe("https://evil.example/app/a/b/sso/saml", 200)
-    elsewhere = iframe_verdict("okta", open_probe, PORTAL, "https://evil.example/app/a/b/sso/saml")
-    assert elsewhere.verdict == "no" and "is not an Okta domain" in elsewhere.evidence
+def test_okta_on_a_custom_domain_is_possible_with_the_trusted_origin_step() -> None:
+    # The rule allows the org's custom domain (issue 16): possible, once confirmed and configured.
+    open_probe = FrameProbe("https://login.acme.example/app/a/b/sso/saml", 200)
+    elsewhere = iframe_verdict("okta", open_probe, PORTAL, "https://login.acme.example/app/a/b/sso/saml")
+    assert elsewhere.verdict == "possible" and "is not an Okta domain" in elsewhere.evidence
+    assert "custom domain" in elsewhere.evidence
+    assert "Trusted Origin with the 'iFrame embed' scope" in elsewhere.evidence
+    blocked = FrameProbe("https://login.acme.example/sso", 200, x_frame_options="DENY")
+    assert iframe_verdict("okta", blocked, PORTAL, "https://login.acme.example/sso").verdict == "no"
     okta = iframe_verdict("okta", open_probe, PORTAL, "https://acme.okta.com/app/a/b/sso/saml")
     assert okta.verdict == "possible"
 
@@ -126,7 +131,9 @@ def test_a_real_okta_file_answers_the_five_questions(corpus: Path) -> None:
     text = render_markdown(ws)  # type: ignore[arg-type]
     assert "| Which identity provider? | Okta<br>evidence: " in text
     assert "| The IdP entity ID | http://www.okta.com/" in text
-    assert "| The metadata XML URL | not known: ask the partner" in text
+    # inferred from the SSO URL's app ID (issue 16), labelled so, and not fetched without a probe policy
+    assert "| The metadata XML URL | https://trial-1022863.okta.com/app/exkdoocxa1VmjpXmX697/sso/saml/metadata" \
+           "<br>inferred, not given: " in text
     assert "HTTP-Redirect: https://trial-102286.okta.com/app/" in text or "HTTP-POST: https://" in text
     assert "**Possible, when configured.**" in text and "Audience URI (SP Entity ID)" in text
     draft = ws.draft  # type: ignore[attr-defined]

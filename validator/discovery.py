@@ -4,6 +4,9 @@ a draft CRM record.
 
 Everything here is pure; the one live request, the framing probe of the sign-in URL, is
 :func:`validator.framing.probe_framing`.
+When the framing probe ran (it carries its fetch policy), the metadata URL inferred from the
+product's fixed pattern is asked too, through the same SSRF-safe fetcher:
+:func:`validator.framing.probe_metadata_url`.
 The metadata checks themselves run as for ``saml-validate metadata``; the worksheet is built
 from that inspection's model (the entity, its endpoints and certificates), and carries the
 report assembled from it.
@@ -25,11 +28,19 @@ from metadata.saml import BINDING_POST, BINDING_REDIRECT, EMAIL
 from metadata.urls import redact_url
 from metadata.xml import visible
 from validator.findings import Severity
-from validator.framing import FrameProbe, Origin
+from validator.framing import FrameProbe, Origin, probe_metadata_url
 from validator.inspection import MetadataInspection
 from validator.metadata_facts import CertificateRow, MetadataFacts
 from validator.report import Report
-from validator.vendor import Detection, Setting, detect_vendor, setting
+from validator.vendor import (
+    Detection,
+    PublishedMetadata,
+    Setting,
+    detect_vendor,
+    endpoint_urls,
+    published_metadata,
+    setting,
+)
 
 Verdict = Literal["possible", "no"]
 
@@ -41,6 +52,8 @@ class IframeVerdict:
     """What the product allows, whatever its headers say today."""
     evidence: str
     """What the live probe saw, or why there was none."""
+    alternatives: str | None = None
+    """When the login cannot sit in an iframe: what the portal can do instead."""
 
 
 _OKTA_DOMAIN = re.compile(r"\.(okta|oktapreview|okta-emea)\.com$")
@@ -49,6 +62,12 @@ _OKTA_RULE = ("Okta allows its sign-in page in an iframe only on an Okta domain 
               "'iFrame embed' scope (Security › API › Trusted Origins).")
 _ENTRA_RULE = "Entra ID forbids framing its sign-in pages; the portal must send the user there in the full window."
 _OTHER_RULE = "Only Okta supports the portal's iframe embedding; with any other IdP the login uses the full window."
+_ALTERNATIVES = ("Instead of an iframe, the portal can open the IdP's sign-in in a new window (a pop-up opened on "
+                 "the user's click) that closes once the login is done, or send the whole page to the IdP (a "
+                 "top-level redirect) and take the user back to the portal after the login.")
+_CUSTOM_DOMAIN = ("if it is the org's custom domain (confirm it with the partner), embedding works there as on the "
+                  "Okta domain: turn on 'Allow iFrame embedding' and add the portal's origin as a Trusted Origin "
+                  "with the 'iFrame embed' scope")
 
 
 def probe_evidence(probe: FrameProbe | None, portal_origin: str | None) -> str:
@@ -72,18 +91,25 @@ def iframe_verdict(vendor_key: str | None, probe: FrameProbe | None, portal_orig
     evidence = probe_evidence(probe, portal_origin)
     if vendor_key == "okta":
         return _okta_verdict(evidence, probe, portal_origin, sign_in)
-    return IframeVerdict("no", _ENTRA_RULE if vendor_key == "entra" else _OTHER_RULE, evidence)
+    return IframeVerdict("no", _ENTRA_RULE if vendor_key == "entra" else _OTHER_RULE, evidence, _ALTERNATIVES)
 
 
 def _okta_verdict(evidence: str, probe: FrameProbe | None, portal_origin: str | None,
                   sign_in: str | None) -> IframeVerdict:
-    host = urlsplit(sign_in).hostname or "" if sign_in else ""
-    if sign_in and not _OKTA_DOMAIN.search(host):
-        return IframeVerdict("no", _OKTA_RULE, f"the sign-in URL's host {host!r} is not an Okta domain; if it is the "
-                             f"org's custom domain, confirm it with the partner; {evidence}")
+    host = _host(sign_in) if sign_in else ""
+    custom = f"the sign-in URL's host {host!r} is not an Okta domain: {_CUSTOM_DOMAIN}; " if sign_in and not (
+        _OKTA_DOMAIN.search(host)) else ""
     blocked = probe is not None and probe.forbids(portal_origin) is True
-    return IframeVerdict("no" if blocked else "possible", _OKTA_RULE, evidence + (
-        "; add the portal's origin as a Trusted Origin with 'iFrame embed'" if blocked else ""))
+    return IframeVerdict("no" if blocked else "possible", _OKTA_RULE, custom + evidence + (
+        "; add the portal's origin as a Trusted Origin with 'iFrame embed'" if blocked else ""),
+        _ALTERNATIVES if blocked else None)
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -102,10 +128,15 @@ class Worksheet:
     """Their report, as ``saml-validate metadata`` shows it."""
     crm: CRMRecord | None
     metadata_url: str | None
+    """The metadata URL given (the source, or the CRM record's); an inferred one is `published`."""
     iframe: IframeVerdict
     hints: tuple[Hint, ...]
     draft: str
     """A draft CRM record (TOML) pre-filled from the metadata."""
+    published: PublishedMetadata | None = None
+    """Without a given metadata URL: where the product publishes it (inferred), or that it publishes none."""
+    published_probe: str | None = None
+    """What the inferred URL answered when probing is on; None when it was not asked."""
 
     @property
     def entity(self) -> EntityDescriptor | None:
@@ -173,9 +204,15 @@ def build_worksheet(inspection: MetadataInspection, report: Report, crm: CRMReco
         None if inspection.entity is not None else crm.idp.vendor if crm else None)
     portal = str(Origin.of(crm.sp.acs_url)) if crm else None
     url = metadata_url or (crm.idp.metadata_url if crm else None)
+    entity = inspection.entity
+    published = published_metadata(vendor_key, entity.entity_id, endpoint_urls(entity)) if (
+        entity is not None and url is None) else None
+    asked = None
+    if published is not None and published.probe_url and probe is not None and probe.policy is not None:
+        asked = probe_metadata_url(published.probe_url, entity.entity_id if entity else "", probe.policy)
     verdict = iframe_verdict(vendor_key, probe, portal, sign_in_url(inspection))
     return Worksheet(inspection, report, crm, url, verdict, setup_hints(vendor_key, crm),
-                     draft_record(inspection, crm, url))
+                     draft_record(inspection, crm, url, published), published, asked)
 
 
 def setup_hints(vendor_key: str | None, crm: CRMRecord | None) -> tuple[Hint, ...]:
@@ -192,8 +229,19 @@ def setup_hints(vendor_key: str | None, crm: CRMRecord | None) -> tuple[Hint, ..
         ids = ", ".join(f"{i} ({name})" for i, name in crm.login_type_ids.items()) if crm and claim.login_type else ""
         value = f"{claim.name} (exactly; values: one of {ids})" if ids else f"{claim.name} (exactly, this case)"
         hints.append(hint("Claim" if claim.required else "Optional claim", "claim", value))
+    hints += login_type_hints(crm)
     hints.append(hint("Where sign-in starts", "sign_on", "the portal's login page: SP-initiated only"))
     return tuple(hints)
+
+
+def login_type_hints(crm: CRMRecord | None) -> list[Hint]:
+    """The record's login types, ID → role name: the value the IdP sends for each role."""
+    if crm is None or not crm.login_types:
+        return []
+    claim = next((c.name for c in crm.claims if c.login_type), None)
+    where = (f"the value of the {claim!r} claim for the users of this role" if claim else
+             "the login type ID the portal issued for this role")
+    return [Hint("Login type ID → role", where, f"{t.id} → {t.name}") for t in crm.login_types]
 
 
 def _toml(value: str) -> str:
@@ -204,7 +252,8 @@ def _toml(value: str) -> str:
                    for ch in json.dumps(value, ensure_ascii=False))
 
 
-def draft_record(inspection: MetadataInspection, crm: CRMRecord | None, metadata_url: str | None) -> str:
+def draft_record(inspection: MetadataInspection, crm: CRMRecord | None, metadata_url: str | None,
+                 published: PublishedMetadata | None = None) -> str:
     """A CRM record pre-filled from the metadata's model; what only the portal knows says TODO."""
     entity = inspection.entity
     source = visible(inspection.shown, one_line=True)  # a comment line stays one line
@@ -221,6 +270,7 @@ def draft_record(inspection: MetadataInspection, crm: CRMRecord | None, metadata
         "",
         "[idp]",
         *_draft_idp(entity, crm, metadata_url),
+        *_draft_published(published),
         *_draft_claims(entity, crm),
         *_draft_login_types(crm),
     ]
@@ -243,6 +293,13 @@ def _draft_idp(entity: EntityDescriptor | None, crm: CRMRecord | None, metadata_
     if chosen:
         lines.append(f"nameid_format = {_toml(chosen)}")
     return lines
+
+
+def _draft_published(published: PublishedMetadata | None) -> list[str]:
+    """An inferred metadata URL, commented out: trust is taken from it only once the partner confirms it."""
+    if published is None or published.url is None:
+        return []
+    return [f"# metadata_url = {_toml(published.url)}  # inferred, not given: confirm it with the partner"]
 
 
 def _draft_sso_url(location: str | None) -> list[str]:

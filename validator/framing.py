@@ -9,8 +9,9 @@ policy only the first ``frame-ancestors`` directive counts (CSP Level 3 §2.2.1)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
 
 from metadata.fetch import FetchError, FetchPolicy, fetch
 
@@ -49,6 +50,9 @@ class FrameProbe:
     """The sources of each CSP policy's first ``frame-ancestors`` directive, as sent."""
     error: str | None = None
     """Why the URL could not be asked (the headers are then unknown)."""
+    policy: FetchPolicy | None = field(default=None, compare=False, repr=False)
+    """The fetch policy the probe ran under, for the worksheet's other live question (the inferred
+    metadata URL); None for a probe not made by :func:`probe_framing`, which then asks nothing more."""
 
     def forbids(self, origin: str | None) -> bool | None:
         """Whether a page of `origin` is refused as the frame's parent; None when unknown."""
@@ -116,13 +120,31 @@ def probe_framing(url: str, policy: FetchPolicy | None = None) -> FrameProbe:
     An error status still carries its headers: an IdP answers such a bare request with a 400
     page, framed or not exactly as its real sign-in page is.
     """
+    policy = policy or FetchPolicy()
     try:
-        result = fetch(url, policy or FetchPolicy())
+        result = fetch(url, policy)
     except FetchError as exc:
         if exc.kind != "status":
-            return FrameProbe(url, error=exc.message)
+            return FrameProbe(url, error=exc.message, policy=policy)
         status = exc.diagnostics.get("status")
         found = exc.diagnostics.get("framing_headers", [])
         headers = dict(h.split(": ", 1) for h in (found if isinstance(found, list) else []))
-        return read_headers(url, status if isinstance(status, int) else None, headers)
-    return read_headers(url, result.status, result.headers)
+        probe = read_headers(url, status if isinstance(status, int) else None, headers)
+    else:
+        probe = read_headers(url, result.status, result.headers)
+    return FrameProbe(probe.url, probe.status, probe.x_frame_options, probe.frame_ancestors, policy=policy)
+
+
+def probe_metadata_url(url: str, entity_id: str, policy: FetchPolicy) -> str:
+    """What an inferred metadata URL answered, through the SSRF-safe fetcher: whether it serves
+    metadata naming `entity_id`. Said in a sentence; never raises."""
+    try:
+        result = fetch(url, policy)
+    except FetchError as exc:
+        return f"not confirmed: {exc.message}"
+    body = result.body
+    if b"EntityDescriptor" not in body:
+        return f"not confirmed: {url} answered HTTP {result.status} with no SAML metadata"
+    named = escape(entity_id).encode("utf-8", "replace") in body
+    return (f"confirmed: {url} answered HTTP {result.status} with SAML metadata "
+            + ("naming this entity ID" if named else "for another entity ID: ask the partner which is theirs"))

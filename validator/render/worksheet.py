@@ -34,10 +34,31 @@ def answers(ws: Worksheet) -> list[tuple[str, list[str]]]:
 
 def raw_answers(ws: Worksheet) -> list[tuple[str, list[str]]]:
     """The five discovery questions and their answers, values exactly as found."""
-    url = [ws.metadata_url or "not known: ask the partner for the URL their IdP publishes its metadata at"]
     sso = [f"{binding_name(e.binding)}: {redact_url(e.location)}" for e in ws.sso] or [
         "no SingleSignOnService in the metadata"]
-    return list(zip(QUESTIONS, (_who(ws), _claims(ws), _entity(ws), url, sso), strict=True))
+    return list(zip(QUESTIONS, (_who(ws), _claims(ws), _entity(ws), _metadata_url(ws), sso), strict=True))
+
+
+def metadata_url_source(ws: Worksheet) -> str:
+    """Where the metadata URL answer comes from: given, inferred, none published, or unknown."""
+    if ws.metadata_url:
+        return "given"
+    if ws.published is None:
+        return "unknown"
+    return "inferred" if ws.published.url else "none published"
+
+
+def _metadata_url(ws: Worksheet) -> list[str]:
+    source = metadata_url_source(ws)
+    if source == "given":
+        return [str(ws.metadata_url)]
+    if ws.published is None:
+        return ["not known: ask the partner for the URL their IdP publishes its metadata at"]
+    if ws.published.url is None:
+        return [ws.published.how]
+    probed = ws.published_probe or "not probed (--no-probe, or no sign-in URL to probe first)"
+    return [ws.published.url, f"inferred, not given: {ws.published.how}; confirm it with the partner",
+            f"probe: {probed}"]
 
 
 def _who(ws: Worksheet) -> list[str]:
@@ -139,6 +160,7 @@ def render_markdown(ws: Worksheet) -> str:
     verdict = {"possible": "Possible, when configured", "no": "No"}[ws.iframe.verdict]
     lines += ["", "## Can the portal embed the login in an iframe?", "", f"**{verdict}.** {ws.iframe.rule}", "",
               f"Live check: {_cell(ws.iframe.evidence)}", "",
+              *([ws.iframe.alternatives, ""] if ws.iframe.alternatives else []),
               f"## Setup, in {_cell(ws.vendor_name) if ws.vendor_name else 'the IdP'}'s words", "",
               "| Set | Where | Value |", "|---|---|---|"]
     lines += [f"| {_cell(h.what)} | {_cell(h.where)} | {_cell(h.value)} |" for h in ws.hints]
@@ -169,6 +191,7 @@ def render_worksheet_text(ws: Worksheet) -> str:
     lines += ["", "Can the portal embed the login in an iframe?", "",
               *_wrapped(f"{verdict}. {ws.iframe.rule}"),
               *_wrapped(f"Live check: {shown(ws.iframe.evidence, one_line=True)}"),
+              *(_wrapped(ws.iframe.alternatives) if ws.iframe.alternatives else []),
               "", f"Setup, in {shown(ws.vendor_name) if ws.vendor_name else 'the IdP'}'s words"]
     for h in ws.hints:
         lines += ["", f"  {shown(h.what, one_line=True)}", *_wrapped(f"where: {shown(h.where, one_line=True)}", "    "),
@@ -207,7 +230,8 @@ def render_worksheet_html(ws: Worksheet, *, warn_days: int = 30) -> str:
         "certificates": certs,
         # Drawn by our own renderer, which escapes every text it places.
         "timeline": Markup(timeline) if timeline else None,  # noqa: S704
-        "iframe": ws.iframe,
+        # The page shows the alternatives after the rule (the template knows one rule line).
+        "iframe": replace(ws.iframe, rule=" ".join(filter(None, (ws.iframe.rule, ws.iframe.alternatives)))),
         "iframe_evidence": shown(ws.iframe.evidence, one_line=True),
         "vendor": shown(ws.vendor_name) if ws.vendor_name else "the IdP",
         "hints": [(shown(h.what), shown(h.where), shown(h.value, one_line=True)) for h in ws.hints],
@@ -231,7 +255,12 @@ def worksheet_json(ws: Worksheet) -> dict[str, Plain]:
     return {
         "schema": "saml-preflight/discovery/v1",
         "answers": [{"question": q, "answer": list[Plain](lines)} for q, lines in raw_answers(ws)],
-        "iframe": {"verdict": ws.iframe.verdict, "rule": ws.iframe.rule, "evidence": ws.iframe.evidence},
+        "iframe": {"verdict": ws.iframe.verdict, "rule": ws.iframe.rule, "evidence": ws.iframe.evidence,
+                   "alternatives": ws.iframe.alternatives},
+        "metadata_url": {"source": metadata_url_source(ws),
+                         "url": ws.metadata_url or (ws.published.url if ws.published else None),
+                         "how": ws.published.how if ws.published and not ws.metadata_url else None,
+                         "probe": ws.published_probe},
         "setup": [{"what": h.what, "where": h.where, "value": h.value} for h in ws.hints],
         "signing_certificates": _certificates(ws),
         "draft_crm": ws.draft,
