@@ -166,7 +166,9 @@ def _hostile() -> dict[str, tuple[Callable[[str], object], list[str]]]:
         "metadata URL inference": (lambda v: [infer(v, [v, v]) for infer in _INFER.values()],
                                    ["https://h" + "/realms/r" * (n // 9), "https://h" + "/idp/profile/" * (n // 13),
                                     "https://h" + "/saml2/idp/" * (n // 11), "https://sts.windows.net/" + "a" * n,
-                                    "https://h/" + "/adfs/ls" * (n // 8), "https://[" + ":" * n]),
+                                    "https://h/" + "/adfs/ls" * (n // 8), "https://[" + ":" * n,
+                                    "https://h" + "/SSOPOST/metaAlias" * (n // 17),
+                                    "https://auth.pingone.com/" + "a" * n]),
         # dev mode's banner finds <body> in a page; scanned, not searched with [^>]*
         "dev banner's body tag": (_after_body_tag, ["<body" * (n // 5), "<BODY " * (5 * n // 6), "<bodyx" * n]),
     }

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from metadata.certs import CertificateError, CertificateFacts
 from metadata.model import EntityDescriptor
@@ -88,11 +88,6 @@ def _path(value: str) -> str:
     return parts.path if parts is not None else ""
 
 
-def _host(value: str) -> str:
-    parts = _split(value)
-    return parts.hostname or "" if parts is not None else ""
-
-
 _PING_CLOUD = ("pingone.com", "pingone.eu", "pingone.asia", "pingone.ca", "pingidentity.com")
 _OPENAM_SERVICES = {"SSORedirect", "SSOPOST", "SSOSoap", "IDPSloRedirect", "IDPSloPOST", "IDPSloSoap"}
 
@@ -101,12 +96,12 @@ def _pingfederate(path: str) -> Callable[[str], bool]:
     """PingFederate's fixed runtime path, on a host of the partner's own (PingOne's cloud hosts
     serve the same paths for PingOne classic)."""
     def test(value: str) -> bool:
-        host = _host(value)
+        host = (_split(value) or urlsplit("")).hostname or ""
         return _path(value) == path and not any(host == d or host.endswith("." + d) for d in _PING_CLOUD)
     return test
 
 
-def _openam(value: str) -> bool:
+def _openam_url(value: str) -> bool:
     """An OpenAM / ForgeRock AM endpoint: …/<service>/metaAlias/<realm…>/<alias>."""
     segments = _path(value).split("/")
     return any(s == "metaAlias" and i > 0 and segments[i - 1] in _OPENAM_SERVICES for i, s in enumerate(segments))
@@ -116,7 +111,7 @@ def _openam(value: str) -> bool:
 _PARSED: list[tuple[str, str, Callable[[str], bool], str]] = [
     ("pingfederate", "url", _pingfederate("/idp/SSO.saml2"), "PingFederate endpoint /idp/SSO.saml2"),
     ("pingfederate", "url", _pingfederate("/idp/SLO.saml2"), "PingFederate endpoint /idp/SLO.saml2"),
-    ("forgerock", "url", _openam, "OpenAM/ForgeRock endpoint …/<service>/metaAlias/<alias>"),
+    ("forgerock", "url", _openam_url, "OpenAM/ForgeRock endpoint …/<service>/metaAlias/<alias>"),
     ("vmware", "entity", lambda v: _path(v).startswith("/websso/SAML2/Metadata/"),
      "entity ID …/websso/SAML2/Metadata/<domain>"),
     ("vmware", "url", lambda v: _path(v).startswith(("/websso/SAML2/SSO/", "/websso/SAML2/SLO/")),
@@ -207,7 +202,7 @@ def _entra(entity_id: str, urls: Sequence[str]) -> PublishedMetadata | None:
     tenant = parts.path.strip("/") if parts is not None and parts.hostname == "sts.windows.net" else ""
     if len(tenant) != 36 or tenant.strip("0123456789abcdefABCDEF-"):
         return None
-    hosts = [h for h in map(_host, urls) if h.startswith("login.microsoftonline.")]
+    hosts = [h for h in (p.hostname or "" for p in filter(None, map(_split, urls))) if h.startswith("login.microsoftonline.")]
     base = f"https://{hosts[0] if hosts else 'login.microsoftonline.com'}/{tenant}/federationmetadata/2007-06/" \
            "federationmetadata.xml"
     return PublishedMetadata(f"{base}?appid=<the portal app's Application ID>",
@@ -264,6 +259,25 @@ def _simplesamlphp(entity_id: str, urls: Sequence[str]) -> PublishedMetadata | N
     return None
 
 
+def _pingone(entity_id: str, urls: Sequence[str]) -> PublishedMetadata | None:
+    parts = _split(entity_id)
+    env = parts.path.strip("/") if parts is not None and (parts.hostname or "").startswith("auth.pingone.") else ""
+    return PublishedMetadata(f"{_origin(parts)}/{env}/saml20/metadata/<the portal app's ID>", "PingOne's "
+                             "/<environment>/saml20/metadata/<app>; the app's 'IDP Metadata URL' on its Configuration "
+                             "tab gives it whole") if parts is not None and env and "/" not in env else None
+
+
+def _openam(entity_id: str, urls: Sequence[str]) -> PublishedMetadata | None:
+    for parts in filter(None, map(_split, urls)):
+        base, found, alias = parts.path.partition("/metaAlias/")
+        if found and _openam_url(parts.geturl()):
+            realm = "/" + alias.rpartition("/")[0]
+            return _inferred(f"{_origin(parts)}{base.rpartition('/')[0]}/saml2/jsp/exportmetadata.jsp?entityid="
+                             f"{quote(entity_id, safe='')}&realm={quote(realm, safe='/')}",
+                             "OpenAM's saml2/jsp/exportmetadata.jsp for the entity ID and the realm of its metaAlias")
+    return None
+
+
 def _entity_is_url(how: str) -> Callable[[str, Sequence[str]], PublishedMetadata | None]:
     def infer(entity_id: str, urls: Sequence[str]) -> PublishedMetadata | None:
         return _inferred(entity_id, how) if _split(entity_id) is not None else None
@@ -279,7 +293,7 @@ _NONE_PUBLISHED = {
 }
 _INFER: dict[str, Callable[[str, Sequence[str]], PublishedMetadata | None]] = {
     "okta": _okta, "entra": _entra, "adfs": _adfs, "onelogin": _onelogin, "keycloak": _keycloak,
-    "shibboleth": _shibboleth, "simplesamlphp": _simplesamlphp,
+    "shibboleth": _shibboleth, "simplesamlphp": _simplesamlphp, "ping": _pingone, "forgerock": _openam,
     "vmware": _entity_is_url("vCenter SSO's entity ID is its metadata URL (/websso/SAML2/Metadata/<domain>)"),
     "openconext": _entity_is_url("EngineBlock's entity ID is its metadata URL"),
 }
@@ -330,8 +344,7 @@ _SETTINGS: dict[Setting, dict[str, str]] = {
     "onelogin": "OneLogin › the portal app › Configuration › 'Audience (EntityID)'",
     "keycloak": "Keycloak › Clients › the portal client › 'Client ID'",
         "ping": "PingOne › Applications › the portal app › Configuration › 'Entity ID'",
-        "pingfederate": "PingFederate › SP Connections › the portal's connection › General Info › 'Partner's "
-                        "Entity ID (Connection ID)'",
+        "pingfederate": "PingFederate › SP Connections › the portal's connection › 'Partner's Entity ID'",
     },
     "acs": {
     "okta": "Okta › the portal app › General › SAML Settings › 'Single sign-on URL' (and 'Recipient URL' / "
@@ -367,8 +380,7 @@ _SETTINGS: dict[Setting, dict[str, str]] = {
         "google": "Google Admin console › the portal app › Service provider details › 'Start URL' (optional)",
         "onelogin": "OneLogin › the portal app › Configuration › 'Login URL'",
         "keycloak": "Keycloak › Clients › the portal client › 'Home URL'",
-        "pingfederate": "PingFederate › the portal's SP connection › Browser SSO › SAML Profiles: "
-                        "'SP-Initiated SSO'",
+        "pingfederate": "PingFederate › the portal's SP connection › Browser SSO › 'SP-Initiated SSO'",
     },
 }
 _DEFAULT_SETTING: dict[Setting, str] = {

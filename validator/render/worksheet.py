@@ -56,7 +56,9 @@ def _metadata_url(ws: Worksheet) -> list[str]:
         return ["not known: ask the partner for the URL their IdP publishes its metadata at"]
     if ws.published.url is None:
         return [ws.published.how]
-    probed = ws.published_probe or "not probed (--no-probe, or no sign-in URL to probe first)"
+    probed = ws.published_probe or ("not probed (--no-probe, or no sign-in URL to probe first)"
+                                    if ws.published.probe_url else
+                                    "not probed: the URL needs a value only the partner has")
     return [ws.published.url, f"inferred, not given: {ws.published.how}; confirm it with the partner",
             f"probe: {probed}"]
 
