@@ -186,8 +186,8 @@ def test_a_login_with_any_error_records_no_signer(pair: Pair) -> None:
 
 def claim_table(html: str) -> list[tuple[str, str, str, str]]:
     """The result page's claim table: (claim, actual, status, codes) per row."""
-    return [(name, actual, status, codes) for name, actual, status, codes in re.findall(
-        r'<tr><td class="mono">([^<]*)</td><td>[^<]*</td><td class="mono">([^<]*)</td>\s*'
+    return [(name.replace("<wbr>", ""), actual, status, codes) for name, actual, status, codes in re.findall(
+        r'<tr><td class="mono claim-name"[^>]*>((?:[^<]|<wbr>)*)</td><td>[^<]*</td><td class="mono">([^<]*)</td>\s*'
         r'<td class="[^"]*">([^<]*?)(?: <span class="mono">\(([^)<]*)\)</span>)?</td></tr>', html)]
 
 

@@ -141,15 +141,20 @@ def create_app(
                       staff_pages.blueprint, staff_records.blueprint, staff_sso_module.blueprint):
         app.register_blueprint(blueprint)
     access.check_declared(app)
-    from metadata.schema import prepare
-
-    for kind in ("metadata", "protocol"):  # compiled before any request thread parses (metadata.schema)
-        prepare(kind, 4)
+    _prepare_schemas()
     app.register_error_handler(HTTPException, http_error)
     app.before_request(guard)
     app.after_request(csrf.set_cookie)
     app.after_request(security_headers)
     return app
+
+
+def _prepare_schemas() -> None:
+    """Schemas compiled before any request thread parses (:func:`metadata.schema.prepare`)."""
+    from metadata.schema import prepare
+
+    for kind in ("metadata", "protocol"):
+        prepare(kind, 4)
 
 
 def _has_staff(store: Store) -> bool:
