@@ -327,10 +327,10 @@ log "IdP metadata fetched from $IDP/metadata (certificate ${cert_before:0:24}…
 out=$(printf '%s\n' "$STAFF_PASSWORD" | compose run --rm -T validator-cli staff add "$STAFF_EMAIL" 2>&1) \
     || { printf '%s\n' "$out"; die "staff add failed"; }
 log "staff add: $(printf '%s\n' "$out" | grep -v -i -e '^Creating' -e 'network' | tail -n 1)"
-# Each gunicorn worker looks for a first staff account at most every 5 s (sign-in turns on without a
+# Each gunicorn worker looks for a first staff account at most once a second (sign-in turns on without a
 # restart); until every worker has, one of them still refuses requests from outside the container
-# with 403 "No sign-in configured". 6 s after the account exists, every worker's next request looks.
-sleep 6
+# with 403 "No sign-in configured". 2 s after the account exists, every worker's next request looks.
+sleep 2
 result=$(browser login) || die "test login: $result"
 login_id=${result%% *}
 log "test login: $result"

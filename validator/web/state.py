@@ -112,12 +112,12 @@ def web() -> WebState:
     return value
 
 
-SIGN_IN_RECHECK_SECONDS = 5.0
+SIGN_IN_RECHECK_SECONDS = 1.0
 
 
 def sign_in_required() -> bool:
     """Whether access control is on: configured so at start, or a staff account has been added
-    since (``saml-validate staff add`` on the same store; looked for at most every 5 seconds, so
+    since (``saml-validate staff add`` on the same store; looked for at most once a second, so
     the first account turns sign-in on without a restart). Once on, it stays on."""
     import time
 
