@@ -134,7 +134,9 @@ def current_session(idp: IdPState) -> tuple[str, Session] | None:
 
 
 def new_session(idp: IdPState, persona: Persona) -> Session:
-    return Session(persona=persona.id, authn_instant=idp.clock().isoformat(), session_index=idp.new_id())
+    # The SessionIndex in the vendor's form, kept as sent so that a LogoutRequest naming it matches.
+    return Session(persona=persona.id, authn_instant=idp.clock().isoformat(),
+                   session_index=idp.vendor.shape.ids(idp.new_id(), "session"))
 
 
 def start_session(idp: IdPState, persona: Persona) -> tuple[str, Session]:
@@ -182,10 +184,11 @@ def persona_response(
         nameid_format=name.format,
         session_index=name.session_index,
         claims=claims,
-        lifetime_seconds=idp.settings.server.assertion_lifetime,
+        lifetime_seconds=idp.settings.server.assertion_lifetime or vendor.shape.lifetime,
         sign=options.sign or vendor.sign,
         signature_method=signature_method_for(key.key_pem),
         authn_instant=session.authn_datetime,
+        shape=vendor.shape,
     )
     plan = Plan(spec=spec, now=idp.clock(), key=key, new_id=idp.new_id, uri_form=vendor.uri_form,
                 encrypt_for=sp.encryption_certificate if options.encrypt else None,
@@ -260,6 +263,7 @@ def status_response(idp: IdPState, sp: RegisteredSP, pending: Pending, status: s
         audience=sp.entity_id, in_response_to=pending.request_id,
         nameid="-", nameid_format=EMAIL, session_index="-", sign=sp.options.sign or idp.vendor.sign,
         signature_method=signature_method_for(key.key_pem), status=(top, status), status_message=message,
+        shape=idp.vendor.shape,
     )
     return serialize(build_response(spec, now=idp.clock(), new_id=idp.new_id, key=key))
 

@@ -20,7 +20,9 @@ from .errors import FaultError, SettingsError
 from .faults import conflict, fault
 
 Signing = SignWhat
-Vendor = Literal["generic", "okta", "entra", "adfs", "google", "ping", "onelogin", "keycloak", "shibboleth"]
+Vendor = Literal["generic", "okta", "entra", "adfs", "google", "pingone", "pingfederate", "ping", "onelogin",
+                 "keycloak", "shibboleth", "jumpcloud", "auth0"]
+"""``ping`` is an alias of ``pingone`` (what it imitated before PingFederate had a profile)."""
 NameFormat = Literal["unspecified", "basic", "uri"]
 
 
@@ -46,7 +48,9 @@ class Server(StrictModel):
     clock_skew: int = Field(default=120, ge=0, le=300)
     """Seconds of clock difference tolerated in IssueInstant checks (SECURITY.md §3: at most 300)."""
     session_lifetime: int = Field(default=8 * 3600, gt=0)
-    assertion_lifetime: int = Field(default=300, gt=0, le=3600)
+    assertion_lifetime: int | None = Field(default=None, gt=0, le=3600)
+    """Seconds an assertion stays valid; default: the vendor profile's (5 min; Entra ID, AD FS and
+    Auth0 1 h; OneLogin 3 min; Keycloak 1 min)."""
     secret_key: str | None = None
     """Flask's session key; default: generated and kept in the store."""
     api_token: str | None = None

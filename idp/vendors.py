@@ -6,6 +6,9 @@ signed, the NameID format, the attributes' NameFormat and FriendlyName, and the 
 product adds on its own. A persona's claims are always sent with their names exactly as
 written — the CRM record is the contract — in the vendor's NameFormat; a persona claim
 replaces a vendor claim of the same name.
+
+Size: one table of every product's profile, each value next to the sample or public source it
+comes from, so that a profile is read (and checked against tests/test_vendor_realism.py) in one place.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ import re
 import string
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from metadata.saml import EMAIL, ENTITY, TRANSIENT, UNSPECIFIED
+from metadata.saml import EMAIL, ENTITY, PASSWORD_PROTECTED_TRANSPORT, TRANSIENT, UNSPECIFIED
 
-from .assertion import Claim, SignWhat
+from .assertion import Claim, IdKind, Shape, SignWhat
 from .errors import UnknownVendor
 from .settings import Persona, Server
 
@@ -53,6 +56,8 @@ class VendorProfile:
     """Persona claims carry a FriendlyName (their own name), as the product's attributes do."""
     issuer_format: str | None = None
     """The Format the product writes on saml:Issuer; None: left out (SAML Core §2.2.5 reads it as entity)."""
+    shape: Shape = field(default_factory=Shape)
+    """How the product writes a response: prefixes, ID form, time window, element order, xsi:type …"""
 
     def entity_id(self, base_url: str) -> str:
         """The IdP's entity ID in this vendor's form; the same `base_url` always gives the same ID."""
@@ -190,86 +195,227 @@ def _shibboleth(persona: Persona, entity_id: str) -> tuple[Claim, ...]:
     return tuple(Claim(_OIDS[friendly], (value,), "uri", friendly) for friendly, value in values.items() if value)
 
 
+# ID forms, each made from the injected ID (random in production, pinned in tests) ---------------
+
+AC = "urn:oasis:names:tc:SAML:2.0:ac:classes:"
+_ALNUM = string.ascii_letters + string.digits
+_HEX = "0123456789abcdef"
+
+
+def _okta_id(value: str, kind: IdKind) -> str:
+    # "id" and 26 digits; a SessionIndex is "id", 13 digits (epoch ms), "." and 9 digits.
+    if kind == "session":
+        return f"id{_token(value, string.digits, 13)}.{_token(value + '.', string.digits, 9)}"
+    return "id" + _token(value, string.digits, 26)
+
+
+def _dotnet_id(value: str, kind: IdKind) -> str:
+    return "_" + _guid("id", value)  # "_" and a GUID, the SessionIndex too (it is the assertion's ID there)
+
+
+def _hex32_id(value: str, kind: IdKind) -> str:
+    return "_" + _token(value, _HEX, 32)
+
+
+def _pingone_id(value: str, kind: IdKind) -> str:
+    return _guid("id", value) if kind == "session" else "id-" + _guid("id", value)
+
+
+def _pingfederate_id(value: str, kind: IdKind) -> str:
+    # 27 characters of [A-Za-z0-9._-], starting with a letter (an NCName); the SessionIndex alike.
+    return _token(value, string.ascii_letters, 1) + _token(value + "+", _ALNUM + "._-", 26)
+
+
+def _onelogin_id(value: str, kind: IdKind) -> str:
+    return {"response": "R" + _token(value, _HEX, 40), "assertion": "pfx" + _guid("id", value)}.get(
+        kind, "_" + _guid("id", value))
+
+
+def _keycloak_id(value: str, kind: IdKind) -> str:
+    return "ID_" + _guid("id", value)
+
+
+def _jumpcloud_id(value: str, kind: IdKind) -> str:
+    if kind == "session":
+        return _guid("id", value)
+    return _token(value, string.ascii_uppercase, 1) + _token(value + "+", string.ascii_uppercase + string.digits, 39)
+
+
+def _auth0_id(value: str, kind: IdKind) -> str:
+    return "_" + (_token(value, _HEX, 20) if kind == "response" else _token(value, _ALNUM, 32))
+
+
+def _auth0(persona: Persona, entity_id: str) -> tuple[Claim, ...]:
+    # The WIF claim URIs Auth0's SAML2 add-on maps by default (auth0-scaleft-test-2016).
+    display, given, surname = _names(persona)
+    return _made(None, [
+        (WS_CLAIMS + "nameidentifier", persona.nameid), (WS_CLAIMS + "emailaddress", _email(persona)),
+        (WS_CLAIMS + "name", display), (WS_CLAIMS + "givenname", given), (WS_CLAIMS + "surname", surname),
+        (WS_CLAIMS + "upn", _email(persona)),
+    ])
+
+
+# Profiles -------------------------------------------------------------------------------------------
+# Each shape value is measured on the corpus samples named in the profile's docstring, unless a
+# comment names the public source it comes from instead. tests/test_vendor_realism.py holds each
+# profile to its samples point by point.
+
+_JAVA = Shape(saml="saml2", samlp="saml2p", saml_on_response=False)  # OpenSAML's prefixes and layout
+
 OKTA = VendorProfile(
     "okta", "Okta", "both", EMAIL, "unspecified", issuer_format=ENTITY,
-    issuer_form=lambda base: "http://www.okta.com/exk" + _token(base, string.ascii_letters + string.digits, 17),
+    issuer_form=lambda base: "http://www.okta.com/exk" + _token(base, _ALNUM, 17),
+    shape=replace(_JAVA, ids=_okta_id, not_before_skew=300, xsi_type="xs:string"),
 )
-"""okta/okta-ssoready-2024-signed-response-and-assertion.xml (also okta-dev-969244-2017 for the
-attributes): Response and Assertion signed, Issuer with Format entity, bare attribute names with
-NameFormat unspecified, and nothing the admin did not map."""
+"""okta/okta-ssoready-2024-signed-response-and-assertion.xml (also okta-dev-969244-2017 and -116807-2016
+for the attributes): Response and Assertion signed, Issuer with Format entity, bare attribute names with
+NameFormat unspecified typed xs:string, and nothing the admin did not map; saml2:/saml2p:, ``id`` + digits,
+NotBefore 5 min before the issue instant, 5 min lifetime, PasswordProtectedTransport. Not reproduced:
+Okta signs with an InclusiveNamespaces PrefixList="xs" transform (969244, 116807)."""
 
 ENTRA = VendorProfile(
     "entra", "Microsoft Entra ID", "assertion", EMAIL, None, standard_claims=_entra,
     issuer_form=lambda base: f"https://sts.windows.net/{_guid('entra', base)}/",
+    # InResponseTo's place: the ssoready sample is unsolicited; it is put first, as AD FS does.
+    shape=Shape(saml=None, saml_on_response=False, ids=_dotnet_id, not_before_skew=300, lifetime=3600,
+                authn_context=AC + "Password", attributes_first=True),
 )
 """entra-id/entra-id-ssoready-2023-signed-assertion.xml: only the Assertion signed, no NameFormat,
 and the claims Entra always adds (tenantid, objectidentifier, displayname, identityprovider,
-authnmethodsreferences, givenname, surname, emailaddress, name)."""
+authnmethodsreferences, givenname, surname, emailaddress, name); the assertion namespace as default
+namespace, ``_`` + GUID, NotBefore 5 min back, valid 1 h, AttributeStatement before AuthnStatement,
+AuthnContextClassRef Password, SessionIndex in the assertion ID's form."""
 
 ADFS = VendorProfile(
     "adfs", "Microsoft AD FS", "assertion", EMAIL, None, standard_claims=_adfs,
     # AD FS's default federation service identifier uses http:// whatever the service's scheme.
     issuer_form=lambda base: f"http://{urlsplit(base).netloc}/adfs/services/trust",
+    shape=Shape(saml=None, saml_on_response=False, ids=_dotnet_id, lifetime=3600, confirmation_seconds=300,
+                attributes_first=True),
 )
-"""adfs/adfs-spstest2-2017-signed-assertion.decoded.xml (and adfs-2021-redacted, bead-loc-2014):
-Assertion signed, ws/2005 claim URIs without NameFormat."""
+"""adfs/adfs-spstest2-2017-signed-assertion.decoded.xml (and adfs-2021-redacted, bead-loc-2013/2014,
+dresources-2011): Assertion signed, ws/2005 claim URIs without NameFormat; default namespace, ``_`` +
+GUID, NotBefore at the issue instant, Conditions 1 h but the bearer confirmation 5 min,
+AttributeStatement first, PasswordProtectedTransport for forms login (bead-loc's
+``urn:federation:authentication:windows`` is Windows integrated login)."""
 
 GOOGLE = VendorProfile(
     "google", "Google Workspace", "assertion", UNSPECIFIED, None,
-    issuer_form=lambda base: "https://accounts.google.com/o/saml2?idpid=C0"
-    + _token(base, string.ascii_lowercase + string.digits, 7),
+    issuer_form=lambda base: "https://accounts.google.com/o/saml2?idpid=C0" + _token(base, string.ascii_lowercase
+                                                                                     + string.digits, 7),
+    shape=replace(_JAVA, ids=_hex32_id, not_before_skew=300, xsi_type="xs:anyType", authn_context=AC + "unspecified",
+                  attributes_first=True),
 )
 """google-workspace/google-workspace-ssoready-2023-signed-assertion.xml: Assertion signed (the
 "Signed response" box unticked), unspecified NameID; google-apps-2016 for the attributes: bare
-names, no NameFormat."""
+names, no NameFormat, xs:anyType, AttributeStatement before AuthnStatement. saml2:/saml2p:, ``_`` +
+32 hex, NotBefore 5 min back, 5 min lifetime, AuthnContextClassRef unspecified."""
 
-PING = VendorProfile(
-    "ping", "Ping Identity (PingOne)", "assertion", UNSPECIFIED, "basic", standard_claims=_pingone,
+PINGONE = VendorProfile(
+    "pingone", "Ping Identity (PingOne)", "assertion", UNSPECIFIED, "basic", standard_claims=_pingone,
     issuer_form=lambda base: f"https://auth.pingone.com/{_guid('ping', base)}",
+    shape=Shape(saml_on_response=False, ids=_pingone_id, not_before_skew=60, xsi_type="xs:string",
+                authn_context=AC + "unspecified"),
 )
-"""pingone/pingone-ssoready-2023-signed-assertion.xml: Assertion signed, NameFormat basic, the
-saml_subject attribute. The sample's NameID has no Format, which SAML Core §2.2.2 reads as unspecified."""
+"""pingone/pingone-ssoready-2023-signed-assertion.xml: Assertion signed, NameFormat basic typed
+xs:string, the saml_subject attribute; saml:/samlp: each declared where used, ``id-`` + GUID, a GUID
+SessionIndex, NotBefore 1 min back, 5 min lifetime, AuthnContextClassRef unspecified. The sample's
+NameID has no Format, which SAML Core §2.2.2 reads as unspecified. Not reproduced: SessionNotOnOrAfter
+and AuthenticatingAuthority."""
+
+PINGFEDERATE = VendorProfile(
+    "pingfederate", "Ping Identity (PingFederate)", "response", EMAIL, "unspecified",
+    # The entity ID is whatever the PingFederate admin types; the pfed11 samples are anonymised.
+    issuer_form=lambda base: base,
+    shape=Shape(saml_on_response=False, ids=_pingfederate_id, not_before_skew=300, xsi_type="xs:string",
+                authn_context=AC + "Password", confirmation_order=("Recipient", "NotOnOrAfter", "InResponseTo")),
+)
+"""pingfederate/pingfederate-pfed11-response-01 and -05: the Response signed (02 and 03 sign the
+Assertion: a per-connection choice), emailAddress NameID, NameFormat unspecified typed xs:string;
+saml:/samlp:, 27-character IDs with the SessionIndex equal in form, NotBefore 5 min back, 5 min
+lifetime, Recipient/NotOnOrAfter/InResponseTo in that order, AuthnContextClassRef Password."""
 
 ONELOGIN = VendorProfile(
     "onelogin", "OneLogin", "assertion", EMAIL, "basic", standard_claims=_onelogin,
     issuer_form=lambda base: f"https://app.onelogin.com/saml/metadata/{100000 + _number(base) % 900000}",
+    shape=Shape(ids=_onelogin_id, not_before_skew=180, lifetime=180, xsi_type="xs:string",
+                confirmation_order=("NotOnOrAfter", "Recipient", "InResponseTo")),
 )
 """onelogin/onelogin-164679-2013-signed-assertion-external-ns.xml and onelogin-634027-2017-signed.xml:
-Assertion signed, emailAddress NameID, User.* attributes with NameFormat basic. Those samples sign
-with SHA-1; this profile keeps SHA-256 (SHA-1 only as a deliberate fault)."""
+Assertion signed, emailAddress NameID, User.* attributes with NameFormat basic typed xs:string;
+``R`` + 40 hex and ``pfx`` + GUID IDs, ``_`` + GUID SessionIndex, NotBefore 3 min back, 3 min lifetime,
+InResponseTo last (onelogin-503983-2016). Those samples sign with SHA-1; this profile keeps SHA-256
+(SHA-1 only as a deliberate fault)."""
 
 KEYCLOAK = VendorProfile(
     "keycloak", "Keycloak", "assertion", EMAIL, "basic", standard_claims=_keycloak,
     issuer_form=lambda base: f"{base}/realms/preflight",
+    # The sample has no AuthnStatement; the profile keeps one (Profiles §4.1.4.2 requires it) with the
+    # IdP's default AuthnContextClassRef and SessionIndex form: no public sample found for either.
+    shape=Shape(ids=_keycloak_id, lifetime=60, xsi_type="xs:string"),
 )
 """keycloak/keycloak-ssoready-2024-signed-assertion.xml: Assertion signed, emailAddress NameID,
-Role attributes with NameFormat basic."""
+Role attributes with NameFormat basic typed xs:string; ``ID_`` + GUID, NotBefore at the issue
+instant, 1 min lifetime (Keycloak's access code lifespan)."""
 
 SHIBBOLETH = VendorProfile(
     "shibboleth", "Shibboleth IdP", "both", TRANSIENT, "uri", standard_claims=_shibboleth,
     friendly_names=True, issuer_form=lambda base: f"{base}/idp/shibboleth",
+    shape=replace(_JAVA, ids=_hex32_id),
 )
 """shibboleth/ukfederation-test-idp-2022-redacted.xml (and samltest-id-artifact-response-soap.xml,
 decrypted): Response and Assertion signed, transient NameID, urn:oid names with NameFormat uri
-and a FriendlyName."""
+and a FriendlyName, untyped values; saml2:/saml2p:, ``_`` + 32 hex, NotBefore at the issue instant,
+5 min lifetime. Not reproduced: SubjectConfirmationData/@Address (the browser's IP)."""
+
+JUMPCLOUD = VendorProfile(
+    # The sample's NameID Format is the SAML 1.0 spelling of unspecified, as JumpCloud writes it.
+    "jumpcloud", "JumpCloud", "assertion", "urn:oasis:names:tc:SAML:1.0:nameid-format:unspecified", "unspecified",
+    issuer_format=ENTITY,
+    # The IdP entity ID is free text typed by the admin (the sample's is "IdP Entity ID").
+    issuer_form=lambda base: base,
+    # No attribute in the sample: NameFormat and untyped values are the IdP's defaults, unmeasured.
+    shape=replace(_JAVA, ids=_jumpcloud_id, not_before_skew=300),
+)
+"""jumpcloud/jumpcloud-ssoready-2023-signed-assertion.xml: Assertion signed, Issuer with Format
+entity, a SAML 1.0 unspecified NameID Format; saml2:/saml2p:, 40 upper-case letters and digits, a GUID SessionIndex,
+NotBefore 5 min back, 5 min lifetime, PasswordProtectedTransport."""
+
+AUTH0 = VendorProfile(
+    "auth0", "Auth0", "response", UNSPECIFIED, None, standard_claims=_auth0,
+    issuer_form=lambda base: f"urn:preflight-{_token(base, string.ascii_lowercase, 8)}.eu.auth0.com",
+    shape=Shape(saml_on_response=False, ids=_auth0_id, lifetime=3600, xsi_type="xs:anyType",
+                authn_context=AC + "unspecified", attributes_first=True,
+                confirmation_order=("NotOnOrAfter", "Recipient", "InResponseTo")),
+)
+"""auth0/auth0-scaleft-test-2016-signed-assertion.xml: the Response signed, Issuer ``urn:`` + tenant
+domain, unspecified NameID, WIF claim URIs without NameFormat typed xs:anyType, AttributeStatement
+first; saml:/samlp:, ``_`` + 20 hex (Response) and ``_`` + 32 letters and digits (Assertion, SessionIndex),
+NotBefore at the issue instant, 1 h lifetime, AuthnContextClassRef unspecified."""
 
 GENERIC = VendorProfile(
     "generic", "Generic SAML IdP", "assertion", EMAIL, "unspecified",
     issuer_form=lambda base: f"{base}/metadata", issuer_format=ENTITY,
 )
-"""The test IdP's own behaviour: no vendor's habits, persona claims only."""
+"""The test IdP's own behaviour: no vendor's habits, persona claims only, :class:`Shape`'s defaults
+(PasswordProtectedTransport, NotBefore at the issue instant so an SP's clock skew shows)."""
 
 PROFILES: dict[str, VendorProfile] = {
-    p.key: p for p in (OKTA, ENTRA, ADFS, GOOGLE, PING, ONELOGIN, KEYCLOAK, SHIBBOLETH, GENERIC)
+    p.key: p for p in (OKTA, ENTRA, ADFS, GOOGLE, PINGONE, PINGFEDERATE, ONELOGIN, KEYCLOAK, SHIBBOLETH,
+                       JUMPCLOUD, AUTH0, GENERIC)
 }
+ALIASES = {"ping": "pingone"}
+"""Older keys: ``ping`` imitated PingOne before PingFederate had a profile (CRM records say ``ping``)."""
+assert PASSWORD_PROTECTED_TRANSPORT == AC + "PasswordProtectedTransport"
 
 
 def profile(key: str) -> VendorProfile:
     """The profile for `key`; raises :class:`UnknownVendor` naming every valid choice."""
     try:
-        return PROFILES[key]
+        return PROFILES[ALIASES.get(key, key)]
     except KeyError:
-        raise UnknownVendor(f"unknown vendor profile {key!r}; choose one of: {', '.join(PROFILES)}") from None
+        choices = ", ".join([*PROFILES, *ALIASES])
+        raise UnknownVendor(f"unknown vendor profile {key!r}; choose one of: {choices}") from None
 
 
 def idp_entity_id(server: Server) -> str:

@@ -240,9 +240,9 @@ def test_apply_crm_plays_the_records_idp_unless_the_settings_name_their_own() ->
     own = Settings.model_validate({"server": {"entity_id": "https://idp.test/own", "vendor": "okta"}})
     assert (idp_entity_id(apply_crm(own, rec).server), apply_crm(own, rec).server.vendor) == ("https://idp.test/own",
                                                                                               "okta")
-    other = rec.model_copy(update={"idp": rec.idp.model_copy(update={"vendor": "jumpcloud", "entity_id": None})})
+    other = rec.model_copy(update={"idp": rec.idp.model_copy(update={"vendor": "simplesamlphp", "entity_id": None})})
     assert (apply_crm(Settings(), other).server.vendor, apply_crm(Settings(), other).server.entity_id) == (
-        "generic", None)  # no profile for JumpCloud; the IdP's own entity ID
+        "generic", None)  # no profile for SimpleSAMLphp; the IdP's own entity ID
 
 
 def test_saml_idp_lists_the_cast_of_a_record() -> None:
