@@ -232,7 +232,9 @@ def _onelogin_id(value: str, kind: IdKind) -> str:
 
 
 def _keycloak_id(value: str, kind: IdKind) -> str:
-    return "ID_" + _guid("id", value)
+    # SessionIndex: the user session's ID, "::", the client's ID (keycloak/keycloak,
+    # services/src/main/java/org/keycloak/protocol/saml/SamlSessionUtils.java, getSessionIndex).
+    return f"{_guid('user', value)}::{_guid('client', value)}" if kind == "session" else "ID_" + _guid("id", value)
 
 
 def _jumpcloud_id(value: str, kind: IdKind) -> str:
@@ -350,13 +352,15 @@ InResponseTo last (onelogin-503983-2016). Those samples sign with SHA-1; this pr
 KEYCLOAK = VendorProfile(
     "keycloak", "Keycloak", "assertion", EMAIL, "basic", standard_claims=_keycloak,
     issuer_form=lambda base: f"{base}/realms/preflight",
-    # The sample has no AuthnStatement; the profile keeps one (Profiles §4.1.4.2 requires it) with the
-    # IdP's default AuthnContextClassRef and SessionIndex form: no public sample found for either.
-    shape=Shape(ids=_keycloak_id, lifetime=60, xsi_type="xs:string"),
+    # The sample has no AuthnStatement (a per-client switch); the profile keeps one (Profiles §4.1.4.2)
+    # as Keycloak writes it: AuthnContextClassRef unspecified, and the assertion valid for the realm's
+    # access code lifespan (1 min by default) unless the client sets one (keycloak/keycloak,
+    # services/src/main/java/org/keycloak/protocol/saml/SamlProtocol.java, authenticated()).
+    shape=Shape(ids=_keycloak_id, lifetime=60, xsi_type="xs:string", authn_context=AC + "unspecified"),
 )
 """keycloak/keycloak-ssoready-2024-signed-assertion.xml: Assertion signed, emailAddress NameID,
 Role attributes with NameFormat basic typed xs:string; ``ID_`` + GUID, NotBefore at the issue
-instant, 1 min lifetime (Keycloak's access code lifespan)."""
+instant, 1 min lifetime. Not reproduced: SessionNotOnOrAfter."""
 
 SHIBBOLETH = VendorProfile(
     "shibboleth", "Shibboleth IdP", "both", TRANSIENT, "uri", standard_claims=_shibboleth,

@@ -68,7 +68,7 @@ FORMS = {
     "pingone": Forms(f"id-{GUID}", f"id-{GUID}", GUID),
     "pingfederate": Forms(r"[A-Za-z][\w.-]{26}", r"[A-Za-z][\w.-]{26}", r"[A-Za-z][\w.-]{26}"),
     "onelogin": Forms("R[0-9a-f]{40}", f"pfx{GUID}", f"_{GUID}"),
-    "keycloak": Forms(f"ID_{GUID}", f"ID_{GUID}", f"ID_{GUID}"),
+    "keycloak": Forms(f"ID_{GUID}", f"ID_{GUID}", f"{GUID}::{GUID}"),
     "shibboleth": Forms("_[0-9a-f]{32}", "_[0-9a-f]{32}", "_[0-9a-f]{32}"),
     "jumpcloud": Forms("[A-Z][A-Z0-9]{39}", "[A-Z][A-Z0-9]{39}", GUID),
     "auth0": Forms("_[0-9a-f]{20}", "_[A-Za-z0-9]{32}", "_[A-Za-z0-9]{32}"),
