@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from metadata.fetch import FetchPolicy
     from metadata.store import Store
     from validator.discovery import Worksheet
+    from validator.framing import FrameProbe
+    from validator.interview import CallAnswers
     from validator.web.staff_sso import StaffSSO
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -240,7 +243,7 @@ def crm_command(record: Path, fmt: str, out: Path | None, strict: bool, now: str
 
 
 @cli.command("discover")
-@click.argument("source", metavar="FILE|URL")
+@click.argument("source", metavar="FILE|URL", required=False)
 @click.option("--crm", "crm_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The partner's CRM record: its claims, login types and the portal's URLs fill the worksheet.")
 @click.option("--format", "fmt", type=click.Choice(["text", "md", "html"]),
@@ -256,16 +259,33 @@ def crm_command(record: Path, fmt: str, out: Path | None, strict: bool, now: str
               help="Warn when a signing certificate expires within this many days.")
 @click.option("--allow-http", is_flag=True, help="Allow fetching a metadata URL over plain http.")
 @click.option("--now", "now", metavar="ISO", help="Judge dates against this time instead of the clock.")
-def discover_command(source: str, crm_path: Path | None, fmt: str | None, out: Path | None, draft_crm: Path | None,
-                     no_probe: bool, entity_id: str | None, warn_days: int, allow_http: bool,
-                     now: str | None) -> None:
+@click.option("--interview", is_flag=True,
+              help="No metadata yet: ask the five questions on the call and record the partner's answers (one "
+                   "line each from standard input when it is not a terminal; the lines after the fifth are the "
+                   "call notes).")
+@click.option("--interview-out", type=click.Path(dir_okay=False, path_type=Path), callback=_existing_folder,
+              help="With --interview: write the answers (JSON) to this new file (default: next to --draft-crm).")
+@click.option("--answers", "answers_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The answers of an interview (JSON): the worksheet sets each against the metadata.")
+def discover_command(source: str | None, crm_path: Path | None, fmt: str | None, out: Path | None,
+                     draft_crm: Path | None, no_probe: bool, entity_id: str | None, warn_days: int, allow_http: bool,
+                     now: str | None, interview: bool, interview_out: Path | None, answers_path: Path | None) -> None:
     """The discovery worksheet: which IdP, which claims, entity ID, metadata URL, SSO URL, the
-    signing certificates, whether the login can sit in an iframe, and a draft CRM record."""
+    signing certificates, whether the login can sit in an iframe, and a draft CRM record.
+
+    With --interview, before any metadata exists: the partner's spoken answers, a draft record and
+    a worksheet marked "from the call, not yet verified"; --answers later sets them against the
+    metadata."""
     from validator.discovery import build_worksheet, describes_an_idp, sign_in_url
-    from validator.framing import probe_framing
 
     if draft_crm is not None and draft_crm.exists():  # said before any fetch; _write_new guards the race
         raise _draft_exists(draft_crm)
+    if interview:
+        _interview_command(source, answers_path, crm_path, fmt, out, draft_crm, interview_out, now)
+        return
+    if source is None:
+        raise click.UsageError("give the metadata (FILE|URL), or --interview to record the call's answers first")
+    said = _load_answers(answers_path)
     url = _file_or_url(source)
     policy = _http_policy() if allow_http else None
     options = MetadataOptions(now=parse_now(now), warn_days=warn_days, fetch_policy=policy, entity_id=entity_id)
@@ -280,14 +300,108 @@ def discover_command(source: str, crm_path: Path | None, fmt: str | None, out: P
                                        "findings above)"), err=True)
         sys.exit(max(1, report.exit_code(strict=False)))
     sso = sign_in_url(inspection)
-    probe = None if no_probe or sso is None else probe_framing(sso, *((policy,) if policy else ()))
     worksheet = build_worksheet(inspection, report, crm, metadata_url=inspection.shown if url else None,
-                                probe=probe)
+                                probe=None if no_probe or sso is None else _probe(sso, policy))
+    if said is not None:
+        from validator.interview import told_vs_metadata
+
+        worksheet = replace(worksheet, told=told_vs_metadata(said, worksheet))
     _show_worksheet(worksheet, fmt, out, warn_days)
     if draft_crm is not None:
         _write_new(draft_crm, worksheet.draft)
         click.echo(f"draft CRM record written to {draft_crm}", err=True)
     sys.exit(report.exit_code(strict=False))
+
+
+def _probe(sso: str, policy: FetchPolicy | None) -> FrameProbe:
+    from validator.framing import probe_framing
+
+    return probe_framing(sso, *((policy,) if policy else ()))
+
+
+def _load_answers(path: Path | None) -> CallAnswers | None:
+    """--answers: an interview's answers file, every field checked again (anyone could have edited it)."""
+    from validator.interview import AnswerError, answers_from_json
+
+    if path is None:
+        return None
+    try:
+        return answers_from_json(path.read_bytes(), str(path))
+    except AnswerError as exc:
+        raise click.BadParameter(exc.message, param_hint="--answers") from None
+
+
+def _interview_command(source: str | None, answers_path: Path | None, crm_path: Path | None, fmt: str | None,
+                       out: Path | None, draft_crm: Path | None, interview_out: Path | None, now: str | None) -> None:
+    """discover --interview: ask, then write the answers, the draft and the worksheet from the call.
+    Every file is judged before the first question, so no answer is lost to a path that cannot be written."""
+    from validator.interview import AnswerError, answers_from, answers_json, draft_from_call
+
+    if source is not None or answers_path is not None:
+        raise click.UsageError("--interview runs before any metadata exists: give the metadata later, with "
+                               "--answers ANSWERS.json")
+    kept = interview_out or (draft_crm.with_suffix(".answers.json") if draft_crm is not None else None)
+    if kept is None:
+        raise click.UsageError("--interview keeps the answers in a file: give --interview-out FILE or --draft-crm FILE")
+    if kept.exists():
+        raise click.BadParameter(f"{kept} exists; answers are never written over a file", param_hint="--interview-out")
+    crm = _load_crm(crm_path)
+    try:
+        said = answers_from(_ask_interview(), taken=parse_now(now))
+    except AnswerError as exc:
+        raise click.UsageError(exc.message) from None
+    draft = draft_from_call(said, crm)
+    _write_new(kept, answers_json(said), "--interview-out")
+    click.echo(f"answers written to {kept}", err=True)
+    if draft_crm is not None:
+        _write_new(draft_crm, draft)
+        click.echo(f"draft CRM record written to {draft_crm}", err=True)
+    _show_call(said, draft, crm.biller.name if crm else None, fmt, out)
+
+
+def _show_call(said: CallAnswers, draft: str, title: str | None, fmt: str | None, out: Path | None) -> None:
+    """The worksheet from the call, in the format and place _show_worksheet would choose."""
+    from validator.render.worksheet import render_call_html, render_call_markdown, render_call_text
+
+    fmt = fmt or ("text" if out is None and sys.stdout.isatty() else "md")
+    if fmt == "html":
+        text = render_call_html(said, draft, title)
+    else:
+        text = render_call_markdown(said, draft, title) if fmt == "md" else render_call_text(said, draft, title)
+    if out is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        _write_atomically(out, text)
+        click.echo(f"from the call, not yet verified: worksheet written to {out}", err=True)
+
+
+def _ask_interview() -> dict[str, str]:
+    """The partner's answers: prompted one by one on a terminal (Enter: not known yet), else read as lines."""
+    from validator.interview import DONT_KNOW, FIELDS, PRODUCT_CHOICES, AnswerError, checked, scripted
+
+    if not sys.stdin.isatty():
+        return scripted(sys.stdin)
+
+    def check(key: str) -> Callable[[str], str]:
+        def proc(value: str) -> str:
+            try:
+                return checked(key, value)
+            except AnswerError as exc:
+                raise click.BadParameter(exc.message) from None
+        return proc
+
+    click.echo("The partner's answers, as said on the call. Press Enter for 'not known yet'.")
+    (_, _, first), *rest = FIELDS
+    values = {"product": click.prompt(first, type=click.Choice(PRODUCT_CHOICES, case_sensitive=False),
+                                      default=DONT_KNOW)}
+    for key, _, question in rest:
+        values[key] = click.prompt(question, default="", show_default=False, value_proc=check(key))
+    notes: list[str] = []
+    while line := click.prompt("Call notes (an empty line ends them)" if not notes else "  more notes",
+                               default="", show_default=False, value_proc=check("notes")):
+        notes.append(line)
+    values["notes"] = "\n".join(notes)
+    return values
 
 
 def _show_worksheet(worksheet: Worksheet, fmt: str | None, out: Path | None, warn_days: int) -> None:
@@ -319,16 +433,17 @@ def _store(store_url: str | None) -> Store:
         raise click.BadParameter(str(exc), param_hint="--store" if store_url else "$VALIDATOR_STORE") from None
 
 
-def _write_new(path: Path, text: str) -> None:
+def _write_new(path: Path, text: str, option: str = "--draft-crm") -> None:
     try:
         with path.open("x", encoding="utf-8") as handle:
             handle.write(text)
     except FileExistsError as exc:
-        raise _draft_exists(path) from exc
+        raise _draft_exists(path, option) from exc
 
 
-def _draft_exists(path: Path) -> click.BadParameter:
-    return click.BadParameter(f"{path} exists; a draft is never written over a file", param_hint="--draft-crm")
+def _draft_exists(path: Path, option: str = "--draft-crm") -> click.BadParameter:
+    what = "a draft is" if option == "--draft-crm" else "answers are"
+    return click.BadParameter(f"{path} exists; {what} never written over a file", param_hint=option)
 
 
 STAFF_SSO_OPTIONS = {

@@ -121,6 +121,20 @@ class Hint:
 
 
 @dataclass(frozen=True)
+class ToldRow:
+    """One spoken answer against the metadata (validator.interview.told_vs_metadata)."""
+
+    field: str
+    told: str | None
+    """As said on the call; None: not told."""
+    metadata: str | None
+    """What the metadata says; None: it does not say."""
+    verdict: Literal["same", "differs", "not in the metadata", "not told"]
+    detail: str | None = None
+    """The near miss named, or why the metadata cannot say."""
+
+
+@dataclass(frozen=True)
 class Worksheet:
     inspection: MetadataInspection
     """The metadata checks, exactly as ``saml-validate metadata`` runs them."""
@@ -137,6 +151,8 @@ class Worksheet:
     """Without a given metadata URL: where the product publishes it (inferred), or that it publishes none."""
     published_probe: str | None = None
     """What the inferred URL answered when probing is on; None when it was not asked."""
+    told: tuple[ToldRow, ...] = ()
+    """With the interview's answers (--answers): each against the metadata."""
 
     @property
     def entity(self) -> EntityDescriptor | None:

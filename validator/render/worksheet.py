@@ -16,7 +16,8 @@ from markupsafe import Markup
 
 from metadata.saml import binding_name
 from metadata.urls import redact_url
-from validator.discovery import Worksheet
+from validator.discovery import ToldRow, Worksheet
+from validator.interview import UNVERIFIED, CallAnswers
 from validator.json_value import Plain, iso_z
 from validator.metadata_facts import certificate_json
 from validator.render import shown
@@ -152,6 +153,10 @@ def render_markdown(ws: Worksheet) -> str:
         "## The five questions", "", "| Question | Answer |", "|---|---|",
     ]
     lines += [f"| {q} | {'<br>'.join(_cell(a) for a in answer)} |" for q, answer in answers(ws)]
+    if ws.told:
+        lines += ["", f"## {TOLD_TITLE}", "", "| Answer | Told on the call | In the metadata | Verdict |",
+                  "|---|---|---|---|"]
+        lines += [f"| {' | '.join(_cell(c) for c in row)} |" for row in told_cells(ws.told)]
     lines += ["", "## Signing certificates", ""]
     certs = _certificate_cells(ws)
     if certs:
@@ -182,6 +187,7 @@ def render_worksheet_text(ws: Worksheet) -> str:
              f"  checked   {iso_z(ws.report.clock)} · {ws.report.verdict}", "", "The five questions"]
     for question, answer in answers(ws):
         lines += ["", f"  {question}", *(f"    {line}" for line in answer)]
+    lines += _told_text(ws.told)
     lines += ["", "Signing certificates", ""]
     certs = _certificate_cells(ws)
     lines += [line for c in certs for line in (
@@ -229,6 +235,8 @@ def render_worksheet_html(ws: Worksheet, *, warn_days: int = 30) -> str:
         "clock": iso_z(ws.report.clock),
         "verdict": ws.report.verdict,
         "answers": answers(ws),
+        "told": [tuple(shown(c, one_line=True) for c in row) for row in told_cells(ws.told)],
+        "told_title": TOLD_TITLE,
         "certificates": certs,
         # Drawn by our own renderer, which escapes every text it places.
         "timeline": Markup(timeline) if timeline else None,  # noqa: S704
@@ -244,6 +252,24 @@ def render_worksheet_html(ws: Worksheet, *, warn_days: int = 30) -> str:
     return page_template("worksheet.html").render(**context)
 
 
+TOLD_TITLE = "Told on the call vs in the metadata"
+
+
+def told_cells(rows: tuple[ToldRow, ...]) -> list[tuple[str, str, str, str]]:
+    """(answer, told, in the metadata, verdict with its near miss) for each row, values exactly as found."""
+    return [(r.field, r.told if r.told is not None else "not told",
+             r.metadata if r.metadata is not None else "does not say",
+             f"{r.verdict}: {r.detail}" if r.detail else r.verdict) for r in rows]
+
+
+def _told_text(rows: tuple[ToldRow, ...]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["", TOLD_TITLE]
+    for field, told, metadata, verdict in told_cells(rows):
+        lines += ["", f"  {shown(field, one_line=True)}: {shown(verdict, one_line=True)}",
+                  f"    told      {shown(told, one_line=True)}", f"    metadata  {shown(metadata, one_line=True)}"]
+    return lines
 
 
 def worksheet_json(ws: Worksheet) -> dict[str, Plain]:
@@ -266,5 +292,97 @@ def worksheet_json(ws: Worksheet) -> dict[str, Plain]:
         "setup": [{"what": h.what, "where": h.where, "value": h.value} for h in ws.hints],
         "signing_certificates": _certificates(ws),
         "draft_crm": ws.draft,
+        "told": [{"field": r.field, "told": r.told, "metadata": r.metadata, "verdict": r.verdict, "detail": r.detail}
+                 for r in ws.told],
         "report": report,
     }
+
+
+# ---- the worksheet from the call (saml-validate discover --interview) --------------------------
+
+def call_answers(said: CallAnswers) -> list[tuple[str, list[str]]]:
+    """The five questions with the partner's spoken answers, as a person may see them."""
+    product = [said.product_name] if said.product_name else []
+    told = (product, [", ".join(said.claims)] if said.claims else [], [said.entity_id or ""],
+            [said.metadata_url or ""], [said.sso_url or ""])
+    return [(q, [shown(line, one_line=True) for line in lines if line] or [NOT_KNOWN])
+            for q, lines in zip(QUESTIONS, told, strict=True)]
+
+
+NOT_KNOWN = "not known yet"
+
+
+def _call_title(said: CallAnswers, title: str | None) -> str:
+    when = f" · {said.taken:%Y-%m-%d}" if said.taken else ""
+    return shown(title or "the partner's IdP", one_line=True) + when
+
+
+def render_call_markdown(said: CallAnswers, draft: str, title: str | None = None) -> str:
+    lines = [f"# SAML discovery worksheet: {_cell(_call_title(said, title))}", "",
+             f"**{UNVERIFIED.capitalize()}.** Check each answer against the partner's metadata: "
+             "`saml-validate discover METADATA --answers ANSWERS.json`.", "",
+             "## The five questions, as told on the call", "", "| Question | Answer |", "|---|---|"]
+    lines += [f"| {q} | {'<br>'.join(_cell(a) for a in answer)} |" for q, answer in call_answers(said)]
+    if said.notes:
+        lines += ["", "## Call notes", "", *(f"> {_cell(line)}" for line in said.notes.splitlines())]
+    lines += ["", "## Draft CRM record", "", "```toml", draft.rstrip("\n").replace("```", "'''"), "```", ""]
+    return "\n".join(lines)
+
+
+def render_call_text(said: CallAnswers, draft: str, title: str | None = None) -> str:
+    lines = [f"SAML discovery worksheet: {_call_title(said, title)}", f"  {UNVERIFIED}", "",
+             "The five questions, as told on the call"]
+    for question, answer in call_answers(said):
+        lines += ["", f"  {question}", *(f"    {line}" for line in answer)]
+    if said.notes:
+        lines += ["", "Call notes", "", *(f"  {shown(line, one_line=True)}" for line in said.notes.splitlines())]
+    lines += ["", "Draft CRM record (TOML; --draft-crm FILE writes it)", "", shown(draft).rstrip("\n"), ""]
+    return "\n".join(lines)
+
+
+_CALL_PAGE = """{% extends "page.html" %}
+{% block title %}SAML discovery worksheet: {{ title }} ({{ unverified }}){% endblock %}
+{% block style %}
+.sheet { table-layout: fixed; } .sheet td { white-space: normal; overflow-wrap: anywhere; }
+.sheet th { width: 30%; text-transform: none; letter-spacing: 0; font-size: 14px; color: var(--ink); }
+.unverified { color: var(--warn, #a05a00); font-weight: 700; }
+pre.draft, pre.notes { background: var(--wash); border: 1px solid var(--rule); border-radius: 4px;
+  padding: 12px 14px; white-space: pre-wrap; word-break: break-all; }
+{% endblock %}
+{% block body %}
+<div class="page">
+<header>
+  <div class="eyebrow">SAML Preflight · discovery worksheet</div>
+  <div class="title"><h1>{{ title }}</h1><span class="badge badge-warn">{{ unverified }}</span></div>
+  <p class="unverified">From the call, not yet verified: check each answer against the partner's metadata.</p>
+</header>
+<main>
+<section>
+<h2>The five questions, as told on the call</h2>
+<div class="table-wrap"><table class="sheet answers">
+{% for question, lines in answers %}
+  <tr><th scope="row">{{ question }}</th><td>{% for line in lines %}<div>{{ line }}</div>{% endfor %}</td></tr>
+{% endfor %}
+</table></div>
+</section>
+{% if notes %}<section><h2>Call notes</h2><pre class="notes">{{ notes }}</pre></section>{% endif %}
+<section>
+<h2>Draft CRM record</h2>
+{% for label, filename, mimetype, text in downloads %}
+<p><a class="download" download="{{ filename }}"
+      href="data:{{ mimetype }};charset=utf-8,{{ text|urlencode }}">{{ label }}</a></p>
+{% endfor %}
+<pre class="draft">{{ draft }}</pre>
+</section>
+</main>
+</div>
+{% endblock %}
+"""
+
+
+def render_call_html(said: CallAnswers, draft: str, title: str | None = None,
+                     downloads: tuple[tuple[str, str, str, str], ...] = ()) -> str:
+    """The page from the call; `downloads` are (label, file name, media type, text) links, the web app's."""
+    template = page_template("worksheet.html").environment.from_string(_CALL_PAGE)
+    return template.render(title=_call_title(said, title), unverified=UNVERIFIED, answers=call_answers(said),
+                           notes=shown(said.notes) if said.notes else None, draft=shown(draft), downloads=downloads)

@@ -1,0 +1,331 @@
+"""The SE's interview (issue 16): `saml-validate discover --interview` asks the five questions on a
+terminal (driven here through a real pseudo-terminal, as a person would answer) or reads them as
+lines from a script; it writes the answers, a draft record never over a file, and a worksheet
+"from the call, not yet verified". `discover METADATA --answers` then sets each answer against
+the metadata. Every validation rule of the answers has a case that passes and one that fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from metadata.crm import parse_crm
+from validator.cli import cli
+from validator.interview import (
+    FIELD_LIMIT,
+    NOTES_LIMIT,
+    SCHEMA,
+    AnswerError,
+    CallAnswers,
+    answers_from,
+    answers_from_json,
+    answers_json,
+    checked,
+    claim_names,
+    draft_from_call,
+    product_key,
+    scripted,
+)
+from validator.render.worksheet import render_call_html, render_call_markdown, render_call_text
+
+ADFS = "idp-metadata/adfs/adfs-unilever-2014-federationmetadata-signed.xml"
+ADFS_ENTITY = "http://adfs.server.url/adfs/services/trust"
+ADFS_SSO = "https://adfs.server.url/adfs/ls/"
+SAML_VALIDATE = Path(sys.executable).with_name("saml-validate")
+NOW = "2026-12-06T10:00:00Z"
+
+
+# ---- the terminal, through a real pseudo-terminal ---------------------------------------------
+
+class Terminal:
+    """A child process on a pty: read until a text shows, type a line."""
+
+    def __init__(self, argv: list[str], cwd: Path) -> None:
+        self.fd, child = pty.openpty()
+        env = {**os.environ, "COLUMNS": "120", "TERM": "dumb", "NO_COLOR": "1"}
+        self.process = subprocess.Popen(argv, stdin=child, stdout=child, stderr=child, cwd=cwd, env=env,
+                                        close_fds=True)
+        os.close(child)
+        self.seen = ""
+
+    def expect(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"never saw {text!r}; the terminal shows:\n{self.seen}"
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # the child ended
+                    chunk = b""
+                assert chunk or text in self.seen, f"the command ended before {text!r}:\n{self.seen}"
+                self.seen += chunk.decode("utf-8", "replace")
+
+    def type(self, line: str) -> None:
+        os.write(self.fd, line.encode() + b"\r")
+
+    def finish(self, timeout: float = 20) -> int:
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                try:
+                    self.seen += os.read(self.fd, 4096).decode("utf-8", "replace")
+                except OSError:
+                    break
+        code = self.process.wait(timeout=5)
+        os.close(self.fd)
+        return code
+
+
+def test_a_person_answers_the_questions_on_a_terminal(tmp_path: Path) -> None:
+    term = Terminal([str(SAML_VALIDATE), "discover", "--interview", "--draft-crm", "acme.toml", "--now", NOW,
+                     "--format", "md", "--out", "sheet.md"], tmp_path)
+    term.expect("Which identity provider product runs the IdP")
+    term.expect("don't know")  # the choices, and the default
+    term.type("Okta")  # a choice, in any case
+    term.expect("Which claim names")
+    term.type("AccountNumber, LoginTypeId, AccountNumber")
+    term.expect("The IdP's entity ID")
+    term.type("http://www.okta.com/exk1\x07")  # a stray control character is refused, and asked again
+    term.expect("the entity ID answer holds a control or invisible character (U+0007)")
+    term.type("http://www.okta.com/exk1")
+    term.expect("The URL the IdP publishes its metadata at")
+    term.type("")  # not known yet
+    term.expect("SSO (sign-in) URL")
+    term.type("https://acme.okta.com/app/acme/exk1/sso/saml")
+    term.expect("Call notes")
+    term.type("Jo runs Okta; go-live in March")
+    term.expect("more notes")
+    term.type("")
+    assert term.finish() == 0, term.seen
+
+    said = json.loads((tmp_path / "acme.answers.json").read_text())
+    assert said == {"schema": SCHEMA, "taken": NOW, "product": "okta", "claims": ["AccountNumber", "LoginTypeId"],
+                    "entity_id": "http://www.okta.com/exk1", "metadata_url": None,
+                    "sso_url": "https://acme.okta.com/app/acme/exk1/sso/saml",
+                    "notes": "Jo runs Okta; go-live in March"}
+    draft = (tmp_path / "acme.toml").read_text()
+    record = parse_crm(draft, "acme.toml", "toml")
+    assert record.idp.vendor == "okta" and record.idp.entity_id == "http://www.okta.com/exk1"
+    assert record.idp.metadata_url is None and [c.name for c in record.claims] == ["AccountNumber", "LoginTypeId"]
+    assert "from the call, not yet verified" in draft
+    sheet = (tmp_path / "sheet.md").read_text()
+    assert "**From the call, not yet verified.**" in sheet
+    assert "| The metadata XML URL | not known yet |" in sheet and "| Which identity provider? | Okta |" in sheet
+    assert "> Jo runs Okta; go-live in March" in sheet
+
+
+# ---- a script ---------------------------------------------------------------------------------
+
+def _scripted(tmp_path: Path, lines: str, *args: str) -> Any:
+    return CliRunner().invoke(cli, ["discover", "--interview", "--now", NOW, *args], input=lines)
+
+
+def test_answers_read_as_lines_from_a_script(tmp_path: Path) -> None:
+    out = tmp_path / "said.json"
+    result = _scripted(tmp_path, "entra\nemail,\n\n\nhttps://login.microsoftonline.com/t/saml2\nline one\n\nline 3\n",
+                       "--interview-out", str(out), "--format", "text")
+    assert result.exit_code == 0, result.output
+    said = answers_from_json(out.read_bytes(), str(out))
+    assert said == CallAnswers(product="entra", claims=("email",), sso_url="https://login.microsoftonline.com/t/saml2",
+                               notes="line one\n\nline 3", taken=said.taken)
+    assert "from the call, not yet verified" in result.output and "not known yet" in result.output
+
+
+def test_a_short_script_leaves_the_rest_not_known_yet() -> None:
+    assert scripted(["okta\n"]) == {"product": "okta", "claims": "", "entity_id": "", "metadata_url": "",
+                                    "sso_url": "", "notes": ""}
+
+
+def test_a_script_with_a_bad_answer_names_the_field_and_writes_nothing(tmp_path: Path) -> None:
+    result = _scripted(tmp_path, "okta\n\nhttp://x\x1b[2J\n", "--draft-crm", str(tmp_path / "d.toml"))
+    assert result.exit_code == 2
+    assert "the entity ID answer holds a control or invisible character (U+001B)" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_are_judged_before_the_first_question(tmp_path: Path) -> None:
+    (tmp_path / "d.answers.json").write_text("kept")
+    result = _scripted(tmp_path, "okta\n", "--draft-crm", str(tmp_path / "d.toml"))
+    assert result.exit_code == 2 and "answers are never written over a file" in result.output
+    assert (tmp_path / "d.answers.json").read_text() == "kept" and not (tmp_path / "d.toml").exists()
+    (tmp_path / "d.toml").write_text("kept")
+    result = _scripted(tmp_path, "okta\n", "--draft-crm", str(tmp_path / "d.toml"), "--interview-out",
+                       str(tmp_path / "new.json"))
+    assert result.exit_code == 2 and "a draft is never written over a file" in result.output
+    assert not (tmp_path / "new.json").exists()
+    result = _scripted(tmp_path, "okta\n")
+    assert result.exit_code == 2 and "--interview-out FILE or --draft-crm FILE" in result.output
+    result = CliRunner().invoke(cli, ["discover", "x.xml", "--interview", "--interview-out", str(tmp_path / "a")])
+    assert result.exit_code == 2 and "runs before any metadata exists" in result.output
+    assert "give the metadata" in CliRunner().invoke(cli, ["discover"]).output
+
+
+def test_the_interview_and_the_comparison_fetch_nothing(tmp_path: Path, corpus: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    out = tmp_path / "said.json"
+    result = _scripted(tmp_path, "adfs\n\n\nhttp://127.0.0.1:9/metadata\n\n", "--interview-out", str(out))
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["discover", str(corpus / ADFS), "--answers", str(out), "--no-probe",
+                                      "--now", NOW, "--format", "md"])
+    assert "| Metadata URL | http://127.0.0.1:9/metadata |" in result.output, result.output
+
+
+# ---- told on the call vs in the metadata -------------------------------------------------------
+
+def _answers_file(tmp_path: Path, **values: object) -> Path:
+    path = tmp_path / "answers.json"
+    path.write_text(json.dumps({"schema": SCHEMA, **values}))
+    return path
+
+
+def test_the_comparison_names_each_near_miss(tmp_path: Path, corpus: Path) -> None:
+    path = _answers_file(tmp_path, product="adfs", entity_id=ADFS_ENTITY + "/", sso_url=ADFS_SSO,
+                         claims=["http://schemas.xmlsoap.org/claims/commonname", "AccountNumber",
+                                 "http://schemas.xmlsoap.org/claims/UPN"])
+    result = CliRunner().invoke(cli, ["discover", str(corpus / ADFS), "--answers", str(path), "--no-probe",
+                                      "--now", NOW, "--format", "md"])
+    assert result.exit_code == 1, result.output  # the corpus file's certificate expired long ago
+    table = result.output.split("## Told on the call vs in the metadata")[1].split("## Signing")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows == [
+        "| IdP product | Microsoft AD FS | Microsoft AD FS | same |",
+        f"| Entity ID | {ADFS_ENTITY}/ | {ADFS_ENTITY} | differs: a trailing slash |",
+        f"| SSO URL | {ADFS_SSO} | {ADFS_SSO} | same |",
+        "| Metadata URL | not told | https://adfs.server.url/FederationMetadata/2007-06/FederationMetadata.xml "
+        "| not told: inferred from the product's pattern, not given |",
+        "| Claim http://schemas.xmlsoap.org/claims/commonname | http://schemas.xmlsoap.org/claims/commonname "
+        "| http://schemas.xmlsoap.org/claims/CommonName | differs: letter case |",
+        "| Claim AccountNumber | AccountNumber | does not say | not in the metadata |",
+        "| Claim http://schemas.xmlsoap.org/claims/UPN | http://schemas.xmlsoap.org/claims/UPN "
+        "| http://schemas.xmlsoap.org/claims/UPN | same |",
+    ]
+    text = CliRunner().invoke(cli, ["discover", str(corpus / ADFS), "--answers", str(path), "--no-probe",
+                                    "--now", NOW, "--format", "text"]).output
+    assert "  SSO URL: same" in text and "  Entity ID: differs: a trailing slash" in text
+
+
+def test_the_comparison_in_html_escapes_what_was_said(tmp_path: Path, corpus: Path) -> None:
+    path = _answers_file(tmp_path, product="okta", entity_id="<img src=x onerror=alert(1)>",
+                         sso_url="https://adfs.server.url/adfs/ls", claims=["<b>x</b>"])
+    out = tmp_path / "sheet.html"
+    result = CliRunner().invoke(cli, ["discover", str(corpus / ADFS), "--answers", str(path), "--no-probe",
+                                      "--now", NOW, "--format", "html", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    page = out.read_text()
+    assert "<img" not in page and "<b>x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "Told on the call vs in the metadata" in page and "differs: a missing trailing slash" in page
+    assert "<td>IdP product</td><td class=\"mono\">Okta</td><td class=\"mono\">Microsoft AD FS</td><td>differs</td>" \
+        in page
+
+
+def test_a_bad_answers_file_is_a_usage_error_naming_it(tmp_path: Path, corpus: Path) -> None:
+    path = _answers_file(tmp_path, product="okta", sso_url="https://x\u202e/")
+    result = CliRunner().invoke(cli, ["discover", str(corpus / ADFS), "--answers", str(path), "--no-probe"])
+    assert result.exit_code == 2 and "the SSO URL answer holds a control or invisible character (U+202E)" in (
+        result.output)
+
+
+# ---- each rule of the answers: a pass and a fail -----------------------------------------------
+
+def test_each_field_is_capped() -> None:
+    assert checked("entity_id", "a" * FIELD_LIMIT) == "a" * FIELD_LIMIT
+    with pytest.raises(AnswerError, match="the entity ID answer is longer than 2 KiB"):
+        checked("entity_id", "a" * (FIELD_LIMIT + 1))
+    assert len(checked("claims", "é" * (FIELD_LIMIT // 2))) == FIELD_LIMIT // 2  # bytes, not characters
+    with pytest.raises(AnswerError, match="claim names answer is longer"):
+        checked("claims", "é" * (FIELD_LIMIT // 2 + 1))
+
+
+def test_the_notes_are_capped_at_16_kib() -> None:
+    assert len(checked("notes", "n" * NOTES_LIMIT)) == NOTES_LIMIT
+    with pytest.raises(AnswerError, match="the call notes answer is longer than 16 KiB"):
+        checked("notes", "n" * (NOTES_LIMIT + 1))
+
+
+@pytest.mark.parametrize(("key", "bad", "label"), [
+    ("sso_url", "https://idp\x00.example/", "SSO URL"),
+    ("metadata_url", "https://idp.example/\u202emetadata", "metadata URL"),  # a bidi override
+    ("claims", "Account\u200bNumber", "claim names"),  # a zero-width space
+    ("entity_id", "urn:x\ny", "entity ID"),  # one line only
+    ("notes", "ok\x1b[31mred", "call notes"),
+])
+def test_a_control_character_is_refused_naming_the_field(key: str, bad: str, label: str) -> None:
+    with pytest.raises(AnswerError, match=f"the {label} answer holds a control or invisible character"):
+        checked(key, bad)
+
+
+def test_plain_answers_and_notes_with_line_breaks_pass() -> None:
+    assert checked("sso_url", "  https://idp.example/sso  ") == "https://idp.example/sso"
+    assert checked("notes", "first\r\n\tsecond\n") == "first\n\tsecond"
+    assert checked("entity_id", "urn:ÿ:ünïcode") == "urn:ÿ:ünïcode"
+
+
+def test_the_product_is_one_of_the_vendor_list_or_not_known() -> None:
+    assert product_key("Okta") == "okta" and product_key("pingfederate") == "pingfederate"
+    assert product_key("") is None and product_key("don't know") is None
+    with pytest.raises(AnswerError, match="the IdP product answer 'oktaa' is not one of: okta, entra"):
+        product_key("oktaa")
+
+
+def test_claims_are_a_comma_separated_list() -> None:
+    assert claim_names(" AccountNumber ,, LoginTypeId,AccountNumber ") == ("AccountNumber", "LoginTypeId")
+    assert claim_names("") == ()
+
+
+def test_an_answers_file_round_trips_and_is_checked_again(tmp_path: Path) -> None:
+    said = answers_from({"product": "keycloak", "claims": "a, b", "entity_id": "https://kc/realms/x",
+                         "notes": "two\nlines"})
+    assert answers_from_json(answers_json(said).encode(), "f") == said
+    for body, message in [
+        (b"{not json", "f is not JSON"),
+        (json.dumps({"schema": "other"}).encode(), "is not an answers file"),
+        (json.dumps({"schema": SCHEMA, "colour": "red"}).encode(), "unknown key 'colour'"),
+        (json.dumps({"schema": SCHEMA, "claims": "a, b"}).encode(), "'claims' must be a list"),
+        (json.dumps({"schema": SCHEMA, "entity_id": 7}).encode(), "every answer must be text"),
+        (json.dumps({"schema": SCHEMA, "notes": "x" * 70_000}).encode(), "larger than 64 KiB"),
+        (json.dumps({"schema": SCHEMA, "product": "nope"}).encode(), "IdP product answer 'nope'"),
+    ]:
+        with pytest.raises(AnswerError, match=message):
+            answers_from_json(body, "f")
+
+
+# ---- what is written ---------------------------------------------------------------------------
+
+def test_the_draft_from_the_call_always_parses(tmp_path: Path) -> None:
+    said = answers_from({"product": "okta", "claims": 'Acc"ount\\, <x>', "entity_id": 'urn:"q"',
+                         "sso_url": "https://user:secret@idp.example/sso"})
+    record = tomllib.loads(draft_from_call(said, None))
+    assert record["idp"]["entity_id"] == 'urn:"q"' and [c["name"] for c in record["claims"]] == ['Acc"ount\\', "<x>"]
+    assert "secret" not in draft_from_call(said, None)  # a password in the SSO URL is never copied
+    assert tomllib.loads(draft_from_call(CallAnswers(), None))["idp"] == {}
+
+
+def test_the_call_worksheet_escapes_what_was_said() -> None:
+    said = answers_from({"entity_id": "<script>alert(1)</script>", "notes": "<img src=x>\n| cell |"})
+    page = render_call_html(said, draft_from_call(said, None),
+                            downloads=(("Download", "a.json", "application/json", answers_json(said)),))
+    assert "<script>alert" not in page and "<img src" not in page and "&lt;script&gt;" in page
+    assert "From the call, not yet verified" in page
+    assert "\\<script\\>" in render_call_markdown(said, "") and "\\| cell \\|" in render_call_markdown(said, "")
+    assert "not known yet" in render_call_text(said, "")
