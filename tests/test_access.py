@@ -59,6 +59,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/check/metadata"): SIGNED_IN,
     ("POST", "/check/response"): SIGNED_IN,
     ("POST", "/discover"): SIGNED_IN,
+    ("GET", "/discover/interview"): SIGNED_IN,
+    ("POST", "/discover/interview"): SIGNED_IN,
     ("GET", "/partners/<biller_id>"): PARTNER_A,
     ("GET", "/partners/<biller_id>/report"): PARTNER_A,
     ("GET", "/partners/<biller_id>/discover"): PARTNER_A,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import socket
 import subprocess
@@ -329,3 +330,74 @@ def test_the_call_worksheet_escapes_what_was_said() -> None:
     assert "From the call, not yet verified" in page
     assert "\\<script\\>" in render_call_markdown(said, "") and "\\| cell \\|" in render_call_markdown(said, "")
     assert "not known yet" in render_call_text(said, "")
+
+
+# ---- the web app's interview page and the discovery form's answers file -------------------------
+
+@pytest.fixture
+def web_client(tmp_path: Path) -> Any:
+    from datetime import UTC, datetime
+
+    from metadata.store import SQLiteStore
+    from tests.helpers import crm_toml
+    from validator.web import create_app
+
+    folder = tmp_path / "crm"
+    folder.mkdir()
+    (folder / "B-1.toml").write_text(crm_toml(biller=("B-1", "Acme <Water>")))
+    app = create_app(crm_folder=folder, store=SQLiteStore(tmp_path / "s.sqlite3"),
+                     clock=lambda: datetime(2026, 12, 6, 10, tzinfo=UTC))
+    app.testing = True
+    return app.test_client()
+
+
+def _post(client: Any, path: str, fields: dict[str, Any]) -> Any:
+    page = client.get("/discover/interview").get_data(as_text=True)
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    return client.post(path, data={"csrf": found.group(1), **fields}, content_type="multipart/form-data")
+
+
+def test_the_interview_page_writes_the_worksheet_and_its_downloads(web_client: Any) -> None:
+    from urllib.parse import unquote
+
+    form = web_client.get("/discover/interview").get_data(as_text=True)
+    assert 'name="product"' in form and "don&#39;t know" in form and 'name="notes"' in form
+    assert '<a href="/discover/interview">' in web_client.get("/").get_data(as_text=True)
+    response = _post(web_client, "/discover/interview", {
+        "product": "okta", "claims": "AccountNumber, <i>x</i>", "entity_id": "http://www.okta.com/exk1",
+        "metadata_url": "http://127.0.0.1:9/never-fetched", "sso_url": "", "notes": "<script>alert(1)</script>",
+        "biller": "B-1"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "From the call, not yet verified" in page
+    assert "<script>alert" not in page and "<i>x" not in page and "Acme &lt;Water&gt;" in page
+    links = dict(re.findall(r'download="([^"]+)"\s+href="data:[^,]+,([^"]+)"', page))
+    said = answers_from_json(unquote(links["interview-answers.json"]).encode(), "download")
+    assert said.product == "okta" and said.claims == ("AccountNumber", "<i>x</i>") and said.sso_url is None
+    draft = tomllib.loads(unquote(links["draft-crm.toml"]))
+    assert draft["biller"]["id"] == "B-1" and draft["idp"]["metadata_url"] == "http://127.0.0.1:9/never-fetched"
+
+
+def test_the_interview_page_refuses_a_bad_answer_naming_it_and_keeps_the_others(web_client: Any) -> None:
+    response = _post(web_client, "/discover/interview", {"product": "okta", "entity_id": "urn:keep-me",
+                                                         "sso_url": "https://x/\x1b[2J"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and "the SSO URL answer holds a control or invisible character" in page
+    assert 'value="urn:keep-me"' in page
+    response = _post(web_client, "/discover/interview", {"notes": "n" * (NOTES_LIMIT + 1)})
+    assert response.status_code == 400 and "the call notes answer is longer than 16 KiB" in response.get_data(
+        as_text=True)
+
+
+def test_the_discovery_form_compares_an_answers_file(web_client: Any, corpus: Path) -> None:
+    from io import BytesIO
+
+    said = answers_json(CallAnswers(product="adfs", entity_id=ADFS_ENTITY + "/"))
+    response = _post(web_client, "/discover", {
+        "metadata_file": (BytesIO((corpus / ADFS).read_bytes()), "adfs.xml"),
+        "answers_file": (BytesIO(said.encode()), "answers.json")})
+    page = response.get_data(as_text=True)
+    assert "Told on the call vs in the metadata" in page and "differs: a trailing slash" in page
+    bad = _post(web_client, "/discover", {"metadata_file": (BytesIO((corpus / ADFS).read_bytes()), "adfs.xml"),
+                                          "answers_file": (BytesIO(b"{}"), "answers.json")})
+    assert bad.status_code == 400 and "is not an answers file" in bad.get_data(as_text=True)

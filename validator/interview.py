@@ -31,6 +31,9 @@ from validator.json_value import iso_z
 from validator.nearmiss import claim_near_misses, uri_difference
 from validator.vendor import VENDORS as PRODUCTS
 
+__all__ = ["DONT_KNOW", "FIELDS", "PRODUCTS", "PRODUCT_CHOICES", "AnswerError", "CallAnswers", "answers_from",
+           "answers_from_json", "answers_json", "checked", "draft_from_call", "scripted", "told_vs_metadata"]
+
 SCHEMA = "saml-preflight/interview/v1"
 FIELD_LIMIT = 2 * 1024
 """Bytes (UTF-8) of one answer: the longest real SAML URL is a few hundred."""

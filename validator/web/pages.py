@@ -7,6 +7,10 @@ are the same self-contained pages the command line writes (``--format html``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
 
 from metadata.crm import CRMRecord
@@ -24,6 +28,9 @@ from .inputs import Document, InputError, document_from_form, record_from_form
 from .partners import PartnerError, list_partners, load_partner
 from .state import web, with_dev_banner
 from .trail import note
+
+if TYPE_CHECKING:
+    from validator.interview import CallAnswers
 
 blueprint = Blueprint("pages", __name__, template_folder="templates")
 
@@ -122,13 +129,65 @@ def check_response() -> Response:
 @blueprint.post("/discover")
 @allow(signed_in())
 def discover() -> Response:
+    from validator.interview import AnswerError, told_vs_metadata
+
     try:
         document, crm, crm_source = _metadata_and_record()
-    except InputError as exc:
+        said = _answers_file()
+    except (InputError, AnswerError) as exc:
         return home_page(exc.message, 400)
     worksheet = jobs.discover(document, crm, crm_source, now=web().clock(), policy=fetch_policy(),
                               probe=request.form.get("probe") == "on")
+    if said is not None:
+        worksheet = replace(worksheet, told=told_vs_metadata(said, worksheet))
     return _worksheet_page(worksheet)
+
+
+def _answers_file() -> CallAnswers | None:
+    """The discovery form's optional answers from the call (JSON), every field checked again."""
+    from validator.interview import FILE_LIMIT, answers_from_json
+
+    upload = request.files.get("answers_file")
+    if upload is None or not upload.filename:
+        return None
+    return answers_from_json(upload.stream.read(FILE_LIMIT + 1), "the answers file")
+
+
+def interview_page(values: Mapping[str, str] | None = None, error: str | None = None, status: int = 200) -> Response:
+    from validator.interview import FIELDS, PRODUCT_CHOICES, PRODUCTS
+
+    principal = current()
+    usable = [p for p in list_partners(web().crm_folder) if principal.may_read(p.biller_id) and p.record is not None]
+    products = [(key, PRODUCTS[key].name if key in PRODUCTS else key) for key in PRODUCT_CHOICES]
+    return html(render_template("interview.html", csrf=csrf_token(), error=error, values=values or {},
+                                questions={key: question for key, _, question in FIELDS}, products=products,
+                                usable=usable), status)
+
+
+@blueprint.get("/discover/interview")
+@allow(signed_in())
+def interview_form() -> Response:
+    """The SE's interview: the partner's spoken answers to the five questions, before any metadata exists."""
+    return interview_page()
+
+
+@blueprint.post("/discover/interview")
+@allow(signed_in())
+def interview() -> Response:
+    """The worksheet from the call, with the draft record and the answers file to download."""
+    from validator.interview import AnswerError, answers_from, answers_json, draft_from_call
+    from validator.render.worksheet import render_call_html
+
+    try:
+        said = answers_from(request.form, taken=web().clock())
+        crm, _ = _record()
+    except (InputError, AnswerError) as exc:
+        return interview_page(request.form, exc.message, 400)
+    draft = draft_from_call(said, crm)
+    return html(render_call_html(said, draft, crm.biller.name if crm else None, downloads=(
+        ("Download the draft CRM record (TOML)", "draft-crm.toml", "application/toml", draft),
+        ("Download the answers (JSON), to compare with the metadata later", "interview-answers.json",
+         "application/json", answers_json(said)))))
 
 
 def on_record(biller: object, crm: CRMRecord | None) -> jobs.OnRecord | None:
