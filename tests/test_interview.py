@@ -401,3 +401,13 @@ def test_the_discovery_form_compares_an_answers_file(web_client: Any, corpus: Pa
     bad = _post(web_client, "/discover", {"metadata_file": (BytesIO((corpus / ADFS).read_bytes()), "adfs.xml"),
                                           "answers_file": (BytesIO(b"{}"), "answers.json")})
     assert bad.status_code == 400 and "is not an answers file" in bad.get_data(as_text=True)
+
+
+def test_with_a_record_the_draft_keeps_its_claims_and_says_what_was_said() -> None:
+    from tests.helpers import crm_toml
+
+    record = parse_crm(crm_toml(), "crm.toml", "toml")
+    said = answers_from({"claims": "accountnumber, Extra\u00a0Claim"})
+    draft = draft_from_call(said, record)
+    assert [c["name"] for c in tomllib.loads(draft)["claims"]] == [c.name for c in record.claims]
+    assert "# Said on the call: accountnumber, Extra" in draft

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from metadata.crm import VENDORS as CRM_VENDORS
 from metadata.crm import CRMRecord
+from metadata.xml import visible
 from validator.discovery import (
     ToldRow,
     Worksheet,
@@ -202,6 +203,9 @@ def draft_from_call(answers: CallAnswers, crm: CRMRecord | None) -> str:
 
 
 def _call_claims(answers: CallAnswers, crm: CRMRecord | None) -> list[str]:
+    said: list[str] = []
+    if crm is not None and answers.claims:  # the record is the contract; what was said stays visible beside it
+        said = ["", f"# Said on the call: {visible(', '.join(answers.claims), one_line=True)}"]
     if crm is not None:
         claims = [(c.name, c.required, c.login_type) for c in crm.claims]
     elif answers.claims:
@@ -209,7 +213,7 @@ def _call_claims(answers: CallAnswers, crm: CRMRecord | None) -> list[str]:
     else:
         return ["", "# No claim names yet: agree them with the partner, one block each:",
                 "# [[claims]]", '# name = "AccountNumber"', "# required = true"]
-    lines = ["", "# The claim names said on the call; mark those the portal needs as required."] if not crm else []
+    lines = said if crm else ["", "# The claim names said on the call; mark those the portal needs as required."]
     for name, required, is_login_type in claims:
         lines += ["", "[[claims]]", f"name = {_toml(name)}", f"required = {'true' if required else 'false'}"]
         if is_login_type:

@@ -292,8 +292,6 @@ def worksheet_json(ws: Worksheet) -> dict[str, Plain]:
         "setup": [{"what": h.what, "where": h.where, "value": h.value} for h in ws.hints],
         "signing_certificates": _certificates(ws),
         "draft_crm": ws.draft,
-        "told": [{"field": r.field, "told": r.told, "metadata": r.metadata, "verdict": r.verdict, "detail": r.detail}
-                 for r in ws.told],
         "report": report,
     }
 
