@@ -27,8 +27,10 @@ from metadata.crm import parse_crm
 from validator.cli import cli
 from validator.interview import (
     FIELD_LIMIT,
+    FIELDS,
     NOTES_LIMIT,
     SCHEMA,
+    SCRIPT_LIMIT,
     AnswerError,
     CallAnswers,
     answers_from,
@@ -61,20 +63,23 @@ class Terminal:
                                         close_fds=True)
         os.close(child)
         self.seen = ""
+        self.at = 0
+        """Where the next expect looks from: each text is awaited after the one before it."""
 
     def expect(self, text: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
-        while text not in self.seen:
+        while text not in self.seen[self.at:]:
             left = deadline - time.monotonic()
-            assert left > 0, f"never saw {text!r}; the terminal shows:\n{self.seen}"
+            assert left > 0, f"never saw {text!r}; the terminal shows:\n{self.seen[self.at:][-3000:]}"
             ready, _, _ = select.select([self.fd], [], [], left)
             if ready:
                 try:
-                    chunk = os.read(self.fd, 4096)
+                    chunk = os.read(self.fd, 65536)
                 except OSError:  # the child ended
                     chunk = b""
-                assert chunk or text in self.seen, f"the command ended before {text!r}:\n{self.seen}"
+                assert chunk, f"the command ended before {text!r}:\n{self.seen[self.at:][-3000:]}"
                 self.seen += chunk.decode("utf-8", "replace")
+        self.at = self.seen.index(text, self.at) + len(text)
 
     def type(self, line: str) -> None:
         os.write(self.fd, line.encode() + b"\r")
@@ -131,6 +136,30 @@ def test_a_person_answers_the_questions_on_a_terminal(tmp_path: Path) -> None:
     assert "> Jo runs Okta; go-live in March" in sheet
 
 
+def test_notes_past_their_cap_are_refused_line_by_line_and_the_call_is_kept(tmp_path: Path) -> None:
+    term = Terminal([str(SAML_VALIDATE), "discover", "--interview", "--interview-out", "said.json", "--now", NOW,
+                     "--format", "text"], tmp_path)
+    term.expect("Which identity provider product")
+    term.type("")  # don't know
+    for _, _, question in FIELDS[1:]:
+        term.expect(question)
+        term.type("")
+    line = "n" * 4000  # a terminal's line holds at most 4095 characters
+    term.expect("Call notes (an empty line ends them):")
+    term.type(line)
+    for _ in range(3):
+        term.expect("more notes:")
+        term.type(line)
+    term.expect("more notes:")
+    term.type(line)  # 5 × 4,000 is past 16 KiB: this line is refused, those before it kept
+    term.expect("the call notes answer is longer than 16 KiB")
+    term.expect("more notes:")
+    term.type("")
+    assert term.finish() == 0, term.seen[-2000:]
+    said = json.loads((tmp_path / "said.json").read_text())
+    assert said["product"] is None and said["notes"] == "\n".join([line] * 4)
+
+
 # ---- a script ---------------------------------------------------------------------------------
 
 def _scripted(tmp_path: Path, lines: str, *args: str) -> Any:
@@ -149,8 +178,14 @@ def test_answers_read_as_lines_from_a_script(tmp_path: Path) -> None:
 
 
 def test_a_short_script_leaves_the_rest_not_known_yet() -> None:
-    assert scripted(["okta\n"]) == {"product": "okta", "claims": "", "entity_id": "", "metadata_url": "",
-                                    "sso_url": "", "notes": ""}
+    assert scripted("okta\n") == {"product": "okta", "claims": "", "entity_id": "", "metadata_url": "",
+                                  "sso_url": "", "notes": ""}
+
+
+def test_a_script_longer_than_every_answer_at_its_cap_is_refused() -> None:
+    assert scripted("\n" * 5 + "n" * NOTES_LIMIT)["notes"] == "n" * NOTES_LIMIT
+    with pytest.raises(AnswerError, match="the answers given on standard input are longer than"):
+        scripted("n" * (SCRIPT_LIMIT + 1))
 
 
 def test_a_script_with_a_bad_answer_names_the_field_and_writes_nothing(tmp_path: Path) -> None:

@@ -377,14 +377,17 @@ def _show_call(said: CallAnswers, draft: str, title: str | None, fmt: str | None
 
 def _ask_interview() -> dict[str, str]:
     """The partner's answers: prompted one by one on a terminal (Enter: not known yet), else read as lines."""
-    from validator.interview import DONT_KNOW, FIELDS, PRODUCT_CHOICES, AnswerError, checked, scripted
+    from validator.interview import DONT_KNOW, FIELDS, PRODUCT_CHOICES, SCRIPT_LIMIT, AnswerError, checked, scripted
 
     if not sys.stdin.isatty():
-        return scripted(sys.stdin)
+        return scripted(sys.stdin.read(SCRIPT_LIMIT + 1))
+    notes: list[str] = []
 
     def check(key: str) -> Callable[[str], str]:
         def proc(value: str) -> str:
             try:
+                if key == "notes":  # the notes so far with this line: an overflow is refused here, not after the call
+                    checked(key, "\n".join([*notes, value]))
                 return checked(key, value)
             except AnswerError as exc:
                 raise click.BadParameter(exc.message) from None
@@ -396,7 +399,6 @@ def _ask_interview() -> dict[str, str]:
                                       default=DONT_KNOW)}
     for key, _, question in rest:
         values[key] = click.prompt(question, default="", show_default=False, value_proc=check(key))
-    notes: list[str] = []
     while line := click.prompt("Call notes (an empty line ends them)" if not notes else "  more notes",
                                default="", show_default=False, value_proc=check("notes")):
         notes.append(line)

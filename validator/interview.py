@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -127,10 +127,18 @@ def answers_from(values: Mapping[str, str], taken: datetime | None = None) -> Ca
                        notes=text("notes"), taken=taken)
 
 
-def scripted(lines: Iterable[str]) -> dict[str, str]:
+SCRIPT_LIMIT = len(FIELDS) * (FIELD_LIMIT + 2) + NOTES_LIMIT
+"""Characters of a script of answers: every answer and the notes at their caps, with line breaks."""
+
+
+def scripted(text: str) -> dict[str, str]:
     """Answers read as lines (standard input that is not a terminal): one line per question in
     order, an empty line for "not known yet"; every line after the fifth is the call notes."""
-    read = [line.rstrip("\r\n") for line in lines]
+    if len(text) > SCRIPT_LIMIT:
+        raise AnswerError(f"the answers given on standard input are longer than {SCRIPT_LIMIT // 1024} KiB")
+    read = [line.rstrip("\r") for line in text.split("\n")]
+    if read and read[-1] == "":
+        read.pop()  # the last line's own line break
     values = {key: (read[i] if i < len(read) else "") for i, (key, _, _) in enumerate(FIELDS)}
     values["notes"] = "\n".join(read[len(FIELDS):])
     return values
