@@ -260,7 +260,7 @@ def login_type_hints(crm: CRMRecord | None) -> list[Hint]:
     return [Hint("Login type ID → role", where, f"{t.id} → {t.name}") for t in crm.login_types]
 
 
-def _toml(value: str) -> str:
+def toml_string(value: str) -> str:
     """`value` as a TOML basic string that reads back exactly. JSON's escapes are TOML's; DEL (which
     TOML refuses) and invisible or bidi characters are written as \\uXXXX too, so that a person
     checking the draft sees them."""
@@ -276,38 +276,45 @@ def draft_record(inspection: MetadataInspection, crm: CRMRecord | None, metadata
     lines = [
         f"# Draft CRM record written by saml-validate discover from {source}",
         f"# on {inspection.now:%Y-%m-%d}. Check every value with the partner and replace each TODO.",
-        "[biller]",
-        f"id = {_toml(crm.biller.id if crm else 'TODO')}",
-        f"name = {_toml(crm.biller.name if crm else 'TODO')}",
-        "",
-        "[sp]",
-        f"entity_id = {_toml(crm.sp.entity_id if crm else 'TODO: the portal entity ID')}",
-        f"acs_url = {_toml(crm.sp.acs_url if crm else 'TODO: the portal ACS URL')}",
-        "",
+        *draft_portal(crm),
         "[idp]",
         *_draft_idp(entity, crm, metadata_url),
         *_draft_published(published),
         *_draft_claims(entity, crm),
-        *_draft_login_types(crm),
+        *draft_login_types(crm),
     ]
     return "\n".join(lines) + "\n"
+
+
+def draft_portal(crm: CRMRecord | None) -> list[str]:
+    """The draft's [biller] and [sp]: what only the portal knows, from the record or TODO."""
+    return [
+        "[biller]",
+        f"id = {toml_string(crm.biller.id if crm else 'TODO')}",
+        f"name = {toml_string(crm.biller.name if crm else 'TODO')}",
+        "",
+        "[sp]",
+        f"entity_id = {toml_string(crm.sp.entity_id if crm else 'TODO: the portal entity ID')}",
+        f"acs_url = {toml_string(crm.sp.acs_url if crm else 'TODO: the portal ACS URL')}",
+        "",
+    ]
 
 
 def _draft_idp(entity: EntityDescriptor | None, crm: CRMRecord | None, metadata_url: str | None) -> list[str]:
     lines = []
     detection = detect_vendor(entity) if entity is not None else None
     if detection is not None and detection.vendor.key in CRM_VENDORS:
-        lines.append(f"vendor = {_toml(detection.vendor.key)}")
+        lines.append(f"vendor = {toml_string(detection.vendor.key)}")
     if entity is not None:
-        lines.append(f"entity_id = {_toml(entity.entity_id)}")
+        lines.append(f"entity_id = {toml_string(entity.entity_id)}")
     if metadata_url:
-        lines.append(f"metadata_url = {_toml(metadata_url)}")
-    lines += _draft_sso_url(sign_in_location(entity))
+        lines.append(f"metadata_url = {toml_string(metadata_url)}")
+    lines += draft_sso_url(sign_in_location(entity))
     formats = list(entity.idp.nameid_formats) if entity is not None and entity.idp is not None else []
     chosen = crm.idp.nameid_format if crm and crm.idp.nameid_format else (EMAIL if EMAIL in formats else (
         formats[0] if formats else None))
     if chosen:
-        lines.append(f"nameid_format = {_toml(chosen)}")
+        lines.append(f"nameid_format = {toml_string(chosen)}")
     return lines
 
 
@@ -315,20 +322,20 @@ def _draft_published(published: PublishedMetadata | None) -> list[str]:
     """An inferred metadata URL, commented out: trust is taken from it only once the partner confirms it."""
     if published is None or published.url is None:
         return []
-    return [f"# metadata_url = {_toml(published.url)}  # inferred, not given: confirm it with the partner"]
+    return [f"# metadata_url = {toml_string(published.url)}  # inferred, not given: confirm it with the partner"]
 
 
-def _draft_sso_url(location: str | None) -> list[str]:
+def draft_sso_url(location: str | None) -> list[str]:
     """The sign-in location as the metadata gives it; never a user name or password in it, which
     would then live on in the CRM record (MD016 reports them)."""
     if not location:
         return []
     shown = redact_url(location)
     if shown == location:
-        return [f"sso_url = {_toml(location)}"]
+        return [f"sso_url = {toml_string(location)}"]
     return [f"# The metadata's SSO URL holds a user name or password (MD016), left out here: "
             f"{visible(shown, one_line=True)}",
-            f"sso_url = {_toml('TODO: the SSO URL without a user name or password')}"]
+            f"sso_url = {toml_string('TODO: the SSO URL without a user name or password')}"]
 
 
 def _draft_claims(entity: EntityDescriptor | None, crm: CRMRecord | None) -> list[str]:
@@ -344,17 +351,17 @@ def _draft_claims(entity: EntityDescriptor | None, crm: CRMRecord | None) -> lis
                   "# [[claims]]", '# name = "AccountNumber"', "# required = true"]
         claims = []
     for name, required, is_login_type in claims:
-        lines += ["", "[[claims]]", f"name = {_toml(name)}", f"required = {'true' if required else 'false'}"]
+        lines += ["", "[[claims]]", f"name = {toml_string(name)}", f"required = {'true' if required else 'false'}"]
         if is_login_type:
             lines.append("login_type = true")
     return lines
 
 
-def _draft_login_types(crm: CRMRecord | None) -> list[str]:
+def draft_login_types(crm: CRMRecord | None) -> list[str]:
     if crm is not None and crm.login_types:
         lines = []
         for login_type in crm.login_types:
-            lines += ["", "[[login_types]]", f"id = {login_type.id}", f"name = {_toml(login_type.name)}"]
+            lines += ["", "[[login_types]]", f"id = {login_type.id}", f"name = {toml_string(login_type.name)}"]
         return lines
     return ["", "# The login type IDs the portal issued to this biller, one block each:",
             "# [[login_types]]", "# id = 1", '# name = "Customer"']

@@ -22,10 +22,11 @@ from metadata.xml import visible
 from validator.discovery import (
     ToldRow,
     Worksheet,
-    _draft_login_types,
-    _draft_sso_url,
-    _toml,
+    draft_login_types,
+    draft_portal,
+    draft_sso_url,
     sign_in_location,
+    toml_string,
 )
 from validator.errors import ValidatorError
 from validator.json_value import iso_z
@@ -191,21 +192,14 @@ def draft_from_call(answers: CallAnswers, crm: CRMRecord | None) -> str:
     lines = [
         f"# Draft CRM record written by saml-validate discover --interview{when}: {UNVERIFIED}.",
         "# Check every value against the partner's metadata (discover METADATA --answers) and replace each TODO.",
-        "[biller]",
-        f"id = {_toml(crm.biller.id if crm else 'TODO')}",
-        f"name = {_toml(crm.biller.name if crm else 'TODO')}",
-        "",
-        "[sp]",
-        f"entity_id = {_toml(crm.sp.entity_id if crm else 'TODO: the portal entity ID')}",
-        f"acs_url = {_toml(crm.sp.acs_url if crm else 'TODO: the portal ACS URL')}",
-        "",
+        *draft_portal(crm),
         "[idp]",
-        *([f"vendor = {_toml(answers.product)}"] if answers.product else []),
-        *([f"entity_id = {_toml(answers.entity_id)}"] if answers.entity_id else []),
-        *([f"metadata_url = {_toml(answers.metadata_url)}"] if answers.metadata_url else []),
-        *(_draft_sso_url(answers.sso_url) if answers.sso_url else []),
+        *([f"vendor = {toml_string(answers.product)}"] if answers.product else []),
+        *([f"entity_id = {toml_string(answers.entity_id)}"] if answers.entity_id else []),
+        *([f"metadata_url = {toml_string(answers.metadata_url)}"] if answers.metadata_url else []),
+        *(draft_sso_url(answers.sso_url) if answers.sso_url else []),
         *_call_claims(answers, crm),
-        *_draft_login_types(crm),
+        *draft_login_types(crm),
     ]
     return "\n".join(lines) + "\n"
 
@@ -223,7 +217,7 @@ def _call_claims(answers: CallAnswers, crm: CRMRecord | None) -> list[str]:
                 "# [[claims]]", '# name = "AccountNumber"', "# required = true"]
     lines = said if crm else ["", "# The claim names said on the call; mark those the portal needs as required."]
     for name, required, is_login_type in claims:
-        lines += ["", "[[claims]]", f"name = {_toml(name)}", f"required = {'true' if required else 'false'}"]
+        lines += ["", "[[claims]]", f"name = {toml_string(name)}", f"required = {'true' if required else 'false'}"]
         if is_login_type:
             lines.append("login_type = true")
     return lines
