@@ -121,6 +121,7 @@ MODULE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_simplesamlphp": ("interop",),
     "test_local_loop_browser": ("slow",),
     "test_compose_smoke": ("slow",),
+    "test_interview_browser": ("slow",),
     "test_readme_commands": ("slow",),
     "test_access_browser": ("slow",),
 }
