@@ -446,3 +446,16 @@ def test_with_a_record_the_draft_keeps_its_claims_and_says_what_was_said() -> No
     draft = draft_from_call(said, record)
     assert [c["name"] for c in tomllib.loads(draft)["claims"]] == [c.name for c in record.claims]
     assert "# Said on the call: accountnumber, Extra" in draft
+
+
+@pytest.mark.parametrize("option", [["--entity-id", "https://idp.example"], ["--no-probe"], ["--allow-http"],
+                                    ["--warn-days", "10"]])
+def test_an_option_about_metadata_with_interview_is_a_usage_error(tmp_path: Path, option: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from validator.cli import cli
+
+    outcome = CliRunner().invoke(cli, ["discover", "--interview", "--interview-out", str(tmp_path / "a.json"),
+                                       *option], input="\n" * 6)
+    assert outcome.exit_code == 2 and "about the metadata" in outcome.output, outcome.output
+    assert not (tmp_path / "a.json").exists()

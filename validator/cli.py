@@ -281,6 +281,8 @@ def discover_command(source: str | None, crm_path: Path | None, fmt: str | None,
     if draft_crm is not None and draft_crm.exists():  # said before any fetch; _write_new guards the race
         raise _draft_exists(draft_crm)
     if interview:
+        _refuse_metadata_options(entity_id=entity_id, no_probe=no_probe, allow_http=allow_http,
+                                 warn_days=warn_days != 30)
         _interview_command(source, answers_path, crm_path, fmt, out, draft_crm, interview_out, now)
         return
     if source is None:
@@ -329,6 +331,14 @@ def _load_answers(path: Path | None) -> CallAnswers | None:
         return answers_from_json(path.read_bytes(), str(path))
     except AnswerError as exc:
         raise click.BadParameter(exc.message, param_hint="--answers") from None
+
+
+def _refuse_metadata_options(**given: object) -> None:
+    """--interview reads no metadata: an option about metadata is a mistake, said, not ignored."""
+    named = [f"--{name.replace('_', '-')}" for name, value in given.items() if value]
+    if named:
+        raise click.UsageError(f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} about the metadata, which "
+                               "--interview does not read: give it later, with the metadata and --answers")
 
 
 def _interview_command(source: str | None, answers_path: Path | None, crm_path: Path | None, fmt: str | None,
