@@ -126,6 +126,8 @@ class Shape:
     authn_context: str = PASSWORD_PROTECTED_TRANSPORT
     attributes_first: bool = False
     """AttributeStatement before AuthnStatement (.NET products, Google, Auth0)."""
+    inclusive_prefixes: tuple[str, ...] = ()
+    """The PrefixList of an ec:InclusiveNamespaces on the exclusive c14n transform (Okta: ``xs``)."""
 
     def __post_init__(self) -> None:
         if self.lifetime <= 0 or self.not_before_skew < 0 or (self.confirmation_seconds or 1) <= 0:
@@ -333,7 +335,7 @@ def _sign(element: etree._Element, spec: ResponseSpec, key: SigningKey) -> None:
     # SAML Core §5.4: enveloped, exclusive c14n, one Reference to the element's ID; the
     # schemas of Core §2.3.3 and §3.2.1 put ds:Signature right after saml:Issuer.
     sign(element, key.key_pem, key.cert_pem, signature_method=spec.signature_method,
-         digest_method=spec.digest_method, after=f"{{{SAML}}}Issuer")
+         digest_method=spec.digest_method, after=f"{{{SAML}}}Issuer", inclusive_prefixes=spec.shape.inclusive_prefixes)
 
 
 def _encrypt(assertion: etree._Element, certificate_der: bytes) -> etree._Element:

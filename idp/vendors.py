@@ -267,13 +267,13 @@ _JAVA = Shape(saml="saml2", samlp="saml2p", saml_on_response=False)  # OpenSAML'
 OKTA = VendorProfile(
     "okta", "Okta", "both", EMAIL, "unspecified", issuer_format=ENTITY,
     issuer_form=lambda base: "http://www.okta.com/exk" + _token(base, _ALNUM, 17),
-    shape=replace(_JAVA, ids=_okta_id, not_before_skew=300, xsi_type="xs:string"),
+    shape=replace(_JAVA, ids=_okta_id, not_before_skew=300, xsi_type="xs:string", inclusive_prefixes=("xs",)),
 )
 """okta/okta-ssoready-2024-signed-response-and-assertion.xml (also okta-dev-969244-2017 and -116807-2016
 for the attributes): Response and Assertion signed, Issuer with Format entity, bare attribute names with
 NameFormat unspecified typed xs:string, and nothing the admin did not map; saml2:/saml2p:, ``id`` + digits,
-NotBefore 5 min before the issue instant, 5 min lifetime, PasswordProtectedTransport. Not reproduced:
-Okta signs with an InclusiveNamespaces PrefixList="xs" transform (969244, 116807)."""
+NotBefore 5 min before the issue instant, 5 min lifetime, PasswordProtectedTransport; both signatures'
+exclusive c14n transform with an InclusiveNamespaces PrefixList="xs" (969244, 116807; the 2024 capture has none)."""
 
 ENTRA = VendorProfile(
     "entra", "Microsoft Entra ID", "assertion", EMAIL, None, standard_claims=_entra,

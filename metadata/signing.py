@@ -437,11 +437,13 @@ def sign(
     digest_method: str = SHA256,
     after: str | None = None,
     id_attribute: str = "ID",
+    inclusive_prefixes: tuple[str, ...] = (),
 ) -> etree._Element:
     """Sign `element` in place with an enveloped, exclusive-c14n signature; return the signature.
 
     The signature goes right after the first child whose tag is `after` (SAML puts it after
-    saml:Issuer), or first when `after` is None (metadata).
+    saml:Issuer), or first when `after` is None (metadata). `inclusive_prefixes`, when given, go
+    in an ec:InclusiveNamespaces PrefixList on the Reference's exclusive c14n transform (Okta's).
     """
     element_id = element.get(id_attribute)
     if not element_id:
@@ -451,7 +453,11 @@ def sign(
     element.insert(element.index(anchor) + 1 if anchor is not None else 0, signature)
     reference = xmlsec.template.add_reference(signature, _XMLSEC_DIGEST[digest_method], uri=f"#{element_id}")
     xmlsec.template.add_transform(reference, xc.TransformEnveloped)
-    xmlsec.template.add_transform(reference, xc.TransformExclC14N)
+    exclusive = xmlsec.template.add_transform(reference, xc.TransformExclC14N)
+    if inclusive_prefixes:
+        # Written by hand for the ec: prefix the products use (xmlsec's helper declares a default namespace).
+        etree.SubElement(exclusive, f"{{{EXC_C14N}}}InclusiveNamespaces", nsmap={"ec": EXC_C14N},
+                         PrefixList=" ".join(inclusive_prefixes))
     key_info = xmlsec.template.ensure_key_info(signature)
     xmlsec.template.add_x509_data(key_info)
     ctx = xmlsec.SignatureContext()

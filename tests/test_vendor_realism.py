@@ -5,9 +5,10 @@ golden files are), and it and each corpus sample of its vendor are read the same
 namespace prefixes, the form of the IDs, how far NotBefore lies before the issue instant, the
 lifetime of the Conditions and of the bearer confirmation, xsi:type on attribute values, the
 AuthnContextClassRef, the order of the assertion's elements, the Conditions layout, the
-SubjectConfirmationData attributes in order, the SessionIndex form, the attributes' NameFormat and
-what is signed. A sample that differs from the profile on a point says why (``waive``); a point the
-sample cannot show (no attributes, no AuthnStatement, an unsolicited response) is not compared.
+SubjectConfirmationData attributes in order, the SessionIndex form, the attributes' NameFormat, what
+is signed and the InclusiveNamespaces PrefixLists of the signatures. A sample that differs from the
+profile on a point says why (``waive``); a point the sample cannot show (no attributes, no
+AuthnStatement, an unsolicited response) is not compared.
 
 Each profile's response is then accepted by the validator (no problem finding) and by two real SP
 libraries, python3-saml and pysaml2, with the signatures each profile makes.
@@ -30,6 +31,7 @@ from lxml import etree
 from idp.settings import Persona, ServiceProvider
 from idp.vendors import PROFILES
 from metadata.saml import DS, EMAIL, SAML, SAMLP
+from metadata.signing import EXC_C14N
 from metadata.xml import PASTED_LIMITS, parse_untrusted
 from tests.idp_support import ACS, IDP_BASE, SP_ENTITY, authn_request, login_as, make_idp, redirect_path
 from tests.test_idp_golden import idp_response, new_signing_pair
@@ -77,7 +79,9 @@ FORMS = {
 _RESPONSE_SIGNED = "the Response is signed instead of the Assertion (a per-application choice); the profile follows"
 
 SAMPLES = {
-    "okta": [Sample("okta/okta-ssoready-2024-signed-response-and-assertion.xml"),
+    "okta": [Sample("okta/okta-ssoready-2024-signed-response-and-assertion.xml",
+                    {"prefix_lists": "this capture's signatures have no InclusiveNamespaces; 969244-2017 and "
+                                     "116807-2016 list xs, which the profile follows (an SP must take both)"}),
              Sample("okta/okta-dev-969244-2017-signed-response-and-assertion.xml",
                     {"session": "a 2017 SessionIndex is the request's ID; the 2024 form id<ms>.<digits> is followed"}),
              Sample("okta/okta-dev-116807-2016-signed-response-and-assertion.xml",
@@ -143,6 +147,9 @@ class Points:
 
     def signed(self) -> set[str]:
         return {local(s.getparent()) for s in self.root.iter(f"{{{DS}}}Signature") if s.getparent() is not None}
+
+    def prefix_lists(self) -> set[str | None]:
+        return {e.get("PrefixList") for e in self.root.iter(f"{{{EXC_C14N}}}InclusiveNamespaces")}
 
     def skew(self) -> float:
         conditions = self.find("saml:Conditions")
@@ -260,6 +267,7 @@ def test_profile_matches_the_sample_point_by_point(vendor: str, sample: Sample) 
     same("order", [k for k in mine.order() if k in kinds], [k for k in theirs.order() if k in kinds])
     if theirs.authn_context() is not None:
         same("authn_context", mine.authn_context(), theirs.authn_context())
+    same("prefix_lists", mine.prefix_lists(), theirs.prefix_lists())
     if theirs.values():
         same("xsi_type", mine.xsi_types(), theirs.xsi_types())
         same("name_format", mine.name_formats(), theirs.name_formats())
@@ -268,7 +276,7 @@ def test_profile_matches_the_sample_point_by_point(vendor: str, sample: Sample) 
 
 def test_every_waived_point_is_a_point_the_test_compares() -> None:
     known = {"prefixes", "signed", "skew", "lifetime", "confirmation_lifetime", "conditions", "ids", "session",
-             "confirmation", "order", "authn_context", "xsi_type", "name_format"}
+             "confirmation", "order", "authn_context", "xsi_type", "name_format", "prefix_lists"}
     for samples in SAMPLES.values():
         for sample in samples:
             assert set(sample.waive) <= known, sample.path
