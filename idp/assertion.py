@@ -6,6 +6,9 @@ Conditions with an AudienceRestriction, an AuthnStatement and the claims, writte
 product's :class:`Shape`. The assertion is signed before the response, so that both signatures
 verify; an encrypted assertion is signed inside and encrypted after (SAML Core §6.2). Time and
 IDs are injected, so a test that pins both and signs nothing gets byte-stable output.
+
+Size: one builder of one message, each element written next to the spec section and the product
+habits (:class:`Shape`) that decide it, so that a vendor's whole response is read in one place.
 """
 
 from __future__ import annotations
@@ -128,6 +131,8 @@ class Shape:
     """AttributeStatement before AuthnStatement (.NET products, Google, Auth0)."""
     inclusive_prefixes: tuple[str, ...] = ()
     """The PrefixList of an ec:InclusiveNamespaces on the exclusive c14n transform (Okta: ``xs``)."""
+    address: bool = False
+    """SubjectConfirmationData/@Address, the browser's IP, first (Shibboleth); only when the spec has one."""
 
     def __post_init__(self) -> None:
         if self.lifetime <= 0 or self.not_before_skew < 0 or (self.confirmation_seconds or 1) <= 0:
@@ -169,6 +174,8 @@ class ResponseSpec:
     """When the user logged in (an SSO session may be older than the response); `now` if None."""
     shape: Shape = Shape()
     """How the IdP product writes the response (prefixes, ID form, time window, order …)."""
+    address: str | None = None
+    """The browser's IP address, for a shape that sends it (SAML Core §2.4.1.2)."""
 
     def __post_init__(self) -> None:
         if self.lifetime_seconds <= 0:
@@ -297,6 +304,8 @@ def _subject(spec: ResponseSpec, in_response_to: str | None, now: datetime) -> e
     values = {"InResponseTo": in_response_to, "NotOnOrAfter": xs_datetime(now + timedelta(seconds=seconds)),
               "Recipient": spec.destination}
     data = etree.SubElement(confirmation, f"{{{SAML}}}SubjectConfirmationData")
+    if spec.shape.address and spec.address:
+        data.set("Address", spec.address)
     for name in spec.shape.confirmation_order:
         if values[name] is not None:
             data.set(name, str(values[name]))

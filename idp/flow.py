@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from flask import Response, render_template, request
+from flask import Response, has_request_context, render_template, request
 
 from metadata.saml import EMAIL, NO_PASSIVE, PERSISTENT, RESPONDER, TRANSIENT, UNSPECIFIED
 from metadata.service_provider import default_acs as metadata_default_acs
@@ -189,6 +189,7 @@ def persona_response(
         signature_method=signature_method_for(key.key_pem),
         authn_instant=session.authn_datetime,
         shape=vendor.shape,
+        address=request.remote_addr if has_request_context() else None,  # the browser's, for Shibboleth
     )
     plan = Plan(spec=spec, now=idp.clock(), key=key, new_id=idp.new_id, uri_form=vendor.uri_form,
                 encrypt_for=sp.encryption_certificate if options.encrypt else None,

@@ -365,12 +365,12 @@ instant, 1 min lifetime. Not reproduced: SessionNotOnOrAfter."""
 SHIBBOLETH = VendorProfile(
     "shibboleth", "Shibboleth IdP", "both", TRANSIENT, "uri", standard_claims=_shibboleth,
     friendly_names=True, issuer_form=lambda base: f"{base}/idp/shibboleth",
-    shape=replace(_JAVA, ids=_hex32_id),
+    shape=replace(_JAVA, ids=_hex32_id, address=True),
 )
 """shibboleth/ukfederation-test-idp-2022-redacted.xml (and samltest-id-artifact-response-soap.xml,
 decrypted): Response and Assertion signed, transient NameID, urn:oid names with NameFormat uri
 and a FriendlyName, untyped values; saml2:/saml2p:, ``_`` + 32 hex, NotBefore at the issue instant,
-5 min lifetime. Not reproduced: SubjectConfirmationData/@Address (the browser's IP)."""
+5 min lifetime, the browser's IP as SubjectConfirmationData/@Address (put first, as the sample orders it)."""
 
 JUMPCLOUD = VendorProfile(
     # The sample's NameID Format is the SAML 1.0 spelling of unspecified, as JumpCloud writes it.

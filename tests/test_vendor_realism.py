@@ -112,9 +112,7 @@ SAMPLES = {
     "keycloak": [Sample("keycloak/keycloak-ssoready-2024-signed-assertion.xml",
                         {"order": "the sample has no AuthnStatement; the profile keeps the one Profiles §4.1.4.2 "
                                   "requires"})],
-    "shibboleth": [Sample("shibboleth/ukfederation-test-idp-2022-redacted.xml",
-                          {"confirmation": "Shibboleth adds Address (the browser's IP), which the IdP does not know "
-                                           "when it builds the assertion"})],
+    "shibboleth": [Sample("shibboleth/ukfederation-test-idp-2022-redacted.xml")],
     "jumpcloud": [Sample("jumpcloud/jumpcloud-ssoready-2023-signed-assertion.xml")],
     "auth0": [Sample("auth0/auth0-scaleft-test-2016-signed-assertion.xml")],
 }
