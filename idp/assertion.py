@@ -133,9 +133,14 @@ class Shape:
     """The PrefixList of an ec:InclusiveNamespaces on the exclusive c14n transform (Okta: ``xs``)."""
     address: bool = False
     """SubjectConfirmationData/@Address, the browser's IP, first (Shibboleth); only when the spec has one."""
+    session_seconds: int | None = None
+    """AuthnStatement/@SessionNotOnOrAfter this long after the issue instant (PingOne, OneLogin, Keycloak)."""
+    authenticating_authority: bool = False
+    """The IdP's entity ID as AuthnContext/AuthenticatingAuthority (PingOne)."""
 
     def __post_init__(self) -> None:
-        if self.lifetime <= 0 or self.not_before_skew < 0 or (self.confirmation_seconds or 1) <= 0:
+        lifetimes = (self.lifetime, self.confirmation_seconds or 1, self.session_seconds or 1)
+        if min(lifetimes) <= 0 or self.not_before_skew < 0:
             raise IdPResponseError("a shape's lifetimes must be positive and its skew not negative")
         if sorted(self.confirmation_order) != ["InResponseTo", "NotOnOrAfter", "Recipient"]:
             raise IdPResponseError(f"confirmation_order must hold the three attributes: {self.confirmation_order}")
@@ -315,9 +320,13 @@ def _subject(spec: ResponseSpec, in_response_to: str | None, now: datetime) -> e
 def _authn_statement(spec: ResponseSpec, now: datetime) -> etree._Element:
     authn = etree.Element(f"{{{SAML}}}AuthnStatement")
     authn.set("AuthnInstant", xs_datetime(spec.authn_instant or now))
+    if spec.shape.session_seconds is not None:  # SAML Core §2.7.2: when the SP's session must end
+        authn.set("SessionNotOnOrAfter", xs_datetime(now + timedelta(seconds=spec.shape.session_seconds)))
     authn.set("SessionIndex", spec.session_index)
     context = etree.SubElement(authn, f"{{{SAML}}}AuthnContext")
     etree.SubElement(context, f"{{{SAML}}}AuthnContextClassRef").text = spec.authn_context or spec.shape.authn_context
+    if spec.shape.authenticating_authority:
+        etree.SubElement(context, f"{{{SAML}}}AuthenticatingAuthority").text = spec.issuer
     return authn
 
 

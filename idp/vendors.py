@@ -317,13 +317,13 @@ PINGONE = VendorProfile(
     "pingone", "Ping Identity (PingOne)", "assertion", UNSPECIFIED, "basic", standard_claims=_pingone,
     issuer_form=lambda base: f"https://auth.pingone.com/{_guid('ping', base)}",
     shape=Shape(saml_on_response=False, ids=_pingone_id, not_before_skew=60, xsi_type="xs:string",
-                authn_context=AC + "unspecified"),
+                authn_context=AC + "unspecified", session_seconds=300, authenticating_authority=True),
 )
 """pingone/pingone-ssoready-2023-signed-assertion.xml: Assertion signed, NameFormat basic typed
 xs:string, the saml_subject attribute; saml:/samlp: each declared where used, ``id-`` + GUID, a GUID
 SessionIndex, NotBefore 1 min back, 5 min lifetime, AuthnContextClassRef unspecified. The sample's
-NameID has no Format, which SAML Core §2.2.2 reads as unspecified. Not reproduced: SessionNotOnOrAfter
-and AuthenticatingAuthority."""
+NameID has no Format, which SAML Core §2.2.2 reads as unspecified. SessionNotOnOrAfter 5 min after the
+issue instant, and the IdP's entity ID as AuthenticatingAuthority after the AuthnContextClassRef."""
 
 PINGFEDERATE = VendorProfile(
     "pingfederate", "Ping Identity (PingFederate)", "response", EMAIL, "unspecified",
@@ -341,26 +341,29 @@ ONELOGIN = VendorProfile(
     "onelogin", "OneLogin", "assertion", EMAIL, "basic", standard_claims=_onelogin,
     issuer_form=lambda base: f"https://app.onelogin.com/saml/metadata/{100000 + _number(base) % 900000}",
     shape=Shape(ids=_onelogin_id, not_before_skew=180, lifetime=180, xsi_type="xs:string",
-                confirmation_order=("NotOnOrAfter", "Recipient", "InResponseTo")),
+                confirmation_order=("NotOnOrAfter", "Recipient", "InResponseTo"), session_seconds=86400),
 )
 """onelogin/onelogin-164679-2013-signed-assertion-external-ns.xml and onelogin-634027-2017-signed.xml:
 Assertion signed, emailAddress NameID, User.* attributes with NameFormat basic typed xs:string;
 ``R`` + 40 hex and ``pfx`` + GUID IDs, ``_`` + GUID SessionIndex, NotBefore 3 min back, 3 min lifetime,
-InResponseTo last (onelogin-503983-2016). Those samples sign with SHA-1; this profile keeps SHA-256
-(SHA-1 only as a deliberate fault)."""
+InResponseTo last (onelogin-503983-2016), SessionNotOnOrAfter 24 h after the issue instant (all three).
+Those samples sign with SHA-1; this profile keeps SHA-256 (SHA-1 only as a deliberate fault)."""
 
 KEYCLOAK = VendorProfile(
     "keycloak", "Keycloak", "assertion", EMAIL, "basic", standard_claims=_keycloak,
     issuer_form=lambda base: f"{base}/realms/preflight",
     # The sample has no AuthnStatement (a per-client switch); the profile keeps one (Profiles §4.1.4.2)
     # as Keycloak writes it: AuthnContextClassRef unspecified, and the assertion valid for the realm's
-    # access code lifespan (1 min by default) unless the client sets one (keycloak/keycloak,
+    # access code lifespan (1 min by default) unless the client sets one, and SessionNotOnOrAfter the
+    # realm's SSO Session Max later (10 h by default) (keycloak/keycloak,
     # services/src/main/java/org/keycloak/protocol/saml/SamlProtocol.java, authenticated()).
-    shape=Shape(ids=_keycloak_id, lifetime=60, xsi_type="xs:string", authn_context=AC + "unspecified"),
+    shape=Shape(ids=_keycloak_id, lifetime=60, xsi_type="xs:string", authn_context=AC + "unspecified",
+                session_seconds=36000),
 )
 """keycloak/keycloak-ssoready-2024-signed-assertion.xml: Assertion signed, emailAddress NameID,
 Role attributes with NameFormat basic typed xs:string; ``ID_`` + GUID, NotBefore at the issue
-instant, 1 min lifetime. Not reproduced: SessionNotOnOrAfter."""
+instant, 1 min lifetime. SessionNotOnOrAfter comes from Keycloak's source (the sample has no AuthnStatement,
+so the realism test cannot hold it to a sample)."""
 
 SHIBBOLETH = VendorProfile(
     "shibboleth", "Shibboleth IdP", "both", TRANSIENT, "uri", standard_claims=_shibboleth,

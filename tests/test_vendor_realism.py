@@ -5,10 +5,11 @@ golden files are), and it and each corpus sample of its vendor are read the same
 namespace prefixes, the form of the IDs, how far NotBefore lies before the issue instant, the
 lifetime of the Conditions and of the bearer confirmation, xsi:type on attribute values, the
 AuthnContextClassRef, the order of the assertion's elements, the Conditions layout, the
-SubjectConfirmationData attributes in order, the SessionIndex form, the attributes' NameFormat, what
-is signed and the InclusiveNamespaces PrefixLists of the signatures. A sample that differs from the
-profile on a point says why (``waive``); a point the sample cannot show (no attributes, no
-AuthnStatement, an unsolicited response) is not compared.
+SubjectConfirmationData attributes in order, the SessionIndex form, SessionNotOnOrAfter, the
+AuthnContext's children, the attributes' NameFormat, what is signed and the InclusiveNamespaces
+PrefixLists of the signatures. A sample that differs from the profile on a point says why (``waive``);
+a point the sample cannot show (no attributes, no AuthnStatement, an unsolicited response) is not
+compared.
 
 Each profile's response is then accepted by the validator (no problem finding) and by two real SP
 libraries, python3-saml and pysaml2, with the signatures each profile makes.
@@ -185,6 +186,25 @@ class Points:
         statement = self.find("saml:AuthnStatement")
         return None if statement is None else statement.get("SessionIndex")
 
+    def session_end(self) -> float | None:
+        """Seconds from the issue instant to SessionNotOnOrAfter; None: not sent."""
+        statement = self.find("saml:AuthnStatement")
+        end = None if statement is None else statement.get("SessionNotOnOrAfter")
+        return None if end is None else (instant(end) - instant(self.assertion.get("IssueInstant"))).total_seconds()
+
+    def authn_context_children(self) -> list[str]:
+        """The AuthnContext's children in order; an AuthenticatingAuthority shows as "issuer" when it is the Issuer."""
+        issuer = self.find("saml:Issuer")
+        context = self.find("saml:AuthnStatement/saml:AuthnContext")
+        children = [] if context is None else [c for c in context if isinstance(c.tag, str)]
+
+        def name(child: etree._Element) -> str:
+            if local(child) != "AuthenticatingAuthority":
+                return local(child)
+            same = issuer is not None and (child.text or "").strip() == (issuer.text or "").strip()
+            return "AuthenticatingAuthority=Issuer" if same else "AuthenticatingAuthority"
+        return [name(child) for child in children]
+
     def values(self) -> list[etree._Element]:
         return self.assertion.findall("saml:AttributeStatement/saml:Attribute/saml:AttributeValue", {"saml": SAML})
 
@@ -265,6 +285,12 @@ def test_profile_matches_the_sample_point_by_point(vendor: str, sample: Sample) 
     same("order", [k for k in mine.order() if k in kinds], [k for k in theirs.order() if k in kinds])
     if theirs.authn_context() is not None:
         same("authn_context", mine.authn_context(), theirs.authn_context())
+        same("authn_context_children", mine.authn_context_children(), theirs.authn_context_children())
+    if theirs.find("saml:AuthnStatement") is not None and "session_end" not in waive:
+        end, sample_end = mine.session_end(), theirs.session_end()
+        assert (end is None) == (sample_end is None) and abs((end or 0) - (sample_end or 0)) <= TOLERANCE, (
+            f"session_end: ours {end} s, {sample.path} {sample_end} s")
+        compared.append("session_end")
     same("prefix_lists", mine.prefix_lists(), theirs.prefix_lists())
     if theirs.values():
         same("xsi_type", mine.xsi_types(), theirs.xsi_types())
@@ -274,7 +300,8 @@ def test_profile_matches_the_sample_point_by_point(vendor: str, sample: Sample) 
 
 def test_every_waived_point_is_a_point_the_test_compares() -> None:
     known = {"prefixes", "signed", "skew", "lifetime", "confirmation_lifetime", "conditions", "ids", "session",
-             "confirmation", "order", "authn_context", "xsi_type", "name_format", "prefix_lists"}
+             "confirmation", "order", "authn_context", "xsi_type", "name_format", "prefix_lists",
+             "authn_context_children", "session_end"}
     for samples in SAMPLES.values():
         for sample in samples:
             assert set(sample.waive) <= known, sample.path
