@@ -137,6 +137,9 @@ class Shape:
     """AuthnStatement/@SessionNotOnOrAfter this long after the issue instant (PingOne, OneLogin, Keycloak)."""
     authenticating_authority: bool = False
     """The IdP's entity ID as AuthnContext/AuthenticatingAuthority (PingOne)."""
+    session_index_is_assertion_id: bool = False
+    """The SessionIndex is the assertion's own ID, new in every response (Entra ID, AD FS, Google,
+    PingFederate); otherwise one per IdP session."""
 
     def __post_init__(self) -> None:
         lifetimes = (self.lifetime, self.confirmation_seconds or 1, self.session_seconds or 1)
@@ -163,6 +166,8 @@ class ResponseSpec:
     nameid: str
     nameid_format: str
     session_index: str
+    assertion_id: str | None = None
+    """The assertion's ID when the caller drew it (a SessionIndex that must equal it); else drawn here."""
     authn_context: str | None = None
     """The AuthnContextClassRef; None: the shape's (PasswordProtectedTransport by default)."""
     claims: tuple[Claim, ...] = ()
@@ -234,7 +239,7 @@ def build_response(
 
     success = spec.status[0] == SUCCESS
     if success:
-        assertion = _assertion(spec, in_response_to, shape.ids(new_id(), "assertion"), now)
+        assertion = _assertion(spec, in_response_to, spec.assertion_id or shape.ids(new_id(), "assertion"), now)
         response.append(assertion)
     if edit is not None:
         edit(response)

@@ -157,8 +157,12 @@ def issued_name(idp: IdPState, sp: RegisteredSP, pending: Pending, persona: Pers
     nameid_format = pending.nameid_format if pending.nameid_format not in (None, UNSPECIFIED) else (
         sp.options.nameid_format or persona.nameid_format or idp.vendor.nameid_format
     )
+    # A product whose SessionIndex is the assertion's ID (Entra ID, AD FS, Google, PingFederate) gets
+    # one per response, drawn here and kept with the NameID, so that a LogoutRequest naming it matches.
+    shape = idp.vendor.shape
+    index = shape.ids(idp.new_id(), "assertion") if shape.session_index_is_assertion_id else session.session_index
     return IssuedName(value=nameid_value(idp, persona, sp.entity_id, nameid_format), format=nameid_format,
-                      name_qualifier=None, sp_name_qualifier=None, session_index=session.session_index)
+                      name_qualifier=None, sp_name_qualifier=None, session_index=index)
 
 
 def persona_response(
@@ -183,6 +187,7 @@ def persona_response(
         nameid=name.value,
         nameid_format=name.format,
         session_index=name.session_index,
+        assertion_id=name.session_index if vendor.shape.session_index_is_assertion_id else None,
         claims=claims,
         lifetime_seconds=idp.settings.server.assertion_lifetime or vendor.shape.lifetime,
         sign=options.sign or vendor.sign,

@@ -165,13 +165,16 @@ def _name_refusal(idp: IdPState, root: etree._Element, sp: RegisteredSP, sid: st
     nameid = root.find(f"{{{SAML}}}NameID")
     if nameid is None:
         return f"{ANOTHER_USER}: it carries no NameID"
-    named = next((name for name in issued if _nameid_mismatch(idp, nameid, sp, name) is None), None)
-    if named is None:
+    named = [name for name in issued if _nameid_mismatch(idp, nameid, sp, name) is None]
+    if not named:
         return f"{ANOTHER_USER}: {_nameid_mismatch(idp, nameid, sp, issued[0])}"
+    # One NameID may have gone out with several SessionIndexes (a product whose SessionIndex is the
+    # assertion's ID gives a new one in every response): any of them names this session.
     indexes = [text_of(e).strip() for e in root.findall(f"{{{SAMLP}}}SessionIndex")]
-    if indexes and named.session_index not in indexes:
+    if indexes and not any(name.session_index in indexes for name in named):
         return (f"the LogoutRequest names another session than the one signed in: SessionIndex "
-                f"{', '.join(repr(i) for i in indexes)}, while this browser's IdP session is {named.session_index!r}")
+                f"{', '.join(repr(i) for i in indexes)}, while this browser's IdP session is "
+                f"{named[0].session_index!r}")
     return None
 
 

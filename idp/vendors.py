@@ -279,7 +279,8 @@ ENTRA = VendorProfile(
     "entra", "Microsoft Entra ID", "assertion", EMAIL, None, standard_claims=_entra,
     issuer_form=lambda base: f"https://sts.windows.net/{_guid('entra', base)}/",
     # InResponseTo's place: the ssoready sample is unsolicited; it is put first, as AD FS does.
-    shape=Shape(saml=None, saml_on_response=False, ids=_dotnet_id, not_before_skew=300, lifetime=3600,
+    shape=Shape(saml=None, saml_on_response=False, ids=_dotnet_id, session_index_is_assertion_id=True,
+                not_before_skew=300, lifetime=3600,
                 authn_context=AC + "Password", attributes_first=True),
 )
 """entra-id/entra-id-ssoready-2023-signed-assertion.xml: only the Assertion signed, no NameFormat,
@@ -292,7 +293,8 @@ ADFS = VendorProfile(
     "adfs", "Microsoft AD FS", "assertion", EMAIL, None, standard_claims=_adfs,
     # AD FS's default federation service identifier uses http:// whatever the service's scheme.
     issuer_form=lambda base: f"http://{urlsplit(base).netloc}/adfs/services/trust",
-    shape=Shape(saml=None, saml_on_response=False, ids=_dotnet_id, lifetime=3600, confirmation_seconds=300,
+    shape=Shape(saml=None, saml_on_response=False, ids=_dotnet_id, session_index_is_assertion_id=True,
+                lifetime=3600, confirmation_seconds=300,
                 attributes_first=True),
 )
 """adfs/adfs-spstest2-2017-signed-assertion.decoded.xml (and adfs-2021-redacted, bead-loc-2013/2014,
@@ -305,7 +307,8 @@ GOOGLE = VendorProfile(
     "google", "Google Workspace", "assertion", UNSPECIFIED, None,
     issuer_form=lambda base: "https://accounts.google.com/o/saml2?idpid=C0" + _token(base, string.ascii_lowercase
                                                                                      + string.digits, 7),
-    shape=replace(_JAVA, ids=_hex32_id, not_before_skew=300, xsi_type="xs:anyType", authn_context=AC + "unspecified",
+    shape=replace(_JAVA, ids=_hex32_id, session_index_is_assertion_id=True,
+                  not_before_skew=300, xsi_type="xs:anyType", authn_context=AC + "unspecified",
                   attributes_first=True),
 )
 """google-workspace/google-workspace-ssoready-2023-signed-assertion.xml: Assertion signed (the
@@ -329,7 +332,8 @@ PINGFEDERATE = VendorProfile(
     "pingfederate", "Ping Identity (PingFederate)", "response", EMAIL, "unspecified",
     # The entity ID is whatever the PingFederate admin types; the pfed11 samples are anonymised.
     issuer_form=lambda base: base,
-    shape=Shape(saml_on_response=False, ids=_pingfederate_id, not_before_skew=300, xsi_type="xs:string",
+    shape=Shape(saml_on_response=False, ids=_pingfederate_id, session_index_is_assertion_id=True,
+                not_before_skew=300, xsi_type="xs:string",
                 authn_context=AC + "Password", confirmation_order=("Recipient", "NotOnOrAfter", "InResponseTo")),
 )
 """pingfederate/pingfederate-pfed11-response-01 and -05: the Response signed (02 and 03 sign the

@@ -222,3 +222,43 @@ def test_a_logout_request_naming_another_nameid_is_refused(app: Flask) -> None:
     assert refused.status_code == 400 and "names another user than the one signed in" in text
     assert "bob@example.com" in text and "alice@example.com" in text  # what was named, and what was given
     assert still_signed_in(client)
+
+
+def _nameid_and_index(fields: dict[str, str]) -> tuple[str, str, str]:
+    """The NameID, its Format and the SessionIndex of the response in an auto-POST form."""
+    root = parse_untrusted(base64.b64decode(fields["SAMLResponse"]), MESSAGE_LIMITS).getroot()
+    saml = "{urn:oasis:names:tc:SAML:2.0:assertion}"
+    nameid = root.find(f"{saml}Assertion/{saml}Subject/{saml}NameID")
+    statement = root.find(f"{saml}Assertion/{saml}AuthnStatement")
+    assertion = root.find(f"{saml}Assertion")
+    assert nameid is not None and statement is not None and assertion is not None
+    assert statement.get("SessionIndex") == assertion.get("ID")  # Entra ID's form: the assertion's own ID
+    return nameid.text or "", nameid.get("Format") or "", statement.get("SessionIndex") or ""
+
+
+@pytest.mark.parametrize(("which", "ends"), [("first", True), ("second", True), ("neither", False)])
+def test_a_session_index_of_any_response_of_the_session_names_it(tmp_path: Path, which: str, ends: bool) -> None:
+    """Entra ID, AD FS, Google and PingFederate send the assertion's ID as the SessionIndex, new in
+    every response: an SP may log out with any of them, and with no other."""
+    sp_key = make_keypair("sp.example.com")
+    (tmp_path / "sp.xml").write_text(sp_metadata(signing=sp_key))
+    app = make_idp(tmp_path, sps=(ServiceProvider(metadata="sp.xml"),), vendor="entra")
+    client = app.test_client()
+    first = _nameid_and_index(login_as(client, client.get(redirect_path(authn_request())).headers["Location"]))
+    again = client.get(redirect_path(authn_request(request_id="_again")))
+    second = _nameid_and_index(form_fields(again.get_data(as_text=True)))
+    assert first[2] != second[2] and first[:2] == second[:2]
+    index = {"first": first[2], "second": second[2], "neither": "_not-issued"}[which]
+    request = (f'<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+               f'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_lr42" Version="2.0" '
+               f'IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>{SP_ENTITY}</saml:Issuer>'
+               f'<saml:NameID Format="{first[1]}">{first[0]}</saml:NameID>'
+               f"<samlp:SessionIndex>{index}</samlp:SessionIndex></samlp:LogoutRequest>").encode()
+    path = sso_path(encode_redirect(request, param="SAMLRequest", destination=f"{IDP_BASE}/slo",
+                                    relay_state="back-to-7", key_pem=sp_key.key_pem))
+    answer = client.get(path, headers=CROSS_SITE)
+    if ends:
+        assert_logout_response(answer)
+    else:
+        assert "names another session" in answer.get_data(as_text=True)
+    assert still_signed_in(client) is not ends

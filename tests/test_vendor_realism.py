@@ -270,10 +270,11 @@ def test_profile_matches_the_sample_point_by_point(vendor: str, sample: Sample) 
             assert re.fullmatch(form, value or ""), f"ids: {value!r} is not of the form {form}"
         compared.append("ids")
     if theirs.session() is not None and "session" not in waive:
-        # A product whose SessionIndex is the assertion's ID sends one in that form; ours stays the
-        # same for the whole IdP session (single logout matches it), so only the form is compared.
+        # The form; and where the sample's SessionIndex is its assertion's ID, ours must be too.
         assert re.fullmatch(forms.session, theirs.session() or ""), f"session: sample {theirs.session()!r}"
         assert re.fullmatch(forms.session, mine.session() or ""), f"session: ours {mine.session()!r}"
+        if theirs.session() == theirs.assertion.get("ID"):
+            assert mine.session() == mine.assertion.get("ID"), f"session: ours {mine.session()!r} is not the ID"
         compared.append("session")
 
     # The SubjectConfirmationData attributes in order; an unsolicited sample has no InResponseTo.
