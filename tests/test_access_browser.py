@@ -47,6 +47,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from tests.helpers import crm_toml
 from tests.test_local_loop_browser import BIN, Server
 
 TIMEOUT_MS = 15_000
@@ -72,40 +73,9 @@ def _free_port() -> int:
 def _record(biller_id: str, name: str, validator: str, idp: str) -> str:
     """A CRM record for the test IdP as `saml-idp serve` starts (its defaults, as
     examples/billers/local-idp.toml), with the validator's test SP as the portal SP, on our ports."""
-    return f"""[biller]
-id = "{biller_id}"
-name = "{name}"
-
-[sp]
-entity_id = "{validator}/test-sp/metadata"
-acs_url = "{validator}/test-sp/acs"
-
-[idp]
-entity_id = "{idp}/metadata"
-metadata_url = "{idp}/metadata"
-sso_url = "{idp}/sso"
-
-[[claims]]
-name = "AccountNumber"
-required = true
-
-[[claims]]
-name = "Email"
-required = true
-
-[[claims]]
-name = "LoginTypeId"
-required = true
-login_type = true
-
-[[login_types]]
-id = 1
-name = "Customer"
-
-[[login_types]]
-id = 2
-name = "Property Manager"
-"""
+    return crm_toml(sp_entity_id=f"{validator}/test-sp/metadata", acs_url=f"{validator}/test-sp/acs",
+                    idp={"entity_id": f"{idp}/metadata", "metadata_url": f"{idp}/metadata", "sso_url": f"{idp}/sso"},
+                    login_types=((1, "Customer"), (2, "Property Manager")), biller=(biller_id, name))
 
 
 def _company_idp_config(folder: Path, company: str, validator: str) -> str:

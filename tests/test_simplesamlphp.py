@@ -55,6 +55,7 @@ from metadata.bindings import decode_redirect, encode_redirect
 from metadata.certs import fingerprint
 from metadata.store import SQLiteStore
 from tests.factory import make_keypair
+from tests.helpers import crm_toml
 from validator.web import create_app
 from validator.web.login_request import authn_request_xml, new_request_id
 from validator.web.testsp import COOKIE
@@ -275,34 +276,8 @@ def log_in(ssp: SimpleSAMLphp, sso_redirect: str, user: str) -> tuple[str, dict[
 
 def crm_record(*, idp: dict[str, str]) -> str:
     """The biller's record: the portal's SP, the given [idp] keys, three required claims."""
-    idp_lines = "".join(f'{key} = "{value}"\n' for key, value in idp.items())
-    return f"""[biller]
-id = "{BILLER}"
-name = "A university on SimpleSAMLphp"
-
-[sp]
-entity_id = "{PORTAL_ENTITY}"
-acs_url = "{PORTAL_ACS}"
-
-[idp]
-{idp_lines}
-[[claims]]
-name = "AccountNumber"
-required = true
-
-[[claims]]
-name = "Email"
-required = true
-
-[[claims]]
-name = "LoginTypeId"
-required = true
-login_type = true
-
-[[login_types]]
-id = 1
-name = "Customer"
-"""
+    return crm_toml(sp_entity_id=PORTAL_ENTITY, acs_url=PORTAL_ACS, idp=dict(idp),
+                    biller=(BILLER, "A university on SimpleSAMLphp"))
 
 
 # --- what the reports say -------------------------------------------------------------------
