@@ -300,3 +300,26 @@ def test_a_version_number_another_upload_claimed_first_is_skipped_never_overwrit
     assert [v.number for v in uploaded_metadata.versions(store, "B-1")] == [2]  # theirs is listed once written
     assert uploaded_metadata.version(store, "B-1", 2) == mine and uploaded_metadata.version(store, "B-1", 1) is None
     store.close()
+
+
+def test_a_choice_submitted_twice_keeps_one_version(tmp_path: Path) -> None:
+    """The waiting document is claimed by the one delete that finds it: a double submit (two tabs,
+    a double click) keeps one version, and the second is told the document is gone."""
+    pair = Pair(tmp_path)
+    page = _upload(pair, _two_idps(pair)).get_data(as_text=True)
+    choice = re.search(r'name="choice" value="([0-9a-f]+)"', page)
+    assert choice
+    store = _store(pair)
+    real_delete = store.delete
+    calls: list[bool] = []
+
+    def delete_raced(ns: str, key: str) -> bool:  # another request took it between our read and delete
+        found = real_delete(ns, key)
+        calls.append(found)
+        return False
+
+    store.delete = delete_raced
+    fields = {"choice": choice.group(1), "uploaded_by": "ana", "entity_id": f"{IDP_BASE}/metadata"}
+    late = _post(pair.sp, "/partners/B-1/metadata/choose", fields)
+    assert late.status_code == 400 and "is gone" in _text(late) and calls == [True]
+    assert uploaded_metadata.versions(store, "B-1") == []

@@ -18,7 +18,9 @@ document refused says why, and one over 5 MiB is a 413. A kept document is the n
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
 
 from flask import Blueprint, Response, redirect, render_template, request
 
@@ -85,63 +87,65 @@ def partner_page(biller_id: str, *, status: int = 200, error: str | None = None,
                  hints=setup_hints(record.idp.vendor, record), test_sp_acs=state.acs_url)
 
 
+def _answered(view: Callable[[str], Response]) -> Callable[[str], Response]:
+    """The one way these views answer what stops them: a document not kept (400, or 413 when too
+    large) on the partner's page, a refusal on its page, the store down as a 503."""
+    @wraps(view)
+    def answered(biller_id: str, **args: object) -> Response:
+        try:
+            return view(biller_id, **args)
+        except (InputTooLarge, _TooLarge) as exc:
+            return _refused(biller_id, str(exc), status=413)
+        except (InputError, _NotKept) as exc:
+            return _refused(biller_id, str(exc))
+        except Refusal as refusal:
+            return refusal.page()
+        except StoreUnavailable as exc:
+            return error_page(503, "Storage unavailable", str(exc))
+    return answered
+
+
 @blueprint.get("/partners/<biller_id>")
 @allow(biller_read())
+@_answered
 def partner(biller_id: str) -> Response:
     kept = request.args.get("kept", "")
-    try:
-        return partner_page(biller_id, kept=int(kept) if kept.isdigit() else None)
-    except Refusal as refusal:
-        return refusal.page()
-    except StoreUnavailable as exc:
-        return error_page(503, "Storage unavailable", str(exc))
+    return partner_page(biller_id, kept=int(kept) if kept.isdigit() else None)
 
 
 @blueprint.post("/partners/<biller_id>/metadata")
 @allow(biller_write())
+@_answered
 def upload_metadata(biller_id: str) -> Response:
-    try:
-        record = partner_record(biller_id)
-        uploader = _uploader()
-        document = document_from_form(request.form, request.files, "metadata", what="IdP metadata",
-                                      limit=jobs.METADATA_LIMIT)
-        assert document is not None and document.data is not None  # required; no URL field on this form
-        entities = _idp_entities(document.data)
-        if len(entities) > 1:
-            return _ask_which(record, document, entities, uploader)
-        return _keep(record, document.data, entities[0], uploader, _origin(document), _filename(document))
-    except (InputTooLarge, _TooLarge) as exc:
-        return _refused(biller_id, str(exc), status=413)
-    except (InputError, _NotKept) as exc:
-        return _refused(biller_id, str(exc))
-    except Refusal as refusal:
-        return refusal.page()
-    except StoreUnavailable as exc:
-        return error_page(503, "Storage unavailable", str(exc))
+    record = partner_record(biller_id)
+    uploader = _uploader()
+    document = document_from_form(request.form, request.files, "metadata", what="IdP metadata",
+                                  limit=jobs.METADATA_LIMIT)
+    assert document is not None and document.data is not None  # required; no URL field on this form
+    entities = _idp_entities(document.data)
+    if len(entities) > 1:
+        return _ask_which(record, document, entities, uploader)
+    return _keep(record, document.data, entities[0], uploader, _origin(document), _filename(document))
 
 
 @blueprint.post("/partners/<biller_id>/metadata/choose")
 @allow(biller_write())
+@_answered
 def choose_entity(biller_id: str) -> Response:
-    try:
-        record = partner_record(biller_id)
-        token = request.form.get("choice", "")
-        waiting = web().store.get(CHOICES_NS, f"{biller_id}.{token}") if token.isalnum() else None
-        if waiting is None:
-            raise _NotKept("the document waiting for your choice is gone (kept for an hour): upload it again")
-        chosen = request.form.get("entity_id", "")
-        entities = _idp_entities(waiting)
-        if chosen not in entities:
-            raise _NotKept("choose one of the IdP entities the document holds")
-        web().store.delete(CHOICES_NS, f"{biller_id}.{token}")
-        origin: Origin = "paste" if request.form.get("origin") == "paste" else "upload"
-        return _keep(record, waiting, chosen, _uploader(), origin, request.form.get("filename") or None)
-    except (InputError, _NotKept) as exc:
-        return _refused(biller_id, str(exc))
-    except Refusal as refusal:
-        return refusal.page()
-    except StoreUnavailable as exc:
-        return error_page(503, "Storage unavailable", str(exc))
+    record = partner_record(biller_id)
+    token = request.form.get("choice", "")
+    key = f"{biller_id}.{token}"
+    waiting = web().store.get(CHOICES_NS, key) if token.isalnum() else None
+    gone = _NotKept("the document waiting for your choice is gone (kept for an hour): upload it again")
+    if waiting is None:
+        raise gone
+    chosen = request.form.get("entity_id", "")
+    if chosen not in _idp_entities(waiting):
+        raise _NotKept("choose one of the IdP entities the document holds")
+    if not web().store.delete(CHOICES_NS, key):  # the one delete that finds it: two submits keep one version
+        raise gone
+    origin: Origin = "paste" if request.form.get("origin") == "paste" else "upload"
+    return _keep(record, waiting, chosen, _uploader(), origin, request.form.get("filename") or None)
 
 
 @blueprint.get("/partners/<biller_id>/metadata/<int:number>")
