@@ -135,7 +135,8 @@ def test_dynamic_patterns_come_from_trusted_names_only() -> None:
 
 def _hostile() -> dict[str, tuple[Callable[[str], object], list[str]]]:
     from metadata.urls import redact_url
-    from validator.checks.claims import _joined_ids
+    from tests.helpers import crm
+    from validator.checks.claims import _joined_ids, _login_type_problem
     from validator.checks.metadata import parse_datetime
     from validator.framing import Origin, _matches
     from validator.nearmiss import claim_key, uri_difference
@@ -145,6 +146,7 @@ def _hostile() -> dict[str, tuple[Callable[[str], object], list[str]]]:
     from validator.web.testsp import TOKEN
 
     n = MIB
+    record = crm()
     return {
         "redact_url": (redact_url, ["a:" + "/" * n + "@", "a:" + "/" * n + "x@", "https://" + "a@" * (n // 2),
                                     "https://h/" + "@" * n]),
@@ -171,6 +173,9 @@ def _hostile() -> dict[str, tuple[Callable[[str], object], list[str]]]:
                                     "https://auth.pingone.com/" + "a" * n]),
         # dev mode's banner finds <body> in a page; scanned, not searched with [^>]*
         "dev banner's body tag": (_after_body_tag, ["<body" * (n // 5), "<BODY " * (5 * n // 6), "<bodyx" * n]),
+        # a login type ID sent in a claim: [0-9]+, then its length before int()
+        "login type ID sent": (lambda v: _login_type_problem(v, record), ["1" * 5 * n, "1" * 5 * n + "x",
+                                                                          " " + "1" * 5 * n, "0" * 5 * n]),
     }
 
 
