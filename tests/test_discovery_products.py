@@ -17,8 +17,8 @@ from metadata.fetch import FetchPolicy
 from tests.factory import IdPSpec, idp_metadata
 from tests.helpers import crm_toml
 from tests.test_fetch import respond, serving
-from validator.discovery import Worksheet, build_worksheet, iframe_verdict, setup_hints
-from validator.framing import FrameProbe, probe_framing
+from validator.discovery import Worksheet, build_worksheet, iframe_verdict, probed_worksheet, setup_hints
+from validator.framing import FrameProbe
 from validator.inspection import MetadataOptions, inspect_metadata
 from validator.metadata_facts import metadata_report
 from validator.render.worksheet import (
@@ -103,9 +103,10 @@ TABLE: dict[str, tuple[str | None, str | None]] = {
 }
 
 
-def worksheet(path: Path, crm: CRMRecord | None = None, probe: FrameProbe | None = None) -> Worksheet:
+def worksheet(path: Path, crm: CRMRecord | None = None, policy: FetchPolicy | None = None) -> Worksheet:
+    """The worksheet as `discover` builds it; with `policy`, its live questions are asked under it."""
     inspection = inspect_metadata(str(path), MetadataOptions(now=datetime(2026, 12, 6, tzinfo=UTC)), crm)
-    return build_worksheet(inspection, metadata_report(inspection), crm, metadata_url=None, probe=probe)
+    return probed_worksheet(inspection, metadata_report(inspection), crm, metadata_url=None, policy=policy)
 
 
 def metadata_answer(ws: Worksheet) -> str | None:
@@ -175,8 +176,12 @@ def test_an_unknown_product_is_not_named_nor_given_a_url(corpus: Path) -> None:
 
 
 def test_a_url_that_needs_the_partners_value_is_shown_but_never_probed(corpus: Path) -> None:
-    ws = worksheet(corpus / "idp-metadata/pingone/pingone-3030059e-metadata-2023.xml",
-                   probe=FrameProbe("https://auth.pingone.com/x/saml20/idp/sso", 200, policy=LOCAL))
+    path = corpus / "idp-metadata/pingone/pingone-3030059e-metadata-2023.xml"
+    inspection = inspect_metadata(str(path), MetadataOptions(now=datetime(2026, 12, 6, tzinfo=UTC)), None)
+    asked: list[str] = []
+    ws = build_worksheet(inspection, metadata_report(inspection), None, metadata_url=None, probe=None,
+                         published_probe=lambda url, entity_id: asked.append(url) or "asked")
+    assert asked == []
     assert ws.published is not None and ws.published.probe_url is None and ws.published_probe is None
     assert "probe: not probed: the URL needs a value only the partner has" in dict(raw_answers(ws))[
         "The metadata XML URL"]
@@ -213,20 +218,30 @@ def test_the_inferred_url_is_probed_with_the_framing_probes_policy(tmp_path: Pat
         path = _local_idp(tmp_path, base)
         server.routes["/simplesaml/saml2/idp/metadata.php"] = respond(200, path.read_bytes(), "application/xml")
         server.routes["/simplesaml/saml2/idp/SSOService.php"] = respond(400, b"no request", "text/html")
-        ws = worksheet(path, probe=probe_framing(f"{base}/simplesaml/saml2/idp/SSOService.php", LOCAL))
+        ws = worksheet(path, policy=LOCAL)
         server.routes["/simplesaml/saml2/idp/metadata.php"] = respond(404, b"gone", "text/plain")
-        gone = worksheet(path, probe=probe_framing(f"{base}/simplesaml/saml2/idp/SSOService.php", LOCAL))
+        gone = worksheet(path, policy=LOCAL)
     assert ws.published_probe is not None and ws.published_probe.startswith("confirmed: ")
     assert "naming this entity ID" in ws.published_probe
     assert "probe: confirmed: " in render_markdown(ws)
     assert gone.published_probe is not None and gone.published_probe.startswith("not confirmed: ")
 
 
+def test_the_inferred_url_is_probed_when_the_metadata_gives_no_sign_in_url(tmp_path: Path) -> None:
+    with serving() as server:
+        base = server.url("")
+        path = tmp_path / "idp.xml"
+        path.write_bytes(idp_metadata(IdPSpec(entity_id=f"{base}/simplesaml/saml2/idp/metadata.php", sso=[])))
+        server.routes["/simplesaml/saml2/idp/metadata.php"] = respond(200, path.read_bytes(), "application/xml")
+        ws = worksheet(path, policy=LOCAL)
+    assert ws.sso == () and ws.iframe is not None
+    assert ws.published_probe is not None and ws.published_probe.startswith("confirmed: ")
+
+
 def test_without_a_probe_or_with_the_default_policy_nothing_private_is_fetched(tmp_path: Path) -> None:
     path = _local_idp(tmp_path, "http://10.0.0.1")
     assert worksheet(path).published_probe is None  # --no-probe: nothing asked
-    assert worksheet(path, probe=FrameProbe("http://10.0.0.1/sso", 200)).published_probe is None  # no policy
-    refused = worksheet(path, probe=probe_framing("http://10.0.0.1/sso", FetchPolicy(allow_http=True)))
+    refused = worksheet(path, policy=FetchPolicy(allow_http=True))
     assert refused.published_probe is not None and refused.published_probe.startswith("not confirmed: ")
     assert "10.0.0.1" in refused.published_probe
 

@@ -26,6 +26,7 @@ from click.testing import CliRunner
 from metadata.crm import parse_crm
 from validator.cli import cli
 from validator.interview import (
+    CALL_EVIDENCE,
     FIELD_LIMIT,
     FIELDS,
     NOTES_LIMIT,
@@ -36,6 +37,7 @@ from validator.interview import (
     answers_from,
     answers_from_json,
     answers_json,
+    call_sheet,
     checked,
     claim_names,
     draft_from_call,
@@ -359,12 +361,34 @@ def test_the_draft_from_the_call_always_parses(tmp_path: Path) -> None:
 
 def test_the_call_worksheet_escapes_what_was_said() -> None:
     said = answers_from({"entity_id": "<script>alert(1)</script>", "notes": "<img src=x>\n| cell |"})
-    page = render_call_html(said, draft_from_call(said, None),
-                            downloads=(("Download", "a.json", "application/json", answers_json(said)),))
+    sheet = call_sheet(said, None)
+    page = render_call_html(sheet, downloads=(("Download", "a.json", "application/json", answers_json(said)),))
     assert "<script>alert" not in page and "<img src" not in page and "&lt;script&gt;" in page
     assert "From the call, not yet verified" in page
-    assert "\\<script\\>" in render_call_markdown(said, "") and "\\| cell \\|" in render_call_markdown(said, "")
-    assert "not known yet" in render_call_text(said, "")
+    assert "\\<script\\>" in render_call_markdown(sheet) and "\\| cell \\|" in render_call_markdown(sheet)
+    assert "not known yet" in render_call_text(sheet)
+
+
+def test_the_call_worksheet_gives_the_named_products_iframe_verdict_and_setup() -> None:
+    from tests.helpers import crm_toml
+
+    record = parse_crm(crm_toml(), "crm.toml", "toml")
+    okta = call_sheet(answers_from({"product": "okta", "sso_url": "https://acme.okta.com/app/x/sso/saml"}), record)
+    assert okta.iframe.verdict == "possible" and okta.iframe.evidence == CALL_EVIDENCE
+    assert ("The portal's entity ID (audience)", record.sp.entity_id) in [(h.what, h.value) for h in okta.hints]
+    custom = call_sheet(answers_from({"product": "okta", "sso_url": "https://login.acme.example/app/x/sso/saml"}),
+                        record)
+    assert custom.iframe.verdict == "possible" and "is not an Okta domain" in custom.iframe.evidence
+    entra = call_sheet(answers_from({"product": "entra"}), record)
+    assert entra.iframe.verdict == "no" and entra.iframe.alternatives and "new window" in entra.iframe.alternatives
+    assert entra.hints != okta.hints  # each product's own words
+    text, markdown, page = render_call_text(entra), render_call_markdown(entra), render_call_html(entra)
+    for shown in (text, markdown, page):
+        assert "Can the portal embed the login in an iframe?" in shown and "Entra ID forbids framing" in shown
+        assert "Setup, in Microsoft Entra ID's words" in shown
+        assert record.sp.entity_id in shown
+    unknown = call_sheet(CallAnswers(), None)
+    assert unknown.iframe.verdict == "no" and "Setup, in the IdP's words" in render_call_text(unknown)
 
 
 # ---- the web app's interview page and the discovery form's answers file -------------------------

@@ -42,8 +42,7 @@ if TYPE_CHECKING:
     from metadata.fetch import FetchPolicy
     from metadata.store import Store
     from validator.discovery import Worksheet
-    from validator.framing import FrameProbe
-    from validator.interview import CallAnswers
+    from validator.interview import CallAnswers, CallSheet
     from validator.web.staff_sso import StaffSSO
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -276,7 +275,8 @@ def discover_command(source: str | None, crm_path: Path | None, fmt: str | None,
     With --interview, before any metadata exists: the partner's spoken answers, a draft record and
     a worksheet marked "from the call, not yet verified"; --answers later sets them against the
     metadata."""
-    from validator.discovery import build_worksheet, describes_an_idp, sign_in_url
+    from metadata.fetch import FetchPolicy
+    from validator.discovery import describes_an_idp, probed_worksheet
 
     if draft_crm is not None and draft_crm.exists():  # said before any fetch; _write_new guards the race
         raise _draft_exists(draft_crm)
@@ -301,9 +301,8 @@ def discover_command(source: str | None, crm_path: Path | None, fmt: str | None,
                                        if several else "no IdP entity could be read from the metadata (see the "
                                        "findings above)"), err=True)
         sys.exit(max(1, report.exit_code(strict=False)))
-    sso = sign_in_url(inspection)
-    worksheet = build_worksheet(inspection, report, crm, metadata_url=inspection.shown if url else None,
-                                probe=None if no_probe or sso is None else _probe(sso, policy))
+    worksheet = probed_worksheet(inspection, report, crm, metadata_url=inspection.shown if url else None,
+                                 policy=None if no_probe else policy or FetchPolicy())
     if said is not None:
         from validator.interview import told_vs_metadata
 
@@ -313,12 +312,6 @@ def discover_command(source: str | None, crm_path: Path | None, fmt: str | None,
         _write_new(draft_crm, worksheet.draft)
         click.echo(f"draft CRM record written to {draft_crm}", err=True)
     sys.exit(report.exit_code(strict=False))
-
-
-def _probe(sso: str, policy: FetchPolicy | None) -> FrameProbe:
-    from validator.framing import probe_framing
-
-    return probe_framing(sso, *((policy,) if policy else ()))
 
 
 def _load_answers(path: Path | None) -> CallAnswers | None:
@@ -345,7 +338,7 @@ def _interview_command(source: str | None, answers_path: Path | None, crm_path: 
                        out: Path | None, draft_crm: Path | None, interview_out: Path | None, now: str | None) -> None:
     """discover --interview: ask, then write the answers, the draft and the worksheet from the call.
     Every file is judged before the first question, so no answer is lost to a path that cannot be written."""
-    from validator.interview import AnswerError, answers_from, answers_json, draft_from_call
+    from validator.interview import AnswerError, answers_from, answers_json, call_sheet
 
     if source is not None or answers_path is not None:
         raise click.UsageError("--interview runs before any metadata exists: give the metadata later, with "
@@ -360,24 +353,24 @@ def _interview_command(source: str | None, answers_path: Path | None, crm_path: 
         said = answers_from(_ask_interview(), taken=parse_now(now))
     except AnswerError as exc:
         raise click.UsageError(exc.message) from None
-    draft = draft_from_call(said, crm)
+    sheet = call_sheet(said, crm)
     _write_new(kept, answers_json(said), "--interview-out")
     click.echo(f"answers written to {kept}", err=True)
     if draft_crm is not None:
-        _write_new(draft_crm, draft)
+        _write_new(draft_crm, sheet.draft)
         click.echo(f"draft CRM record written to {draft_crm}", err=True)
-    _show_call(said, draft, crm.biller.name if crm else None, fmt, out)
+    _show_call(sheet, crm.biller.name if crm else None, fmt, out)
 
 
-def _show_call(said: CallAnswers, draft: str, title: str | None, fmt: str | None, out: Path | None) -> None:
+def _show_call(sheet: CallSheet, title: str | None, fmt: str | None, out: Path | None) -> None:
     """The worksheet from the call, in the format and place _show_worksheet would choose."""
     from validator.render.worksheet import render_call_html, render_call_markdown, render_call_text
 
     fmt = fmt or ("text" if out is None and sys.stdout.isatty() else "md")
     if fmt == "html":
-        text = render_call_html(said, draft, title)
+        text = render_call_html(sheet, title)
     else:
-        text = render_call_markdown(said, draft, title) if fmt == "md" else render_call_text(said, draft, title)
+        text = render_call_markdown(sheet, title) if fmt == "md" else render_call_text(sheet, title)
     if out is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:

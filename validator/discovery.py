@@ -2,11 +2,11 @@
 from the partner's metadata, with the iframe verdict, setup hints in the product's own words and
 a draft CRM record.
 
-Everything here is pure; the one live request, the framing probe of the sign-in URL, is
-:func:`validator.framing.probe_framing`.
-When the framing probe ran (it carries its fetch policy), the metadata URL inferred from the
-product's fixed pattern is asked too, through the same SSRF-safe fetcher:
-:func:`validator.framing.probe_metadata_url`.
+:func:`build_worksheet` is pure. The live questions are asked at the edge, by
+:func:`probed_worksheet`, through the SSRF-safe fetcher: the framing probe of the sign-in URL
+(:func:`validator.framing.probe_framing`) and, whether or not the metadata gives a sign-in URL,
+the metadata URL inferred from the product's fixed pattern
+(:func:`validator.framing.probe_metadata_url`).
 The metadata checks themselves run as for ``saml-validate metadata``; the worksheet is built
 from that inspection's model (the entity, its endpoints and certificates), and carries the
 report assembled from it.
@@ -17,18 +17,20 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
 from metadata.crm import VENDORS as CRM_VENDORS
 from metadata.crm import CRMRecord
+from metadata.fetch import FetchPolicy
 from metadata.model import Endpoint, EntityDescriptor
 from metadata.saml import BINDING_POST, BINDING_REDIRECT, EMAIL
 from metadata.urls import redact_url
 from metadata.xml import visible
 from validator.findings import Severity
-from validator.framing import FrameProbe, Origin, probe_metadata_url
+from validator.framing import FrameProbe, Origin, probe_framing, probe_metadata_url
 from validator.inspection import MetadataInspection
 from validator.metadata_facts import CertificateRow, MetadataFacts
 from validator.report import Report
@@ -85,10 +87,10 @@ def probe_evidence(probe: FrameProbe | None, portal_origin: str | None) -> str:
 
 
 def iframe_verdict(vendor_key: str | None, probe: FrameProbe | None, portal_origin: str | None,
-                   sign_in: str | None = None) -> IframeVerdict:
+                   sign_in: str | None = None, *, evidence: str | None = None) -> IframeVerdict:
     """Embedding the IdP's sign-in in the portal's iframe works only with Okta, on an Okta domain
-    (DESIGN.md)."""
-    evidence = probe_evidence(probe, portal_origin)
+    (DESIGN.md). `evidence` says why there is no probe when it is not the probe's absence."""
+    evidence = evidence if evidence is not None else probe_evidence(probe, portal_origin)
     if vendor_key == "okta":
         return _okta_verdict(evidence, probe, portal_origin, sign_in)
     return IframeVerdict("no", _ENTRA_RULE if vendor_key == "entra" else _OTHER_RULE, evidence, _ALTERNATIVES)
@@ -214,7 +216,10 @@ def sign_in_url(inspection: MetadataInspection) -> str | None:
 
 
 def build_worksheet(inspection: MetadataInspection, report: Report, crm: CRMRecord | None, *,
-                    metadata_url: str | None, probe: FrameProbe | None) -> Worksheet:
+                    metadata_url: str | None, probe: FrameProbe | None,
+                    published_probe: Callable[[str, str], str] | None = None) -> Worksheet:
+    """The worksheet from the inspection. `probe` is what the sign-in URL said about framing;
+    `published_probe(url, entity_id)`, when given, asks an inferred metadata URL what it serves."""
     detection = detect_vendor(inspection.entity) if inspection.entity is not None else None
     vendor_key = detection.vendor.key if detection else (
         None if inspection.entity is not None else crm.idp.vendor if crm else None)
@@ -224,11 +229,24 @@ def build_worksheet(inspection: MetadataInspection, report: Report, crm: CRMReco
     published = published_metadata(vendor_key, entity.entity_id, endpoint_urls(entity)) if (
         entity is not None and url is None) else None
     asked = None
-    if published is not None and published.probe_url and probe is not None and probe.policy is not None:
-        asked = probe_metadata_url(published.probe_url, entity.entity_id if entity else "", probe.policy)
+    if published is not None and published.probe_url and entity is not None and published_probe is not None:
+        asked = published_probe(published.probe_url, entity.entity_id)
     verdict = iframe_verdict(vendor_key, probe, portal, sign_in_url(inspection))
     return Worksheet(inspection, report, crm, url, verdict, setup_hints(vendor_key, crm),
                      draft_record(inspection, crm, url, published), published, asked)
+
+
+def probed_worksheet(inspection: MetadataInspection, report: Report, crm: CRMRecord | None, *,
+                     metadata_url: str | None, policy: FetchPolicy | None) -> Worksheet:
+    """The worksheet with its live questions asked under `policy` (None: --no-probe, nothing asked):
+    the sign-in URL's framing headers when the metadata gives one, and the inferred metadata URL
+    when the product fixes one, each on its own."""
+    if policy is None:
+        return build_worksheet(inspection, report, crm, metadata_url=metadata_url, probe=None)
+    sso = sign_in_url(inspection)
+    return build_worksheet(inspection, report, crm, metadata_url=metadata_url,
+                           probe=probe_framing(sso, policy) if sso else None,
+                           published_probe=lambda url, entity_id: probe_metadata_url(url, entity_id, policy))
 
 
 def setup_hints(vendor_key: str | None, crm: CRMRecord | None) -> tuple[Hint, ...]:

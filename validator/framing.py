@@ -9,7 +9,7 @@ policy only the first ``frame-ancestors`` directive counts (CSP Level 3 §2.2.1)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
@@ -50,9 +50,6 @@ class FrameProbe:
     """The sources of each CSP policy's first ``frame-ancestors`` directive, as sent."""
     error: str | None = None
     """Why the URL could not be asked (the headers are then unknown)."""
-    policy: FetchPolicy | None = field(default=None, compare=False, repr=False)
-    """The fetch policy the probe ran under, for the worksheet's other live question (the inferred
-    metadata URL); None for a probe not made by :func:`probe_framing`, which then asks nothing more."""
 
     def forbids(self, origin: str | None) -> bool | None:
         """Whether a page of `origin` is refused as the frame's parent; None when unknown."""
@@ -125,14 +122,12 @@ def probe_framing(url: str, policy: FetchPolicy | None = None) -> FrameProbe:
         result = fetch(url, policy)
     except FetchError as exc:
         if exc.kind != "status":
-            return FrameProbe(url, error=exc.message, policy=policy)
+            return FrameProbe(url, error=exc.message)
         status = exc.diagnostics.get("status")
         found = exc.diagnostics.get("framing_headers", [])
         headers = dict(h.split(": ", 1) for h in (found if isinstance(found, list) else []))
-        probe = read_headers(url, status if isinstance(status, int) else None, headers)
-    else:
-        probe = read_headers(url, result.status, result.headers)
-    return FrameProbe(probe.url, probe.status, probe.x_frame_options, probe.frame_ancestors, policy=policy)
+        return read_headers(url, status if isinstance(status, int) else None, headers)
+    return read_headers(url, result.status, result.headers)
 
 
 def probe_metadata_url(url: str, entity_id: str, policy: FetchPolicy) -> str:

@@ -20,21 +20,27 @@ from metadata.crm import VENDORS as CRM_VENDORS
 from metadata.crm import CRMRecord
 from metadata.xml import visible
 from validator.discovery import (
+    Hint,
+    IframeVerdict,
     ToldRow,
     Worksheet,
     draft_login_types,
     draft_portal,
     draft_sso_url,
+    iframe_verdict,
+    setup_hints,
     sign_in_location,
     toml_string,
 )
 from validator.errors import ValidatorError
+from validator.framing import Origin
 from validator.json_value import iso_z
 from validator.nearmiss import claim_near_misses, uri_difference
 from validator.vendor import VENDORS as PRODUCTS
 
-__all__ = ["DONT_KNOW", "FIELDS", "PRODUCTS", "PRODUCT_CHOICES", "AnswerError", "CallAnswers", "answers_from",
-           "answers_from_json", "answers_json", "checked", "draft_from_call", "scripted", "told_vs_metadata"]
+__all__ = ["DONT_KNOW", "FIELDS", "PRODUCTS", "PRODUCT_CHOICES", "AnswerError", "CallAnswers", "CallSheet",
+           "answers_from", "answers_from_json", "answers_json", "call_sheet", "checked", "draft_from_call", "scripted",
+           "told_vs_metadata"]
 
 SCHEMA = "saml-preflight/interview/v1"
 FIELD_LIMIT = 2 * 1024
@@ -202,6 +208,28 @@ def draft_from_call(answers: CallAnswers, crm: CRMRecord | None) -> str:
         *draft_login_types(crm),
     ]
     return "\n".join(lines) + "\n"
+
+
+CALL_EVIDENCE = ("not checked: nothing is fetched from the call's answers; discover on the partner's metadata "
+                 "asks the sign-in URL")
+
+
+@dataclass(frozen=True)
+class CallSheet:
+    """The worksheet from the call: the answers, the draft record, and what the product named on
+    the call implies for embedding and setup (the same rules and words as the metadata's worksheet)."""
+
+    said: CallAnswers
+    draft: str
+    iframe: IframeVerdict
+    hints: tuple[Hint, ...]
+
+
+def call_sheet(said: CallAnswers, crm: CRMRecord | None) -> CallSheet:
+    portal = str(Origin.of(crm.sp.acs_url)) if crm else None
+    return CallSheet(said, draft_from_call(said, crm),
+                     iframe_verdict(said.product, None, portal, said.sso_url, evidence=CALL_EVIDENCE),
+                     setup_hints(said.product, crm))
 
 
 def _call_claims(answers: CallAnswers, crm: CRMRecord | None) -> list[str]:

@@ -16,8 +16,8 @@ from markupsafe import Markup
 
 from metadata.saml import binding_name
 from metadata.urls import redact_url
-from validator.discovery import ToldRow, Worksheet
-from validator.interview import UNVERIFIED, CallAnswers
+from validator.discovery import Hint, IframeVerdict, ToldRow, Worksheet
+from validator.interview import UNVERIFIED, CallAnswers, CallSheet
 from validator.json_value import Plain, iso_z
 from validator.metadata_facts import certificate_json
 from validator.render import shown
@@ -57,7 +57,7 @@ def _metadata_url(ws: Worksheet) -> list[str]:
         return ["not known: ask the partner for the URL their IdP publishes its metadata at"]
     if ws.published.url is None:
         return [ws.published.how]
-    probed = ws.published_probe or ("not probed (--no-probe, or no sign-in URL to probe first)"
+    probed = ws.published_probe or ("not probed (--no-probe)"
                                     if ws.published.probe_url else
                                     "not probed: the URL needs a value only the partner has")
     return [ws.published.url, f"inferred, not given: {ws.published.how}; confirm it with the partner",
@@ -164,13 +164,7 @@ def render_markdown(ws: Worksheet) -> str:
         lines += [f"| {_cell(c.subject)} | `{c.sha256}` | {c.not_after} | {c.left} |" for c in certs]
     else:
         lines.append("None: the metadata has no signing certificate.")
-    verdict = {"possible": "Possible, when configured", "no": "No"}[ws.iframe.verdict]
-    lines += ["", "## Can the portal embed the login in an iframe?", "", f"**{verdict}.** {ws.iframe.rule}", "",
-              f"Live check: {_cell(ws.iframe.evidence)}", "",
-              *([ws.iframe.alternatives, ""] if ws.iframe.alternatives else []),
-              f"## Setup, in {_cell(ws.vendor_name) if ws.vendor_name else 'the IdP'}'s words", "",
-              "| Set | Where | Value |", "|---|---|---|"]
-    lines += [f"| {_cell(h.what)} | {_cell(h.where)} | {_cell(h.value)} |" for h in ws.hints]
+    lines += _setup_markdown(ws.iframe, ws.hints, ws.vendor_name)
     lines += ["", "## Checks", "", f"{plural(len(ws.errors), 'error')}, {plural(len(ws.warnings), 'warning')}"
               " (`saml-validate metadata` shows each with its fix)."]
     lines += [f"- error {_cell(e)}" for e in ws.errors] + [f"- warning {_cell(w)}" for w in ws.warnings]
@@ -195,21 +189,48 @@ def render_worksheet_text(ws: Worksheet) -> str:
         f"    valid until  {c.not_after} ({c.left if not c.left.isdigit() else c.left + ' days left'})")]
     if not certs:
         lines.append("  None: the metadata has no signing certificate.")
-    verdict = {"possible": "Possible, when configured", "no": "No"}[ws.iframe.verdict]
-    lines += ["", "Can the portal embed the login in an iframe?", "",
-              *_wrapped(f"{verdict}. {ws.iframe.rule}"),
-              *_wrapped(f"Live check: {shown(ws.iframe.evidence, one_line=True)}"),
-              *(_wrapped(ws.iframe.alternatives) if ws.iframe.alternatives else []),
-              "", f"Setup, in {shown(ws.vendor_name) if ws.vendor_name else 'the IdP'}'s words"]
-    for h in ws.hints:
-        lines += ["", f"  {shown(h.what, one_line=True)}", *_wrapped(f"where: {shown(h.where, one_line=True)}", "    "),
-                  f"    value: {shown(h.value, one_line=True)}"]
+    lines += _setup_text(ws.iframe, ws.hints, ws.vendor_name)
     lines += ["", "Checks", "", f"  {plural(len(ws.errors), 'error')}, {plural(len(ws.warnings), 'warning')} "
               "(saml-validate metadata shows each with its fix)"]
     lines += [f"  error    {shown(e, one_line=True)}" for e in ws.errors]
     lines += [f"  warning  {shown(w, one_line=True)}" for w in ws.warnings]
     lines += ["", "Draft CRM record (TOML; --draft-crm FILE writes it)", "", shown(ws.draft).rstrip("\n"), ""]
     return "\n".join(lines)
+
+
+VERDICTS = {"possible": "Possible, when configured", "no": "No"}
+
+
+def _setup_markdown(iframe: IframeVerdict, hints: tuple[Hint, ...], vendor: str | None) -> list[str]:
+    """The iframe verdict and the setup table, as both worksheets (metadata, call) show them."""
+    return ["", "## Can the portal embed the login in an iframe?", "",
+            f"**{VERDICTS[iframe.verdict]}.** {iframe.rule}", "", f"Live check: {_cell(iframe.evidence)}", "",
+            *([iframe.alternatives, ""] if iframe.alternatives else []),
+            f"## Setup, in {_cell(vendor) if vendor else 'the IdP'}'s words", "", "| Set | Where | Value |",
+            "|---|---|---|", *(f"| {_cell(h.what)} | {_cell(h.where)} | {_cell(h.value)} |" for h in hints)]
+
+
+def _setup_text(iframe: IframeVerdict, hints: tuple[Hint, ...], vendor: str | None) -> list[str]:
+    lines = ["", "Can the portal embed the login in an iframe?", "",
+             *_wrapped(f"{VERDICTS[iframe.verdict]}. {iframe.rule}"),
+             *_wrapped(f"Live check: {shown(iframe.evidence, one_line=True)}"),
+             *(_wrapped(iframe.alternatives) if iframe.alternatives else []),
+             "", f"Setup, in {shown(vendor) if vendor else 'the IdP'}'s words"]
+    for h in hints:
+        lines += ["", f"  {shown(h.what, one_line=True)}", *_wrapped(f"where: {shown(h.where, one_line=True)}", "    "),
+                  f"    value: {shown(h.value, one_line=True)}"]
+    return lines
+
+
+def _setup_context(iframe: IframeVerdict, hints: tuple[Hint, ...], vendor: str | None) -> dict[str, object]:
+    """The template values of ``worksheet_setup.html``."""
+    return {
+        # The page shows the alternatives after the rule (the template knows one rule line).
+        "iframe": replace(iframe, rule=" ".join(filter(None, (iframe.rule, iframe.alternatives)))),
+        "iframe_evidence": shown(iframe.evidence, one_line=True),
+        "vendor": shown(vendor) if vendor else "the IdP",
+        "hints": [(shown(h.what), shown(h.where), shown(h.value, one_line=True)) for h in hints],
+    }
 
 
 def _wrapped(text: str, indent: str = "  ") -> list[str]:
@@ -240,11 +261,7 @@ def render_worksheet_html(ws: Worksheet, *, warn_days: int = 30) -> str:
         "certificates": certs,
         # Drawn by our own renderer, which escapes every text it places.
         "timeline": Markup(timeline) if timeline else None,  # noqa: S704
-        # The page shows the alternatives after the rule (the template knows one rule line).
-        "iframe": replace(ws.iframe, rule=" ".join(filter(None, (ws.iframe.rule, ws.iframe.alternatives)))),
-        "iframe_evidence": shown(ws.iframe.evidence, one_line=True),
-        "vendor": shown(ws.vendor_name) if ws.vendor_name else "the IdP",
-        "hints": [(shown(h.what), shown(h.where), shown(h.value, one_line=True)) for h in ws.hints],
+        **_setup_context(ws.iframe, ws.hints, ws.vendor_name),
         "errors": [shown(e, one_line=True) for e in ws.errors],
         "warnings": [shown(w, one_line=True) for w in ws.warnings],
         "draft": shown(ws.draft),
@@ -315,7 +332,8 @@ def _call_title(said: CallAnswers, title: str | None) -> str:
     return shown(title or "the partner's IdP", one_line=True) + when
 
 
-def render_call_markdown(said: CallAnswers, draft: str, title: str | None = None) -> str:
+def render_call_markdown(sheet: CallSheet, title: str | None = None) -> str:
+    said, draft = sheet.said, sheet.draft
     lines = [f"# SAML discovery worksheet: {_cell(_call_title(said, title))}", "",
              f"**{UNVERIFIED.capitalize()}.** Check each answer against the partner's metadata: "
              "`saml-validate discover METADATA --answers ANSWERS.json`.", "",
@@ -323,17 +341,20 @@ def render_call_markdown(said: CallAnswers, draft: str, title: str | None = None
     lines += [f"| {q} | {'<br>'.join(_cell(a) for a in answer)} |" for q, answer in call_answers(said)]
     if said.notes:
         lines += ["", "## Call notes", "", *(f"> {_cell(line)}" for line in said.notes.splitlines())]
+    lines += _setup_markdown(sheet.iframe, sheet.hints, said.product_name)
     lines += ["", "## Draft CRM record", "", "```toml", draft.rstrip("\n").replace("```", "'''"), "```", ""]
     return "\n".join(lines)
 
 
-def render_call_text(said: CallAnswers, draft: str, title: str | None = None) -> str:
+def render_call_text(sheet: CallSheet, title: str | None = None) -> str:
+    said, draft = sheet.said, sheet.draft
     lines = [f"SAML discovery worksheet: {_call_title(said, title)}", f"  {UNVERIFIED}", "",
              "The five questions, as told on the call"]
     for question, answer in call_answers(said):
         lines += ["", f"  {question}", *(f"    {line}" for line in answer)]
     if said.notes:
         lines += ["", "Call notes", "", *(f"  {shown(line, one_line=True)}" for line in said.notes.splitlines())]
+    lines += _setup_text(sheet.iframe, sheet.hints, said.product_name)
     lines += ["", "Draft CRM record (TOML; --draft-crm FILE writes it)", "", shown(draft).rstrip("\n"), ""]
     return "\n".join(lines)
 
@@ -342,7 +363,9 @@ _CALL_PAGE = """{% extends "page.html" %}
 {% block title %}SAML discovery worksheet: {{ title }} ({{ unverified }}){% endblock %}
 {% block style %}
 .sheet { table-layout: fixed; } .sheet td { white-space: normal; overflow-wrap: anywhere; }
-.sheet th { width: 30%; text-transform: none; letter-spacing: 0; font-size: 14px; color: var(--ink); }
+.answers th { width: 30%; text-transform: none; letter-spacing: 0; font-size: 14px; color: var(--ink); }
+.verdict-no { color: var(--error); font-weight: 700; }
+.verdict-possible { color: var(--pass); font-weight: 700; }
 .unverified { color: var(--warn, #a05a00); font-weight: 700; }
 pre.draft, pre.notes { background: var(--wash); border: 1px solid var(--rule); border-radius: 4px;
   padding: 12px 14px; white-space: pre-wrap; word-break: break-all; }
@@ -364,6 +387,7 @@ pre.draft, pre.notes { background: var(--wash); border: 1px solid var(--rule); b
 </table></div>
 </section>
 {% if notes %}<section><h2>Call notes</h2><pre class="notes">{{ notes }}</pre></section>{% endif %}
+{% include "worksheet_setup.html" %}
 <section>
 <h2>Draft CRM record</h2>
 {% for label, filename, mimetype, text in downloads %}
@@ -378,9 +402,11 @@ pre.draft, pre.notes { background: var(--wash); border: 1px solid var(--rule); b
 """
 
 
-def render_call_html(said: CallAnswers, draft: str, title: str | None = None,
+def render_call_html(sheet: CallSheet, title: str | None = None,
                      downloads: tuple[tuple[str, str, str, str], ...] = ()) -> str:
     """The page from the call; `downloads` are (label, file name, media type, text) links, the web app's."""
+    said = sheet.said
     template = page_template("worksheet.html").environment.from_string(_CALL_PAGE)
     return template.render(title=_call_title(said, title), unverified=UNVERIFIED, answers=call_answers(said),
-                           notes=shown(said.notes) if said.notes else None, draft=shown(draft), downloads=downloads)
+                           notes=shown(said.notes) if said.notes else None, draft=shown(sheet.draft),
+                           downloads=downloads, **_setup_context(sheet.iframe, sheet.hints, said.product_name))

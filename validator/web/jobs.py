@@ -14,8 +14,7 @@ from pathlib import Path
 from metadata.crm import CRMRecord
 from metadata.fetch import FetchPolicy
 from metadata.xml import MiB
-from validator.discovery import Worksheet, build_worksheet, sign_in_url
-from validator.framing import probe_framing
+from validator.discovery import Worksheet, probed_worksheet
 from validator.inspection import MetadataInspection, MetadataOptions, inspect_metadata, inspect_metadata_bytes
 from validator.metadata_facts import metadata_report
 from validator.report import Report
@@ -92,7 +91,5 @@ def check_response(response: Document, crm: CRMRecord | None, crm_source: str | 
 def discover(document: Document, crm: CRMRecord | None, crm_source: str | None, *, now: datetime,
              policy: FetchPolicy | None, probe: bool) -> Worksheet:
     inspection = inspect_document(document, crm, now=now, policy=policy)
-    sso = sign_in_url(inspection)
-    found = probe_framing(sso, policy) if probe and sso else None
-    return build_worksheet(inspection, metadata_report(inspection, crm_source=crm_source), crm,
-                           metadata_url=document.url, probe=found)
+    return probed_worksheet(inspection, metadata_report(inspection, crm_source=crm_source), crm,
+                            metadata_url=document.url, policy=(policy or FetchPolicy()) if probe else None)

@@ -175,7 +175,7 @@ def interview_form() -> Response:
 @allow(signed_in())
 def interview() -> Response:
     """The worksheet from the call, with the draft record and the answers file to download."""
-    from validator.interview import AnswerError, answers_from, answers_json, draft_from_call
+    from validator.interview import AnswerError, answers_from, answers_json, call_sheet
     from validator.render.worksheet import render_call_html
 
     try:
@@ -183,9 +183,9 @@ def interview() -> Response:
         crm, _ = _record()
     except (InputError, AnswerError) as exc:
         return interview_page(request.form, exc.message, 400)
-    draft = draft_from_call(said, crm)
-    return html(render_call_html(said, draft, crm.biller.name if crm else None, downloads=(
-        ("Download the draft CRM record (TOML)", "draft-crm.toml", "application/toml", draft),
+    sheet = call_sheet(said, crm)
+    return html(render_call_html(sheet, crm.biller.name if crm else None, downloads=(
+        ("Download the draft CRM record (TOML)", "draft-crm.toml", "application/toml", sheet.draft),
         ("Download the answers (JSON), to compare with the metadata later", "interview-answers.json",
          "application/json", answers_json(said)))))
 
