@@ -55,13 +55,14 @@ class Order:
 def _admit() -> None:
     """Every call: a POST is authorised first, then its body read as a JSON object; a GET has none."""
     if request.method == "POST":
-        _authorise(state())
+        authorise(state())
         g.api_body = json_object()
     elif request.get_data(cache=True):
         raise Problem(400, f"{request.method} {request.path} takes no body")
 
 
-def _authorise(idp: IdPState) -> None:
+def authorise(idp: IdPState) -> None:
+    """Refuse (401) a call without the IdP's api_token, when it has one; every arming and registering call asks."""
     token = idp.settings.server.api_token
     if not token:
         return
