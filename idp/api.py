@@ -1,7 +1,10 @@
 """``/api/v1``: drive the IdP without a person, for an SP's own CI.
 
 - ``POST /api/v1/next-login`` with ``{"persona": "alice", "sp": "<SP entity ID>"}`` (``sp``
-  optional: any SP) signs in as that persona at the next AuthnRequest, without any form.
+  optional: any SP) signs in as that persona at the next AuthnRequest, without any form. Optional
+  overrides for that one response: ``claims`` (name → string or list of strings; all the persona
+  claims it sends), ``nameid``, ``nameid_format`` and ``faults`` (a list of fault IDs); each
+  checked as the login page checks them (:mod:`idp.edits`), a problem naming the key at fault.
 - ``POST /api/v1/faults`` with ``{"fault": "expired", "sp": "…", "persona": "…"}`` (or
   ``"faults": [...]``; ``sp`` and ``persona`` optional) breaks the next response to that SP for
   that persona, once. ``GET /api/v1/faults`` lists the catalogue.
@@ -24,6 +27,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from metadata.json_body import json_type
 
 from . import arming
+from .edits import EditError, edits_from_json
 from .errors import FaultError, Problem
 from .faults import CATALOGUE, Fault, conflict, fault
 from .flow import fault_problem
@@ -35,10 +39,14 @@ from .state import IdPState, state
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 blueprint.register_error_handler(Problem, answer)
 
+OVERRIDES = ("claims", "nameid", "nameid_format", "faults")
+"""The keys of ``next-login`` that change its one response."""
+
 Members = Mapping[str, object]
 """Extension members of a problem document: the valid names where a name was wrong."""
 
-NEXT_LOGIN_USAGE = 'send JSON {"persona": "<id>", "sp": "<entity ID, optional>"}'
+NEXT_LOGIN_USAGE = ('send JSON {"persona": "<id>", "sp": "<entity ID, optional>"}, with optional "claims", "nameid", '
+                    '"nameid_format" and "faults" for that one response')
 FAULTS_USAGE = 'send JSON {"fault": "<id>"} or {"faults": ["<id>", …]}, with optional "sp" and "persona"'
 
 
@@ -113,14 +121,24 @@ def _persona(idp: IdPState, persona_id: str | None, personas: Members) -> Person
 def next_login() -> tuple[Response, int]:
     idp = state()
     personas, sps = _names(idp)
-    body = _body(NEXT_LOGIN_USAGE, personas, "persona", "sp")
+    body = _body(NEXT_LOGIN_USAGE, personas, "persona", "sp", *OVERRIDES)
     persona_id, sp_id = _string(body, "persona", personas), _string(body, "sp", sps)
     if persona_id is None:
         raise Problem(400, NEXT_LOGIN_USAGE, personas)
-    _persona(idp, persona_id, personas)
-    _sp(idp, sp_id, sps)
-    arming.arm_login(idp.store, sp_id, persona_id)
-    return jsonify(armed=persona_id, sp=sp_id or "any", expires_in=int(arming.ARMED_TTL)), 200
+    persona = _persona(idp, persona_id, personas)
+    sp = _sp(idp, sp_id, sps)
+    try:
+        edits = edits_from_json(body)
+    except EditError as exc:
+        raise Problem(400, f'"{exc.field}": {exc.message}', {"field": exc.field}) from None
+    if sp is not None and persona is not None:  # judged now where the SP is known; else at the login
+        problem = fault_problem(idp, sp, edits.apply(persona), edits.chosen_faults())
+        if problem:
+            raise Problem(400, problem)
+    overridden = [key for key in OVERRIDES if key in body]
+    arming.arm_login(idp.store, sp_id, persona_id, edits if overridden else None)
+    return jsonify(armed=persona_id, sp=sp_id or "any", overrides=overridden,
+                   expires_in=int(arming.ARMED_TTL)), 200
 
 
 def _fault_ids(body: Mapping[str, object], catalogue: Members) -> list[str]:

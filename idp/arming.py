@@ -2,7 +2,8 @@
 
 Two kinds, each kept in the store for :data:`ARMED_TTL` seconds and taken once:
 
-- a *login*: the persona to sign in as at the next AuthnRequest, for one SP or for any (``*``);
+- a *login*: the persona to sign in as at the next AuthnRequest, for one SP or for any (``*``),
+  with the edits of that one response (:class:`idp.edits.Edits`: claims, NameID, faults);
 - *faults*: the faults to send in the next response, for an SP and a persona, either or both any.
 
 Every login asks whether anything is armed. So that the usual answer, nothing, costs one store
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from metadata.store import Store
 
+from .edits import Edits
 from .faults import Fault, fault
 
 ARMED_TTL = 300.0
@@ -39,22 +41,25 @@ def maybe_armed(store: Store) -> bool:
     return store.get(*MARKER) is not None
 
 
-def arm_login(store: Store, sp: str | None, persona: str) -> None:
-    """Sign in as `persona` at the next AuthnRequest from `sp` (None: from any SP)."""
-    store.put(LOGINS, sp or "*", persona.encode(), ARMED_TTL)
+def arm_login(store: Store, sp: str | None, persona: str, edits: Edits | None = None) -> None:
+    """Sign in as `persona` at the next AuthnRequest from `sp` (None: from any SP), with `edits`
+    in that one response."""
+    value = {"persona": persona, "edits": edits.as_json() if edits else None}
+    store.put(LOGINS, sp or "*", json.dumps(value).encode(), ARMED_TTL)
     _mark(store)
 
 
-def take_login(store: Store, sp: str, *, armed: bool | None = None) -> str | None:
-    """The persona armed for `sp`, else for any SP; taken once. `armed`: what :func:`maybe_armed`
-    said for this login, if it was asked already."""
+def take_login(store: Store, sp: str, *, armed: bool | None = None) -> tuple[str, Edits | None] | None:
+    """The persona armed for `sp`, else for any SP, with its edits; taken once. `armed`: what
+    :func:`maybe_armed` said for this login, if it was asked already."""
     if not (maybe_armed(store) if armed is None else armed):
         return None
     for who in (sp, "*"):
         if store.get(LOGINS, who):
             taken = store.take(LOGINS, who)
             if taken:
-                return taken.decode()
+                kept = json.loads(taken)
+                return kept["persona"], Edits.from_json(kept["edits"]) if kept["edits"] else None
     return None
 
 

@@ -29,6 +29,7 @@ from metadata.service_provider import default_acs as metadata_default_acs
 from metadata.signing import signature_method_for
 
 from .assertion import ResponseSpec, build_response, serialize
+from .edits import Edits
 from .faults import Fault, Plan, Situation, build, claim_roles, conflict, why_not
 from .registry import RegisteredSP
 from .settings import Persona
@@ -110,6 +111,10 @@ class Sent:
     xml: str
     persona: str | None = None
     """The persona whose response this is; None for a status (NoPassive)."""
+    edits: list[str] | None = None
+    """What was edited for this one response (:meth:`idp.edits.Edits.changes`); None or []: nothing."""
+    test_case: str | None = None
+    """The ``next-login`` JSON that gives this response again (:meth:`idp.edits.Edits.test_case`)."""
 
 
 def save_pending(idp: IdPState, pending: Pending) -> str:
@@ -151,17 +156,21 @@ def end_session(idp: IdPState, sid: str) -> None:
         idp.store.delete(ISSUED, _issued_key(sid, sp.entity_id))
 
 
-def issued_name(idp: IdPState, sp: RegisteredSP, pending: Pending, persona: Persona, session: Session) -> IssuedName:
-    """The NameID the response to `pending` gives `persona` at `sp` (a transient one is drawn here)."""
+def issued_name(idp: IdPState, sp: RegisteredSP, pending: Pending, persona: Persona, session: Session,
+                edits: Edits | None = None) -> IssuedName:
+    """The NameID the response to `pending` gives `persona` at `sp` (a transient one is drawn here).
+    An edited NameID or format (`edits`) is sent as given: a test of what the SP does with it."""
     # Core §3.4.1.1: an explicit NameIDPolicy Format wins; then the SP's, the persona's, the vendor's.
-    nameid_format = pending.nameid_format if pending.nameid_format not in (None, UNSPECIFIED) else (
-        sp.options.nameid_format or persona.nameid_format or idp.vendor.nameid_format
-    )
+    nameid_format = (edits.nameid_format if edits and edits.nameid_format else pending.nameid_format
+                     if pending.nameid_format not in (None, UNSPECIFIED) else (
+                         sp.options.nameid_format or persona.nameid_format or idp.vendor.nameid_format))
     # A product whose SessionIndex is the assertion's ID (Entra ID, AD FS, Google, PingFederate) gets
     # one per response, drawn here and kept with the NameID, so that a LogoutRequest naming it matches.
     shape = idp.vendor.shape
     index = shape.ids(idp.new_id(), "assertion") if shape.session_index_is_assertion_id else session.session_index
-    return IssuedName(value=nameid_value(idp, persona, sp.entity_id, nameid_format), format=nameid_format,
+    value = edits.nameid if edits and edits.nameid is not None else nameid_value(idp, persona, sp.entity_id,
+                                                                                 nameid_format)
+    return IssuedName(value=value, format=nameid_format,
                       name_qualifier=None, sp_name_qualifier=None, session_index=index)
 
 
@@ -280,16 +289,19 @@ def no_passive(idp: IdPState, sp: RegisteredSP, pending: Pending) -> bytes:
 
 def post_form(idp: IdPState, sid: str | None, pending: Pending, sp: RegisteredSP, xml: bytes,
               *, label: str = "SAML response", param: str = "SAMLResponse", persona: Persona | None = None,
-              started: Session | None = None, issued: IssuedName | None = None) -> Response:
+              started: Session | None = None, issued: IssuedName | None = None, edits: list[str] | None = None,
+              test_case: str | None = None) -> Response:
     """The auto-POST form that carries the response to the registered ACS (SECURITY.md §5), kept
     in the IdP session `sid` (if any) as the response of `persona` (if any). `started` is the
     record of `sid` when :func:`start_session` made it for this response: it is stored here, and so
     is the NameID the response `issued` to `sp` (what its LogoutRequest must name)."""
     if sid:
         _keep_sent(idp, sid, Sent(at=idp.clock().isoformat(), sp=sp.entity_id, acs=pending.acs, label=label,
-                                  xml=xml.decode(), persona=persona.id if persona else None),
+                                  xml=xml.decode(), persona=persona.id if persona else None,
+                                  edits=edits or None, test_case=test_case),
                    started=started, issued=issued)
-    log.info("response to %s at %s (InResponseTo %s)", sp.entity_id, pending.acs, pending.request_id)
+    log.info("response to %s at %s (InResponseTo %s)%s", sp.entity_id, pending.acs, pending.request_id,
+             f", edited: {'; '.join(edits)}" if edits else "")
     parts = urlsplit(pending.acs)
     origin = f"{parts.scheme}://{parts.netloc}"
     html = render_template(
@@ -325,8 +337,9 @@ def default_acs(sp: RegisteredSP) -> str:
 AUTO_SUBMIT_SCRIPT = "document.forms[0].submit();"
 
 
-def _script_hash(script: str) -> str:
+def script_hash(script: str) -> str:
+    """The CSP source that allows one inline script of the IdP's own, by its hash."""
     return "sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
 
 
-AUTO_SUBMIT_HASH = _script_hash(AUTO_SUBMIT_SCRIPT)
+AUTO_SUBMIT_HASH = script_hash(AUTO_SUBMIT_SCRIPT)

@@ -88,12 +88,25 @@ def store_unavailable(exc: StoreUnavailable) -> Response:
     return response
 
 
+# The debug page's one script: show the "Copy as a test case" buttons and copy on a click. Without
+# a script (or a clipboard) the buttons stay hidden and the JSON is there to select.
+COPY_SCRIPT = ('if(navigator.clipboard){for(const b of document.querySelectorAll("button[data-copy]")){b.hidden=false;'
+               'b.addEventListener("click",()=>navigator.clipboard.writeText(document.getElementById(b.dataset.copy)'
+               '.textContent).then(()=>{b.textContent="Copied";}));}}')
+
+
 @blueprint.get("/debug")
 def debug() -> Response:
+    """The last responses posted through this browser: the exact XML sent, the SP, the persona, the
+    edits, and the ``next-login`` JSON that gives the same response again."""
     idp = state()
     existing = flow.current_session(idp)
     sent = flow.sent(idp, existing[0]) if existing else []
-    return render_page("debug.html", records=[(message, _pretty(message.xml)) for message in sent])
+    response = render_page("debug.html", records=[(message, _pretty(message.xml)) for message in sent],
+                           copy_script=COPY_SCRIPT)
+    response.headers["Content-Security-Policy"] = (
+        f"{content_security_policy()}; script-src '{flow.script_hash(COPY_SCRIPT)}'")
+    return response
 
 
 def _pretty(xml: str) -> str:

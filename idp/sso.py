@@ -7,6 +7,7 @@ validator's REQ rules; any error is shown to the SP developer (HTTP 400) with it
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from flask import Blueprint, Response, render_template, request
 
@@ -28,6 +29,7 @@ from validator.checks.request import (
 from validator.findings import Finding, Severity
 
 from . import arming, flow
+from .edits import Edits
 from .faults import Fault, fault
 from .registry import RegisteredSP
 from .settings import Persona
@@ -110,11 +112,12 @@ def _continue(idp: IdPState, sp: RegisteredSP, pending: flow.Pending) -> Respons
     maybe_armed = None if pending.is_passive else arming.maybe_armed(idp.store)  # one read for both takes
     armed = arming.take_login(idp.store, sp.entity_id, armed=True) if maybe_armed else None
     auto = next((p for p in idp.personas.values() if p.auto_login), None)
-    chosen = idp.personas.get(armed) if armed else auto
+    chosen = idp.personas.get(armed[0]) if armed else auto
     existing = flow.current_session(idp)
     if chosen is not None and not pending.is_passive:
         sid, session = flow.start_session(idp, chosen)
-        return signed_in(idp, sid, session, sp, pending, chosen, maybe_armed=maybe_armed)
+        return signed_in(idp, sid, session, sp, pending, chosen, maybe_armed=maybe_armed,
+                         edits=armed[1] if armed else None)
     if existing and not pending.force_authn:
         sid, session = existing
         persona = idp.personas.get(session.persona)
@@ -140,20 +143,25 @@ def same_site_post() -> bool:
 
 def signed_in(idp: IdPState, sid: str, session: flow.Session, sp: RegisteredSP, pending: flow.Pending,
               persona: Persona, *, new_cookie: bool = True, picked: tuple[Fault, ...] = (),
-              maybe_armed: bool | None = None) -> Response:
+              maybe_armed: bool | None = None, edits: Edits | None = None) -> Response:
     """The response for `persona`, with the faults that apply to this one response: the persona's own
     (settings), `picked` on the login page, and one armed through the API for this SP and persona
     (taken once, and only when it can apply here: one meant for another SP stays armed).
+    `edits` (the login page's edit form, or next-login's overrides) change this one response only.
     `new_cookie`: the session `sid` was started for this response, and is stored with it.
     `maybe_armed`: :func:`arming.maybe_armed`'s answer for this request, if it was asked already."""
+    edits = edits or Edits()
+    edited = edits.apply(persona)
+    picked = (*picked, *edits.chosen_faults())
     chosen = tuple(dict.fromkeys((*(fault(f) for f in persona.faults), *picked)))
-    problem = flow.fault_problem(idp, sp, persona, chosen)
+    problem = flow.fault_problem(idp, sp, edited, chosen)
     if problem is not None:
         log.warning("fault refused for %s: %s", sp.entity_id, problem)
         return render_page("fault_refused.html", status=400, problem=problem, sp=sp.entity_id)
     chosen += arming.take_faults(idp.store, sp.entity_id, persona.id, chosen,
-                                 lambda faults: flow.fault_problem(idp, sp, persona, faults) is None,
+                                 lambda faults: flow.fault_problem(idp, sp, edited, faults) is None,
                                  armed=maybe_armed)
+    changes = edits.changes(persona)
     label = f"signed in as {persona.id}" + (f" · faults: {', '.join(f.id for f in chosen)}" if chosen else "")
     name = None  # a replay issues no new NameID: the one it repeats was recorded when first sent
     if chosen and chosen[0].id == "replay":
@@ -164,10 +172,12 @@ def signed_in(idp: IdPState, sid: str, session: flow.Session, sp: RegisteredSP, 
                 f"fault 'replay' sends this browser's previous response for {persona.id} to this SP again, and there "
                 "is none yet: sign in once without it first"))
     else:
-        name = flow.issued_name(idp, sp, pending, persona, session)
-        xml = flow.persona_response(idp, sp, pending, persona, session, chosen, name=name)
+        name = flow.issued_name(idp, sp, pending, edited, session, edits)
+        xml = flow.persona_response(idp, sp, pending, edited, session, chosen, name=name)
+    case = replace(edits, faults=tuple(f.id for f in chosen if f.id not in persona.faults))
     response = flow.post_form(idp, sid, pending, sp, xml, label=label, persona=persona,
-                              started=session if new_cookie else None, issued=name)
+                              started=session if new_cookie else None, issued=name, edits=changes,
+                              test_case=case.test_case(persona, sp.entity_id))
     if new_cookie:
         set_session_cookie(idp, response, sid)
     return response

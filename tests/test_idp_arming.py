@@ -50,8 +50,8 @@ def always(faults: tuple[object, ...]) -> bool:
 def test_an_armed_login_is_taken_once_the_sps_own_before_any_sps(store: CountingStore) -> None:
     arming.arm_login(store, None, "bob")
     arming.arm_login(store, SP, "alice")
-    assert arming.take_login(store, SP) == "alice"
-    assert arming.take_login(store, SP) == "bob"
+    assert arming.take_login(store, SP) == ("alice", None)
+    assert arming.take_login(store, SP) == ("bob", None)
     assert arming.take_login(store, OTHER_SP) is None
 
 
@@ -79,7 +79,7 @@ def test_a_login_asks_for_the_marker_once_for_both_kinds(store: CountingStore) -
     arming.arm_faults(store, SP, "alice", [fault("expired")])
     armed = arming.maybe_armed(store)
     assert armed
-    assert arming.take_login(store, SP, armed=armed) == "alice"
+    assert arming.take_login(store, SP, armed=armed) == ("alice", None)
     assert arming.take_faults(store, SP, "alice", (), always, armed=armed) == (fault("expired"),)
 
 
@@ -90,7 +90,7 @@ def test_the_marker_outlives_every_entry_armed_with_it(store: CountingStore, clo
     clock.now += arming.ARMED_TTL - 201  # 1 s before the faults expire
     assert arming.take_faults(store, SP, "alice", (), always) == (fault("expired"),)
     clock.now += 150  # the faults would have expired by now; the login has not
-    assert arming.take_login(store, SP) == "alice"
+    assert arming.take_login(store, SP) == ("alice", None)
     clock.now += arming.ARMED_TTL
     arming.arm_login(store, None, "bob")  # everything earlier expired; the marker comes back with this
-    assert arming.take_login(store, SP) == "bob"
+    assert arming.take_login(store, SP) == ("bob", None)

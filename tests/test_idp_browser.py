@@ -332,3 +332,62 @@ def test_an_unsigned_logout_asks_first_and_works_without_javascript(browser: Any
         assert page.url.startswith(f"{peers.idp_origin}/login?request="), page.url
     finally:
         context.close()
+
+
+# ---- issue 17: claims edited at login ----------------------------------------------------------
+
+def _personas(peers: Peers) -> dict[str, Any]:
+    import json
+    from urllib.request import urlopen
+
+    with urlopen(f"{peers.idp_origin}/api/v1/personas", timeout=5) as answer:
+        return {p["id"]: p for p in json.load(answer)}
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["with-javascript", "without-javascript"])
+def test_an_edited_claim_reaches_the_sp_and_the_persona_keeps_its_own(
+    browser: Any, peers: Peers, tmp_path: Path, javascript: bool
+) -> None:
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1000, "height": 900},
+                                  permissions=["clipboard-read", "clipboard-write"] if javascript else [])
+    edited = "999000111" if javascript else "999000222"
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        csp_problems = _csp_problems(page)
+        page.goto(f"{peers.sp.origin}/login")
+        page.get_by_role("link", name="Edit claims, then sign in as alice").click()
+        assert page.get_by_role("heading", name="Sign in as Alice, with edits").is_visible()
+        values = page.get_by_label("AccountNumber: values")
+        assert values.input_value() == ALICE.claims["AccountNumber"]
+        values.fill(edited)
+        page.get_by_label("Groups: values").fill("billing\nadmin")
+        page.screenshot(path=tmp_path / "idp-edit-claims.png", full_page=True)
+        before = len(peers.sp.accepted)
+        page.get_by_role("button", name="Sign in as alice with these claims").click()
+        if not javascript:
+            page.wait_for_url(f"{peers.idp_origin}/login")
+            page.locator("form button[type=submit]").click()  # the auto-POST form's <noscript> button
+        page.wait_for_url(peers.sp.acs)
+
+        assert len(peers.sp.accepted) == before + 1, page.content()
+        assert peers.sp.accepted[-1]["claims"] == {**EXPECTED_CLAIMS, "AccountNumber": [edited],
+                                                   "Groups": ["billing", "admin"]}
+        assert _personas(peers)["alice"]["claims"] == ALICE.claims  # the persona in the settings is unchanged
+
+        page.goto(f"{peers.idp_origin}/debug")
+        assert page.locator(".edited").first.inner_text().lower() == "edited"
+        assert f"AccountNumber: '100200300' → '{edited}'" in page.inner_text("body")
+        case = page.locator("#case-1")
+        assert f'"AccountNumber": "{edited}"' in case.inner_text()
+        copy = page.get_by_role("button", name="Copy as a test case")
+        if javascript:
+            copy.first.click()
+            page.wait_for_function("document.querySelector('button[data-copy=\"case-1\"]').textContent == 'Copied'")
+            assert f'"AccountNumber": "{edited}"' in page.evaluate("navigator.clipboard.readText()")
+        else:
+            assert copy.count() == 0  # hidden without a script: the JSON is there to select
+        page.screenshot(path=tmp_path / "idp-debug-edited.png", full_page=True)
+        assert csp_problems == []
+    finally:
+        context.close()

@@ -4,6 +4,10 @@ and as a self-contained HTML page.
 Every value from the partner's metadata goes through `shown` first; Markdown table cells also
 have their pipes and backticks escaped, HTML is autoescaped by its template. Plain text needs no
 escape beyond `shown`: a terminal shows ``<tenant>`` and ``[Errno -2]`` as they are.
+
+Size: both worksheets (from the metadata, and from the call before any metadata) in their three
+formats live here, so that the sections they share (the five questions, the iframe verdict, the
+setup table) are written once and read alike in every format.
 """
 
 from __future__ import annotations
