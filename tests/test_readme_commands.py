@@ -105,6 +105,7 @@ OUTPUT = {  # by the command's start: what it prints (stdout: what a script keep
     "saml-idp users": ("stdout", r"(?m)^alice\s.*AccountNumber="),  # the personas and their claims
     "saml-idp faults": ("stdout", r"(?m)^\s+expired\s+RSP009"),
     "curl -s -X POST http://127.0.0.1:8080/api/v1/next-login": ("stdout", r'"armed":\s*"alice"'),
+    "curl -s http://127.0.0.1:8080/api/v1/next-login": ("stdout", r'"field":\s*"claims\.AccountNumber"'),
 }
 FILES = {"saml-idp metadata > idp.xml": ("idp.xml", "<md:EntityDescriptor")}  # a command's file: what it holds
 MARKER = re.compile(r"<!--\s*not run:\s*(?P<why>.*?)\s*-->\s*$", re.S)
