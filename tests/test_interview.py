@@ -483,3 +483,19 @@ def test_an_option_about_metadata_with_interview_is_a_usage_error(tmp_path: Path
                                        *option], input="\n" * 6)
     assert outcome.exit_code == 2 and "about the metadata" in outcome.output, outcome.output
     assert not (tmp_path / "a.json").exists()
+
+
+def test_the_api_sets_the_calls_answers_against_the_metadata(web_client: Any, corpus: Path) -> None:
+    said = json.loads(answers_json(CallAnswers(product="adfs", entity_id=ADFS_ENTITY + "/", sso_url=ADFS_SSO)))
+    xml = (corpus / ADFS).read_text()
+    worksheet = web_client.post("/api/v1/discover", json={"xml": xml, "probe": False, "interview": said}).get_json()
+    rows = {row["field"]: row for row in worksheet["told"]}
+    assert rows["Entity ID"]["verdict"] == "differs" and "trailing slash" in rows["Entity ID"]["detail"]
+    assert rows["SSO URL"]["verdict"] == "same" and rows["IdP product"]["told"] == "Microsoft AD FS"
+    assert web_client.post("/api/v1/discover", json={"xml": xml, "probe": False}).get_json()["told"] == []
+    bad = web_client.post("/api/v1/discover", json={"xml": xml, "probe": False, "interview": {"schema": "x"}})
+    assert bad.status_code == 400 and "'interview' is not an answers file" in bad.get_json()["detail"]
+    typed = web_client.post("/api/v1/discover", json={"xml": xml, "probe": False,
+                                                        "interview": {**said, "entity_id": "a\u0007b"}})
+    assert typed.status_code == 400 and "control" in typed.get_json()["detail"]
+

@@ -39,8 +39,8 @@ from validator.nearmiss import claim_near_misses, uri_difference
 from validator.vendor import VENDORS as PRODUCTS
 
 __all__ = ["DONT_KNOW", "FIELDS", "PRODUCTS", "PRODUCT_CHOICES", "AnswerError", "CallAnswers", "CallSheet",
-           "answers_from", "answers_from_json", "answers_json", "call_sheet", "checked", "draft_from_call", "scripted",
-           "told_vs_metadata"]
+           "answers_from", "answers_from_json", "answers_from_object", "answers_json", "call_sheet", "checked",
+           "draft_from_call", "scripted", "told_vs_metadata"]
 
 SCHEMA = "saml-preflight/interview/v1"
 FIELD_LIMIT = 2 * 1024
@@ -168,6 +168,11 @@ def answers_from_json(data: bytes, source: str) -> CallAnswers:
         body = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise AnswerError(f"{source} is not JSON: {exc}") from None
+    return answers_from_object(body, source)
+
+
+def answers_from_object(body: object, source: str) -> CallAnswers:
+    """An answers file's object (already JSON), every field checked again as if typed."""
     if not isinstance(body, dict) or body.get("schema") != SCHEMA:
         raise AnswerError(f"{source} is not an answers file (its schema is not {SCHEMA!r})")
     unknown = sorted(set(body) - {"schema", "taken", *LABELS})

@@ -311,6 +311,9 @@ def worksheet_json(ws: Worksheet) -> dict[str, Plain]:
                          "how": ws.published.how if ws.published and not ws.metadata_url else None,
                          "probe": ws.published_probe},
         "setup": [{"what": h.what, "where": h.where, "value": h.value} for h in ws.hints],
+        # With the call's answers (--answers, or the API's "interview"): each against the metadata.
+        "told": [{"field": r.field, "told": r.told, "metadata": r.metadata, "verdict": r.verdict, "detail": r.detail}
+                 for r in ws.told],
         "signing_certificates": _certificates(ws),
         "draft_crm": ws.draft,
         "report": report,

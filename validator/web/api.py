@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
@@ -23,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 from metadata.json_body import JSONBodyError, read_json_object
 from metadata.store import StoreUnavailable
 from validator.discovery import describes_an_idp
+from validator.interview import AnswerError, answers_from_object, told_vs_metadata
 from validator.render.json import render_json
 from validator.render.worksheet import worksheet_json
 from validator.report import Report
@@ -164,18 +166,21 @@ def responses() -> Response:
 def discover() -> Response:
     try:
         body = _body()
-        _known(body, "xml", "url", "biller", "crm", "probe")
+        _known(body, "xml", "url", "biller", "crm", "probe", "interview")
         document = document_from_json(body, "xml", "url", what="metadata", limit=jobs.METADATA_LIMIT)
         crm, crm_source = record_from_json(body, web().crm_folder)
         probe = body.get("probe", True)
         if not isinstance(probe, bool):
             raise InputError("'probe' must be true or false")
-    except InputError as exc:
+        said = answers_from_object(body["interview"], "'interview'") if "interview" in body else None
+    except (InputError, AnswerError) as exc:
         return problem(exc.message)
     assert document is not None
     worksheet = jobs.discover(document, crm, crm_source, now=web().clock(), policy=fetch_policy(), probe=probe)
     if not describes_an_idp(worksheet.inspection):  # nothing to describe: the report says why
         return Response(render_json(worksheet.report), status=422, mimetype="application/json")
+    if said is not None:
+        worksheet = replace(worksheet, told=told_vs_metadata(said, worksheet))
     return answer(worksheet_json(worksheet))
 
 
