@@ -148,6 +148,7 @@ FAMILIES = {
     "CRM": "match against the CRM record, and the record itself",
     "NET": "fetching",
     "REQ": "AuthnRequests",
+    "SPM": "SP metadata registered at the test IdP",
 }
 
 

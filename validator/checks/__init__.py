@@ -12,6 +12,7 @@ from . import (
     response,
     response_signature,
     signature,
+    sp_metadata,
     sweep,
 )
 
@@ -20,5 +21,5 @@ CRM_MATCH_CHECKS = crm_match.CHECKS
 
 __all__ = [
     "CRM_MATCH_CHECKS", "METADATA_CHECKS", "claims", "crm_record", "fetching", "input", "request", "response",
-    "response_signature", "signature", "sweep",
+    "response_signature", "signature", "sp_metadata", "sweep",
 ]
