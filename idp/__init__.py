@@ -14,6 +14,9 @@ Endpoints (one blueprint per module):
 ``/api/v1/next-login`` POST: sign in as a persona at the next AuthnRequest (no form; for CI)
 ``/api/v1/faults``     POST: break the next response with named faults; GET: the fault catalogue
 ``/api/v1/personas``   GET: the personas
+``/api/v1/sps``        POST: register an SP from its metadata (or replace one); GET: every SP;
+                       DELETE ``?entity_id=``: remove one registered at runtime (:mod:`idp.sps`)
+``/sps``               page: check, register, replace and delete SPs, the last changes
 ``/api/v1/*`` errors   RFC 9457 problem documents (``application/problem+json``), never HTML
 ``/healthz``           liveness and store check
 =====================  =======================================================================
@@ -37,7 +40,7 @@ from werkzeug.exceptions import HTTPException
 from metadata.crm import CRMRecord, load_crm
 from metadata.store import Store, StoreUnavailable
 
-from . import api, login, pages, slo, sso
+from . import api, login, pages, slo, sps, sps_page, sso
 from .cast import apply_crm
 from .pages import security_headers, store_unavailable
 from .problem import http_error
@@ -79,7 +82,7 @@ def create_app(
     )
     app.extensions["saml_idp"] = idp_state
     app.session_interface = _NoFlaskSession()
-    for module in (pages, sso, login, slo, api):
+    for module in (pages, sso, login, slo, api, sps, sps_page):
         app.register_blueprint(module.blueprint)
     app.register_error_handler(StoreUnavailable, store_unavailable)
     app.register_error_handler(HTTPException, http_error)

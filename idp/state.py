@@ -99,13 +99,14 @@ def build_state(
     new_id: Callable[[], str] | None = None,
     crm: CRMRecord | None = None,
 ) -> IdPState:
-    """Open (or create) the key folder and the store, and register every configured SP."""
+    """Open (or create) the key folder and the store, and register every configured SP; the SPs
+    registered at runtime are read from the store when asked for (:class:`SPRegistry`)."""
     server = settings.server
     keys = KeyFolder(base / server.key_folder)
     now = (clock or _utc_now)()
     keys.ensure(f"SAML Preflight test IdP ({idp_entity_id(server)})"[:64], server.key_kind, now=now)
     store = store or open_store(server.store, base / "var" / "idp" / "state.sqlite3")
-    registry = SPRegistry([register(options, base=base) for options in settings.sps])
+    registry = SPRegistry([register(options, base=base) for options in settings.sps], store)
     return IdPState(
         settings=settings, keys=keys, store=store, registry=registry, clock=clock or _utc_now,
         new_id=new_id or default_new_id, personas={p.id: p for p in settings.personas}, crm=crm,

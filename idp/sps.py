@@ -1,0 +1,117 @@
+"""``/api/v1/sps``: register, list and delete the SPs the IdP answers, at runtime, without a restart.
+
+- ``POST /api/v1/sps`` with ``{"metadata": "<XML>"}`` or ``{"metadata_url": "https://…"}`` (fetched
+  with the SSRF-safe fetcher), plus optional ``entity_id`` (one SP of an aggregate), the options
+  ``sign``, ``encrypt``, ``name_format`` and ``nameid_format`` (as ``[[sps]]`` in idp.toml takes them),
+  ``replace`` (true to replace an SP of that entity ID) and ``by`` (who, free text): 201 with the SP
+  and its warnings (``findings``).
+  400 with ``findings`` when its metadata has an error (SPM rules, XML and NET findings); 409 when the
+  entity ID is registered and ``replace`` is not true, or belongs to idp.toml.
+- ``GET /api/v1/sps`` lists every SP: those of idp.toml (``source`` ``file``), then the runtime ones
+  (``api`` or ``page``), each with its ACS URLs, options, and who registered it when.
+- ``DELETE /api/v1/sps?entity_id=<URL-encoded entity ID>`` removes a runtime SP (404 when there is
+  none, 403 for an SP of idp.toml).
+
+POST and DELETE need ``Authorization: Bearer <api_token>`` when the IdP has an api_token; GET is open
+like the other lists. Every error is an RFC 9457 problem document (:mod:`idp.problem`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from metadata.json_body import json_type
+
+from . import registrations
+from .api import authorise
+from .errors import Problem
+from .problem import answer, json_object, problem
+from .registrations import Application, Refused, finding_json, sp_json, text_field
+from .registry import STORED_OPTIONS
+from .state import state
+
+blueprint = Blueprint("sps", __name__, url_prefix="/api/v1")
+blueprint.register_error_handler(Problem, answer)
+
+KEYS = ("metadata", "metadata_url", "entity_id", "replace", "by", *STORED_OPTIONS)
+USAGE = ('send JSON {"metadata": "<SP metadata XML>"} or {"metadata_url": "https://…"}, with optional "entity_id", '
+         '"sign", "encrypt", "name_format", "nameid_format", "replace" and "by"')
+
+
+@blueprint.errorhandler(RequestEntityTooLarge)
+def _too_large(exc: RequestEntityTooLarge) -> Response:
+    return problem(413, f"the body of {request.method} {request.path} is larger than the IdP accepts (256 KiB): "
+                        'give the metadata\'s https URL as "metadata_url" instead of the XML')
+
+
+@blueprint.get("/sps")
+def listed() -> Response:
+    _no_body()
+    return jsonify([sp_json(sp) for sp in state().registry])
+
+
+@blueprint.post("/sps")
+def create() -> tuple[Response, int]:
+    idp = state()
+    authorise(idp)
+    body = json_object()
+    try:
+        application = _application(body)
+        checked = registrations.check(idp, application)
+        sp, replaced = registrations.store(idp, application, checked, via="api", address=request.remote_addr)
+    except Refused as exc:
+        raise _problem(exc) from None
+    # Warnings do not stop a registration; they are said with it.
+    return jsonify({**sp_json(sp), "replaced": replaced, "findings": [finding_json(f) for f in checked.findings]}), 201
+
+
+@blueprint.delete("/sps")
+def remove() -> tuple[Response, int]:
+    idp = state()
+    authorise(idp)
+    _no_body()
+    unknown = sorted(set(request.args) - {"entity_id", "by"})
+    entity_ids = request.args.getlist("entity_id")
+    if unknown or len(entity_ids) != 1:
+        raise Problem(400, "send DELETE /api/v1/sps?entity_id=<the URL-encoded entity ID>, with optional by=<who>"
+                      + (f"; unknown parameters: {', '.join(unknown)}" if unknown else ""))
+    try:
+        entity_id = text_field("entity_id", entity_ids[0]) or ""
+        by = text_field("by", request.args.get("by"), registrations.MAX_BY)
+        registrations.delete(idp, entity_id, via="api", by=by, address=request.remote_addr)
+    except Refused as exc:
+        raise _problem(exc) from None
+    return jsonify(deleted=entity_id), 200
+
+
+def _no_body() -> None:
+    if request.get_data(cache=True):
+        raise Problem(400, f"{request.method} {request.path} takes no body")
+
+
+def _application(body: Mapping[str, object]) -> Application:
+    unknown = sorted(set(body) - set(KEYS))
+    if unknown:
+        raise Refused(400, f"{USAGE}; unknown keys: {', '.join(unknown)}")
+    metadata = body.get("metadata") or None  # XML: its line breaks and tabs are text; the parser judges the rest
+    if metadata is not None and not isinstance(metadata, str):
+        raise Refused(400, f'"metadata" must be the XML as a string, not {json_type(metadata)}')
+    url = text_field("metadata_url", body.get("metadata_url"))
+    if (metadata is None) == (url is None):
+        raise Refused(400, f"{USAGE}; one of the two, not {'both' if metadata else 'neither'}")
+    replace = body.get("replace", False)
+    if not isinstance(replace, bool):
+        raise Refused(400, f'"replace" must be true or false, not {json_type(replace)}')
+    return Application(
+        metadata=metadata.encode() if metadata is not None else None, metadata_url=url,
+        entity_id=text_field("entity_id", body.get("entity_id")),
+        options=registrations.options_from({k: v for k, v in body.items() if k in STORED_OPTIONS}),
+        by=text_field("by", body.get("by"), registrations.MAX_BY), replace=replace)
+
+
+def _problem(exc: Refused) -> Problem:
+    members = {"findings": [finding_json(f) for f in exc.findings]} if exc.findings else {}
+    return Problem(exc.status, exc.detail, members)
