@@ -46,8 +46,10 @@ class View:
     message: str | None = None
     failed: bool = False
     checked: Checked | None = None
-    confirm: RegisteredSP | None = None
-    """The SP an unconfirmed registration would replace: the page asks Replace or Cancel."""
+    confirm: str | None = None
+    """The entity ID of the SP an unconfirmed registration would replace: the page asks Replace or Cancel."""
+    current: RegisteredSP | None = None
+    """That SP, when its stored value still reads."""
     status: int = 200
 
 
@@ -108,10 +110,10 @@ def _check_or_register(idp: IdPState, action: str) -> Response:
     try:
         sp, replaced = registrations.store(idp, application, checked, via="page", address=request.remote_addr)
     except Refused as exc:
-        if exc.exists is None:
-            raise
-        view.confirm, view.status = idp.registry.get(exc.exists), 409
-        view.message = f"An SP {exc.exists} is registered already. Replace it with this metadata?"
+        view.message, view.failed, view.status = exc.detail, True, exc.status
+        if exc.exists is not None:  # asked, not refused: Replace or Cancel
+            view.confirm, view.current, view.failed = exc.exists, idp.registry.get(exc.exists), False
+            view.message = f"An SP {exc.exists} is registered already. Replace it with this metadata?"
         return _render(idp, view)
     view.message = f"{'Replaced' if replaced else 'Registered'} {sp.entity_id}."
     return _render(idp, view)

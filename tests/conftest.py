@@ -114,6 +114,7 @@ def browser() -> Iterator[Any]:
 MODULE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_fuzz": ("slow",),
     "test_reliability": ("slow",),
+    "test_idp_sps_workers": ("slow",),
     "test_cost": ("slow",),
     "test_idp_browser": ("slow", "interop"),
     "test_web_browser": ("slow",),
