@@ -192,8 +192,9 @@ def store(idp: IdPState, application: Application, checked: Checked, *, via: str
     findings when they hold an error (400), when the entity ID is registered already and `replace` is
     not set (409, `exists`), or belongs to idp.toml (409)."""
     if checked.errors or checked.entity is None or checked.entity_xml is None:
-        raise Refused(400, f"the SP is not registered: its metadata has {len(checked.errors)} "
-                           f"error{'s' if len(checked.errors) != 1 else ''}", checked.findings)
+        count = len(checked.errors)
+        raise Refused(400, f"the SP is not registered: {count} error{'s' if count != 1 else ''}, listed in findings",
+                      checked.findings)
     entity_id = checked.entity.entity_id
     if idp.registry.file_sp(entity_id) is not None:
         raise Refused(409, f"{entity_id!r} is registered in idp.toml: it is never replaced or deleted at runtime; "
