@@ -7,9 +7,10 @@ the last changes. A plain HTML form, no script.
 
 Cross-site posts are refused twice over. :func:`idp.sso.same_site_post` refuses what the browser says
 comes from another site (``Sec-Fetch-Site``, ``Origin``). And every form carries a token bound to a
-random cookie of this page (``SameSite=Strict``, ``HttpOnly``, path ``/sps``): the token is an HMAC of
-that cookie under the IdP's secret (:func:`idp.csrf.csrf_token`), which another site can neither read
-nor compute, and which needs no IdP session (a person may never have signed in at the IdP). When the
+random cookie of this page (``SameSite=Strict``, ``HttpOnly``; named ``__Host-…`` on an https IdP, so
+that a sibling host cannot plant one it knows): the token is an HMAC of that cookie under the IdP's
+secret (:func:`idp.csrf.csrf_token`), which another site can neither read nor compute, and which needs
+no IdP session (a person may never have signed in at the IdP). When the
 IdP has an api_token, registering, replacing and deleting also ask for it, as the API does: otherwise
 this page would be the way round it.
 """
@@ -32,6 +33,8 @@ from .state import IdPState, secret_token, state
 blueprint = Blueprint("sps_page", __name__)
 
 COOKIE = "idp_sps_csrf"
+SECURE_COOKIE = "__Host-idp_sps_csrf"
+"""Its name on an https IdP: the prefix makes browsers refuse it from a sibling host (cookie tossing)."""
 PURPOSE = "sps"
 SIGN = ("assertion", "response", "both", "none")
 NAME_FORMATS = ("unspecified", "basic", "uri")
@@ -67,7 +70,7 @@ def post() -> Response:
     except RequestEntityTooLarge:
         return _render(idp, View(message="The form is larger than the IdP accepts (256 KiB): give the metadata's "
                                          "https URL instead of pasting or uploading it.", failed=True, status=413))
-    if not same_site_post() or not csrf_valid(idp, request.cookies.get(COOKIE, ""), form.get(FIELD, ""), PURPOSE):
+    if not same_site_post() or not csrf_valid(idp, request.cookies.get(_cookie(idp), ""), form.get(FIELD, ""), PURPOSE):
         return _render(idp, View(message="Refused: this form was not posted from this page. Reload the page and try "
                                          "again.", failed=True, status=403))
     if action == "cancel":
@@ -150,8 +153,13 @@ def _shown(checked: Checked | None = None) -> dict[str, str]:
     return shown
 
 
+def _cookie(idp: IdPState) -> str:
+    return SECURE_COOKIE if idp.settings.server.base_url.startswith("https://") else COOKIE
+
+
 def _render(idp: IdPState, view: View) -> Response:
-    cookie = request.cookies.get(COOKIE) or secret_token()
+    name = _cookie(idp)
+    cookie = request.cookies.get(name) or secret_token()
     stored = [sp for sp in idp.registry if sp.stored]
     unreadable = sorted(set(idp.registry.stored_ids()) - {sp.entity_id for sp in stored})
     response = render_page(
@@ -159,7 +167,9 @@ def _render(idp: IdPState, view: View) -> Response:
         token_required=bool(idp.settings.server.api_token), sps=list(idp.registry), unreadable=unreadable,
         changes=registrations.changes(idp), sign_choices=SIGN, name_formats=NAME_FORMATS)
     response.headers["Cache-Control"] = "no-store"
-    if request.cookies.get(COOKIE) != cookie:
-        response.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", path="/sps",
-                            secure=idp.settings.server.base_url.startswith("https://"))
+    if request.cookies.get(name) != cookie:
+        # __Host- asks for path "/" (RFC 6265bis §4.1.3.2); over http (dev) the page's own path is enough.
+        secure = name == SECURE_COOKIE
+        response.set_cookie(name, cookie, httponly=True, samesite="Strict", path="/" if secure else "/sps",
+                            secure=secure)
     return response

@@ -57,7 +57,8 @@ def test_the_page_has_a_form_a_list_and_a_cookie_bound_token(app: Flask) -> None
     assert answer.status_code == 200 and 'enctype="multipart/form-data"' in page
     assert SP_ENTITY in page and "in idp.toml" in page and "<script" not in page
     cookie = answer.headers["Set-Cookie"]
-    assert "idp_sps_csrf=" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" in cookie
+    assert cookie.startswith("__Host-idp_sps_csrf=") and "Path=/;" in cookie and "Secure" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     assert "form-action 'self'" in answer.headers["Content-Security-Policy"]
     assert "script-src" not in answer.headers["Content-Security-Policy"]
     assert 'name="api_token"' not in page  # no token configured, none asked for
@@ -207,3 +208,11 @@ def test_the_page_lists_the_last_changes_newest_first(app: Flask) -> None:
     changes = text(client.get("/sps")).split("Last changes", 1)[1]
     assert changes.index("second") < changes.index("first")
     assert len(registrations.changes(app.extensions["saml_idp"])) == 2
+
+
+def test_over_http_in_dev_mode_the_cookie_is_the_pages_own(tmp_path: Path) -> None:
+    app = make_idp(tmp_path, base_url="http://127.0.0.1:8080", dev_mode=True)
+    client = app.test_client()
+    cookie = client.get("/sps").headers["Set-Cookie"]
+    assert cookie.startswith("idp_sps_csrf=") and "Path=/sps" in cookie and "Secure" not in cookie
+    assert send(client, "register", metadata=sp_metadata()).status_code == 200
