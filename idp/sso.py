@@ -103,7 +103,7 @@ def _context(
         supported_nameid_formats=SUPPORTED_NAMEID_FORMATS,
         idp_requires_signed=server.require_signed_requests,
         allow_http_localhost=server.dev_mode,
-        registered_entity_ids=idp.registry.entity_ids,
+        registered_entity_ids=idp.registry.entity_ids if sp is None else (),  # named only for an unknown issuer
     )
 
 
