@@ -1,6 +1,9 @@
 """``/api/v1/sps``: register, list and delete the SPs the IdP answers, at runtime, without a restart.
 
-- ``POST /api/v1/sps`` with ``{"metadata": "<XML>"}`` or ``{"metadata_url": "https://…"}`` (fetched
+- ``POST /api/v1/sps`` with the metadata XML itself as the body (``Content-Type:
+  application/samlmetadata+xml``, ``application/xml`` or ``text/xml``; the other fields below as
+  query parameters, ``encrypt`` and ``replace`` as ``true``/``false``), or JSON
+  ``{"metadata": "<XML>"}`` or ``{"metadata_url": "https://…"}`` (fetched
   with the SSRF-safe fetcher), plus optional ``entity_id`` (one SP of an aggregate), the options
   ``sign``, ``encrypt``, ``name_format`` and ``nameid_format`` (as ``[[sps]]`` in idp.toml takes them),
   ``replace`` (true to replace an SP of that entity ID) and ``by`` (who, free text): 201 with the SP
@@ -37,6 +40,11 @@ blueprint = Blueprint("sps", __name__, url_prefix="/api/v1")
 blueprint.register_error_handler(Problem, answer)
 
 KEYS = ("metadata", "metadata_url", "entity_id", "replace", "by", *STORED_OPTIONS)
+XML_TYPES = ("application/samlmetadata+xml", "application/xml", "text/xml")
+"""Media types of a POST whose body is the metadata itself."""
+QUERY_KEYS = ("entity_id", "replace", "by", *STORED_OPTIONS)
+XML_USAGE = ("send the SP metadata XML as the body (Content-Type: application/samlmetadata+xml), with optional "
+             "query parameters entity_id, sign, encrypt, name_format, nameid_format, replace and by")
 USAGE = ('send JSON {"metadata": "<SP metadata XML>"} or {"metadata_url": "https://…"}, with optional "entity_id", '
          '"sign", "encrypt", "name_format", "nameid_format", "replace" and "by"')
 
@@ -57,9 +65,10 @@ def listed() -> Response:
 def create() -> tuple[Response, int]:
     idp = state()
     authorise(idp)
-    body = json_object()
+    xml = request.mimetype in XML_TYPES
+    body = {} if xml else json_object()
     try:
-        application = _application(body)
+        application = _application_from_xml() if xml else _application(body)
         checked = registrations.check(idp, application)
         sp, replaced = registrations.store(idp, application, checked, via="api", address=request.remote_addr)
     except Refused as exc:
@@ -110,6 +119,32 @@ def _application(body: Mapping[str, object]) -> Application:
         entity_id=text_field("entity_id", body.get("entity_id")),
         options=registrations.options_from({k: v for k, v in body.items() if k in STORED_OPTIONS}),
         by=text_field("by", body.get("by"), registrations.MAX_BY), replace=replace)
+
+
+def _application_from_xml() -> Application:
+    """A registration whose body is the metadata XML, its other fields query parameters."""
+    params = request.args
+    unknown = sorted(set(params) - set(QUERY_KEYS))
+    repeated = sorted(k for k in params if len(params.getlist(k)) > 1)
+    if unknown or repeated:
+        raise Refused(400, f"{XML_USAGE}; " + (f"unknown parameters: {', '.join(unknown)}" if unknown else
+                                               f"given more than once: {', '.join(repeated)}"))
+    data = request.get_data(cache=False)
+    if not data.strip():
+        raise Refused(400, f"{XML_USAGE}; the body is empty")
+    raw: dict[str, object] = {k: params[k] for k in STORED_OPTIONS if k in params}
+    if "encrypt" in raw:
+        raw["encrypt"] = _flag("encrypt", params["encrypt"])
+    return Application(metadata=data, metadata_url=None, entity_id=text_field("entity_id", params.get("entity_id")),
+                       options=registrations.options_from(raw),
+                       by=text_field("by", params.get("by"), registrations.MAX_BY),
+                       replace=_flag("replace", params.get("replace", "false")))
+
+
+def _flag(name: str, value: str) -> bool:
+    if value not in ("true", "false"):
+        raise Refused(400, f'the parameter "{name}" must be true or false, not {value[:40]!r}')
+    return value == "true"
 
 
 def _problem(exc: Refused) -> Problem:

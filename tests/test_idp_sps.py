@@ -355,3 +355,38 @@ def test_an_idp_in_dev_mode_takes_a_local_http_acs(tmp_path: Path) -> None:
     local = "http://localhost:8000/saml/acs"
     assert post(client, {"metadata": sp_metadata(acs=[(BINDING_POST, local)])}, {}).status_code == 201
     assert login_as(client, start(client, acs=local).headers["Location"])["_action"] == local
+
+
+# ---- the metadata XML as the body ------------------------------------------------------------
+
+XML = {**BEARER, "Content-Type": "application/samlmetadata+xml"}
+
+
+def test_the_metadata_itself_can_be_the_body_with_options_as_parameters(app: Flask) -> None:
+    client = app.test_client()
+    created = client.post("/api/v1/sps?sign=both&by=Dana", data=sp_metadata(), headers=XML)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    body = created.get_json()
+    assert body["entity_id"] == NEW_SP and body["registered_by"] == "Dana" and body["options"]["sign"] == "both"
+    again = client.post("/api/v1/sps", data=sp_metadata(), headers=XML)
+    assert assert_problem(again, 409)["detail"] == f"an SP {NEW_SP!r} exists; send replace: true to replace it"
+    replaced = client.post("/api/v1/sps?replace=true", data=sp_metadata(), headers={**XML, "Content-Type": "text/xml"})
+    assert replaced.status_code == 201 and replaced.get_json()["replaced"] is True
+    fields = login_as(client, start(client).headers["Location"])
+    assert fields["_action"] == NEW_ACS
+
+
+@pytest.mark.parametrize(("query", "body", "said"), [
+    ("?signed=both", None, "unknown parameters: signed"),
+    ("?sign=both&sign=none", None, "given more than once: sign"),
+    ("?encrypt=yes", None, 'the parameter "encrypt" must be true or false'),
+    ("?replace=1", None, 'the parameter "replace" must be true or false'),
+    ("?sign=everything", None, '"sign"'),
+    ("", b"  \n", "the body is empty"),
+    ("?by=a%07b", None, "by"),
+])
+def test_a_bad_parameter_of_an_xml_body_is_refused_naming_it(app: Flask, query: str, body: bytes | None,
+                                                              said: str) -> None:
+    answer = app.test_client().post(f"/api/v1/sps{query}", data=sp_metadata() if body is None else body, headers=XML)
+    assert said in str(assert_problem(answer, 400)["detail"])
+    assert [s["source"] for s in app.test_client().get("/api/v1/sps").get_json()] == ["file"]
