@@ -6,12 +6,14 @@ Endpoints (one blueprint per module):
 ``/``                  index: the IdP's entity ID, metadata link, registered SPs, personas
 ``/metadata``          IdP metadata (IDPSSODescriptor, signing certificates, SSO, SLO)
 ``/sso``               SingleSignOnService, HTTP-Redirect (GET) and HTTP-POST (POST)
-``/login``             persona picker and password form for a pending AuthnRequest
+``/login``             persona picker and password form for a pending AuthnRequest; ``?edit=<persona>``:
+                       its claims, NameID and format as a form, for that one response (:mod:`idp.edits`)
 ``/slo``               SingleLogoutService, HTTP-Redirect and HTTP-POST; unsigned requests ask first
 ``/slo/confirm``       POST: the person confirms an unsigned LogoutRequest (CSRF token)
 ``/unsolicited``       an IdP-initiated response, only so an SP can prove it rejects them
-``/debug``             the last responses issued to this browser, decoded
-``/api/v1/next-login`` POST: sign in as a persona at the next AuthnRequest (no form; for CI)
+``/debug``             the last responses issued to this browser: the XML sent, the edits, a test case
+``/api/v1/next-login`` POST: sign in as a persona at the next AuthnRequest (no form; for CI), with
+                       claims, nameid, nameid_format and faults for that one response
 ``/api/v1/faults``     POST: break the next response with named faults; GET: the fault catalogue
 ``/api/v1/personas``   GET: the personas
 ``/api/v1/sps``        POST: register an SP from its metadata (or replace one); GET: every SP;

@@ -212,7 +212,8 @@ def store(idp: IdPState, application: Application, checked: Checked, *, via: str
     elif idp.store.add(STORED, entity_id, value):  # of two registering at once, one wins
         replaced = False
     else:
-        raise Refused(409, f"an SP {entity_id!r} exists; send replace: true to replace it",
+        raise Refused(409, f"an SP {entity_id!r} exists; to replace it, send \"replace\": true "
+                           "(with an XML body: ?replace=true)",
                       exists=entity_id)
     _record(idp, Change("replaced" if replaced else "registered", entity_id, via, application.by, address, at))
     return registered, replaced

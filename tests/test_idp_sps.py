@@ -101,7 +101,7 @@ def test_a_duplicate_needs_replace_and_replace_works(app: Flask) -> None:
     assert post(client, {"metadata": sp_metadata()}).status_code == 201
     other_acs = "https://new-sp.example.com/saml/acs2"
     again = assert_problem(post(client, {"metadata": sp_metadata(acs=[(BINDING_POST, other_acs)])}), 409)
-    assert "exists; send replace: true to replace it" in str(again["detail"])
+    assert "exists; to replace it, send \"replace\": true" in str(again["detail"])
     assert client.get("/api/v1/sps").get_json()[1]["acs"] == [NEW_ACS]  # unchanged
 
     replaced = post(client, {"metadata": sp_metadata(acs=[(BINDING_POST, other_acs)]), "replace": True,
@@ -369,7 +369,8 @@ def test_the_metadata_itself_can_be_the_body_with_options_as_parameters(app: Fla
     body = created.get_json()
     assert body["entity_id"] == NEW_SP and body["registered_by"] == "Dana" and body["options"]["sign"] == "both"
     again = client.post("/api/v1/sps", data=sp_metadata(), headers=XML)
-    assert assert_problem(again, 409)["detail"] == f"an SP {NEW_SP!r} exists; send replace: true to replace it"
+    assert assert_problem(again, 409)["detail"] == (
+        f'an SP {NEW_SP!r} exists; to replace it, send "replace": true (with an XML body: ?replace=true)')
     replaced = client.post("/api/v1/sps?replace=true", data=sp_metadata(), headers={**XML, "Content-Type": "text/xml"})
     assert replaced.status_code == 201 and replaced.get_json()["replaced"] is True
     fields = login_as(client, start(client).headers["Location"])

@@ -106,6 +106,10 @@ OUTPUT = {  # by the command's start: what it prints (stdout: what a script keep
     "saml-idp faults": ("stdout", r"(?m)^\s+expired\s+RSP009"),
     "curl -s -X POST http://127.0.0.1:8080/api/v1/next-login": ("stdout", r'"armed":\s*"alice"'),
     "curl -s http://127.0.0.1:8080/api/v1/next-login": ("stdout", r'"field":\s*"claims\.AccountNumber"'),
+    "curl -s -X POST http://127.0.0.1:8080/api/v1/sps": ("stdout", r'"source":\s*"api"'),
+    'curl -s -X POST "http://127.0.0.1:8080/api/v1/sps?replace=true': ("stdout", r'"replaced":\s*true'),
+    "curl -s http://127.0.0.1:8080/api/v1/sps": ("stdout", r'"source":\s*"file"[\s\S]*"sign":\s*"both"'),
+    "curl -s -G -X DELETE http://127.0.0.1:8080/api/v1/sps": ("stdout", r'"deleted":\s*"https://portal'),
 }
 FILES = {"saml-idp metadata > idp.xml": ("idp.xml", "<md:EntityDescriptor")}  # a command's file: what it holds
 MARKER = re.compile(r"<!--\s*not run:\s*(?P<why>.*?)\s*-->\s*$", re.S)
