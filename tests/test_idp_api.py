@@ -141,6 +141,21 @@ def test_the_api_refuses_anything_but_the_bearer_token(app: Flask, header: str) 
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+def test_every_api_route_as_each_caller_a_change_needs_the_token_a_list_does_not(app: Flask) -> None:
+    """Two callers: anyone, and the token's holder. Walked from the app's own URL map, so a new route
+    is walked too: every POST and DELETE (arming, registering, deleting) is refused without the
+    token before its body or parameters are read; every GET (a list) answers anyone."""
+    client = app.test_client()
+    for path, method in api_rules(app):
+        anyone = client.open(path, method=method)
+        holder = client.open(path, method=method, headers=BEARER)
+        if method == "GET":
+            assert anyone.status_code == holder.status_code == 200, (path, anyone.get_data(as_text=True)[:200])
+        else:
+            assert_problem(anyone, 401)
+            assert holder.status_code != 401, (path, method)
+
+
 def test_without_a_token_configured_the_api_is_open(tmp_path: Path) -> None:
     answer = make_idp(tmp_path).test_client().post("/api/v1/next-login", json={"persona": "alice"})
     assert answer.status_code == 200
