@@ -69,14 +69,19 @@ def _admit() -> None:
         raise Problem(400, f"{request.method} {request.path} takes no body")
 
 
+def token_matches(idp: IdPState, given: str) -> bool:
+    """Whether `given` is the IdP's api_token (compared in constant time); True when it has none."""
+    token = idp.settings.server.api_token
+    return not token or hmac.compare_digest(given.encode(), token.encode())
+
+
 def authorise(idp: IdPState) -> None:
     """Refuse (401) a call without the IdP's api_token, when it has one; every arming and registering call asks."""
-    token = idp.settings.server.api_token
-    if not token:
+    if not idp.settings.server.api_token:
         return
     # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive (RFC 9110 §11.1).
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    if scheme.lower() != "bearer" or not token_matches(idp, given):
         raise Problem(401, "this IdP requires Authorization: Bearer <api_token> for the automation API",
                       headers={"WWW-Authenticate": 'Bearer realm="saml-idp"'})
 
@@ -132,7 +137,8 @@ def next_login() -> tuple[Response, int]:
     except EditError as exc:
         raise Problem(400, f'"{exc.field}": {exc.message}', {"field": exc.field}) from None
     if sp is not None and persona is not None:  # judged now where the SP is known; else at the login
-        problem = fault_problem(idp, sp, edits.apply(persona), edits.chosen_faults())
+        chosen = tuple(dict.fromkeys((*(fault(f) for f in persona.faults), *edits.chosen_faults())))
+        problem = fault_problem(idp, sp, edits.apply(persona), chosen)
         if problem:
             raise Problem(400, problem)
     overridden = [key for key in OVERRIDES if key in body]

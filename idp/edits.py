@@ -10,10 +10,11 @@ an XML attribute can carry (:data:`TEXT_LIMIT`, :data:`VALUES_LIMIT`, no control
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from metadata.config import refused_character
 from metadata.saml import EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED
 
 from .errors import IdPError
@@ -26,9 +27,6 @@ VALUES_LIMIT = 100
 """Values of one claim, and claims of one response."""
 NAMEID_FORMATS = (EMAIL, PERSISTENT, TRANSIENT, UNSPECIFIED)
 """The formats the IdP can send (its metadata lists the same)."""
-_REFUSED = frozenset({"Cc", "Cs", "Co", "Cn"})
-"""Control characters, surrogates, private-use and unassigned code points: XML 1.0 cannot carry
-most of them, and none belongs in a claim."""
 
 Claims = dict[str, str | list[str]]
 
@@ -91,14 +89,14 @@ class Edits:
     def chosen_faults(self) -> tuple[Fault, ...]:
         return tuple(fault(f) for f in self.faults)
 
-    def as_json(self) -> str:
-        return json.dumps({"claims": self.claims, "nameid": self.nameid, "nameid_format": self.nameid_format,
-                           "faults": list(self.faults)})
+    def as_dict(self) -> dict[str, object]:
+        """As the store keeps it, inside an armed login (:mod:`idp.arming`)."""
+        return {"claims": self.claims, "nameid": self.nameid, "nameid_format": self.nameid_format,
+                "faults": list(self.faults)}
 
     @classmethod
-    def from_json(cls, raw: str) -> Edits:
-        """Read back what :meth:`as_json` wrote (the store's copy, checked when it was made)."""
-        kept = json.loads(raw)
+    def from_dict(cls, kept: Mapping[str, Any]) -> Edits:
+        """Read back what :meth:`as_dict` gave (the store's copy, checked when it was made)."""
         return cls(kept["claims"], kept["nameid"], kept["nameid_format"], tuple(kept["faults"]))
 
 
@@ -114,9 +112,9 @@ def checked_text(field: str, value: str) -> str:
     """`value` when a form and an XML attribute can carry it; EditError naming `field` otherwise."""
     if len(value.encode("utf-8", "surrogatepass")) > TEXT_LIMIT:
         raise EditError(field, f"longer than {TEXT_LIMIT // 1024} KiB")
-    for ch in value:
-        if unicodedata.category(ch) in _REFUSED or ch in "\ufffe\uffff":
-            raise EditError(field, f"holds a control or unassigned character (U+{ord(ch):04X}); remove it")
+    bad = refused_character(value)
+    if bad is not None:
+        raise EditError(field, f"holds a control or unassigned character (U+{ord(bad):04X}); remove it")
     return value
 
 
@@ -177,10 +175,26 @@ def edits_from_form(persona: Persona, rows: Sequence[tuple[str, str]], *, nameid
     """The login page's edit form for `persona`: its claim rows, NameID and format, and the fault
     picked; EditError naming the field at fault."""
     claims = form_claims(rows)
-    nameid = checked_text("NameID", nameid)
-    return Edits(claims=claims, nameid=nameid if nameid != persona.nameid else None,
-                 nameid_format=checked_format("NameID format", nameid_format),
-                 faults=checked_faults("fault", [picked] if picked else []))
+    nameid = checked_nameid("NameID", nameid)
+    edits = Edits(claims=claims, nameid=nameid if nameid != persona.nameid else None,
+                  nameid_format=checked_format("NameID format", nameid_format),
+                  faults=checked_faults("fault", [picked] if picked else []))
+    return not_replayed("fault", edits, bool(edits.changes(persona)))
+
+
+def checked_nameid(field: str, value: str) -> str:
+    if not value.strip():
+        raise EditError(field, "empty; to send an empty NameID, pick the fault empty-nameid")
+    return checked_text(field, value)
+
+
+def not_replayed(field: str, edits: Edits, edited: bool) -> Edits:
+    """`edits`, unless they are edits that the ``replay`` fault would drop: it sends the previous
+    response again as it was, so it carries no edit."""
+    if edited and "replay" in edits.faults:
+        raise EditError(field, "replay sends the previous response again as it was: it cannot carry edits; "
+                               "send the edits or the replay, one at a time")
+    return edits
 
 
 def edits_from_json(body: Mapping[str, object]) -> Edits:
@@ -190,10 +204,11 @@ def edits_from_json(body: Mapping[str, object]) -> Edits:
     faults = body.get("faults", [])
     if not isinstance(faults, list) or not all(isinstance(f, str) for f in faults):
         raise EditError("faults", "must be a list of fault IDs")
-    return Edits(claims=_json_claims(body.get("claims")),
-                 nameid=checked_text("nameid", nameid) if nameid is not None else None,
-                 nameid_format=checked_format("nameid_format", nameid_format),
-                 faults=checked_faults("faults", faults))
+    edits = Edits(claims=_json_claims(body.get("claims")),
+                  nameid=checked_nameid("nameid", nameid) if nameid is not None else None,
+                  nameid_format=checked_format("nameid_format", nameid_format),
+                  faults=checked_faults("faults", faults))
+    return not_replayed("faults", edits, any(key in body for key in ("claims", "nameid", "nameid_format")))
 
 
 def _json_text(body: Mapping[str, object], key: str) -> str | None:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from flask import Response, has_request_context, render_template, request
 
-from metadata.saml import EMAIL, NO_PASSIVE, PERSISTENT, RESPONDER, TRANSIENT, UNSPECIFIED
+from metadata.saml import BINDING_POST, EMAIL, NO_PASSIVE, PERSISTENT, RESPONDER, TRANSIENT, UNSPECIFIED
 from metadata.service_provider import default_acs as metadata_default_acs
 from metadata.signing import signature_method_for
 
@@ -152,8 +152,8 @@ def start_session(idp: IdPState, persona: Persona) -> tuple[str, Session]:
 
 def end_session(idp: IdPState, sid: str) -> None:
     idp.store.delete("session", sid)
-    for sp in idp.registry:  # a handful of SPs; what a session gave them goes with it
-        idp.store.delete(ISSUED, _issued_key(sid, sp.entity_id))
+    for entity_id in idp.registry.entity_ids:  # what a session gave each SP goes with it (at most a few hundred)
+        idp.store.delete(ISSUED, _issued_key(sid, entity_id))
 
 
 def issued_name(idp: IdPState, sp: RegisteredSP, pending: Pending, persona: Persona, session: Session,
@@ -315,6 +315,12 @@ def post_form(idp: IdPState, sid: str | None, pending: Pending, sp: RegisteredSP
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def answers_at(idp: IdPState, sp: RegisteredSP, acs: str) -> bool:
+    """Whether `acs` is still one of `sp`'s HTTP-POST ACS URLs, and allowed: a pending request keeps
+    the URL chosen at /sso, and the SP's registration may have changed since (SECURITY.md §5)."""
+    return acs_allowed(idp, acs) and any(a.location == acs and a.binding == BINDING_POST for a in sp.sp.acs)
 
 
 def acs_allowed(idp: IdPState, url: str) -> bool:

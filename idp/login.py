@@ -12,6 +12,7 @@ shown again with the field named, everything typed kept.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from flask import Blueprint, Response, request
 
@@ -102,15 +103,26 @@ def login_submit() -> Response:
     picked = request.form.get("fault", "")
     if picked and picked not in CATALOGUE:
         return _page(idp, token, pending, status=400, error=f"Unknown fault {picked!r}.")
-    return _complete(idp, token, persona, picked=(fault(picked),) if picked else ())
+    return _complete(idp, token, pending, persona, picked=(fault(picked),) if picked else (), refused=lambda problem:
+                     _page(idp, token, pending, status=400, error=f"Nothing was sent: {problem}."))
 
 
-def _complete(idp: IdPState, token: str, persona: Persona, *, picked: tuple[Fault, ...] = (),
-              edits: Edits | None = None) -> Response:
-    """Take the pending request (once: a second submit of the same form finds it gone) and answer it."""
+def _complete(idp: IdPState, token: str, pending: flow.Pending, persona: Persona, refused: Callable[[str], Response],
+              *, picked: tuple[Fault, ...] = (), edits: Edits | None = None) -> Response:
+    """Answer the pending request. What would stop the response is said before the request is taken
+    (`refused(problem)` shows the form again with it): faults that cannot go with these claims, or an
+    SP whose registration no longer has the ACS chosen at /sso. Then the request is taken (once: a
+    second submit of the same form finds it gone)."""
+    sp = idp.registry.get(pending.sp)
+    if sp is None or not flow.answers_at(idp, sp, pending.acs):
+        return render_page("sp_changed.html", status=409, pending=pending, gone=sp is None)
+    edits = edits or Edits()
+    chosen = tuple(dict.fromkeys((*(fault(f) for f in persona.faults), *picked, *edits.chosen_faults())))
+    problem = flow.fault_problem(idp, sp, edits.apply(persona), chosen)
+    if problem is not None:
+        return refused(problem)
     taken = flow.take_pending(idp, token)
-    sp = idp.registry.get(taken.sp) if taken else None
-    if taken is None or sp is None:
+    if taken is None:
         return render_page("expired.html", status=400)
     sid, session = flow.start_session(idp, persona)
     return signed_in(idp, sid, session, sp, taken, persona, picked=picked, edits=edits)
@@ -131,7 +143,9 @@ def _edited_login(idp: IdPState, token: str, pending: flow.Pending, persona: Per
     except EditError as exc:
         return _edit_page(idp, token, pending, persona, rows, nameid, nameid_format=nameid_format, picked=picked,
                           status=400, error=f"Nothing was sent. {exc.field}: {exc.message}.")
-    return _complete(idp, token, persona, edits=edits)
+    return _complete(idp, token, pending, persona, edits=edits, refused=lambda problem: _edit_page(
+        idp, token, pending, persona, rows, nameid, nameid_format=nameid_format, picked=picked, status=400,
+        error=f"Nothing was sent: {problem}."))
 
 
 def _authenticate(personas: dict[str, Persona]) -> Persona | None:

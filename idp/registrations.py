@@ -18,7 +18,7 @@ from datetime import datetime
 
 from lxml import etree
 
-from metadata.config import validate_config
+from metadata.config import refused_character, validate_config
 from metadata.errors import UnsafeXML
 from metadata.fetch import FetchPolicy
 from metadata.fetch_diagnostics import FetchError
@@ -39,6 +39,9 @@ log = logging.getLogger("idp")
 CHANGES = ("idp-sp-changes", "all")
 """The store list of changes to the runtime SPs, newest first (:func:`changes`)."""
 MAX_CHANGES = 100
+MAX_RUNTIME_SPS = 200
+"""SPs registered at runtime, at most: each list of SPs reads them all, and they stay within the
+registry's cache of parsed SPs (:data:`idp.registry.CACHED`)."""
 MAX_BY = 200
 """Characters of the free text saying who registered or deleted an SP."""
 MAX_FIELD = 2048
@@ -119,9 +122,10 @@ def text_field(name: str, value: object, limit: int = MAX_FIELD) -> str | None:
         raise Refused(400, f'"{name}" must be a string')
     if len(value) > limit:
         raise Refused(400, f'"{name}" is {len(value):,} characters long; at most {limit:,} are accepted')
-    bad = next((ch for ch in value if ch < " " or "\x7f" <= ch <= "\x9f"), None)
+    bad = refused_character(value)
     if bad is not None:
-        raise Refused(400, f'"{name}" contains a control character (U+{ord(bad):04X}); send it without one')
+        raise Refused(400, f'"{name}" contains a control or unassigned character (U+{ord(bad):04X}); '
+                           "send it without one")
     return value
 
 
@@ -199,6 +203,9 @@ def store(idp: IdPState, application: Application, checked: Checked, *, via: str
     if idp.registry.file_sp(entity_id) is not None:
         raise Refused(409, f"{entity_id!r} is registered in idp.toml: it is never replaced or deleted at runtime; "
                            "change it in idp.toml")
+    if not application.replace and len(idp.registry.stored_ids()) >= MAX_RUNTIME_SPS:
+        raise Refused(409, f"the IdP holds {MAX_RUNTIME_SPS} SPs registered at runtime, its limit: delete one "
+                           "it no longer needs first")
     at = _now(idp.clock())
     value = stored_value(checked.entity_xml, application.options, source=via, at=at, by=application.by,
                          metadata_url=application.metadata_url)

@@ -114,8 +114,13 @@ def _application(body: Mapping[str, object]) -> Application:
     replace = body.get("replace", False)
     if not isinstance(replace, bool):
         raise Refused(400, f'"replace" must be true or false, not {json_type(replace)}')
+    try:
+        data = metadata.encode() if metadata is not None else None
+    except UnicodeEncodeError as exc:  # JSON's \ud800 escape: a character no XML can hold
+        raise Refused(400, f'"metadata" holds a lone surrogate (U+{ord(exc.object[exc.start]):04X}): '
+                           "send the XML as UTF-8 text") from None
     return Application(
-        metadata=metadata.encode() if metadata is not None else None, metadata_url=url,
+        metadata=data, metadata_url=url,
         entity_id=text_field("entity_id", body.get("entity_id")),
         options=registrations.options_from({k: v for k, v in body.items() if k in STORED_OPTIONS}),
         by=text_field("by", body.get("by"), registrations.MAX_BY), replace=replace)

@@ -17,13 +17,13 @@ this page would be the way round it.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, field
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import registrations
+from .api import token_matches
 from .csrf import FIELD, csrf_token, csrf_valid
 from .registrations import Application, Checked, Refused, text_field
 from .registry import RegisteredSP
@@ -89,9 +89,7 @@ def post() -> Response:
 
 
 def _token_ok(idp: IdPState) -> bool:
-    token = idp.settings.server.api_token
-    given = request.form.get("api_token", "")
-    return not token or hmac.compare_digest(given.encode(), token.encode())
+    return token_matches(idp, request.form.get("api_token", ""))
 
 
 def _delete(idp: IdPState) -> Response:

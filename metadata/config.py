@@ -101,6 +101,23 @@ def quoted(value: object) -> str:
     return "".join(f"\\u{ord(ch):04x}" if unicodedata.category(ch) == "Cf" else ch for ch in shown)
 
 
+_UNCARRIED = frozenset({"Cc", "Cs", "Co", "Cn"})
+"""Control characters, lone surrogates, private-use and unassigned code points: XML 1.0 cannot carry
+most of them, UTF-8 cannot encode a lone surrogate, and none belongs in a value a person typed."""
+_UNSEEN = frozenset({"Cf", "Zl", "Zp"})
+"""Format and separator characters: invisible where a person reads the value back."""
+
+
+def refused_character(text: str, *, allowed: str = "", strict: bool = False) -> str | None:
+    """The first character of `text` that a typed value may not hold (besides those `allowed`):
+    one XML and a form cannot carry, and with `strict` one a reader would not see; None when there
+    is none. Every text field a person fills in is held to it (IdP edits and SP registrations,
+    the SE's interview answers)."""
+    refused = _UNCARRIED | _UNSEEN if strict else _UNCARRIED
+    return next((ch for ch in text if ch not in allowed and (
+        unicodedata.category(ch) in refused or ch in "\ufffe\uffff")), None)
+
+
 def _parse_toml(text: str, source: str, error: type[ConfigError]) -> Any:
     try:
         return tomllib.loads(text)

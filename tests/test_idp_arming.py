@@ -94,3 +94,10 @@ def test_the_marker_outlives_every_entry_armed_with_it(store: CountingStore, clo
     clock.now += arming.ARMED_TTL
     arming.arm_login(store, None, "bob")  # everything earlier expired; the marker comes back with this
     assert arming.take_login(store, SP) == ("bob", None)
+
+
+def test_a_login_armed_by_an_idp_before_edits_is_still_taken(store: CountingStore) -> None:
+    """During a rolling upgrade an older worker arms a bare persona ID; a newer one takes it."""
+    store.put(arming.LOGINS, SP, b"alice", arming.ARMED_TTL)
+    store.put(*arming.MARKER, b"1", arming.ARMED_TTL)
+    assert arming.take_login(store, SP) == ("alice", None)

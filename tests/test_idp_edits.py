@@ -246,5 +246,47 @@ def test_next_login_refuses_a_bad_override_naming_it(app: Flask, body: dict[str,
 def test_edits_survive_the_store_round_trip() -> None:
     edits = edits_from_json({"claims": {"A": ["1", "2"], "B": "3"}, "nameid": "n", "nameid_format": TRANSIENT,
                              "faults": ["expired"]})
-    assert Edits.from_json(edits.as_json()) == edits
+    assert Edits.from_dict(json.loads(json.dumps(edits.as_dict()))) == edits
     assert edits.apply(ALICE).claims == {"A": ["1", "2"], "B": "3"} and ALICE.claims["AccountNumber"] == "100200300"
+
+
+# ---- what would stop the response is said before the request is taken (review of issue 17) ----
+
+def test_a_fault_the_edited_claims_cannot_carry_shows_the_form_again_and_keeps_the_request(app: Flask) -> None:
+    client = app.test_client()
+    token = pending_token(client)
+    fields = edit_form(client, token)
+    only_email = {k: v for k, v in fields.items() if not k.startswith("claim-") or k.endswith("-1")}
+    status, page = send(client, {**only_email, "fault": "missing-required-claim"})
+    assert status == 400 and "Nothing was sent: " in page and "SAMLResponse" not in page
+    assert 'value="alice@example.com"' in page  # the form again, as typed
+    status, _ = send(client, edit_form(client, token))  # the request is still pending
+    assert status == 200
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ({"nameid": "  "}, "NameID: empty; to send an empty NameID, pick the fault empty-nameid"),
+    ({"claim-values-0": "1", "fault": "replay"}, "fault: replay sends the previous response again as it was"),
+])
+def test_an_edit_that_would_not_be_sent_as_shown_is_refused(app: Flask, change: dict[str, str], said: str) -> None:
+    client = app.test_client()
+    status, page = send(client, {**edit_form(client, pending_token(client)), **change})
+    assert status == 400 and "Nothing was sent. " + said in page
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"persona": "alice", "nameid": ""}, "nameid"),
+    ({"persona": "alice", "claims": {"A": "1"}, "faults": ["replay"]}, "faults"),
+])
+def test_next_login_refuses_overrides_that_would_not_be_sent(app: Flask, body: dict[str, object], field: str) -> None:
+    answer = app.test_client().post("/api/v1/next-login", json=body, headers=BEARER)
+    assert answer.status_code == 400 and answer.get_json()["field"] == field
+
+
+def test_next_login_judges_the_overrides_with_the_personas_own_faults(tmp_path: Path) -> None:
+    app = make_idp(tmp_path, api_token=TOKEN)
+    idp = app.extensions["saml_idp"]
+    idp.personas["alice"] = idp.personas["alice"].model_copy(update={"faults": ("missing-required-claim",)})
+    answer = app.test_client().post("/api/v1/next-login", headers=BEARER, json={
+        "persona": "alice", "sp": SP_ENTITY, "claims": {"Email": "a@example.com"}})
+    assert answer.status_code == 400 and "missing-required-claim" in answer.get_json()["detail"]

@@ -202,12 +202,14 @@ def test_encryption_with_the_sps_key(app: Flask) -> None:
     ({"metadata": sp_metadata(), "name_format": "ldap"}, '"name_format"'),
     ({"metadata": sp_metadata(), "colour": "red"}, "unknown keys: colour"),
     ({"metadata": sp_metadata(), "replace": "yes"}, '"replace"'),
-    ({"metadata": sp_metadata(), "by": "Dana\x00"}, '"by" contains a control character'),
-    ({"metadata": sp_metadata(), "by": "Dana\u0085"}, '"by" contains a control character'),
+    ({"metadata": sp_metadata(), "by": "Dana\x00"}, '"by" contains a control or unassigned character'),
+    ({"metadata": sp_metadata(), "by": "Dana\u0085"}, '"by" contains a control or unassigned character'),
     ({"metadata": sp_metadata(), "by": "D" * 201}, '"by" is 201 characters'),
-    ({"metadata": sp_metadata(), "entity_id": f"{NEW_SP}\n"}, '"entity_id" contains a control character'),
-    ({"metadata": sp_metadata(), "nameid_format": "urn:x\x1b"}, '"nameid_format" contains a control character'),
-    ({"metadata_url": "https://sp.example.com/\r\nmd"}, '"metadata_url" contains a control character'),
+    ({"metadata": sp_metadata(), "by": "\ud800"}, '"by" contains a control or unassigned character (U+D800)'),
+    ({"metadata": sp_metadata(), "entity_id": f"{NEW_SP}\n"}, '"entity_id" contains a control or unassigned'),
+    ({"metadata": sp_metadata(), "nameid_format": "urn:x\x1b"}, '"nameid_format" contains a control or unassigned'),
+    ({"metadata_url": "https://sp.example.com/\r\nmd"}, '"metadata_url" contains a control or unassigned'),
+    ({"metadata": "<md:EntityDescriptor \ud800/>"}, '"metadata" holds a lone surrogate (U+D800)'),
     ({"metadata": 7}, '"metadata" must be the XML as a string'),
     ({"metadata": sp_metadata(), "metadata_url": "https://sp.example.com/md"}, "not both"),
     ({}, "not neither"),
@@ -391,3 +393,33 @@ def test_a_bad_parameter_of_an_xml_body_is_refused_naming_it(app: Flask, query: 
     answer = app.test_client().post(f"/api/v1/sps{query}", data=sp_metadata() if body is None else body, headers=XML)
     assert said in str(assert_problem(answer, 400)["detail"])
     assert [s["source"] for s in app.test_client().get("/api/v1/sps").get_json()] == ["file"]
+
+
+# ---- a registration that changes while a login waits; the number of runtime SPs ------------------
+
+@pytest.mark.parametrize("change", ["replace", "delete"])
+def test_a_login_started_before_its_sp_changed_sends_nothing_to_the_old_acs(app: Flask, change: str) -> None:
+    client = app.test_client()
+    assert post(client, {"metadata": sp_metadata()}).status_code == 201
+    location = start(client).headers["Location"]  # the pending request keeps NEW_ACS
+    if change == "replace":
+        moved = sp_metadata(acs=[(BINDING_POST, "https://other.example.com/saml/acs")])
+        assert post(client, {"metadata": moved, "replace": True}).status_code == 201
+    else:
+        assert delete(client, NEW_SP).status_code == 200
+    token = location.split("request=", 1)[1]
+    answer = client.post("/login", data={"request": token, "persona": "alice"})
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 409 and "SAMLResponse" not in text and NEW_ACS in text
+    assert ("no longer registered" if change == "delete" else "no longer has this ACS URL") in text
+
+
+def test_the_number_of_runtime_sps_is_capped(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registrations, "MAX_RUNTIME_SPS", 2)
+    client = app.test_client()
+    for n in range(2):
+        assert post(client, {"metadata": sp_metadata(f"https://sp{n}.example.com")}).status_code == 201
+    third = post(client, {"metadata": sp_metadata("https://sp2.example.com")})
+    assert "holds 2 SPs registered at runtime, its limit" in str(assert_problem(third, 409)["detail"])
+    replaced = post(client, {"metadata": sp_metadata("https://sp1.example.com"), "replace": True})
+    assert replaced.status_code == 201  # a replacement adds none

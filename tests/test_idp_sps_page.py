@@ -131,8 +131,8 @@ def test_a_file_sp_has_no_delete_button_and_is_refused(app: Flask) -> None:
 
 
 @pytest.mark.parametrize(("fields", "said"), [
-    ({"metadata": sp_metadata(), "by": "Dana\x07"}, '"by" contains a control character'),
-    ({"metadata": sp_metadata(), "entity_id": "x\x00"}, '"entity_id" contains a control character'),
+    ({"metadata": sp_metadata(), "by": "Dana\x07"}, '"by" contains a control or unassigned character'),
+    ({"metadata": sp_metadata(), "entity_id": "x\x00"}, '"entity_id" contains a control or unassigned character'),
     ({"metadata": sp_metadata(), "metadata_url": "https://sp.example.com/md"}, "one way"),
     ({}, "one way"),
     ({"metadata": sp_metadata(), "sign": "everything"}, '"sign"'),

@@ -191,6 +191,9 @@ def test_req011_unknown_sp_names_the_entity_id() -> None:
     assert f"did you mean '{SP_ID}'" in found.message and found.expected == SP_ID
     [found] = findings(context(read(request_xml(issuer="https://sp.example.com\u202e")), sp=None))
     assert "\\u202e" in found.message and "\u202e" not in found.message
+    many = tuple(f"https://sp{n}.example.com" for n in range(25))
+    [found] = findings(context(sp=None, registered_entity_ids=many))
+    assert found.expected == ", ".join(many[:20]) + " and 5 more"  # a registry of hundreds stays readable
 
 
 def test_req012_issuer_missing() -> None:

@@ -11,11 +11,11 @@ metadata URL is compared as text, and only ever fetched, if at all, by the SSRF-
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from metadata.config import refused_character
 from metadata.crm import VENDORS as CRM_VENDORS
 from metadata.crm import CRMRecord
 from metadata.xml import visible
@@ -61,7 +61,6 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("sso_url", "SSO URL", "The IdP's SSO (sign-in) URL"),
 )
 LABELS = {key: label for key, label, _ in FIELDS} | {"notes": "call notes"}
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Co", "Cn"})
 
 
 class AnswerError(ValidatorError, ValueError):
@@ -100,11 +99,10 @@ def checked(key: str, value: str) -> str:
     limit = NOTES_LIMIT if key == "notes" else FIELD_LIMIT
     if len(text.encode("utf-8", "surrogatepass")) > limit:
         raise AnswerError(f"the {label} answer is longer than {limit // 1024} KiB")
-    allowed = "\n\t" if key == "notes" else ""
-    for ch in text:
-        if ch not in allowed and unicodedata.category(ch) in _INVISIBLE:
-            raise AnswerError(f"the {label} answer holds a control or invisible character (U+{ord(ch):04X}); "
-                              "type it again without it")
+    bad = refused_character(text, allowed="\n\t" if key == "notes" else "", strict=True)
+    if bad is not None:
+        raise AnswerError(f"the {label} answer holds a control or invisible character (U+{ord(bad):04X}); "
+                          "type it again without it")
     return text
 
 

@@ -80,6 +80,8 @@ __all__ = [
 MAX_AGE_SECONDS = 300
 """How old an IssueInstant may be before the clock skew is added."""
 MAX_SKEW_SECONDS = 300
+LISTED_SPS = 20
+"""Registered SP entity IDs named in REQ011's expected value; more are counted."""
 
 
 @dataclass(frozen=True)
@@ -152,8 +154,11 @@ def check_issuer(ctx: RequestContext) -> Iterator[Finding]:
         near = [e for e in ctx.registered_entity_ids if e.lower().rstrip("/") == req.issuer.lower().rstrip("/")]
         if near:
             message += f"; did you mean '{visible(near[0])}'?"
+        listed = ", ".join(ctx.registered_entity_ids[:LISTED_SPS]) + (
+            f" and {len(ctx.registered_entity_ids) - LISTED_SPS} more" if len(ctx.registered_entity_ids) > LISTED_SPS
+            else "")
         yield UNKNOWN_SP.finding(
-            message, expected=", ".join(ctx.registered_entity_ids) or "a registered SP entity ID",
+            message, expected=listed or "a registered SP entity ID",
             actual=visible(req.issuer), where=_where(ctx, "/saml:Issuer"))
 
 
