@@ -391,3 +391,41 @@ def test_an_edited_claim_reaches_the_sp_and_the_persona_keeps_its_own(
         assert csp_problems == []
     finally:
         context.close()
+
+
+def test_an_sp_registered_on_the_page_signs_in_without_a_restart(browser: Any, peers: Peers, tmp_path: Path) -> None:
+    """A second python3-saml SP, unknown to the IdP's settings: a person pastes its metadata at /sps
+    (no JavaScript), checks it, registers it, and a login from it is accepted at once."""
+    server = _bind()
+    other = ServiceProviderApp(origin=_origin(server), idp_origin=peers.idp_origin, idp_cert_pem=peers.sp.idp_cert_pem)
+    server.app = other.app()
+    thread = _serve(server)
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1000, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{other.origin}/login")
+        assert "REQ011" in page.inner_text("body")  # not registered yet: the IdP says so
+        page.goto(f"{peers.idp_origin}/sps")
+        page.get_by_label("SP metadata (XML)").fill(other.metadata())
+        page.get_by_label("Your name (kept with the change)").fill("Dana")
+        page.get_by_role("button", name="Check").click()
+        assert page.locator("#checked-entity").inner_text() == other.entity_id
+        assert "No error: this SP can be registered." in page.inner_text("#message")
+        page.get_by_role("button", name="Register").click()
+        assert page.inner_text("#message") == f"Registered {other.entity_id}."
+        assert "Dana" in page.inner_text("#changes")
+        page.screenshot(path=tmp_path / "idp-sps-registered.png", full_page=True)
+
+        page.goto(f"{other.origin}/login")
+        page.get_by_role("button", name="Sign in as alice").click()
+        page.wait_for_url(f"{peers.idp_origin}/login")
+        page.locator("form button[type=submit]").click()  # the auto-POST form's <noscript> button
+        page.wait_for_url(other.acs)
+        assert page.locator("#who").inner_text() == "signed in as alice@example.com", page.content()
+        assert other.accepted[-1]["claims"] == EXPECTED_CLAIMS
+    finally:
+        context.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
