@@ -423,3 +423,16 @@ def test_the_number_of_runtime_sps_is_capped(app: Flask, monkeypatch: pytest.Mon
     assert "holds 2 SPs registered at runtime, its limit" in str(assert_problem(third, 409)["detail"])
     replaced = post(client, {"metadata": sp_metadata("https://sp1.example.com"), "replace": True})
     assert replaced.status_code == 201  # a replacement adds none
+
+
+def test_a_login_from_a_known_sp_never_lists_the_store(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only an unknown issuer's REQ011 names the registered SPs, so only it lists the store's keys."""
+    client = app.test_client()
+    assert post(client, {"metadata": sp_metadata()}).status_code == 201
+    store = app.extensions["saml_idp"].store
+    listed: list[str] = []
+    real_keys = store.keys
+    monkeypatch.setattr(store, "keys", lambda ns: listed.append(ns) or real_keys(ns))
+    assert start(client).status_code == 303 and listed == []
+    unknown = start(client, issuer="https://unknown.example.com", request_id="_req_unknown")
+    assert unknown.status_code == 400 and NEW_SP in unknown.get_data(as_text=True) and listed == [STORED]
