@@ -20,6 +20,15 @@ def test_codes_are_unique_well_formed_and_documented() -> None:
         assert isinstance(r.severity, Severity)
 
 
+def test_a_rules_texts_are_prose_without_the_sources_line_breaks() -> None:
+    """Wrapped in the source for reading there, a text is one line of prose in a report (JSON, HTML):
+    never a line break and an indent in mid-sentence."""
+    for r in rules():
+        for text in (r.what, r.why, r.fix):
+            assert "\n" not in text and "  " not in text, (r.code, text)
+    assert get_rule("NET003").fix.startswith("Check the spelling of the host name with the partner, and that the name")
+
+
 def test_registering_a_code_twice_is_refused() -> None:
     with pytest.raises(ValueError, match="twice"):
         rule("MD001", "again", Severity.ERROR, "metadata", what="x", why="y", fix="z")

@@ -169,9 +169,15 @@ def rule(
         raise ValueError(f"rule code {code!r} is not FAMILY + three digits ({', '.join(FAMILIES)})")
     if code in _REGISTRY:
         raise ValueError(f"rule code {code} is registered twice")
-    registered = Rule(code, title, severity, subject, what.strip(), why.strip(), fix.strip(), example=example)
+    # The texts are prose, wrapped in the source for reading there: one space between words, so that
+    # JSON, HTML and a terminal each wrap them their own way (never a line break and indent mid-sentence).
+    registered = Rule(code, title, severity, subject, _prose(what), _prose(why), _prose(fix), example=example)
     _REGISTRY[code] = registered
     return registered
+
+
+def _prose(text: str) -> str:
+    return " ".join(text.split())
 
 
 def rules() -> Iterator[Rule]:
