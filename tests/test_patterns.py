@@ -173,7 +173,7 @@ def _hostile() -> dict[str, tuple[Callable[[str], object], list[str]]]:
                                     "https://auth.pingone.com/" + "a" * n]),
         # dev mode's banner finds <body> in a page; scanned, not searched with [^>]*
         "dev banner's body tag": (_after_body_tag, ["<body" * (n // 5), "<BODY " * (5 * n // 6), "<bodyx" * n]),
-        # a login type ID sent in a claim: [0-9]+, then its length before int()
+        # a login type ID sent in a claim: a digit scan, then its length before int()
         "login type ID sent": (lambda v: _login_type_problem(v, record), ["1" * 5 * n, "1" * 5 * n + "x",
                                                                           " " + "1" * 5 * n, "0" * 5 * n]),
     }

@@ -9,7 +9,6 @@ claim; it is only used to explain a miss.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -205,19 +204,24 @@ def _allowed(crm: ClaimTerms) -> str:
 _ID_DIGITS = len(str(MAX_LOGIN_TYPE_ID))
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only, at least one: a scan, no pattern (a claim's value is the partner's text)."""
+    return text.isascii() and text.isdigit()
+
+
 def _login_type_problem(value: str, crm: ClaimTerms) -> str | None:
     """Why `value` is not a login type ID of the record, or None when it is one."""
     ids = crm.login_type_ids
-    if re.fullmatch(r"[0-9]+", value) and (value == "0" or not value.startswith("0")):
+    if _digits(value) and (value == "0" or not value.startswith("0")):
         # Its length first: int() of thousands of digits is slow, and past 4,300 refused.
         if len(value) > _ID_DIGITS or int(value) > MAX_LOGIN_TYPE_ID:
             return (f"a number beyond {MAX_LOGIN_TYPE_ID}, the largest login type ID a CRM record holds "
                     "(a signed 32-bit integer), so not one of the biller's login type IDs")
         return None if int(value) in ids else "not one of the biller's login type IDs"
     stripped = value.strip()
-    if stripped != value and re.fullmatch(r"[0-9]+", stripped):
+    if stripped != value and _digits(stripped):
         return "a number with surrounding whitespace"
-    if re.fullmatch(r"[0-9]+", value):
+    if _digits(value):
         return "a number with leading zeros"
     named = [number for number, name in ids.items() if name.strip().lower() == stripped.lower()]
     if named:
