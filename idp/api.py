@@ -137,8 +137,7 @@ def next_login() -> tuple[Response, int]:
     except EditError as exc:
         raise Problem(400, f'"{exc.field}": {exc.message}', {"field": exc.field}) from None
     if sp is not None and persona is not None:  # judged now where the SP is known; else at the login
-        chosen = tuple(dict.fromkeys((*(fault(f) for f in persona.faults), *edits.chosen_faults())))
-        problem = fault_problem(idp, sp, edits.apply(persona), chosen)
+        problem = fault_problem(idp, sp, edits.apply(persona), edits.faults_with(persona))
         if problem:
             raise Problem(400, problem)
     overridden = [key for key in OVERRIDES if key in body]

@@ -89,6 +89,11 @@ class Edits:
     def chosen_faults(self) -> tuple[Fault, ...]:
         return tuple(fault(f) for f in self.faults)
 
+    def faults_with(self, persona: Persona, picked: tuple[Fault, ...] = ()) -> tuple[Fault, ...]:
+        """Every fault of the response: the persona's own (settings), those `picked` on the login
+        page, then these edits' own, each once."""
+        return tuple(dict.fromkeys((*(fault(f) for f in persona.faults), *picked, *self.chosen_faults())))
+
     def as_dict(self) -> dict[str, object]:
         """As the store keeps it, inside an armed login (:mod:`idp.arming`)."""
         return {"claims": self.claims, "nameid": self.nameid, "nameid_format": self.nameid_format,

@@ -117,8 +117,7 @@ def _complete(idp: IdPState, token: str, pending: flow.Pending, persona: Persona
     if sp is None or not flow.answers_at(idp, sp, pending.acs):
         return render_page("sp_changed.html", status=409, pending=pending, gone=sp is None)
     edits = edits or Edits()
-    chosen = tuple(dict.fromkeys((*(fault(f) for f in persona.faults), *picked, *edits.chosen_faults())))
-    problem = flow.fault_problem(idp, sp, edits.apply(persona), chosen)
+    problem = flow.fault_problem(idp, sp, edits.apply(persona), edits.faults_with(persona, picked))
     if problem is not None:
         return refused(problem)
     taken = flow.take_pending(idp, token)

@@ -30,7 +30,7 @@ from validator.findings import Finding, Severity
 
 from . import arming, flow
 from .edits import Edits
-from .faults import Fault, fault
+from .faults import Fault
 from .registry import RegisteredSP
 from .settings import Persona
 from .state import IdPState, state
@@ -152,8 +152,7 @@ def signed_in(idp: IdPState, sid: str, session: flow.Session, sp: RegisteredSP, 
     `maybe_armed`: :func:`arming.maybe_armed`'s answer for this request, if it was asked already."""
     edits = edits or Edits()
     edited = edits.apply(persona)
-    picked = (*picked, *edits.chosen_faults())
-    chosen = tuple(dict.fromkeys((*(fault(f) for f in persona.faults), *picked)))
+    chosen = edits.faults_with(persona, picked)
     problem = flow.fault_problem(idp, sp, edited, chosen)
     if problem is not None:
         log.warning("fault refused for %s: %s", sp.entity_id, problem)
