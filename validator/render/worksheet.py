@@ -4,10 +4,6 @@ and as a self-contained HTML page.
 Every value from the partner's metadata goes through `shown` first; Markdown table cells also
 have their pipes and backticks escaped, HTML is autoescaped by its template. Plain text needs no
 escape beyond `shown`: a terminal shows ``<tenant>`` and ``[Errno -2]`` as they are.
-
-Size: both worksheets (from the metadata, and from the call before any metadata) in their three
-formats live here, so that the sections they share (the five questions, the iframe verdict, the
-setup table) are written once and read alike in every format.
 """
 
 from __future__ import annotations
@@ -366,54 +362,13 @@ def render_call_text(sheet: CallSheet, title: str | None = None) -> str:
     return "\n".join(lines)
 
 
-_CALL_PAGE = """{% extends "page.html" %}
-{% block title %}SAML discovery worksheet: {{ title }} ({{ unverified }}){% endblock %}
-{% block style %}
-.sheet { table-layout: fixed; } .sheet td { white-space: normal; overflow-wrap: anywhere; }
-.answers th { width: 30%; text-transform: none; letter-spacing: 0; font-size: 14px; color: var(--ink); }
-.verdict-no { color: var(--error); font-weight: 700; }
-.verdict-possible { color: var(--pass); font-weight: 700; }
-.unverified { color: var(--warn, #a05a00); font-weight: 700; }
-pre.draft, pre.notes { background: var(--wash); border: 1px solid var(--rule); border-radius: 4px;
-  padding: 12px 14px; white-space: pre-wrap; word-break: break-all; }
-{% endblock %}
-{% block body %}
-<div class="page">
-<header>
-  <div class="eyebrow">SAML Preflight · discovery worksheet</div>
-  <div class="title"><h1>{{ title }}</h1><span class="badge badge-warn">{{ unverified }}</span></div>
-  <p class="unverified">From the call, not yet verified: check each answer against the partner's metadata.</p>
-</header>
-<main>
-<section>
-<h2>The five questions, as told on the call</h2>
-<div class="table-wrap"><table class="sheet answers">
-{% for question, lines in answers %}
-  <tr><th scope="row">{{ question }}</th><td>{% for line in lines %}<div>{{ line }}</div>{% endfor %}</td></tr>
-{% endfor %}
-</table></div>
-</section>
-{% if notes %}<section><h2>Call notes</h2><pre class="notes">{{ notes }}</pre></section>{% endif %}
-{% include "worksheet_setup.html" %}
-<section>
-<h2>Draft CRM record</h2>
-{% for label, filename, mimetype, text in downloads %}
-<p><a class="download" download="{{ filename }}"
-      href="data:{{ mimetype }};charset=utf-8,{{ text|urlencode }}">{{ label }}</a></p>
-{% endfor %}
-<pre class="draft">{{ draft }}</pre>
-</section>
-</main>
-</div>
-{% endblock %}
-"""
 
 
 def render_call_html(sheet: CallSheet, title: str | None = None,
                      downloads: tuple[tuple[str, str, str, str], ...] = ()) -> str:
     """The page from the call; `downloads` are (label, file name, media type, text) links, the web app's."""
     said = sheet.said
-    template = page_template("worksheet.html").environment.from_string(_CALL_PAGE)
-    return template.render(title=_call_title(said, title), unverified=UNVERIFIED, answers=call_answers(said),
-                           notes=shown(said.notes) if said.notes else None, draft=shown(sheet.draft),
-                           downloads=downloads, **_setup_context(sheet.iframe, sheet.hints, said.product_name))
+    return page_template("worksheet_call.html").render(
+        title=_call_title(said, title), unverified=UNVERIFIED, answers=call_answers(said),
+        notes=shown(said.notes) if said.notes else None, draft=shown(sheet.draft), downloads=downloads,
+        **_setup_context(sheet.iframe, sheet.hints, said.product_name))
